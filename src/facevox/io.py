@@ -1,0 +1,77 @@
+"""Reading and writing facevox files: atomic, contract-checked, with provenance."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .contract import PROVENANCE_KEY, check_table
+from .errors import InputError
+from .provenance import dumps
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    A killed or failed writer leaves no file at ``path`` (only a ``.tmp-*`` file
+    that the next successful run replaces), so Snakemake never sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_table(df: pd.DataFrame, path, schema: pa.Schema, provenance: dict) -> None:
+    """Write ``df`` as Parquet with exactly ``schema`` and the provenance in its metadata."""
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    check_table(table, schema, str(path))
+    table = table.replace_schema_metadata({PROVENANCE_KEY: dumps(provenance).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path, schema: pa.Schema | None = None) -> tuple[pd.DataFrame, dict]:
+    """Read a facevox Parquet file; return the frame and its provenance record."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(path, f"not a readable Parquet file ({exc})") from None
+    if schema is not None:
+        check_table(table, schema, str(path))
+    return table.to_pandas(), read_provenance_from(table.schema)
+
+
+def read_provenance(path) -> dict:
+    return read_provenance_from(pq.read_schema(path))
+
+
+def read_provenance_from(schema: pa.Schema) -> dict:
+    raw = (schema.metadata or {}).get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def write_json(obj, path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON file ({exc})") from None

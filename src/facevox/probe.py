@@ -1,0 +1,128 @@
+"""Stage `probe`: what is in a media file (container, streams, fps, duration, rotation).
+
+Rule: workflow/rules/probe.smk · Tests: tests/test_probe.py
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import InputError
+from .io import write_json
+from .media import _reason, open_media
+from .provenance import provenance
+
+
+def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _seconds(value, time_base) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _frame_times(container, stream) -> tuple[np.ndarray, bool]:
+    """Presentation times of every video packet (demux only, no decoding), sorted."""
+    pts = []
+    truncated = False
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size:
+                pts.append(packet.pts)
+    except av.FFmpegError:
+        truncated = True
+    times = np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base or 0)
+    return times, truncated
+
+
+def probe(path) -> dict:
+    """Describe the media file at ``path``; raise InputError if it cannot be read."""
+    path = Path(path)
+    with open_media(path) as container:
+        streams = [
+            {"index": s.index, "type": s.type, "codec": s.codec_context.name if s.codec_context else None}
+            for s in container.streams
+        ]
+        info: dict = {
+            "path": str(path),
+            "size_bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "container": container.format.name,
+            "duration_s": None if container.duration is None else container.duration / av.time_base,
+            "bit_rate": container.bit_rate,
+            "streams": streams,
+            "video": None,
+            "audio": None,
+            "truncated": False,
+        }
+        if container.streams.audio:
+            a = container.streams.audio[0]
+            info["audio"] = {
+                "codec": a.codec_context.name,
+                "sample_rate": a.sample_rate,
+                "channels": a.codec_context.layout.nb_channels if a.codec_context.layout else None,
+                "start_s": _seconds(a.start_time, a.time_base),
+                "duration_s": _seconds(a.duration, a.time_base),
+            }
+        if container.streams.video:
+            v = container.streams.video[0]
+            cc = v.codec_context
+            rotation = 0
+            try:  # the rotation lives in the frames' display matrix: decode one
+                first = next(container.decode(v))
+                rotation = int(getattr(first, "rotation", 0) or 0)
+            except (StopIteration, av.FFmpegError) as exc:
+                raise InputError(path, f"video stream has no decodable frame ({_reason(exc)})") from None
+            container.seek(0)
+            times, truncated = _frame_times(container, v)
+            intervals = np.diff(times)
+            tick = float(v.time_base or 0)
+            if intervals.size:
+                median = float(np.median(intervals))
+                # Variable frame rate: an interval that differs from the median by
+                # more than one tick of the time base (CFR files jitter by one tick).
+                vfr = bool(np.any(np.abs(intervals - median) > tick + 1e-9))
+                spread = {"min": float(intervals.min()), "median": median, "max": float(intervals.max())}
+            else:
+                vfr, spread = False, None
+            avg = v.average_rate or v.guessed_rate
+            width, height = cc.width, cc.height
+            if rotation % 180:
+                width, height = height, width
+            info["video"] = {
+                "codec": cc.name,
+                "pix_fmt": cc.pix_fmt,
+                "coded_width": cc.width,
+                "coded_height": cc.height,
+                "width": width,  # as displayed (rotation applied)
+                "height": height,
+                "rotation": rotation,
+                "avg_fps": float(avg) if avg else None,
+                "variable_frame_rate": vfr,
+                "frame_interval_s": spread,
+                "n_frames": int(times.size),
+                "n_frames_header": int(v.frames or 0),
+                "start_s": float(times[0]) if times.size else None,
+                "duration_s": _seconds(v.duration, v.time_base)
+                if v.duration
+                else (float(times[-1] - times[0] + (spread["median"] if spread else 0)) if times.size else None),
+            }
+            info["truncated"] = truncated
+    return info
+
+
+def run(video, out) -> dict:
+    """Probe ``video`` and write the description (with provenance) as JSON to ``out``."""
+    info = probe(video)
+    info["provenance"] = provenance("probe", inputs={"video": video})
+    write_json(info, out)
+    return info

@@ -1,0 +1,101 @@
+"""Stage `qa`: one quality record per video, collected into ``results/qa.tsv``.
+
+Fields (contract.QA_COLUMNS):
+
+* ``face_found_rate`` - share of decoded frames with a face.
+* ``longest_gap_s`` - longest stretch without a face, in seconds (from the
+  first missing frame's time to the next frame with a face, or the end).
+* ``audio_present`` / ``audio_status`` - see egemaps.py for the statuses.
+* ``voiced_fraction`` - share of eGeMAPS rows with F0 > 0.
+* ``duration_mismatch_s`` - audio duration minus video duration.
+* ``flags`` - comma-separated problems a researcher should look at.
+
+Rule: workflow/rules/qa.smk · Tests: tests/test_qa.py
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .contract import EGEMAPS_SCHEMA, F0_COLUMN, LANDMARKS_SCHEMA, QA_COLUMNS
+from .io import atomic_path, read_json, read_table, write_json
+
+#: Flag thresholds.
+LOW_FACE_RATE = 0.5
+LONG_GAP_S = 5.0
+DURATION_MISMATCH_S = 0.5
+
+
+def longest_gap_s(times: np.ndarray, success: np.ndarray, end_s: float) -> float:
+    """Longest run of frames without a face, measured on the container clock."""
+    longest, gap_start = 0.0, None
+    for t, ok in zip(times, success):
+        if not ok and gap_start is None:
+            gap_start = t
+        elif ok and gap_start is not None:
+            longest = max(longest, t - gap_start)
+            gap_start = None
+    if gap_start is not None:
+        longest = max(longest, end_s - gap_start)
+    return float(longest)
+
+
+def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.DataFrame,
+           egemaps_meta: dict) -> dict:
+    times = landmarks["timestamp_s"].to_numpy()
+    success = landmarks["success"].to_numpy(bool)
+    video = probe.get("video") or {}
+    interval = (video.get("frame_interval_s") or {}).get("median") or 0.0
+    video_duration = video.get("duration_s") or (float(times[-1] + interval) if len(times) else 0.0)
+    end_s = float(times[-1] + interval) if len(times) else 0.0
+    status = egemaps_meta.get("audio_status", "no_audio_stream")
+    audio_duration = float(egemaps_meta.get("audio_duration_s") or 0.0)
+    voiced = float((egemaps[F0_COLUMN] > 0).mean()) if len(egemaps) else 0.0
+    rec = {
+        "video_id": video_id,
+        "n_frames": int(len(landmarks)),
+        "video_duration_s": round(float(video_duration), 4),
+        "face_found_rate": round(float(success.mean()) if len(success) else 0.0, 4),
+        "longest_gap_s": round(longest_gap_s(times, success, end_s), 4),
+        "audio_present": probe.get("audio") is not None,
+        "audio_status": status,
+        "audio_duration_s": round(audio_duration, 4),
+        "voiced_fraction": round(voiced, 4),
+        "duration_mismatch_s": round(audio_duration - float(video_duration), 4)
+        if probe.get("audio") is not None else None,
+    }
+    flags = []
+    if rec["n_frames"] == 0:
+        flags.append("no_frames")
+    if rec["face_found_rate"] < LOW_FACE_RATE:
+        flags.append("low_face_rate")
+    if rec["longest_gap_s"] > LONG_GAP_S:
+        flags.append("long_face_gap")
+    if status != "ok":
+        flags.append(f"audio_{status}")
+    if rec["duration_mismatch_s"] is not None and abs(rec["duration_mismatch_s"]) > DURATION_MISMATCH_S:
+        flags.append("duration_mismatch")
+    if video.get("variable_frame_rate"):
+        flags.append("variable_frame_rate")
+    if probe.get("truncated"):
+        flags.append("truncated")
+    rec["flags"] = ",".join(flags)
+    return rec
+
+
+def run(video_id: str, probe_path, landmarks_path, egemaps_path, out) -> dict:
+    probe = read_json(probe_path)
+    lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+    eg, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
+    rec = record(video_id, probe, lm, eg, eg_meta)
+    write_json(rec, out)
+    return rec
+
+
+def collect(records, out) -> pd.DataFrame:
+    """Gather per-video QA JSON files into one TSV (one row per video, sorted by id)."""
+    rows = [read_json(p) for p in records]
+    df = pd.DataFrame(rows, columns=QA_COLUMNS).sort_values("video_id")
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, na_rep="NA")
+    return df

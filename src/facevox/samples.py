@@ -1,0 +1,102 @@
+"""The sample sheet: which videos a run covers, and what is known about each.
+
+A TSV (or CSV, by extension) with the columns of ``contract.SAMPLE_COLUMNS``:
+``video_id, path, subject_id, split, label, score, gender``.  Only ``video_id``
+and ``path`` must be filled; the rest may be empty for extraction-only runs.
+Lines whose first non-blank character is ``#`` are comments (a ``#`` inside a
+cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` is
+relative to the sheet's own folder.
+
+Validation collects every problem and reports them together, one line per
+problem, naming the line of the file as an editor shows it, e.g.
+``samples.tsv line 4 (video_id 'v 1'): video_id may only contain letters,
+digits, '.', '_' and '-'``.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .contract import SAMPLE_COLUMNS, SAMPLE_REQUIRED, SPLITS
+from .errors import InputError
+
+#: Safe as a file name on every platform and as a Snakemake wildcard value.
+VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class SampleSheetError(InputError):
+    def __init__(self, path, problems: list[str]):
+        self.problems = problems
+        super().__init__(path, f"{len(problems)} problem(s) in the sample sheet:\n  " + "\n  ".join(problems))
+
+
+def read_samples(path, check_files: bool = True) -> pd.DataFrame:
+    """Read and validate the sample sheet; return it indexed by ``video_id``.
+
+    ``path`` becomes an absolute path; empty optional cells become ``None``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "sample sheet not found")
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        # Keep the file's line numbers of the lines that are data (not comments, not blank).
+        kept = [(n, line) for n, line in enumerate(lines, start=1)
+                if line.strip() and not line.lstrip().startswith("#")]
+        line_numbers = [n for n, _ in kept[1:]]
+        df = pd.read_csv(io.StringIO("\n".join(line for _, line in kept)), sep=sep, dtype=str,
+                         keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"sample sheet is not a readable {'CSV' if sep == ',' else 'TSV'} ({exc})") from None
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in SAMPLE_REQUIRED if c not in df.columns]
+    if missing:
+        raise SampleSheetError(path, [f"missing required column(s) {missing}; found {list(df.columns)}"])
+    unknown = [c for c in df.columns if c not in SAMPLE_COLUMNS]
+    for c in SAMPLE_COLUMNS:
+        if c not in df.columns:
+            df[c] = ""
+    df = df[SAMPLE_COLUMNS + unknown].apply(lambda col: col.str.strip())
+
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    base = path.resolve().parent
+    resolved = []
+    for i, row in zip(line_numbers, df.itertuples(index=False)):
+        vid = row.video_id
+        where = f"{path.name} line {i} (video_id {vid!r})"
+        if not vid:
+            problems.append(f"{path.name} line {i}: video_id is empty")
+        elif not VIDEO_ID.match(vid):
+            problems.append(f"{where}: video_id may only contain letters, digits, '.', '_' and '-' "
+                            "(and must start with a letter or digit)")
+        elif vid in seen:
+            problems.append(f"{where}: duplicate video_id (first on line {seen[vid]})")
+        else:
+            seen[vid] = i
+        video = Path(row.path) if row.path else None
+        if video is not None and not video.is_absolute():
+            video = (base / video)
+        resolved.append(str(video.resolve()) if video is not None else "")
+        if video is None:
+            problems.append(f"{where}: path is empty")
+        elif check_files and not video.is_file():
+            problems.append(f"{where}: video file not found: {video}")
+        if row.split and row.split not in SPLITS:
+            problems.append(f"{where}: split must be one of {list(SPLITS)} or empty, got {row.split!r}")
+        if row.score:
+            try:
+                float(row.score)
+            except ValueError:
+                problems.append(f"{where}: score must be a number, got {row.score!r}")
+    if df.empty:
+        problems.append(f"{path.name}: the sample sheet lists no videos")
+    if problems:
+        raise SampleSheetError(path, problems)
+    df["path"] = resolved
+    df = df.replace({"": None})
+    return df.set_index("video_id", drop=False)

@@ -1,0 +1,155 @@
+"""Tests for facevox.config: schema defaults, validation, and the repository's config.yaml."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from facevox import config
+from facevox.config import ROOT, load_config, schema, stage_params
+from facevox.errors import FacevoxError
+
+REPO_CONFIG = ROOT / "config.yaml"
+
+LANDMARK_DEFAULTS = {
+    "detect_scale": 0.5,
+    "upsample": 0,
+    "redetect_every": 30,
+    "verify_every": 5,
+    "min_score": 0.0,
+    "threads": 1,
+}
+
+
+def test_landmark_defaults():
+    assert stage_params("landmarks") == LANDMARK_DEFAULTS
+
+
+@pytest.mark.parametrize("section, defaults", [
+    ("egemaps", {"silence_dbfs": -60.0}),
+    ("align", {"rate_hz": "native"}),
+])
+def test_other_defaults(section, defaults):
+    assert stage_params(section) == defaults
+    assert stage_params(section, {}) == defaults
+    assert stage_params(section, None) == defaults
+
+
+def test_override_keeps_the_other_defaults():
+    got = stage_params("landmarks", {"detect_scale": 1.0, "upsample": 2})
+    assert got == {**LANDMARK_DEFAULTS, "detect_scale": 1.0, "upsample": 2}
+
+
+@pytest.mark.parametrize("rate", ["native", 1, 0.5, 30])
+def test_valid_align_rates(rate):
+    assert stage_params("align", {"rate_hz": rate}) == {"rate_hz": rate}
+
+
+def test_params_are_not_mutated():
+    params = {"upsample": 1}
+    stage_params("landmarks", params)
+    assert params == {"upsample": 1}
+
+
+@pytest.mark.parametrize("section, params, where", [
+    ("landmarks", {"detect_scale": 0}, "landmarks.detect_scale"),  # exclusiveMinimum 0
+    ("landmarks", {"detect_scale": 2}, "landmarks.detect_scale"),  # maximum 1
+    ("landmarks", {"detect_scale": "half"}, "landmarks.detect_scale"),
+    ("landmarks", {"upsample": 3}, "landmarks.upsample"),
+    ("landmarks", {"upsample": 0.5}, "landmarks.upsample"),  # integer
+    ("landmarks", {"redetect_every": 0}, "landmarks.redetect_every"),
+    ("landmarks", {"verify_every": 0}, "landmarks.verify_every"),
+    ("landmarks", {"threads": 0}, "landmarks.threads"),
+    ("egemaps", {"silence_dbfs": "quiet"}, "egemaps.silence_dbfs"),
+    ("align", {"rate_hz": "fast"}, "align.rate_hz"),
+    ("align", {"rate_hz": -1}, "align.rate_hz"),
+    ("align", {"rate_hz": 0}, "align.rate_hz"),
+])
+def test_invalid_value_names_the_key(section, params, where):
+    with pytest.raises(FacevoxError) as info:
+        stage_params(section, params)
+    assert str(info.value).startswith(f"config {where}: ")
+
+
+def test_unknown_key_is_rejected():
+    with pytest.raises(FacevoxError) as info:
+        stage_params("landmarks", {"detect_scal": 0.5})
+    msg = str(info.value)
+    assert msg.startswith("config landmarks")
+    assert "detect_scal" in msg
+
+
+def test_unknown_section():
+    with pytest.raises(FacevoxError, match="unknown config section 'faces'"):
+        stage_params("faces")
+
+
+# --------------------------------------------------------------------------- config files
+def test_load_repo_config():
+    cfg = load_config(REPO_CONFIG)
+    assert set(cfg) == {"samples", "landmarks", "egemaps", "align"}
+    assert cfg["samples"] == "resources/demo/samples.tsv"
+    assert cfg["landmarks"] == LANDMARK_DEFAULTS
+    assert cfg["egemaps"] == {"silence_dbfs": -60.0}
+    assert cfg["align"] == {"rate_hz": "native"}
+
+
+def test_repo_config_equals_schema_defaults():
+    """config.yaml documents every key with its default: the two must agree."""
+    raw = yaml.safe_load(REPO_CONFIG.read_text())
+    for section, sub in schema()["properties"].items():
+        if sub.get("type") != "object":
+            continue
+        defaults = {k: v["default"] for k, v in sub["properties"].items()}
+        assert raw[section] == defaults, section
+
+
+def test_load_config_without_a_file_gives_defaults():
+    cfg = load_config()
+    assert cfg == {"landmarks": LANDMARK_DEFAULTS, "egemaps": {"silence_dbfs": -60.0},
+                   "align": {"rate_hz": "native"}}
+
+
+def test_load_config_fills_missing_sections_and_keys(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("landmarks:\n  upsample: 1\nalign:\n  rate_hz: 1\n")
+    cfg = load_config(path)
+    assert cfg["landmarks"] == {**LANDMARK_DEFAULTS, "upsample": 1}
+    assert cfg["egemaps"] == {"silence_dbfs": -60.0}
+    assert cfg["align"] == {"rate_hz": 1}
+    assert "samples" not in cfg
+
+
+def test_load_config_rejects_unknown_section(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("landmark:\n  upsample: 1\n")
+    with pytest.raises(FacevoxError, match=r"unknown key\(s\) \['landmark'\]"):
+        load_config(path)
+
+
+def test_load_config_reports_the_bad_key(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("landmarks:\n  detect_scale: 2\n")
+    with pytest.raises(FacevoxError, match=r"^config landmarks\.detect_scale: "):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", [None, "landmarks: [unclosed\n"], ids=["missing", "bad-yaml"])
+def test_load_config_unreadable(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(FacevoxError, match="cannot read config"):
+        load_config(path)
+
+
+def test_schema_is_the_workflow_schema():
+    assert config.SCHEMA_PATH == ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    assert set(schema()["properties"]) == {"samples", "landmarks", "egemaps", "align"}
+
+
+@pytest.mark.parametrize("text", ["align: native\n", "landmarks: 5\n"], ids=["align-scalar", "landmarks-int"])
+def test_section_that_is_not_a_mapping(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(FacevoxError, match=r"^config (align|landmarks)"):
+        load_config(path)

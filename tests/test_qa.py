@@ -1,0 +1,215 @@
+"""Tests for facevox.qa: per-video quality records and results/qa.tsv."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facevox import qa
+from facevox.contract import (
+    EGEMAPS_COLUMNS,
+    EGEMAPS_SCHEMA,
+    F0_COLUMN,
+    LANDMARK_COLUMNS,
+    LANDMARKS_SCHEMA,
+    QA_COLUMNS,
+)
+from facevox.io import read_json, write_json, write_table
+
+
+# --------------------------------------------------------------------------- longest_gap_s
+@pytest.mark.parametrize("times, success, end_s, expected", [
+    # one gap in the middle: first missing frame 0.25 -> next face 0.75
+    ([0.0, 0.25, 0.5, 0.75, 1.0], [1, 0, 0, 1, 1], 1.25, 0.75 - 0.25),
+    # two gaps, the longer one wins: 1 -> 2 (1 s) and 3 -> 6 (3 s)
+    ([0, 1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 0, 0, 1], 7.0, 6 - 3),
+    # a gap running to the end is measured to end_s: 2 -> 4
+    ([0, 1, 2, 3], [1, 1, 0, 0], 4.0, 4 - 2),
+    # no gap at all
+    ([0, 1, 2, 3], [1, 1, 1, 1], 4.0, 0.0),
+    # nothing found: from the first frame's time (1.0) to the end
+    ([1, 2, 3, 4], [0, 0, 0, 0], 5.0, 5 - 1),
+    # no frames
+    ([], [], 0.0, 0.0),
+], ids=["middle", "longest-of-two", "to-end", "none", "all-missing", "empty"])
+def test_longest_gap_s(times, success, end_s, expected):
+    got = qa.longest_gap_s(np.asarray(times, float), np.asarray(success, bool), end_s)
+    assert isinstance(got, float)
+    assert got == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------- record
+def landmarks(times, success) -> pd.DataFrame:
+    return pd.DataFrame({"timestamp_s": np.asarray(times, float), "success": np.asarray(success, bool)})
+
+
+def egemaps(f0) -> pd.DataFrame:
+    f0 = np.asarray(f0, np.float32)
+    return pd.DataFrame({c: (f0 if c == F0_COLUMN else np.zeros_like(f0)) for c in EGEMAPS_COLUMNS})
+
+
+def probe(duration_s=10.0, median=0.5, vfr=False, audio=True, truncated=False) -> dict:
+    return {
+        "video": {"duration_s": duration_s, "frame_interval_s": {"median": median},
+                  "variable_frame_rate": vfr},
+        "audio": {"codec": "aac", "sample_rate": 48000} if audio else None,
+        "truncated": truncated,
+    }
+
+
+#: 20 frames at 2 fps (t = 0, 0.5, ..., 9.5); frames 5..9 (t 2.5..4.5) have no face.
+TIMES = np.arange(20) * 0.5
+FACE = np.ones(20, bool)
+FACE[5:10] = False
+#: F0 of 8 eGeMAPS rows: 3 voiced (> 0); 0 and NaN are unvoiced.
+F0 = [0.0, 20.0, np.nan, 21.0, 0.0, 22.0, 0.0, 0.0]
+
+
+@pytest.fixture
+def good_record() -> dict:
+    return qa.record("vid1", probe(), landmarks(TIMES, FACE), egemaps(F0),
+                     {"audio_status": "ok", "audio_duration_s": 10.2})
+
+
+def test_record_fields(good_record):
+    assert list(good_record) == QA_COLUMNS
+    assert good_record == {
+        "video_id": "vid1",
+        "n_frames": 20,
+        "video_duration_s": 10.0,
+        "face_found_rate": 15 / 20,  # 0.75
+        "longest_gap_s": 5.0 - 2.5,  # first missing frame 2.5 s, next face 5.0 s
+        "audio_present": True,
+        "audio_status": "ok",
+        "audio_duration_s": 10.2,
+        "voiced_fraction": 3 / 8,  # 0.375
+        "duration_mismatch_s": pytest.approx(10.2 - 10.0),
+        "flags": "",
+    }
+
+
+def test_face_found_rate_is_rounded_to_four_places():
+    rec = qa.record("v", probe(), landmarks([0, 0.5, 1.0], [1, 1, 0]), egemaps([1.0]),
+                    {"audio_status": "ok", "audio_duration_s": 10.0})
+    assert rec["face_found_rate"] == 0.6667  # 2/3
+    assert rec["longest_gap_s"] == 1.5 - 1.0  # gap to the end: last frame 1.0 + median interval 0.5
+
+
+def test_video_duration_falls_back_to_the_frames():
+    rec = qa.record("v", probe(duration_s=None), landmarks(TIMES, FACE), egemaps(F0),
+                    {"audio_status": "ok", "audio_duration_s": 10.0})
+    assert rec["video_duration_s"] == 9.5 + 0.5  # last frame + one median interval
+    assert rec["duration_mismatch_s"] == 0.0
+
+
+@pytest.mark.parametrize("kwargs, face, meta, flags", [
+    # 9/20 = 0.45 < 0.5; gap 4.5 s -> end 10.0 s = 5.5 s > 5
+    ({}, [1] * 9 + [0] * 11, {"audio_status": "ok", "audio_duration_s": 10.0},
+     "low_face_rate,long_face_gap"),
+    # exactly 0.5 is not low; gap 5.0 s -> end 10.0 s is exactly 5.0 s, not > 5
+    ({}, [1] * 10 + [0] * 10, {"audio_status": "ok", "audio_duration_s": 10.0}, ""),
+    ({}, [1] * 20, {"audio_status": "silent", "audio_duration_s": 10.0}, "audio_silent"),
+    ({}, [1] * 20, {"audio_status": "ok", "audio_duration_s": 9.4}, "duration_mismatch"),  # -0.6
+    ({}, [1] * 20, {"audio_status": "ok", "audio_duration_s": 10.5}, ""),  # +0.5 is allowed
+    ({"vfr": True}, [1] * 20, {"audio_status": "ok", "audio_duration_s": 10.0}, "variable_frame_rate"),
+    ({"truncated": True}, [1] * 20, {"audio_status": "truncated", "audio_duration_s": 6.0},
+     "audio_truncated,duration_mismatch,truncated"),
+], ids=["low-face", "thresholds-inclusive", "silent", "mismatch", "mismatch-edge", "vfr",
+        "truncated"])
+def test_flags(kwargs, face, meta, flags):
+    rec = qa.record("v", probe(**kwargs), landmarks(TIMES, face), egemaps(F0), meta)
+    assert rec["flags"] == flags
+
+
+def test_long_face_gap_alone():
+    # 40 frames at 2 fps (0 .. 19.5 s); frames 4..14 missing: from t 2.0 to the next face at 7.5
+    times = np.arange(40) * 0.5
+    face = [1] * 4 + [0] * 11 + [1] * 25
+    rec = qa.record("v", probe(duration_s=20.0), landmarks(times, face), egemaps(F0),
+                    {"audio_status": "ok", "audio_duration_s": 20.0})
+    assert rec["longest_gap_s"] == 7.5 - 2.0
+    assert rec["face_found_rate"] == 29 / 40  # 0.725: not low
+    assert rec["flags"] == "long_face_gap"
+
+
+def test_no_audio_stream():
+    rec = qa.record("v", probe(audio=False), landmarks(TIMES, FACE), egemaps([]),
+                    {"audio_status": "no_audio_stream", "audio_duration_s": 0.0})
+    assert rec["audio_present"] is False
+    assert rec["audio_status"] == "no_audio_stream"
+    assert rec["voiced_fraction"] == 0.0
+    assert rec["duration_mismatch_s"] is None  # no audio: nothing to compare
+    assert rec["flags"] == "audio_no_audio_stream"
+
+
+def test_missing_audio_status_means_no_audio_stream():
+    rec = qa.record("v", probe(audio=False), landmarks(TIMES, FACE), egemaps([]), {})
+    assert rec["audio_status"] == "no_audio_stream"
+    assert rec["audio_duration_s"] == 0.0
+    assert rec["flags"] == "audio_no_audio_stream"
+
+
+def test_no_frames():
+    rec = qa.record("v", {"video": None, "audio": None}, landmarks([], []), egemaps([]), {})
+    assert rec["n_frames"] == 0
+    assert rec["video_duration_s"] == 0.0
+    assert rec["face_found_rate"] == 0.0
+    assert rec["longest_gap_s"] == 0.0
+    assert rec["flags"] == "no_frames,low_face_rate,audio_no_audio_stream"
+
+
+# --------------------------------------------------------------------------- run / collect
+def test_run_writes_the_record(tmp_path):
+    n = len(TIMES)
+    lm = {"frame": np.arange(n, dtype=np.int32), "timestamp_s": TIMES, "success": FACE,
+          "detected": np.ones(n, bool), "confidence": np.ones(n, np.float32)}
+    lm.update({c: np.zeros(n, np.float32) for c in ["box_left", "box_top", "box_width", "box_height"]})
+    lm.update({c: np.zeros(n, np.float32) for c in LANDMARK_COLUMNS})
+    eg = egemaps(F0)
+    eg.insert(0, "start_s", np.arange(len(F0)) * 0.01)
+    eg.insert(1, "end_s", np.arange(len(F0)) * 0.01 + 0.02)
+    write_table(pd.DataFrame(lm), tmp_path / "lm.parquet", LANDMARKS_SCHEMA, {"stage": "landmarks"})
+    write_table(eg, tmp_path / "eg.parquet", EGEMAPS_SCHEMA,
+                {"stage": "egemaps", "audio_status": "ok", "audio_duration_s": 10.2})
+    write_json(probe(), tmp_path / "probe.json")
+
+    rec = qa.run("vid1", tmp_path / "probe.json", tmp_path / "lm.parquet", tmp_path / "eg.parquet",
+                 tmp_path / "qa" / "vid1.json")
+    assert read_json(tmp_path / "qa" / "vid1.json") == rec
+    assert (rec["face_found_rate"], rec["longest_gap_s"], rec["voiced_fraction"]) == (0.75, 2.5, 0.375)
+
+
+def test_collect_writes_sorted_tsv_in_contract_order(tmp_path):
+    recs = {
+        "c": qa.record("c", probe(), landmarks(TIMES, FACE), egemaps(F0),
+                       {"audio_status": "ok", "audio_duration_s": 10.0}),
+        "a": qa.record("a", probe(audio=False), landmarks(TIMES, FACE), egemaps([]), {}),
+        "b": qa.record("b", probe(vfr=True), landmarks(TIMES, [1] * 20), egemaps(F0),
+                       {"audio_status": "silent", "audio_duration_s": 9.0}),
+    }
+    paths = []
+    for vid, rec in recs.items():  # written c, a, b
+        write_json(rec, tmp_path / "qa" / f"{vid}.json")
+        paths.append(tmp_path / "qa" / f"{vid}.json")
+
+    out = tmp_path / "qa.tsv"
+    df = qa.collect(paths, out)
+    assert df["video_id"].tolist() == ["a", "b", "c"]
+
+    lines = out.read_text().splitlines()
+    assert lines[0].split("\t") == QA_COLUMNS
+    rows = [dict(zip(QA_COLUMNS, line.split("\t"))) for line in lines[1:]]
+    assert [r["video_id"] for r in rows] == ["a", "b", "c"]
+    assert rows[0] == {
+        "video_id": "a", "n_frames": "20", "video_duration_s": "10.0", "face_found_rate": "0.75",
+        "longest_gap_s": "2.5", "audio_present": "False", "audio_status": "no_audio_stream",
+        "audio_duration_s": "0.0", "voiced_fraction": "0.0", "duration_mismatch_s": "NA",
+        "flags": "audio_no_audio_stream",
+    }
+    assert rows[1]["flags"] == "audio_silent,duration_mismatch,variable_frame_rate"
+    assert rows[1]["duration_mismatch_s"] == "-1.0"
+    assert rows[1]["face_found_rate"] == "1.0"
+    assert rows[2]["flags"] == ""
+    assert rows[2]["voiced_fraction"] == "0.375"
+    # no temporary file is left beside the output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qa", "qa.tsv"]

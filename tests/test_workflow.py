@@ -1,0 +1,117 @@
+"""The Snakemake workflow end to end: DAG, a real 2-video run, stale-only reruns."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from facevox.contract import ALIGNED_SCHEMA
+from facevox.io import read_table
+
+REPO = Path(__file__).resolve().parents[1]
+PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align_features", "qa_video")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args],
+        capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_outputs(workdir: Path, *args: str) -> set[str]:
+    """Outputs of the jobs a dry run would execute."""
+    out = snakemake(workdir, "-n", *args).stdout
+    return set(re.findall(r"^\s+output: (.+)$", out, flags=re.M)) - {""}
+
+
+def write_project(workdir: Path, videos: dict[str, Path], **config) -> None:
+    (workdir / "videos").mkdir(parents=True, exist_ok=True)
+    rows = ["video_id\tpath\tsubject_id\tsplit\tlabel\tscore\tgender"]
+    for i, (vid, src) in enumerate(videos.items()):
+        shutil.copyfile(src, workdir / "videos" / src.name)
+        rows.append(f"{vid}\tvideos/{src.name}\ts{i}\t\t\t\t")
+    (workdir / "samples.tsv").write_text("\n".join(rows) + "\n")
+    lines = ["samples: samples.tsv"] + [f"{k}: {v}" for k, v in config.items()]
+    (workdir / "config.yaml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, talking_video, feat_media):
+    workdir = tmp_path_factory.mktemp("project")
+    write_project(workdir, {"talking": talking_video, "single": feat_media / "single_face.mp4"})
+    return workdir
+
+
+def test_dry_run_dag(project):
+    outputs = planned_outputs(project)
+    for vid in ("talking", "single"):
+        assert f"results/probe/{vid}.json" in outputs
+        assert f"results/landmarks/{vid}.parquet" in outputs
+        assert f"results/aligned/{vid}.parquet" in outputs
+    assert "results/qa.tsv" in outputs
+    assert len(outputs) == 2 * len(PER_VIDEO_RULES) + 1
+
+
+@pytest.mark.slow
+def test_real_run_then_stale_only_reruns(project, feat_media):
+    snakemake(project, "--cores", "2")
+    qa = pd.read_csv(project / "results/qa.tsv", sep="\t")
+    assert list(qa["video_id"]) == ["single", "talking"]
+    talking = qa.set_index("video_id").loc["talking"]
+    assert talking["face_found_rate"] >= 0.95 and talking["audio_status"] == "ok"
+    assert talking["voiced_fraction"] > 0.2
+    aligned, meta = read_table(project / "results/aligned/talking.parquet", ALIGNED_SCHEMA)
+    assert len(aligned) == 72 and aligned["audio_success"].mean() > 0.95
+    assert meta["params"]["rate_hz"] == "native"
+    for rule in PER_VIDEO_RULES:  # every rule logs and benchmarks
+        assert (project / f"results/logs/{rule}/talking.log").exists()
+        assert (project / f"results/benchmarks/{rule}/talking.tsv").exists()
+    assert "landmarks" in (project / "results/logs/landmarks/talking.log").read_text()
+
+    # Nothing to do on a second run.
+    assert planned_outputs(project) == set()
+    # touch alone (same content) makes nothing stale (Snakemake checksums small inputs).
+    os.utime(project / "videos/single_face.mp4")
+    assert planned_outputs(project) == set()
+
+    # New content for one video: only its chain and the aggregate rerun.
+    shutil.copyfile(feat_media / "no_face.mp4", project / "videos/single_face.mp4")
+    assert planned_outputs(project) == {
+        *(f"results/{d}/single.{ext}" for d, ext in
+          [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"),
+           ("aligned", "parquet"), ("qa", "json")]),
+        "results/qa.tsv",
+    }
+
+    # A changed stage parameter reruns that stage and what depends on it, for every video.
+    config = project / "config.yaml"
+    config.write_text(config.read_text() + "align:\n  rate_hz: 1\n")
+    assert planned_outputs(project) >= {"results/aligned/talking.parquet", "results/aligned/single.parquet"}
+    assert "results/landmarks/talking.parquet" not in planned_outputs(project)
+
+
+def test_bad_sample_sheet_fails_with_row_message(tmp_path, feat_media):
+    write_project(tmp_path, {"ok": feat_media / "single_face.mp4"})
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(sheet.read_text() + "bad id\tvideos/missing.mp4\ts9\t\t\t\t\n")
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "samples.tsv line 3 (video_id 'bad id')" in text
+    assert "video file not found" in text
+
+
+def test_bad_config_value_is_rejected(tmp_path, feat_media):
+    write_project(tmp_path, {"ok": feat_media / "single_face.mp4"}, landmarks="{detect_scale: 3}")
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert "detect_scale" in proc.stdout + proc.stderr

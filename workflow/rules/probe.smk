@@ -1,0 +1,15 @@
+# probe: container, streams, fps (and whether variable), frames, duration, audio, rotation.
+# -> facevox.probe.run · tests/test_probe.py
+rule probe:
+    input:
+        video=video_path,
+    output:
+        "results/probe/{video}.json",
+    log:
+        "results/logs/probe/{video}.log",
+    benchmark:
+        "results/benchmarks/probe/{video}.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox probe {input.video:q} {output:q} > {log:q} 2>&1"

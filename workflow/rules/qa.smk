@@ -1,0 +1,32 @@
+# qa: one quality record per video (face-found rate, gaps, audio), then results/qa.tsv.
+# -> facevox.qa.run / facevox.qa.collect · tests/test_qa.py
+rule qa_video:
+    input:
+        probe="results/probe/{video}.json",
+        landmarks="results/landmarks/{video}.parquet",
+        egemaps="results/egemaps/{video}.parquet",
+    output:
+        "results/qa/{video}.json",
+    log:
+        "results/logs/qa_video/{video}.log",
+    benchmark:
+        "results/benchmarks/qa_video/{video}.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox qa {wildcards.video} {input.probe:q} {input.landmarks:q} {input.egemaps:q} {output:q} > {log:q} 2>&1"
+
+
+rule qa:
+    input:
+        expand("results/qa/{video}.json", video=VIDEOS),
+    output:
+        "results/qa.tsv",
+    log:
+        "results/logs/qa.log",
+    benchmark:
+        "results/benchmarks/qa.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox qa-collect {output:q} {input:q} > {log:q} 2>&1"
