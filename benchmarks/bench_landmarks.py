@@ -6,11 +6,12 @@ Prints (and writes as Markdown):
 * frames/s of PyAV decode-only, OpenCV decode-only (reference), the facevox
   landmark stage (decode + detect + track + Parquet write), and the ratio
   stage / PyAV decode-only (the decoder the stage uses);
-* the cost of each dlib call (shape predictor, detector on the shrunk frame,
-  verification region, full-resolution detector);
+* the cost of each call (shape predictor: facevox.shape_model and dlib's own;
+  detector on the shrunk frame, verification region, full resolution);
 * accuracy: mean landmark distance to per-frame full-resolution detection, in %
   of the inter-ocular distance, for facevox's tracker and for a naive tracker
-  that hands the predictor the previous landmarks' bounding box.
+  that hands the predictor the previous landmarks' bounding box.  The reference is
+  plain dlib: its detector and its own predictor on every frame.
 
 The process is pinned to one core (sched_setaffinity) and every library to one thread.
 """
@@ -78,7 +79,7 @@ def accuracy(path, tracker_params=None, naive: bool = False) -> tuple[float, flo
     """Mean and 95th percentile landmark error (% of IOD) against per-frame full-res detection."""
     original = landmarks.canonical_box
     if naive:
-        landmarks.canonical_box = lambda p: (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max())
+        landmarks.canonical_box = lambda p, _=None: (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max())
     try:
         tracker = landmarks.FaceTracker(tracker_params)
         errors = []
@@ -109,8 +110,11 @@ def main(argv=None) -> int:
 
     t_pyav = best_of(lambda: pyav_decode(video), a.repeats)
     t_cv = best_of(lambda: opencv_decode(video), a.repeats)
+    landmarks.FaceTracker()  # compile / load the numba predictor outside the timings
     with tempfile.TemporaryDirectory() as tmp:
         t_stage = best_of(lambda: landmarks.run(video, Path(tmp) / "lm.parquet"), a.repeats)
+        t_stage_dlib = best_of(lambda: landmarks.run(video, Path(tmp) / "lm.parquet", {"predictor": "dlib"}),
+                               a.repeats)
     df = landmarks.extract(video)
 
     tracker = landmarks.FaceTracker()
@@ -119,15 +123,18 @@ def main(argv=None) -> int:
     small = cv2.resize(gray, None, fx=tracker.p["detect_scale"], fy=tracker.p["detect_scale"],
                        interpolation=cv2.INTER_AREA)
     calls = {
-        "shape predictor (68 points)": per_call_ms(lambda: tracker.predict(gray, face.box)),
+        "shape predictor, facevox.shape_model (numba)": per_call_ms(lambda: tracker.predict(gray, face.box)),
+        "shape predictor, dlib's own": per_call_ms(lambda: tracker.dlib_predict(gray, face.box)),
         f"detector, frame x{tracker.p['detect_scale']}": per_call_ms(lambda: tracker.detector.run(small, 0, 0.0), 50),
         "detector, verification region": per_call_ms(lambda: tracker.verify(gray, face.box), 50),
         "detector, full resolution": per_call_ms(lambda: tracker.detector.run(gray, 0, 0.0), 20),
     }
     ours = accuracy(video)
+    ours_dlib = accuracy(video, {"predictor": "dlib"})
     naive = accuracy(video, naive=True)
 
-    fps = {"PyAV decode-only": n / t_pyav, "OpenCV decode-only": n / t_cv, "landmark stage": n / t_stage}
+    fps = {"PyAV decode-only": n / t_pyav, "OpenCV decode-only": n / t_cv, "landmark stage": n / t_stage,
+           "landmark stage, predictor: dlib": n / t_stage_dlib}
     ratio = fps["landmark stage"] / fps["PyAV decode-only"]
     p = tracker.p
     lines = [
@@ -148,13 +155,14 @@ def main(argv=None) -> int:
         f"Face found in {100 * df['success'].mean():.1f} % of frames; detector ran (full frame or "
         f"verification region) on {100 * df['detected'].mean():.1f} % of frames.",
         "",
-        "| dlib call | ms per call |",
+        "| call | ms per call |",
         "|---|---:|",
         *[f"| {k} | {v:.2f} |" for k, v in calls.items()],
         "",
         "| tracker | mean error, % IOD | 95th pct, % IOD |",
         "|---|---:|---:|",
         f"| facevox (canonical detector-convention box) | {ours[0]:.2f} | {ours[1]:.2f} |",
+        f"| facevox, predictor: dlib | {ours_dlib[0]:.2f} | {ours_dlib[1]:.2f} |",
         f"| naive (previous landmarks' bounding box) | {naive[0]:.2f} | {naive[1]:.2f} |",
         "",
         "Error: mean distance over the 68 points to landmarks from per-frame full-resolution "

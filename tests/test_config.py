@@ -17,6 +17,7 @@ LANDMARK_DEFAULTS = {
     "verify_every": 5,
     "min_score": 0.0,
     "threads": 1,
+    "predictor": "numba",
 }
 
 
@@ -59,6 +60,7 @@ def test_params_are_not_mutated():
     ("landmarks", {"redetect_every": 0}, "landmarks.redetect_every"),
     ("landmarks", {"verify_every": 0}, "landmarks.verify_every"),
     ("landmarks", {"threads": 0}, "landmarks.threads"),
+    ("landmarks", {"predictor": "opencv"}, "landmarks.predictor"),
     ("egemaps", {"silence_dbfs": "quiet"}, "egemaps.silence_dbfs"),
     ("align", {"rate_hz": "fast"}, "align.rate_hz"),
     ("align", {"rate_hz": -1}, "align.rate_hz"),
