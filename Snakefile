@@ -23,11 +23,13 @@ include: "workflow/rules/probe.smk"
 include: "workflow/rules/egemaps.smk"
 include: "workflow/rules/landmarks.smk"
 include: "workflow/rules/align.smk"
+include: "workflow/rules/aligned_faces.smk"
+include: "workflow/rules/action_units.smk"
+include: "workflow/rules/fau_windows.smk"
 include: "workflow/rules/qa.smk"
 
 
 rule all:
     input:
-        expand("results/aligned/{video}.parquet", video=VIDEOS),
-        "results/qa.tsv",
+        final_targets(),
     default_target: True

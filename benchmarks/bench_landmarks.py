@@ -84,8 +84,8 @@ def accuracy(path, tracker_params=None, naive: bool = False) -> tuple[float, flo
         tracker = landmarks.FaceTracker(tracker_params)
         errors = []
         for frame in iter_gray_frames(path):
-            face = tracker.step(frame.gray)
-            ref = landmarks.reference_points(tracker, frame.gray)
+            face = tracker.step(frame.image)
+            ref = landmarks.reference_points(tracker, frame.image)
             if face is None or ref is None:
                 continue
             errors.append(np.linalg.norm(face.points - ref, axis=1).mean() / landmarks.inter_ocular(ref))
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     cv2.setNumThreads(1)
     video = Path(a.video)
     n = pyav_decode(video)
-    landmarks._dlib_models()  # load once, outside the timings (~1 s)
+    landmarks._dlib_predictor()  # load once, outside the timings (~1 s)
 
     t_pyav = best_of(lambda: pyav_decode(video), a.repeats)
     t_cv = best_of(lambda: opencv_decode(video), a.repeats)
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     df = landmarks.extract(video)
 
     tracker = landmarks.FaceTracker()
-    gray = np.ascontiguousarray(next(iter(iter_gray_frames(video))).gray)
+    gray = np.ascontiguousarray(next(iter(iter_gray_frames(video))).image)
     face = tracker.step(gray)
     small = cv2.resize(gray, None, fx=tracker.p["detect_scale"], fy=tracker.p["detect_scale"],
                        interpolation=cv2.INTER_AREA)

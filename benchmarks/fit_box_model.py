@@ -28,7 +28,7 @@ def samples(videos, every: int):
         for frame in iter_gray_frames(video):
             if frame.index % every:
                 continue
-            gray = np.ascontiguousarray(frame.gray)
+            gray = np.ascontiguousarray(frame.image)
             rects, scores, _ = tracker.detector.run(gray, 0, 0.0)
             if not rects:
                 continue

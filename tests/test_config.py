@@ -86,9 +86,17 @@ def test_unknown_section():
 
 
 # --------------------------------------------------------------------------- config files
+SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "aligned_faces"}
+OTHER_DEFAULTS = {
+    "action_units": {"backend": "auto", "baseline_quantile": 0.1},
+    "fau_windows": {"window": 50, "hop": 5, "no_face": "drop"},
+    "aligned_faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
+}
+
+
 def test_load_repo_config():
     cfg = load_config(REPO_CONFIG)
-    assert set(cfg) == {"samples", "landmarks", "egemaps", "align"}
+    assert set(cfg) == {"samples"} | SECTIONS
     assert cfg["samples"] == "resources/demo/samples.tsv"
     assert cfg["landmarks"] == LANDMARK_DEFAULTS
     assert cfg["egemaps"] == {"silence_dbfs": -60.0}
@@ -108,7 +116,7 @@ def test_repo_config_equals_schema_defaults():
 def test_load_config_without_a_file_gives_defaults():
     cfg = load_config()
     assert cfg == {"landmarks": LANDMARK_DEFAULTS, "egemaps": {"silence_dbfs": -60.0},
-                   "align": {"rate_hz": "native"}}
+                   "align": {"rate_hz": "native"}, **OTHER_DEFAULTS}
 
 
 def test_load_config_fills_missing_sections_and_keys(tmp_path):
@@ -146,7 +154,7 @@ def test_load_config_unreadable(tmp_path, text):
 
 def test_schema_is_the_workflow_schema():
     assert config.SCHEMA_PATH == ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    assert set(schema()["properties"]) == {"samples", "landmarks", "egemaps", "align"}
+    assert set(schema()["properties"]) == {"samples"} | SECTIONS
 
 
 @pytest.mark.parametrize("text", ["align: native\n", "landmarks: 5\n"], ids=["align-scalar", "landmarks-int"])

@@ -52,8 +52,8 @@ def test_tracking_matches_per_frame_full_resolution_detection(wolfgang):
     for frame in iter_gray_frames(wolfgang):
         if frame.index == 120:
             break
-        face = tracker.step(frame.gray)
-        ref = landmarks.reference_points(tracker, frame.gray)
+        face = tracker.step(frame.image)
+        ref = landmarks.reference_points(tracker, frame.image)
         assert face is not None and ref is not None
         errors.append(np.linalg.norm(face.points - ref, axis=1).mean() / landmarks.inter_ocular(ref))
     assert np.mean(errors) <= 0.025
@@ -62,7 +62,7 @@ def test_tracking_matches_per_frame_full_resolution_detection(wolfgang):
 def test_canonical_box_follows_the_detector_convention(wolfgang):
     """From the detector's own landmarks, the canonical box lands near the detector's box."""
     tracker = landmarks.FaceTracker()
-    gray = next(iter(iter_gray_frames(wolfgang))).gray
+    gray = next(iter(iter_gray_frames(wolfgang))).image
     rects, scores, _ = tracker.detector.run(np.ascontiguousarray(gray), 0, 0.0)
     r = rects[int(np.argmax(scores))]
     pts = tracker.predict(gray, (r.left(), r.top(), r.right(), r.bottom()))

@@ -63,3 +63,14 @@ def test_bad_files_give_a_clear_error(tmp_path, content, problem):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         probe.probe(tmp_path / "nope.mp4")
+
+
+def test_outputs_get_normal_permissions(wolfgang, tmp_path):
+    """Atomic writes go through mkstemp (0600); the finished file must not stay private."""
+    import os
+
+    from facevox.io import FILE_MODE
+
+    out = tmp_path / "p.json"
+    probe.run(wolfgang, out)
+    assert os.stat(out).st_mode & 0o777 == FILE_MODE

@@ -84,6 +84,7 @@ def test_record_fields(good_record):
         "audio_duration_s": 10.2,
         "voiced_fraction": 3 / 8,  # 0.375
         "duration_mismatch_s": pytest.approx(10.2 - 10.0),
+        "au_backend": None,
         "flags": "",
     }
 
@@ -204,7 +205,7 @@ def test_collect_writes_sorted_tsv_in_contract_order(tmp_path):
         "video_id": "a", "n_frames": "20", "video_duration_s": "10.0", "face_found_rate": "0.75",
         "longest_gap_s": "2.5", "audio_present": "False", "audio_status": "no_audio_stream",
         "audio_duration_s": "0.0", "voiced_fraction": "0.0", "duration_mismatch_s": "NA",
-        "flags": "audio_no_audio_stream",
+        "au_backend": "NA", "flags": "audio_no_audio_stream",
     }
     assert rows[1]["flags"] == "audio_silent,duration_mismatch,variable_frame_rate"
     assert rows[1]["duration_mismatch_s"] == "-1.0"

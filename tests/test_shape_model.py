@@ -35,7 +35,7 @@ def test_same_landmarks_as_dlib_on_real_frames(model, wolfgang, feat_media):
         for frame in iter_gray_frames(video):
             if frame.index % 4:
                 continue
-            gray = np.ascontiguousarray(frame.gray)
+            gray = np.ascontiguousarray(frame.image)
             face = tracker.step(gray)
             ref = tracker.dlib_predict(gray, face.box)
             ours = model(gray, face.box)
@@ -48,7 +48,7 @@ def test_same_landmarks_as_dlib_on_real_frames(model, wolfgang, feat_media):
 
 
 def test_box_partly_outside_the_image(model, wolfgang):
-    gray = np.ascontiguousarray(next(iter(iter_gray_frames(wolfgang))).gray)
+    gray = np.ascontiguousarray(next(iter(iter_gray_frames(wolfgang))).image)
     tracker = landmarks.FaceTracker({"predictor": "dlib"})
     box = (420, 150, 720, 450)  # runs past the right and bottom edges
     ref = tracker.dlib_predict(gray, box)

@@ -9,11 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from facevox.contract import ALIGNED_SCHEMA
+from facevox.contract import ALIGNED_SCHEMA, FAU_WINDOWS_SCHEMA
 from facevox.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
-PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align_features", "qa_video")
+PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align_features", "action_units", "fau_windows", "qa_video")
+PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("aligned", "parquet"),
+                     ("action_units", "parquet"), ("fau_windows", "parquet"), ("qa", "json")]
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -59,6 +61,12 @@ def test_dry_run_dag(project):
         assert f"results/aligned/{vid}.parquet" in outputs
     assert "results/qa.tsv" in outputs
     assert len(outputs) == 2 * len(PER_VIDEO_RULES) + 1
+    assert not any(o.startswith("results/faces/") for o in outputs)  # privacy default
+
+
+def test_keep_face_images_adds_the_crops(tmp_path, feat_media):
+    write_project(tmp_path, {"one": feat_media / "single_face.mp4"}, aligned_faces="{keep_face_images: true}")
+    assert "results/faces/one.parquet" in planned_outputs(tmp_path)
 
 
 @pytest.mark.slow
@@ -72,6 +80,9 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     aligned, meta = read_table(project / "results/aligned/talking.parquet", ALIGNED_SCHEMA)
     assert len(aligned) == 72 and aligned["audio_success"].mean() > 0.95
     assert meta["params"]["rate_hz"] == "native"
+    windows, wmeta = read_table(project / "results/fau_windows/talking.parquet", FAU_WINDOWS_SCHEMA)
+    assert len(windows) == (72 - 1) // 5 + 1 and wmeta["au_backend"] == "landmarks"  # no py-feat weights here
+    assert talking["au_backend"] == "landmarks"
     for rule in PER_VIDEO_RULES:  # every rule logs and benchmarks
         assert (project / f"results/logs/{rule}/talking.log").exists()
         assert (project / f"results/benchmarks/{rule}/talking.tsv").exists()
@@ -86,9 +97,7 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     # New content for one video: only its chain and the aggregate rerun.
     shutil.copyfile(feat_media / "no_face.mp4", project / "videos/single_face.mp4")
     assert planned_outputs(project) == {
-        *(f"results/{d}/single.{ext}" for d, ext in
-          [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"),
-           ("aligned", "parquet"), ("qa", "json")]),
+        *(f"results/{d}/single.{ext}" for d, ext in PER_VIDEO_OUTPUTS),
         "results/qa.tsv",
     }
 

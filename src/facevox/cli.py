@@ -62,10 +62,38 @@ def cmd_align(a):
     log.info("align: %d rows", s["n_rows"])
 
 
+def cmd_aligned_faces(a):
+    from . import aligned_faces
+
+    s = aligned_faces.run(a.video, a.landmarks, a.out, _params(a.params))
+    log.info("aligned_faces %s: %d crops of %d rows", a.video, s["n_faces"], s["n_rows"])
+
+
+def cmd_action_units(a):
+    from . import action_units
+
+    s = action_units.run(a.video, a.landmarks, a.out, _params(a.params), openface_csv=a.openface_csv)
+    log.info("action_units %s: backend %s, %d frames", a.video, s["backend"], s["n_frames"])
+
+
+def cmd_fetch_models(a):
+    from . import action_units
+
+    for path in action_units.fetch_models():
+        print(path)
+
+
+def cmd_fau_windows(a):
+    from . import fau_windows
+
+    s = fau_windows.run(a.action_units, a.out, _params(a.params))
+    log.info("fau_windows: %d windows (AU backend %s)", s["n_windows"], s["au_backend"])
+
+
 def cmd_qa(a):
     from . import qa
 
-    rec = qa.run(a.video_id, a.probe, a.landmarks, a.egemaps, a.out)
+    rec = qa.run(a.video_id, a.probe, a.landmarks, a.egemaps, a.out, aus_path=a.action_units)
     log.info("qa %s: face %.1f %%, audio %s, flags [%s]", a.video_id, 100 * rec["face_found_rate"],
              rec["audio_status"], rec["flags"])
 
@@ -93,7 +121,7 @@ def cmd_demo_data(a):
 
 def cmd_extract(a):
     """Every per-video stage on one file, with the same functions the rules call."""
-    from . import align, egemaps, landmarks, probe, qa
+    from . import action_units, align, aligned_faces, egemaps, fau_windows, landmarks, probe, qa
     from .config import load_config
 
     cfg = load_config(a.config)
@@ -101,19 +129,31 @@ def cmd_extract(a):
     vid = a.id or Path(a.video).stem
     paths = {k: out / f"{vid}.{k}.{ext}" for k, ext in
              [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"),
-              ("aligned", "parquet"), ("qa", "json")]}
+              ("aligned", "parquet"), ("action_units", "parquet"), ("fau_windows", "parquet"),
+              ("faces", "parquet"), ("qa", "json")]}
+    if not cfg["aligned_faces"]["keep_face_images"]:
+        del paths["faces"]
     t = time.perf_counter()
     info = probe.run(a.video, paths["probe"])
-    print(f"[1/5] probe: {(info['video'] or {}).get('n_frames')} frames", file=sys.stderr)
+    print(f"probe: {(info['video'] or {}).get('n_frames')} frames", file=sys.stderr)
     status = egemaps.run(a.video, paths["egemaps"], cfg["egemaps"])
-    print(f"[2/5] egemaps: audio {status['audio_status']}", file=sys.stderr)
+    print(f"egemaps: audio {status['audio_status']}", file=sys.stderr)
     lm = landmarks.run(a.video, paths["landmarks"], cfg["landmarks"], progress=not a.quiet,
                        total=(info["video"] or {}).get("n_frames"))
-    print(f"[3/5] landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames", file=sys.stderr)
+    print(f"landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames", file=sys.stderr)
     align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
-    print("[4/5] aligned", file=sys.stderr)
-    rec = qa.run(vid, paths["probe"], paths["landmarks"], paths["egemaps"], paths["qa"])
-    print(f"[5/5] qa: flags [{rec['flags']}]  ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    print("align_features: done", file=sys.stderr)
+    au = action_units.run(a.video, paths["landmarks"], paths["action_units"], cfg["action_units"],
+                          openface_csv=a.openface_csv)
+    print(f"action_units: backend {au['backend']}", file=sys.stderr)
+    fau_windows.run(paths["action_units"], paths["fau_windows"], cfg["fau_windows"])
+    print("fau_windows: done", file=sys.stderr)
+    if "faces" in paths:
+        aligned_faces.run(a.video, paths["landmarks"], paths["faces"], cfg["aligned_faces"])
+        print("aligned_faces: done", file=sys.stderr)
+    rec = qa.run(vid, paths["probe"], paths["landmarks"], paths["egemaps"], paths["qa"],
+                 aus_path=paths["action_units"])
+    print(f"qa: flags [{rec['flags']}]  ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
     for k, p in paths.items():
         print(f"{k}\t{p}")
 
@@ -129,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config.yaml whose stage settings to use (default: schema defaults)")
     p.add_argument("--id", help="video id used in file names (default: the file's stem)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--openface-csv", help="OpenFace 2.x CSV of this video (action_units.backend: openface)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("probe", help="stage probe: streams, fps, duration, rotation -> JSON")
@@ -153,12 +194,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params")
     p.set_defaults(func=cmd_align)
 
+    p = sub.add_parser("aligned-faces", help="stage aligned_faces: aligned JPEG face crops -> Parquet")
+    p.add_argument("video")
+    p.add_argument("landmarks")
+    p.add_argument("out")
+    p.add_argument("--params")
+    p.set_defaults(func=cmd_aligned_faces)
+
+    p = sub.add_parser("action-units", help="stage action_units: per-frame AU intensities -> Parquet")
+    p.add_argument("video")
+    p.add_argument("landmarks")
+    p.add_argument("out")
+    p.add_argument("--params")
+    p.add_argument("--openface-csv", help="OpenFace 2.x CSV of this video (backend openface)")
+    p.set_defaults(func=cmd_action_units)
+
+    p = sub.add_parser("fetch-models", help="download py-feat's AU model weights into its cache (needs a network)")
+    p.set_defaults(func=cmd_fetch_models)
+
+    p = sub.add_parser("fau-windows", help="stage fau_windows: moving mean/std of the AUs -> Parquet")
+    p.add_argument("action_units")
+    p.add_argument("out")
+    p.add_argument("--params")
+    p.set_defaults(func=cmd_fau_windows)
+
     p = sub.add_parser("qa", help="stage qa: one video's quality record -> JSON")
     p.add_argument("video_id")
     p.add_argument("probe")
     p.add_argument("landmarks")
     p.add_argument("egemaps")
     p.add_argument("out")
+    p.add_argument("--action-units", help="the video's AU table (its backend goes into QA)")
     p.set_defaults(func=cmd_qa)
 
     p = sub.add_parser("qa-collect", help="gather per-video QA records into one TSV")

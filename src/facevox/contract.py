@@ -115,6 +115,55 @@ ALIGNED_SCHEMA = pa.schema(
     ]
 )
 
+#: The 17 action-unit intensities OpenFace 2.x writes and the AVEC 2018/2019 visual
+#: features (and the shallow FAU CNN) use.  Every AU table has all 17 columns; an AU
+#: its backend cannot estimate is NaN, and the file metadata lists the estimated ones
+#: (``au_estimated``).
+AU_COLUMNS = [
+    "AU01_r", "AU02_r", "AU04_r", "AU05_r", "AU06_r", "AU07_r", "AU09_r", "AU10_r",
+    "AU12_r", "AU14_r", "AU15_r", "AU17_r", "AU20_r", "AU23_r", "AU25_r", "AU26_r", "AU45_r",
+]
+AU_BACKENDS = ("pyfeat", "openface", "landmarks")
+
+AU_SCHEMA = pa.schema(
+    [
+        _f("frame", pa.int32(), None, "0-based index of the decoded frame"),
+        _f("timestamp_s", pa.float64(), "s", "frame pts on the container clock"),
+        _f("success", pa.bool_(), None, "a face was found and AUs estimated"),
+        _f("confidence", pa.float32(), None, "backend's face/AU confidence in [0, 1]; NaN without face"),
+        *[_f(c, pa.float32(), None, "AU intensity (backend's scale, see metadata)") for c in AU_COLUMNS],
+    ]
+)
+
+#: Columns the FAU windows summarise (mean and std of each).
+FAU_INPUT_COLUMNS = AU_COLUMNS + ["confidence"]
+FAU_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_INPUT_COLUMNS for stat in ("mean", "std")]
+
+FAU_WINDOWS_SCHEMA = pa.schema(
+    [
+        _f("window", pa.int32(), None, "0-based window index"),
+        _f("centre_frame", pa.int32(), None, "frame at the window's centre"),
+        _f("centre_s", pa.float64(), "s", "timestamp of the centre frame"),
+        _f("first_frame", pa.int32(), None, "first frame of the (edge-truncated) window"),
+        _f("last_frame", pa.int32(), None, "last frame of the window, inclusive"),
+        _f("n_used", pa.int32(), None, "frames that entered the statistics"),
+        *[_f(c, pa.float32(), None, "moving mean / std (ddof 0)") for c in FAU_STAT_COLUMNS],
+    ]
+)
+
+CROP_LANDMARK_X = [f"cx_{i}" for i in range(N_LANDMARKS)]
+CROP_LANDMARK_Y = [f"cy_{i}" for i in range(N_LANDMARKS)]
+
+ALIGNED_FACES_SCHEMA = pa.schema(
+    [
+        _f("frame", pa.int32(), None, "0-based index of the decoded frame"),
+        _f("timestamp_s", pa.float64(), "s", "frame pts on the container clock"),
+        _f("success", pa.bool_(), None, "a face was found and cropped"),
+        _f("image", pa.binary(), None, "aligned face crop, JPEG (RGB); empty without face"),
+        *[_f(c, pa.float32(), "px", "landmark in crop coordinates") for c in CROP_LANDMARK_X + CROP_LANDMARK_Y],
+    ]
+)
+
 #: Columns of results/qa.tsv, in order (one row per video).
 QA_COLUMNS = [
     "video_id",
@@ -127,12 +176,13 @@ QA_COLUMNS = [
     "audio_duration_s",
     "voiced_fraction",
     "duration_mismatch_s",
+    "au_backend",
     "flags",
 ]
 
 #: Sample sheet columns: required ones and those that may be left empty.
 SAMPLE_REQUIRED = ["video_id", "path"]
-SAMPLE_OPTIONAL = ["subject_id", "split", "label", "score", "gender"]
+SAMPLE_OPTIONAL = ["subject_id", "split", "label", "score", "gender", "openface_csv"]
 SAMPLE_COLUMNS = SAMPLE_REQUIRED + SAMPLE_OPTIONAL
 SPLITS = ("train", "dev", "test")
 
@@ -140,6 +190,9 @@ TABLES = {
     "egemaps": EGEMAPS_SCHEMA,
     "landmarks": LANDMARKS_SCHEMA,
     "aligned": ALIGNED_SCHEMA,
+    "action_units": AU_SCHEMA,
+    "fau_windows": FAU_WINDOWS_SCHEMA,
+    "aligned_faces": ALIGNED_FACES_SCHEMA,
 }
 
 

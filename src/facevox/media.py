@@ -68,11 +68,11 @@ def to_gray(frame: av.VideoFrame) -> np.ndarray:
 class VideoFrame:
     index: int
     time_s: float
-    gray: np.ndarray  # uint8 [H, W], upright (rotation applied), read-only view
+    image: np.ndarray  # uint8, upright: [H, W] grey, or [H, W, 3] RGB from iter_rgb_frames
 
 
-def iter_gray_frames(path, threads: int = 1) -> Iterator[VideoFrame]:
-    """Decode the first video stream, yielding upright grey frames with container times.
+def _decoded(path, threads: int = 1):
+    """(index, container time, av frame, quarter turns to upright) for every decoded frame.
 
     Timestamps come from each frame's pts (VFR-safe).  A frame without a pts
     gets the previous time plus one nominal frame interval.  A file that breaks
@@ -95,16 +95,29 @@ def iter_gray_frames(path, threads: int = 1) -> Iterator[VideoFrame]:
                 if t is None:
                     t = 0.0 if last_time is None else last_time + step
                 last_time = t
-                gray = to_gray(frame)
-                k = _rotation_k(getattr(frame, "rotation", 0))
-                if k:
-                    gray = np.ascontiguousarray(np.rot90(gray, k))
-                yield VideoFrame(index, float(t), gray)
+                yield index, float(t), frame, _rotation_k(getattr(frame, "rotation", 0))
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
                 raise InputError(path, f"no video frame could be decoded ({_reason(exc)})") from None
             # Truncated file: keep the frames decoded so far (the probe flags it).
+
+
+def _upright(image: np.ndarray, k: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def iter_gray_frames(path, threads: int = 1) -> Iterator[VideoFrame]:
+    """Upright grey frames of the first video stream, with container times (see _decoded)."""
+    for index, t, frame, k in _decoded(path, threads):
+        yield VideoFrame(index, t, _upright(to_gray(frame), k))
+
+
+def iter_rgb_frames(path, stride: int = 1, threads: int = 1) -> Iterator[VideoFrame]:
+    """Every ``stride``-th frame as upright RGB (uint8 [H, W, 3]); only those are converted."""
+    for index, t, frame, k in _decoded(path, threads):
+        if index % stride == 0:
+            yield VideoFrame(index, t, _upright(frame.to_ndarray(format="rgb24"), k))
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 
 #: Distributions whose versions are recorded in every file.
-TOOLS = ("dlib-bin", "opensmile", "av", "opencv-python-headless", "numpy", "pandas", "pyarrow")
+TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-python-headless", "numpy", "pandas", "pyarrow")
 
 
 @lru_cache(maxsize=None)

@@ -8,6 +8,7 @@ Fields (contract.QA_COLUMNS):
 * ``audio_present`` / ``audio_status`` - see egemaps.py for the statuses.
 * ``voiced_fraction`` - share of eGeMAPS rows with F0 > 0.
 * ``duration_mismatch_s`` - audio duration minus video duration.
+* ``au_backend`` - the action-unit backend actually used (pyfeat, openface, landmarks).
 * ``flags`` - comma-separated problems a researcher should look at.
 
 Rule: workflow/rules/qa.smk · Tests: tests/test_qa.py
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import EGEMAPS_SCHEMA, F0_COLUMN, LANDMARKS_SCHEMA, QA_COLUMNS
-from .io import atomic_path, read_json, read_table, write_json
+from .io import atomic_path, read_json, read_provenance, read_table, write_json
 
 #: Flag thresholds.
 LOW_FACE_RATE = 0.5
@@ -41,7 +42,7 @@ def longest_gap_s(times: np.ndarray, success: np.ndarray, end_s: float) -> float
 
 
 def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.DataFrame,
-           egemaps_meta: dict) -> dict:
+           egemaps_meta: dict, au_backend: str | None = None) -> dict:
     times = landmarks["timestamp_s"].to_numpy()
     success = landmarks["success"].to_numpy(bool)
     video = probe.get("video") or {}
@@ -63,6 +64,7 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
         "voiced_fraction": round(voiced, 4),
         "duration_mismatch_s": round(audio_duration - float(video_duration), 4)
         if probe.get("audio") is not None else None,
+        "au_backend": au_backend,
     }
     flags = []
     if rec["n_frames"] == 0:
@@ -83,11 +85,12 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
     return rec
 
 
-def run(video_id: str, probe_path, landmarks_path, egemaps_path, out) -> dict:
+def run(video_id: str, probe_path, landmarks_path, egemaps_path, out, aus_path=None) -> dict:
     probe = read_json(probe_path)
     lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
     eg, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
-    rec = record(video_id, probe, lm, eg, eg_meta)
+    au_backend = read_provenance(aus_path).get("au_backend") if aus_path else None
+    rec = record(video_id, probe, lm, eg, eg_meta, au_backend)
     write_json(rec, out)
     return rec
 

@@ -1,10 +1,12 @@
 """The sample sheet: which videos a run covers, and what is known about each.
 
 A TSV (or CSV, by extension) with the columns of ``contract.SAMPLE_COLUMNS``:
-``video_id, path, subject_id, split, label, score, gender``.  Only ``video_id``
-and ``path`` must be filled; the rest may be empty for extraction-only runs.
+``video_id, path, subject_id, split, label, score, gender, openface_csv``.  Only
+``video_id`` and ``path`` must be filled; the rest may be empty for
+extraction-only runs.  ``openface_csv`` names an OpenFace 2.x CSV already
+computed for the video (used by ``action_units.backend: openface``).
 Lines whose first non-blank character is ``#`` are comments (a ``#`` inside a
-cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` is
+cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` (or ``openface_csv``) is
 relative to the sheet's own folder.
 
 Validation collects every problem and reports them together, one line per
@@ -25,6 +27,14 @@ from .errors import InputError
 
 #: Safe as a file name on every platform and as a Snakemake wildcard value.
 VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _resolve(base: Path, value: str) -> str:
+    """An absolute path for a sheet cell (relative to the sheet's folder); '' stays ''."""
+    if not value:
+        return ""
+    p = Path(value)
+    return str((p if p.is_absolute() else base / p).resolve())
 
 
 class SampleSheetError(InputError):
@@ -65,7 +75,7 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
     problems: list[str] = []
     seen: dict[str, int] = {}
     base = path.resolve().parent
-    resolved = []
+    resolved, openface_resolved = [], []
     for i, row in zip(line_numbers, df.itertuples(index=False)):
         vid = row.video_id
         where = f"{path.name} line {i} (video_id {vid!r})"
@@ -78,14 +88,16 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
             problems.append(f"{where}: duplicate video_id (first on line {seen[vid]})")
         else:
             seen[vid] = i
-        video = Path(row.path) if row.path else None
-        if video is not None and not video.is_absolute():
-            video = (base / video)
-        resolved.append(str(video.resolve()) if video is not None else "")
-        if video is None:
+        video = _resolve(base, row.path)
+        resolved.append(video)
+        if not video:
             problems.append(f"{where}: path is empty")
-        elif check_files and not video.is_file():
+        elif check_files and not Path(video).is_file():
             problems.append(f"{where}: video file not found: {video}")
+        openface = _resolve(base, row.openface_csv)
+        openface_resolved.append(openface)
+        if openface and check_files and not Path(openface).is_file():
+            problems.append(f"{where}: openface_csv file not found: {openface}")
         if row.split and row.split not in SPLITS:
             problems.append(f"{where}: split must be one of {list(SPLITS)} or empty, got {row.split!r}")
         if row.score:
@@ -98,5 +110,6 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
     if problems:
         raise SampleSheetError(path, problems)
     df["path"] = resolved
+    df["openface_csv"] = openface_resolved
     df = df.replace({"": None})
     return df.set_index("video_id", drop=False)

@@ -1,6 +1,8 @@
 # Shared by every rule file: the sample sheet and small helpers for rule inputs.
 import json
+import shlex
 
+from facevox.action_units import resolve_backend
 from facevox.samples import VIDEO_ID, read_samples
 
 SAMPLES = read_samples(config["samples"])  # validated: clear message per bad row
@@ -18,3 +20,25 @@ def video_path(wildcards):
 def stage_json(section):
     """A stage's config section as JSON: the `params` that make its jobs stale when changed."""
     return json.dumps(config[section], sort_keys=True)
+
+
+def au_inputs(wildcards):
+    """The video, its landmarks and - for the openface backend - its OpenFace CSV."""
+    inputs = {"video": video_path(wildcards), "landmarks": f"results/landmarks/{wildcards.video}.parquet"}
+    openface = SAMPLES.loc[wildcards.video, "openface_csv"]
+    if config["action_units"]["backend"] == "openface" and openface:
+        inputs["openface"] = openface
+    return inputs
+
+
+def au_backend(wildcards):
+    return resolve_backend(config["action_units"]["backend"])
+
+
+def final_targets():
+    """What `rule all` asks for; face crops only when keep_face_images is true."""
+    targets = expand("results/aligned/{video}.parquet", video=VIDEOS)
+    targets += expand("results/fau_windows/{video}.parquet", video=VIDEOS)
+    if config["aligned_faces"]["keep_face_images"]:
+        targets += expand("results/faces/{video}.parquet", video=VIDEOS)
+    return targets + ["results/qa.tsv"]

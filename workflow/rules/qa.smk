@@ -5,6 +5,7 @@ rule qa_video:
         probe="results/probe/{video}.json",
         landmarks="results/landmarks/{video}.parquet",
         egemaps="results/egemaps/{video}.parquet",
+        action_units="results/action_units/{video}.parquet",
     output:
         "results/qa/{video}.json",
     log:
@@ -14,7 +15,7 @@ rule qa_video:
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox qa {wildcards.video} {input.probe:q} {input.landmarks:q} {input.egemaps:q} {output:q} > {log:q} 2>&1"
+        "python -m facevox qa {wildcards.video} {input.probe:q} {input.landmarks:q} {input.egemaps:q} {output:q} --action-units {input.action_units:q} > {log:q} 2>&1"
 
 
 rule qa:

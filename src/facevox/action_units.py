@@ -1,0 +1,473 @@
+"""Stage `action_units`: per-frame intensities of the 17 OpenFace/AVEC action units.
+
+Every backend writes the same table (``contract.AU_SCHEMA``): ``frame``,
+``timestamp_s``, ``success``, ``confidence`` and the 17 ``AU*_r`` columns.  An AU
+the backend cannot estimate is NaN on every row; every AU and the confidence are
+NaN on frames without a face.  The file metadata says which backend ran
+(``au_backend``), which columns are real estimates (``au_estimated``) and on what
+scale their values lie (``au_scale``): the three scales are not comparable.
+
+Backends (config ``action_units.backend``)
+------------------------------------------
+* ``openface`` - the OpenFace 2.x CSV named in the sample sheet's ``openface_csv``
+  column (:func:`read_openface_csv`): its ``AU*_r`` intensities (0-5) as they are,
+  its rows as they are (OpenFace's frames, made 0-based; not matched to ours).
+  Rows with ``success`` 0 get NaN: OpenFace writes zeros there, which are not
+  measurements.  Confidence: OpenFace's.
+* ``pyfeat`` - py-feat 2.1.5's xgb AU model (``Detectorv1(au_model="xgb")``,
+  hub repo ``py-feat/xgb_au``, file ``xgb_au_classifier_v2.skops``) fed with
+  our grey frames and our dlib landmarks instead of py-feat's own face and
+  landmark detectors (:class:`PyFeatAU`).  Its output is the probability (0-1)
+  that each AU is present.  py-feat has 20 AUs; 16 are AVEC AUs (``AU01`` ->
+  ``AU01_r`` ...), AU11, AU24, AU28 and AU43 are dropped, and ``AU45_r`` (blink)
+  stays NaN: py-feat has no AU45 (:func:`from_pyfeat`).  Confidence: 1.0 on
+  frames with a face (the dlib tracker gives no calibrated probability).
+  The weights are never downloaded here: ``facevox fetch-models``
+  (:func:`fetch_models`) puts them in py-feat's cache.
+* ``landmarks`` - geometric estimates from the 68 landmarks, no weights
+  (:func:`geometric_aus`): AU01, AU02, AU04, AU05, AU12, AU15, AU25, AU26, AU45.
+  Confidence: 1.0 on frames with a face.
+* ``auto`` - ``pyfeat`` when its weights are in the local cache, else
+  ``landmarks`` (:func:`resolve_backend`, also used by the Snakemake rule).
+
+The geometric AUs
+-----------------
+dlib's 68 points: jaw 0-16, right brow 17-21, left brow 22-26, nose 27-35,
+right eye 36-41, left eye 42-47, outer lip 48-59, inner lip 60-67 ("right" is
+the subject's right, on the image's left).
+
+*Eye frame.*  Each eye's centre is the midpoint of its two corners (36/39 and
+42/45): the corners stay put when the lids move, so a blink does not shift the
+reference that the brows are measured from.  Every frame's points are moved
+into a frame with its origin midway between the eye centres, x along the eye
+line (towards the left eye), y perpendicular to it (down, towards the mouth),
+and the inter-ocular distance (IOD, between the eye centres) as unit:
+``P' = R(-theta) (P - E) / IOD`` with ``theta`` the eye line's angle.  The
+measures below are thus free of in-plane rotation, scale and position.  With
+``X_i, Y_i`` the coordinates of point i in this frame (the eye centres lie at
+Y = 0; a smaller Y is higher in the face) and ``|i-j|`` a distance:
+
+=====  ==================  ==================================  ====  ==========
+AU     action              measure m                           dir.  full scale
+=====  ==================  ==================================  ====  ==========
+AU01   inner brow raise    -(Y21 + Y22) / 2                     +     0.15
+AU02   outer brow raise    ((Y36 - Y17) + (Y45 - Y26)) / 2      +     0.15
+AU04   brow lower          -mean(Y17..Y26) + (X22 - X21)        -     0.15
+AU05   upper lid raise     -(Y37 + Y38 + Y43 + Y44) / 4         +     0.05
+AU12   lip corner pull     (X54 - X48) + c                      +     0.40
+AU15   lip corner depress  -c                                   +     0.08
+AU25   lips part           Y66 - Y62                            +     0.30
+AU26   jaw drop            |8-33|                               +     0.40
+AU45   blink               EAR                                  -     0.25
+=====  ==================  ==================================  ====  ==========
+
+* AU01/AU02: the brow points' height above the eye centres (inner brow ends
+  21, 22) or above the outer eye corners (outer brow ends 17, 26).
+* AU04 is the brows' mean height above the eye line plus the gap between the
+  inner brow ends: the brow lowerer pulls the brows both down and together, so
+  the measure *decreases* (dir. -).
+* AU05: the upper lids' height above the eye line.
+* ``c = (Y51 + Y57) / 2 - (Y48 + Y54) / 2`` is the lip corners' height above
+  the lip centre (midpoint of 51 and 57), which a jaw drop leaves unchanged (the
+  corners move about half as far as the lower lip).  AU12 adds the mouth width.
+* AU25: the inner lip gap; AU26: the chin-to-nose-base distance.
+* ``EAR`` (eye aspect ratio) = mean over both eyes of
+  ``(|37-41| + |38-40|) / (2 |36-39|)`` (left eye: 43-47, 44-46, 42-45); it
+  falls as the lids close.
+
+Value: ``AU = 5 * clip(dir * (m - b) / full_scale, 0, 1)``, so 0 is neutral and
+5 a change of ``full_scale`` (in IOD units; EAR units for AU45) or more, to look
+like OpenFace's 0-5 intensities.  The full scales are rough anthropometric
+sizes of a strong action (IOD ~ 63 mm: ~9 mm of brow raise, ~3 mm of lid
+raise, a mouth ~45 % wider, ~25 mm of jaw drop, an EAR falling from ~0.3 open
+to ~0.05 shut), not a calibration against FACS coders.  ``b`` is the
+per-video neutral baseline: the ``baseline_quantile`` quantile (config, default
+0.1) of m over the frames with a face for an increasing measure, the
+``1 - baseline_quantile`` quantile for a decreasing one.  This assumes each AU
+is inactive in most of a video's frames; where it is not (someone who smiles
+through a short clip), the baseline is that expression and the values are
+relative to it.  AU05 uses the median instead: lid height has blinks (~5-10 %
+of frames) in its low tail, which a low quantile would take for neutral.
+
+Rule: workflow/rules/action_units.smk · Tests: tests/test_action_units.py
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import stage_params
+from .contract import AU_COLUMNS, AU_SCHEMA, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA
+from .errors import FacevoxError, InputError
+from .io import read_table, write_table
+from .media import iter_gray_frames
+from .provenance import provenance
+
+#: ``au_scale`` metadata of each backend: what the numbers mean.
+AU_SCALE = {
+    "openface": "OpenFace 2.x intensity 0-5",
+    "pyfeat": "py-feat xgb output: probability that the AU is present, 0-1",
+    "landmarks": "landmark geometry: inter-ocular-normalised change from the neutral baseline, 0-5",
+}
+
+
+def au_frame(frame, timestamp_s, success, confidence, values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The AU table in ``AU_SCHEMA`` order; AUs missing from ``values`` and every
+    value (confidence included) on rows without ``success`` are NaN."""
+    success = np.asarray(success, bool)
+    nan = np.float32(np.nan)
+    data = {
+        "frame": np.asarray(frame, np.int32),
+        "timestamp_s": np.asarray(timestamp_s, np.float64),
+        "success": success,
+        "confidence": np.where(success, np.asarray(confidence, np.float32), nan),
+    }
+    for col in AU_COLUMNS:
+        v = values.get(col)
+        data[col] = np.full(len(success), nan) if v is None else np.where(success, np.asarray(v, np.float32), nan)
+    return pd.DataFrame(data)[AU_SCHEMA.names]
+
+
+# -- openface -----------------------------------------------------------------
+
+#: Columns every OpenFace 2.x FeatureExtraction CSV has (besides the AUs).
+OPENFACE_REQUIRED = ("frame", "timestamp", "confidence", "success")
+
+
+def read_openface_csv(path) -> pd.DataFrame:
+    """An OpenFace 2.x CSV as an AU table (``AU_SCHEMA``).
+
+    Column names lose OpenFace's leading space; ``frame`` becomes 0-based,
+    ``timestamp`` is ``timestamp_s``, ``success`` 1 is True.  The ``AU*_r``
+    columns of ``AU_COLUMNS`` are kept (those the file lacks are NaN); rows with
+    success 0 get NaN AUs and confidence.  ``df.attrs["au_estimated"]`` lists
+    the AU columns the file had.  Raises :class:`InputError` for a missing or
+    unreadable file, or one without the required columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "OpenFace CSV not found")
+    try:
+        raw = pd.read_csv(path, skipinitialspace=True)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(path, f"not a readable CSV file ({exc})") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    estimated = [c for c in AU_COLUMNS if c in raw.columns]
+    missing = [c for c in OPENFACE_REQUIRED if c not in raw.columns]
+    if not estimated:
+        missing.append("AU*_r (no AU intensity column)")
+    if missing:
+        raise InputError(path, f"not an OpenFace 2.x CSV: missing column(s) {', '.join(missing)}")
+    cols = [*OPENFACE_REQUIRED, *estimated]
+    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(raw[c])]
+    if bad:
+        raise InputError(path, f"non-numeric values in column(s) {', '.join(bad)}")
+    frame = raw["frame"].to_numpy(np.float64)
+    if not np.isfinite(frame).all():
+        raise InputError(path, "empty cells in column frame")
+    if raw["frame"].duplicated().any():
+        raise InputError(path, "several rows per frame (several faces?): facevox reads the "
+                               "single-face output of OpenFace's FeatureExtraction")
+    success = raw["success"].to_numpy(np.float64) == 1
+    df = au_frame(frame.astype(np.int64) - 1, raw["timestamp"], success,
+                  np.clip(raw["confidence"].to_numpy(np.float64), 0, 1),
+                  {c: raw[c].to_numpy(np.float64) for c in estimated})
+    df.attrs["au_estimated"] = estimated
+    return df
+
+
+# -- landmarks: geometric AUs ------------------------------------------------
+
+#: AU column -> (direction of the measure, full-scale change, neutral baseline):
+#: see the module docstring for the measures.
+GEOMETRIC_AUS = {
+    "AU01_r": (+1, 0.15, "quantile"),
+    "AU02_r": (+1, 0.15, "quantile"),
+    "AU04_r": (-1, 0.15, "quantile"),
+    "AU05_r": (+1, 0.05, "median"),
+    "AU12_r": (+1, 0.40, "quantile"),
+    "AU15_r": (+1, 0.08, "quantile"),
+    "AU25_r": (+1, 0.30, "quantile"),
+    "AU26_r": (+1, 0.40, "quantile"),
+    "AU45_r": (-1, 0.25, "quantile"),
+}
+#: Intensity of a full-scale change (OpenFace's maximum).
+MAX_INTENSITY = 5.0
+
+
+def eye_frame(points: np.ndarray) -> np.ndarray:
+    """Points [N, 68, 2] (pixels) in the eye frame of each row: origin midway between
+    the eye centres (corner midpoints 36/39, 42/45), x along the eye line towards
+    the left eye, y perpendicular (down the face), unit = inter-ocular distance."""
+    right = (points[:, 36] + points[:, 39]) / 2
+    left = (points[:, 42] + points[:, 45]) / 2
+    d = left - right
+    iod = np.hypot(d[:, 0], d[:, 1])[:, None]
+    cos, sin = d[:, :1] / iod, d[:, 1:] / iod
+    q = points - ((left + right) / 2)[:, None, :]
+    x = (q[..., 0] * cos + q[..., 1] * sin) / iod
+    y = (q[..., 1] * cos - q[..., 0] * sin) / iod
+    return np.stack([x, y], axis=-1)
+
+
+def geometric_measures(p: np.ndarray) -> dict[str, np.ndarray]:
+    """The measure m of each geometric AU (module docstring) from eye-frame points [N, 68, 2]."""
+    X, Y = p[..., 0], p[..., 1]
+
+    def dist(i, j):
+        return np.hypot(X[:, i] - X[:, j], Y[:, i] - Y[:, j])
+
+    def ear(e):  # eye aspect ratio of the eye whose points are e[0..5]
+        return (dist(e[1], e[5]) + dist(e[2], e[4])) / (2 * dist(e[0], e[3]))
+
+    corner_raise = (Y[:, 51] + Y[:, 57]) / 2 - (Y[:, 48] + Y[:, 54]) / 2
+    return {
+        "AU01_r": -(Y[:, 21] + Y[:, 22]) / 2,
+        "AU02_r": ((Y[:, 36] - Y[:, 17]) + (Y[:, 45] - Y[:, 26])) / 2,
+        "AU04_r": -Y[:, 17:27].mean(axis=1) + (X[:, 22] - X[:, 21]),
+        "AU05_r": -(Y[:, 37] + Y[:, 38] + Y[:, 43] + Y[:, 44]) / 4,
+        "AU12_r": (X[:, 54] - X[:, 48]) + corner_raise,
+        "AU15_r": -corner_raise,
+        "AU25_r": Y[:, 66] - Y[:, 62],
+        "AU26_r": dist(8, 33),
+        "AU45_r": (ear(range(36, 42)) + ear(range(42, 48))) / 2,
+    }
+
+
+def geometric_aus(landmarks_df: pd.DataFrame, baseline_quantile: float = 0.1) -> tuple[pd.DataFrame, list[str]]:
+    """Geometric AU intensities (module docstring) from a landmark table (``LANDMARKS_SCHEMA``
+    columns frame, timestamp_s, success, x_*, y_*); returns the AU table and its estimated columns."""
+    n = len(landmarks_df)
+    points = np.stack([landmarks_df[LANDMARK_X].to_numpy(np.float64),
+                       landmarks_df[LANDMARK_Y].to_numpy(np.float64)], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        measures = geometric_measures(eye_frame(points))
+    ok = landmarks_df["success"].to_numpy(bool) & np.all([np.isfinite(m) for m in measures.values()], axis=0)
+    values = {}
+    if ok.any():  # else every row is NaN
+        for col, (direction, full_scale, neutral) in GEOMETRIC_AUS.items():
+            m = measures[col]
+            q = 0.5 if neutral == "median" else baseline_quantile if direction > 0 else 1 - baseline_quantile
+            baseline = np.quantile(m[ok], q)
+            values[col] = MAX_INTENSITY * np.clip(direction * (m - baseline) / full_scale, 0, 1)
+    df = au_frame(landmarks_df["frame"], landmarks_df["timestamp_s"], ok, np.ones(n), values)
+    return df, list(GEOMETRIC_AUS)
+
+
+# -- pyfeat -------------------------------------------------------------------
+
+PYFEAT_AU_REPO = "py-feat/xgb_au"
+PYFEAT_AU_FILE = "xgb_au_classifier_v2.skops"
+#: Side of py-feat's face crops, raw and aligned (Detectorv1 with its mobilefacenet landmarks).
+PYFEAT_FACE_SIZE = 112
+#: Frames per xgb call.
+PYFEAT_BATCH = 64
+
+
+def pyfeat_cache_dirs() -> list[Path]:
+    """Where the py-feat weights may lie, in Hugging Face hub cache layout: py-feat's
+    own cache (``feat/resources``, its ``cache_dir``), then the default hub cache."""
+    from huggingface_hub import constants
+
+    dirs = []
+    spec = importlib.util.find_spec("feat")  # located, not imported (slow)
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(Path(list(spec.submodule_search_locations)[0]) / "resources")
+    dirs.append(Path(constants.HF_HUB_CACHE))
+    return dirs
+
+
+def pyfeat_weights_path() -> Path | None:
+    """The cached xgb AU model file, or None; looks at the local caches only."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for folder in pyfeat_cache_dirs():
+        found = try_to_load_from_cache(PYFEAT_AU_REPO, PYFEAT_AU_FILE, cache_dir=folder)
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    return None
+
+
+def pyfeat_weights_available() -> bool:
+    return pyfeat_weights_path() is not None
+
+
+def missing_weights_message() -> str:
+    return (f"py-feat's AU model ({PYFEAT_AU_REPO}, {PYFEAT_AU_FILE}) is not in the local cache "
+            f"({', '.join(map(str, pyfeat_cache_dirs()))}): run `facevox fetch-models` where a "
+            "network is available, or set action_units.backend to landmarks")
+
+
+def fetch_models() -> list[Path]:
+    """Download py-feat's xgb AU model into py-feat's cache (as py-feat does); return its path."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        path = hf_hub_download(repo_id=PYFEAT_AU_REPO, filename=PYFEAT_AU_FILE,
+                               cache_dir=pyfeat_cache_dirs()[0])
+    except (OSError, EntryNotFoundError) as exc:
+        raise FacevoxError(f"could not download {PYFEAT_AU_REPO}/{PYFEAT_AU_FILE}: {exc}") from None
+    return [Path(path)]
+
+
+class PyFeatAU:
+    """py-feat 2.1.5's xgb AU model on our grey frames and dlib landmarks.
+
+    py-feat's own path (``Detectorv1.forward``): the RetinaFace box, enlarged
+    1.2x, is resampled to a 112x112 crop; its landmark model gives 68 points in
+    that crop's [0, 1] coordinates; ``extract_hog_features_batched`` then aligns
+    the face from five anchors (eye centres, nose tip 30, mouth corners 48/54)
+    into a 112-px crop with the eyes level, masks it to the landmarks' convex
+    hull plus the forehead, and takes HOG features (8 orientations, 8-px cells,
+    2x2 blocks, L2-Hys: 5408 values).  The model's input is those features,
+    reduced by py-feat's scalers and PCAs, plus the 68 aligned landmarks.
+
+    Here the same functions run with our face box (``box_*`` of the landmark
+    table, dlib's detector convention, enlarged 1.2x the same way) and our dlib
+    landmarks normalised to that 112-px crop.  Differences from py-feat's own
+    detections: a dlib box is square and reaches less far up the forehead than
+    RetinaFace's (enlarged, it still holds the whole aligned region), and the
+    grey frame stands in for RGB in all three channels (HOG keeps, per pixel, the channel with the
+    strongest gradient).  Weights load from the local cache only; without them
+    the constructor raises :class:`FacevoxError` before anything slow is imported.
+    """
+
+    def __init__(self):
+        path = pyfeat_weights_path()
+        if path is None:
+            raise FacevoxError(missing_weights_message())
+        import xgboost  # noqa: F401  - before torch, as py-feat does (OpenMP runtimes)
+        from feat.au_detectors.StatLearning.SL_test import XGBClassifier
+        from feat.pretrained import AU_LANDMARK_MAP
+        from feat.utils.image_operations import HOGLayer
+        from skops.io import get_untrusted_types, load
+
+        loaded = load(path, trusted=get_untrusted_types(file=str(path)))
+        self.model = XGBClassifier()
+        # As Detectorv1 loads it (no probability calibrators).
+        self.model.load_weights(
+            scaler_upper=loaded.scaler_upper, pca_model_upper=loaded.pca_model_upper,
+            scaler_lower=loaded.scaler_lower, pca_model_lower=loaded.pca_model_lower,
+            scaler_full=loaded.scaler_full, pca_model_full=loaded.pca_model_full,
+            classifiers=loaded.classifiers,
+        )
+        self.path = path
+        self.columns = list(AU_LANDMARK_MAP["Feat"])  # AU01 ... AU43, the model's output order
+        self.hog = HOGLayer(orientations=8, pixels_per_cell=8, cells_per_block=2,
+                            block_normalization="L2-Hys", feature_vector=True, device="cpu")
+
+    @staticmethod
+    def crop(gray: np.ndarray, points: np.ndarray, box) -> tuple:
+        """py-feat's face crop [3, 112, 112] (values 0-1) of one frame and the 68
+        points in its [0, 1] coordinates [136] (x0, y0, x1, y1, ...); ``box`` is
+        (left, top, width, height) in pixels."""
+        import torch
+        from feat.utils.image_operations import extract_face_from_bbox_torch
+
+        frame = torch.from_numpy(np.asarray(gray, np.float32) / 255.0)[None, None]
+        left, top, width, height = box
+        bbox = torch.tensor([[left, top, left + width, top + height]], dtype=torch.float32)
+        faces, new_box = extract_face_from_bbox_torch(frame, bbox, face_size=PYFEAT_FACE_SIZE, expand_bbox=1.2)
+        x1, y1, x2, y2 = new_box[0].tolist()  # the rounded box py-feat maps its landmarks with
+        norm = (np.asarray(points, np.float64) - (x1, y1)) / (x2 - x1, y2 - y1)
+        return faces[0].expand(3, -1, -1), torch.from_numpy(norm.astype(np.float32).reshape(-1))
+
+    def predict(self, faces, points) -> np.ndarray:
+        """AU probabilities [N, 20] (``self.columns``) from crops [N, 3, 112, 112] and points [N, 136]."""
+        from feat.utils.face_mask import extract_hog_features_batched
+
+        hog, aligned = extract_hog_features_batched(faces, points, hog_layer=self.hog)
+        return np.asarray(self.model.detect_au(frame=hog, landmarks=[aligned]), np.float64)
+
+    def video_aus(self, video, lm: pd.DataFrame) -> pd.DataFrame:
+        """py-feat's AU columns for every row of the video's landmark table (NaN without face)."""
+        import torch
+
+        out = np.full((len(lm), len(self.columns)), np.nan)
+        success = lm["success"].to_numpy(bool)
+        points = np.stack([lm[LANDMARK_X].to_numpy(np.float64), lm[LANDMARK_Y].to_numpy(np.float64)], axis=-1)
+        boxes = lm[["box_left", "box_top", "box_width", "box_height"]].to_numpy(np.float64)
+        rows, faces, norms = [], [], []
+
+        def flush():
+            if rows:
+                out[rows] = self.predict(torch.stack(faces), torch.stack(norms))
+                for items in (rows, faces, norms):
+                    items.clear()
+
+        n_decoded = 0
+        for frame in iter_gray_frames(video):
+            n_decoded += 1
+            i = frame.index
+            if i >= len(lm) or not success[i]:
+                continue
+            face, norm = self.crop(frame.image, points[i], boxes[i])
+            rows.append(i)
+            faces.append(face)
+            norms.append(norm)
+            if len(rows) == PYFEAT_BATCH:
+                flush()
+        flush()
+        if n_decoded != len(lm):
+            raise InputError(video, f"has {n_decoded} frames but its landmark table has {len(lm)} rows")
+        return pd.DataFrame(out, columns=self.columns)
+
+
+def from_pyfeat(aus: pd.DataFrame, frames: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """py-feat's AU output in the AU table layout; returns the table and its estimated columns.
+
+    ``aus`` has py-feat's AU columns (``AU01``, ``AU02``, ... one row per row of
+    ``frames``, which gives frame, timestamp_s and success).  ``AUxx`` goes to
+    ``AUxx_r``; py-feat AUs outside the AVEC 17 (AU11, AU24, AU28, AU43) are
+    dropped; AVEC AUs py-feat lacks (AU45) stay NaN.
+    """
+    if len(aus) != len(frames):
+        raise ValueError(f"py-feat output has {len(aus)} rows for {len(frames)} frames")
+    values = {col: aus[col[:-2]].to_numpy(np.float64) for col in AU_COLUMNS if col[:-2] in aus.columns}
+    df = au_frame(frames["frame"], frames["timestamp_s"], frames["success"], np.ones(len(frames)), values)
+    return df, list(values)
+
+
+# -- the stage ----------------------------------------------------------------
+
+def resolve_backend(backend: str) -> str:
+    """The backend that runs: ``auto`` is pyfeat when its weights are cached, else landmarks."""
+    if backend == "auto":
+        return "pyfeat" if pyfeat_weights_available() else "landmarks"
+    return backend
+
+
+def run(video, landmarks_path, out, params: dict | None = None, openface_csv=None) -> dict:
+    p = stage_params("action_units", params)
+    backend = resolve_backend(p["backend"])
+    record = dict(p)
+    if backend == "openface":
+        if not openface_csv:
+            raise FacevoxError(f"{video}: action_units.backend is openface but the sample sheet's "
+                               "openface_csv column is empty for this video")
+        df = read_openface_csv(openface_csv)
+        estimated = df.attrs["au_estimated"]
+        inputs = {"openface_csv": openface_csv}
+    elif backend == "landmarks":
+        lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+        df, estimated = geometric_aus(lm, p["baseline_quantile"])
+        record["geometric_aus"] = {col: {"direction": d, "full_scale": s, "baseline": b}
+                                   for col, (d, s, b) in GEOMETRIC_AUS.items()}
+        inputs = {"landmarks": landmarks_path}
+    else:
+        model = PyFeatAU()
+        lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+        df, estimated = from_pyfeat(model.video_aus(video, lm), lm)
+        record["model"] = f"{PYFEAT_AU_REPO}/{PYFEAT_AU_FILE}"
+        inputs = {"video": video, "landmarks": landmarks_path, "model": model.path}
+    summary = {"backend": backend, "n_frames": int(len(df)),
+               "face_rate": float(df["success"].mean()) if len(df) else 0.0}
+    meta = provenance("action_units", params=record, inputs=inputs, au_backend=backend,
+                      au_estimated=estimated, au_scale=AU_SCALE[backend],
+                      n_frames=summary["n_frames"], face_rate=summary["face_rate"])
+    write_table(df, out, AU_SCHEMA, meta)
+    return summary

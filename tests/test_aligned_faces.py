@@ -1,0 +1,69 @@
+"""Stage aligned_faces (facevox.aligned_faces): eyes level, eye-mouth = size/3, JPEG crops."""
+import numpy as np
+import pytest
+
+from facevox import aligned_faces, landmarks, shape_model
+from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y
+from facevox.errors import FacevoxError
+from facevox.io import read_table
+
+
+def eye_angle_and_eye_mouth(points):
+    left, right = points[36:42].mean(0), points[42:48].mean(0)
+    angle = np.degrees(np.arctan2(right[1] - left[1], right[0] - left[0]))
+    return angle, np.linalg.norm((left + right) / 2 - points[48:60].mean(0))
+
+
+@pytest.fixture(scope="module")
+def neutral_face():
+    """dlib's mean 68-point shape, 200 px wide."""
+    return shape_model.load(landmarks.predictor_path()).initial.reshape(68, 2).astype(np.float64) * 200
+
+
+@pytest.mark.parametrize("degrees, scale", [(0, 1.0), (25, 1.3), (-40, 0.6)])
+def test_synthetic_face_is_levelled_and_scaled(neutral_face, degrees, scale):
+    t = np.radians(degrees)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    points = (neutral_face - 100) @ rot.T * scale + (320, 240)
+    m = aligned_faces.alignment_matrix(points, 224)
+    out = aligned_faces.transform_points(m, points)
+    angle, eye_mouth = eye_angle_and_eye_mouth(out)
+    assert abs(angle) < 1.0
+    assert eye_mouth == pytest.approx(224 / 3, abs=1.0)
+    eyes = (out[36:42].mean(0) + out[42:48].mean(0)) / 2
+    assert eyes == pytest.approx([112, 0.35 * 224], abs=0.5)
+    assert 0 < out.min() and out.max() < 224  # the whole face is in the crop
+
+
+def test_crops_from_a_real_video(feat_media, tmp_path):
+    video = feat_media / "single_face.mp4"
+    lm_path = tmp_path / "lm.parquet"
+    landmarks.run(video, lm_path)
+    out = tmp_path / "faces.parquet"
+    summary = aligned_faces.run(video, lm_path, out, {"keep_face_images": True, "stride": 3})
+    df, meta = read_table(out, ALIGNED_FACES_SCHEMA)
+    assert summary == {"n_rows": 24, "n_faces": 24}
+    assert df["frame"].tolist() == list(range(0, 72, 3))
+    assert meta["params"]["size"] == 224 and meta["params"]["stride"] == 3
+    for _, row in df.iloc[::8].iterrows():
+        img = aligned_faces.decode_jpeg(row["image"])
+        assert img.shape == (224, 224, 3) and img.std() > 10  # a real picture, not a blank
+        pts = np.stack([row[CROP_LANDMARK_X].to_numpy(float), row[CROP_LANDMARK_Y].to_numpy(float)], -1)
+        angle, eye_mouth = eye_angle_and_eye_mouth(pts)
+        assert abs(angle) < 1.0 and eye_mouth == pytest.approx(224 / 3, abs=1.0)
+
+
+def test_frames_without_face_are_flagged(feat_media, tmp_path):
+    video = feat_media / "no_face.mp4"
+    lm_path = tmp_path / "lm.parquet"
+    landmarks.run(video, lm_path)
+    aligned_faces.run(video, lm_path, tmp_path / "f.parquet", {"keep_face_images": True, "stride": 10})
+    df, _ = read_table(tmp_path / "f.parquet", ALIGNED_FACES_SCHEMA)
+    assert len(df) == 10 and not df["success"].any()
+    assert (df["image"].map(len) == 0).all() and df[CROP_LANDMARK_X].isna().all().all()
+
+
+def test_privacy_default_writes_nothing(feat_media, tmp_path):
+    with pytest.raises(FacevoxError, match="keep_face_images is false"):
+        aligned_faces.run(feat_media / "single_face.mp4", tmp_path / "lm.parquet", tmp_path / "f.parquet")
+    assert not (tmp_path / "f.parquet").exists()

@@ -1,0 +1,19 @@
+# action_units: per-frame intensities of the 17 AVEC/OpenFace AUs (backend: pyfeat, openface, landmarks, auto).
+# -> facevox.action_units.run · tests/test_action_units.py
+rule action_units:
+    input:
+        unpack(au_inputs),
+    output:
+        "results/action_units/{video}.parquet",
+    params:
+        cfg=stage_json("action_units"),
+        backend=au_backend,  # auto resolved here: fetching py-feat's weights makes these jobs stale
+        openface=lambda wildcards, input: f"--openface-csv {shlex.quote(input.openface)}" if "openface" in input.keys() else "",
+    log:
+        "results/logs/action_units/{video}.log",
+    benchmark:
+        "results/benchmarks/action_units/{video}.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox action-units {input.video:q} {input.landmarks:q} {output:q} --params {params.cfg:q} {params.openface} > {log:q} 2>&1"

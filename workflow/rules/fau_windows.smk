@@ -1,0 +1,17 @@
+# fau_windows: AVEC-style functionals - moving mean/std (ddof 0) of each AU, 50-frame window, 5-frame hop.
+# -> facevox.fau_windows.run · tests/test_fau_windows.py
+rule fau_windows:
+    input:
+        "results/action_units/{video}.parquet",
+    output:
+        "results/fau_windows/{video}.parquet",
+    params:
+        cfg=stage_json("fau_windows"),
+    log:
+        "results/logs/fau_windows/{video}.log",
+    benchmark:
+        "results/benchmarks/fau_windows/{video}.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox fau-windows {input:q} {output:q} --params {params.cfg:q} > {log:q} 2>&1"
