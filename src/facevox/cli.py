@@ -172,65 +172,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--openface-csv", help="OpenFace 2.x CSV of this video (action_units.backend: openface)")
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("probe", help="stage probe: streams, fps, duration, rotation -> JSON")
-    p.add_argument("video")
-    p.add_argument("out")
-    p.set_defaults(func=cmd_probe)
-
-    for name, func, helptext in [("egemaps", cmd_egemaps, "stage egemaps: eGeMAPSv02 LLDs -> Parquet"),
-                                 ("landmarks", cmd_landmarks, "stage landmarks: face + 68 points -> Parquet")]:
+    def command(name, func, helptext, *positionals, params=False):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("video")
-        p.add_argument("out")
-        p.add_argument("--params", help="the stage's config section as JSON")
-        if name == "landmarks":
-            p.add_argument("--progress", action="store_true", help="show a progress bar")
+        for arg in positionals:
+            p.add_argument(arg, nargs="+" if arg == "records" else None)
+        if params:
+            p.add_argument("--params", help="the stage's config section as JSON (defaults: the schema's)")
         p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("align", help="stage align_features: landmarks + eGeMAPS on one grid")
-    p.add_argument("landmarks")
-    p.add_argument("egemaps")
-    p.add_argument("out")
-    p.add_argument("--params")
-    p.set_defaults(func=cmd_align)
-
-    p = sub.add_parser("aligned-faces", help="stage aligned_faces: aligned JPEG face crops -> Parquet")
-    p.add_argument("video")
-    p.add_argument("landmarks")
-    p.add_argument("out")
-    p.add_argument("--params")
-    p.set_defaults(func=cmd_aligned_faces)
-
-    p = sub.add_parser("action-units", help="stage action_units: per-frame AU intensities -> Parquet")
-    p.add_argument("video")
-    p.add_argument("landmarks")
-    p.add_argument("out")
-    p.add_argument("--params")
-    p.add_argument("--openface-csv", help="OpenFace 2.x CSV of this video (backend openface)")
-    p.set_defaults(func=cmd_action_units)
-
-    p = sub.add_parser("fetch-models", help="download py-feat's AU model weights into its cache (needs a network)")
-    p.set_defaults(func=cmd_fetch_models)
-
-    p = sub.add_parser("fau-windows", help="stage fau_windows: moving mean/std of the AUs -> Parquet")
-    p.add_argument("action_units")
-    p.add_argument("out")
-    p.add_argument("--params")
-    p.set_defaults(func=cmd_fau_windows)
-
-    p = sub.add_parser("qa", help="stage qa: one video's quality record -> JSON")
-    p.add_argument("video_id")
-    p.add_argument("probe")
-    p.add_argument("landmarks")
-    p.add_argument("egemaps")
-    p.add_argument("out")
-    p.add_argument("--action-units", help="the video's AU table (its backend goes into QA)")
-    p.set_defaults(func=cmd_qa)
-
-    p = sub.add_parser("qa-collect", help="gather per-video QA records into one TSV")
-    p.add_argument("out")
-    p.add_argument("records", nargs="+")
-    p.set_defaults(func=cmd_qa_collect)
+    command("probe", cmd_probe, "stage probe: streams, fps, duration, rotation -> JSON", "video", "out")
+    command("egemaps", cmd_egemaps, "stage egemaps: eGeMAPSv02 LLDs -> Parquet", "video", "out", params=True)
+    command("landmarks", cmd_landmarks, "stage landmarks: face + 68 points -> Parquet", "video", "out",
+            params=True).add_argument("--progress", action="store_true", help="show a progress bar")
+    command("align", cmd_align, "stage align_features: landmarks + eGeMAPS on one grid",
+            "landmarks", "egemaps", "out", params=True)
+    command("aligned-faces", cmd_aligned_faces, "stage aligned_faces: aligned JPEG face crops -> Parquet",
+            "video", "landmarks", "out", params=True)
+    command("action-units", cmd_action_units, "stage action_units: per-frame AU intensities -> Parquet",
+            "video", "landmarks", "out", params=True).add_argument(
+        "--openface-csv", help="OpenFace 2.x CSV of this video (backend openface)")
+    command("fetch-models", cmd_fetch_models, "download py-feat's AU model weights into its cache (needs a network)")
+    command("fau-windows", cmd_fau_windows, "stage fau_windows: moving mean/std of the AUs -> Parquet",
+            "action_units", "out", params=True)
+    command("qa", cmd_qa, "stage qa: one video's quality record -> JSON",
+            "video_id", "probe", "landmarks", "egemaps", "out").add_argument(
+        "--action-units", help="the video's AU table (its backend goes into QA)")
+    command("qa-collect", cmd_qa_collect, "gather per-video QA records into one TSV", "out", "records")
 
     p = sub.add_parser("check-samples", help="validate a sample sheet")
     p.add_argument("sheet")
@@ -246,6 +214,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("numexpr").setLevel(logging.WARNING)  # its thread-count note is noise in job logs
     try:
         args.func(args)
     except FacevoxError as exc:
