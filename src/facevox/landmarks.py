@@ -142,7 +142,7 @@ class FaceTracker:
         self.prev: Face | None = None
         self.since_detect = 0
 
-    # -- the two dlib calls --------------------------------------------------
+    # -- detector and predictor ----------------------------------------------
     def detect(self, gray: np.ndarray):
         """Best face on the (shrunk) frame: (box in full-res pixels, score) or None."""
         import cv2

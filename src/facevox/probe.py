@@ -82,8 +82,8 @@ def probe(path) -> dict:
                 rotation = int(getattr(first, "rotation", 0) or 0)
             except (StopIteration, av.FFmpegError) as exc:
                 raise InputError(path, f"video stream has no decodable frame ({_reason(exc)})") from None
-            container.seek(0)
-            times, truncated = _frame_times(container, v)
+            with open_media(path) as again:  # a fresh demuxer: seeking back fails on some streams
+                times, truncated = _frame_times(again, again.streams.video[0])
             intervals = np.diff(times)
             tick = float(v.time_base or 0)
             if intervals.size:
