@@ -26,6 +26,7 @@ include: "workflow/rules/align.smk"
 include: "workflow/rules/aligned_faces.smk"
 include: "workflow/rules/action_units.smk"
 include: "workflow/rules/fau_windows.smk"
+include: "workflow/rules/shards.smk"
 include: "workflow/rules/qa.smk"
 
 

@@ -86,17 +86,19 @@ def test_unknown_section():
 
 
 # --------------------------------------------------------------------------- config files
-SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "aligned_faces"}
+SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "aligned_faces", "slices"}
 OTHER_DEFAULTS = {
     "action_units": {"backend": "auto", "baseline_quantile": 0.1},
     "fau_windows": {"window": 50, "hop": 5, "no_face": "drop"},
     "aligned_faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
+    "slices": {"feature_set": "landmarks_egemaps", "length": 300, "hop": None, "pad": "poly", "degree": 2,
+               "max_gap": 15, "normalisation": "minmax", "rows_per_group": 64, "slices_per_part": 2048},
 }
 
 
 def test_load_repo_config():
     cfg = load_config(REPO_CONFIG)
-    assert set(cfg) == {"samples"} | SECTIONS
+    assert set(cfg) == {"samples", "source"} | SECTIONS
     assert cfg["samples"] == "resources/demo/samples.tsv"
     assert cfg["landmarks"] == LANDMARK_DEFAULTS
     assert cfg["egemaps"] == {"silence_dbfs": -60.0}
@@ -116,7 +118,7 @@ def test_repo_config_equals_schema_defaults():
 def test_load_config_without_a_file_gives_defaults():
     cfg = load_config()
     assert cfg == {"landmarks": LANDMARK_DEFAULTS, "egemaps": {"silence_dbfs": -60.0},
-                   "align": {"rate_hz": "native"}, **OTHER_DEFAULTS}
+                   "align": {"rate_hz": "native"}, "source": "videos", **OTHER_DEFAULTS}
 
 
 def test_load_config_fills_missing_sections_and_keys(tmp_path):
@@ -154,7 +156,7 @@ def test_load_config_unreadable(tmp_path, text):
 
 def test_schema_is_the_workflow_schema():
     assert config.SCHEMA_PATH == ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    assert set(schema()["properties"]) == {"samples"} | SECTIONS
+    assert set(schema()["properties"]) == {"samples", "source"} | SECTIONS
 
 
 @pytest.mark.parametrize("text", ["align: native\n", "landmarks: 5\n"], ids=["align-scalar", "landmarks-int"])

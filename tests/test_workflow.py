@@ -1,4 +1,5 @@
 """The Snakemake workflow end to end: DAG, a real 2-video run, stale-only reruns."""
+import json
 import os
 import re
 import shutil
@@ -124,3 +125,26 @@ def test_bad_config_value_is_rejected(tmp_path, feat_media):
     proc = snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0
     assert "detect_scale" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_dvlog_features_run_through_the_same_dag(tmp_path):
+    """source: aligned - D-Vlog's released features, imported, go straight to the shards."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fake_dvlog", REPO / "benchmarks" / "make_fake_dvlog.py")
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    fake.make_fake_dvlog(tmp_path / "dvlog", n=12, seed=1, min_t=200, max_t=700)
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    subprocess.run([sys.executable, "-m", "facevox", "import-dvlog", str(tmp_path / "dvlog"),
+                    str(tmp_path / "imported"), str(tmp_path / "samples.tsv")], check=True, env=env)
+    (tmp_path / "config.yaml").write_text("samples: samples.tsv\nsource: aligned\n")
+    outputs = planned_outputs(tmp_path)
+    assert "results/shards/landmarks_egemaps" in outputs
+    assert not any(o.startswith(("results/landmarks/", "results/qa")) for o in outputs)
+    snakemake(tmp_path, "--cores", "2")
+    manifest = json.loads((tmp_path / "results/shards/landmarks_egemaps/manifest.json").read_text())
+    sheet = pd.read_csv(tmp_path / "samples.tsv", sep="\t", comment="#")
+    assert sum(s["videos"] for s in manifest["splits"].values()) == len(sheet) == 12
+    assert manifest["splits"]["train"]["slices"] > 0

@@ -90,6 +90,47 @@ def cmd_fau_windows(a):
     log.info("fau_windows: %d windows (AU backend %s)", s["n_windows"], s["au_backend"])
 
 
+def cmd_shards(a):
+    from . import shards
+
+    m = shards.run(a.sheet, a.aligned_dir, a.out, _params(a.params))
+    log.info("shards %s: %s", m["feature_set"],
+             ", ".join(f"{k} {v['slices']} slices from {v['videos']} videos" for k, v in m["splits"].items()))
+
+
+def cmd_import_dvlog(a):
+    from .importers import import_dvlog
+
+    sheet = import_dvlog(a.root, a.out_dir, a.sheet)
+    print(f"{a.sheet}: {len(sheet)} D-Vlog videos imported into {a.out_dir}")
+
+
+def cmd_import_openface(a):
+    from .importers import import_openface_dir
+
+    rate = a.rate_hz if a.rate_hz == "native" else float(a.rate_hz)
+    sheet = import_openface_dir(a.folder, a.out_dir, a.sheet, rate_hz=rate)
+    print(f"{a.sheet}: {len(sheet)} OpenFace CSVs imported into {a.out_dir}")
+
+
+def cmd_use_aligned(a):
+    from .importers import use_aligned
+
+    log.info("use_aligned %s: %d rows", a.src, use_aligned(a.src, a.out))
+
+
+def cmd_split(a):
+    from .io import atomic_path
+    from .samples import read_samples
+    from .splits import make_splits
+
+    ratios = tuple(float(x) for x in a.ratios.split(","))
+    df = make_splits(read_samples(a.sheet), ratios=ratios, seed=a.seed)
+    with atomic_path(a.out) as tmp:
+        df.to_csv(tmp, sep="\t", index=False)
+    print(f"{a.out}: " + ", ".join(f"{k} {v}" for k, v in df["split"].value_counts().items()))
+
+
 def cmd_qa(a):
     from . import qa
 
@@ -195,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     command("fetch-models", cmd_fetch_models, "download py-feat's AU model weights into its cache (needs a network)")
     command("fau-windows", cmd_fau_windows, "stage fau_windows: moving mean/std of the AUs -> Parquet",
             "action_units", "out", params=True)
+    command("shards", cmd_shards, "slices of every video, train-only normalisation, Parquet shards",
+            "sheet", "aligned_dir", "out", params=True)
+    command("import-dvlog", cmd_import_dvlog, "D-Vlog released features -> aligned tables + sample sheet",
+            "root", "out_dir", "sheet")
+    command("import-openface", cmd_import_openface, "a folder of OpenFace CSVs -> aligned tables + sample sheet",
+            "folder", "out_dir", "sheet").add_argument("--rate-hz", default="native")
+    command("use-aligned", cmd_use_aligned, "check an imported aligned table and take it into results/",
+            "src", "out")
+    p = command("split", cmd_split, "subject-level, label/gender-stratified train/dev/test split of a sheet",
+                "sheet", "out")
+    p.add_argument("--ratios", default="0.7,0.1,0.2")
+    p.add_argument("--seed", type=int, default=0)
     command("qa", cmd_qa, "stage qa: one video's quality record -> JSON",
             "video_id", "probe", "landmarks", "egemaps", "out").add_argument(
         "--action-units", help="the video's AU table (its backend goes into QA)")

@@ -56,4 +56,10 @@ def load_config(path=None) -> dict:
     for section, sub in schema()["properties"].items():
         if sub.get("type") == "object":
             out[section] = stage_params(section, cfg.get(section))
+        elif section != "samples":
+            out[section] = cfg.get(section, sub.get("default"))
+            try:
+                jsonschema.validate(out[section], sub)
+            except jsonschema.ValidationError as exc:
+                raise FacevoxError(f"config {section}: {exc.message}") from None
     return out

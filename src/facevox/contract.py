@@ -164,6 +164,32 @@ ALIGNED_FACES_SCHEMA = pa.schema(
     ]
 )
 
+#: Feature sets a shard can hold: name -> per-frame columns of the aligned table.
+FEATURE_SETS = {
+    "landmarks_egemaps": LANDMARK_COLUMNS + EGEMAPS_COLUMNS,  # 136 + 25: STST, JAMFN, D-Vlog baselines
+}
+
+
+def shard_schema(length: int, n_features: int) -> pa.Schema:
+    """One row per slice; ``features`` is a [length, n_features] float32 array stored as a
+    fixed-size list of fixed-size lists (zero-copy to numpy, readable by pandas/DuckDB)."""
+    return pa.schema(
+        [
+            _f("video_id", pa.string()),
+            _f("subject_id", pa.string()),
+            _f("slice_index", pa.int32(), None, "0-based slice number within the video"),
+            _f("start_frame", pa.int32(), None, "row of the aligned table the slice starts at"),
+            _f("n_real", pa.int32(), None, "rows from the video; the rest is padding"),
+            _f("n_missing", pa.int32(), None, "real rows still NaN (gap longer than max_gap)"),
+            _f("label", pa.string()),
+            _f("score", pa.float32()),
+            _f("gender", pa.string()),
+            _f("features", pa.list_(pa.list_(pa.float32(), n_features), length), None,
+               "normalised features [length, n_features]; columns in the manifest"),
+        ]
+    )
+
+
 #: Columns of results/qa.tsv, in order (one row per video).
 QA_COLUMNS = [
     "video_id",

@@ -22,8 +22,10 @@ def _umask() -> int:
     return mask
 
 
-#: Permissions of finished files: what open() would give (mkstemp makes 0600 files).
+#: Permissions of finished files and folders: what open()/mkdir() would give
+#: (mkstemp and mkdtemp make private 0600/0700 ones).
 FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -47,10 +49,11 @@ def atomic_path(path):
         raise
 
 
-def write_table(df: pd.DataFrame, path, schema: pa.Schema, provenance: dict,
+def write_table(df: pd.DataFrame | pa.Table, path, schema: pa.Schema, provenance: dict,
                 row_group_size: int | None = None) -> None:
-    """Write ``df`` as Parquet with exactly ``schema`` and the provenance in its metadata."""
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    """Write ``df`` (pandas or Arrow) as Parquet with exactly ``schema`` and the provenance
+    in its metadata."""
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     check_table(table, schema, str(path))
     table = table.replace_schema_metadata({PROVENANCE_KEY: dumps(provenance).encode()})
     with atomic_path(path) as tmp:

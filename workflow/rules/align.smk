@@ -1,18 +1,39 @@
 # align_features: eGeMAPS onto the landmark frames (native) or both onto a rate_hz grid.
 # -> facevox.align.run · tests/test_align.py
-rule align_features:
-    input:
-        landmarks="results/landmarks/{video}.parquet",
-        egemaps="results/egemaps/{video}.parquet",
-    output:
-        "results/aligned/{video}.parquet",
-    params:
-        cfg=stage_json("align"),
-    log:
-        "results/logs/align_features/{video}.log",
-    benchmark:
-        "results/benchmarks/align_features/{video}.tsv"
-    conda:
-        "../../envs/facevox.yaml"
-    shell:
-        "python -m facevox align {input.landmarks:q} {input.egemaps:q} {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+# With `source: aligned` the sheet's paths are already aligned tables (facevox import-dvlog /
+# import-openface): they are checked against the contract and taken as they are.
+# -> facevox.importers.use_aligned · tests/test_importers.py
+if config["source"] == "aligned":
+
+    rule imported_aligned:
+        input:
+            video_path,
+        output:
+            "results/aligned/{video}.parquet",
+        log:
+            "results/logs/imported_aligned/{video}.log",
+        benchmark:
+            "results/benchmarks/imported_aligned/{video}.tsv"
+        conda:
+            "../../envs/facevox.yaml"
+        shell:
+            "python -m facevox use-aligned {input:q} {output:q} > {log:q} 2>&1"
+
+else:
+
+    rule align_features:
+        input:
+            landmarks="results/landmarks/{video}.parquet",
+            egemaps="results/egemaps/{video}.parquet",
+        output:
+            "results/aligned/{video}.parquet",
+        params:
+            cfg=stage_json("align"),
+        log:
+            "results/logs/align_features/{video}.log",
+        benchmark:
+            "results/benchmarks/align_features/{video}.tsv"
+        conda:
+            "../../envs/facevox.yaml"
+        shell:
+            "python -m facevox align {input.landmarks:q} {input.egemaps:q} {output:q} --params {params.cfg:q} > {log:q} 2>&1"

@@ -36,9 +36,13 @@ def au_backend(wildcards):
 
 
 def final_targets():
-    """What `rule all` asks for; face crops only when keep_face_images is true."""
+    """What `rule all` asks for; face crops only when keep_face_images is true; with
+    `source: aligned` (imported features) only the aligned tables and the shards."""
+    shards = [f"results/shards/{config['slices']['feature_set']}"] if (SAMPLES["split"] == "train").any() else []
+    if config["source"] == "aligned":
+        return expand("results/aligned/{video}.parquet", video=VIDEOS) + shards
     targets = expand("results/aligned/{video}.parquet", video=VIDEOS)
     targets += expand("results/fau_windows/{video}.parquet", video=VIDEOS)
     if config["aligned_faces"]["keep_face_images"]:
         targets += expand("results/faces/{video}.parquet", video=VIDEOS)
-    return targets + ["results/qa.tsv"]
+    return targets + shards + ["results/qa.tsv"]  # shards need a train split (normalisation)

@@ -1,0 +1,69 @@
+"""PyTorch datasets over facevox shards, read lazily: one Parquet row group at a time.
+
+:class:`SliceDataset` indexes a split's slices from the Parquet footers only
+(no feature is read up front); ``__getitem__`` decodes the row group that
+holds the slice - a [rows, length, C] float32 block, zero-copy from Arrow -
+and keeps that one block cached, so iterating in order reads every row group
+exactly once and memory stays at about one row group.  ``video_ids`` /
+``video_index`` group slices by video for video-level voting or averaging.
+
+Tests: tests/test_shards.py
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from .errors import FacevoxError
+from .shards import read_manifest
+
+
+class SliceDataset:
+    """Slices of one split: ``(features [length, C] float32 tensor, label int64 tensor)``.
+
+    ``labels`` maps the sheet's label strings to class indices (default: the
+    sorted distinct labels of the split, e.g. depression=0, normal=1).
+    """
+
+    def __init__(self, shard_dir, split: str, labels: dict[str, int] | None = None):
+        self.root = Path(shard_dir)
+        manifest = read_manifest(self.root)
+        if split not in manifest["splits"]:
+            raise FacevoxError(f"{self.root}: no split {split!r} in the manifest")
+        self.columns = manifest["columns"]
+        self.length = manifest["length"]
+        self._files, self._index, meta = [], [], {"video_id": [], "label": []}
+        for f, part in enumerate(manifest["splits"][split]["parts"]):
+            pf = pq.ParquetFile(self.root / part["path"])
+            self._files.append(pf)
+            for g in range(pf.num_row_groups):
+                small = pf.read_row_group(g, columns=["video_id", "label"])
+                meta["video_id"] += small.column("video_id").to_pylist()
+                meta["label"] += small.column("label").to_pylist()
+                self._index += [(f, g, r) for r in range(small.num_rows)]
+        self.video_ids = meta["video_id"]
+        self.label_names = meta["label"]
+        self.labels = labels or {name: i for i, name in enumerate(sorted({x for x in meta["label"] if x}))}
+        self._cached = (None, None)
+        uniq = {v: i for i, v in enumerate(dict.fromkeys(self.video_ids))}
+        self.video_index = np.array([uniq[v] for v in self.video_ids], np.int64)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _block(self, f: int, g: int) -> np.ndarray:
+        if self._cached[0] != (f, g):
+            col = self._files[f].read_row_group(g, columns=["features"]).column("features").combine_chunks()
+            block = col.flatten().flatten().to_numpy().reshape(len(col), self.length, len(self.columns))
+            self._cached = ((f, g), block)
+        return self._cached[1]
+
+    def __getitem__(self, i: int):
+        import torch
+
+        f, g, r = self._index[i]
+        x = torch.from_numpy(np.array(self._block(f, g)[r], np.float32))
+        label = self.labels.get(self.label_names[i], -1)
+        return x, torch.tensor(label, dtype=torch.int64)

@@ -1,0 +1,182 @@
+"""Slices of every video, normalised with train-only statistics, in Parquet shards.
+
+Layout (one folder per feature set)::
+
+    results/shards/<feature_set>/
+        manifest.json            parts, slice counts, feature columns, parameters, provenance
+        norm.json                the training statistics (slices.NormStats)
+        <split>/part-00000.parquet ...
+
+Each part holds the slices of whole videos of one split - a new part starts
+once ``slices_per_part`` slices are reached - in row groups
+of ``rows_per_group`` slices, with ``contract.shard_schema`` (``features`` is a
+fixed-size list [length, C] of float32: one row group decodes straight into a
+numpy array, and pandas/DuckDB read the files as they are).  The number of
+parts depends on the data, so the rule's output is the folder and the manifest
+lists what is in it.
+
+Per video (``build``):
+
+1. per modality, short gaps are filled (slices.interpolate_gaps): the landmark
+   columns where ``face_success`` is false, the eGeMAPS columns where
+   ``audio_success`` is false, each with ``max_gap`` frames;
+2. the statistics are fitted on the **train** videos only (real frames) and
+   applied to every split;
+3. the video is sliced (slices.slice_video).
+
+The split guard (splits.check_subject_splits) runs first: a subject in two
+splits stops the build with the offending ids listed.
+
+Tests: tests/test_shards.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .config import stage_params
+from .contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS, shard_schema
+from .errors import FacevoxError
+from .io import DIR_MODE, atomic_path, read_table, write_json
+from .provenance import dumps, provenance
+from .slices import NormStats, interpolate_gaps, slice_video
+
+def video_features(aligned: pd.DataFrame, columns: list[str], max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """[T, C] features with short gaps filled per modality, and the still-missing mask [T]."""
+    values = aligned[columns].to_numpy(np.float64, copy=True)
+    missing = np.zeros(len(aligned), bool)
+    for group, flag in ((LANDMARK_COLUMNS, "face_success"), (EGEMAPS_COLUMNS, "audio_success")):
+        idx = [i for i, c in enumerate(columns) if c in set(group)]
+        if idx:
+            filled, still = interpolate_gaps(values[:, idx], aligned[flag].to_numpy(bool), max_gap)
+            values[:, idx] = filled
+            missing |= still
+    return values, missing
+
+
+def _records(samples: pd.DataFrame, vid: str, slices, n_real, n_missing, starts) -> dict:
+    row = samples.loc[vid]
+    n = len(slices)
+    score = float(row["score"]) if row.get("score") not in (None, "") else np.nan
+    return {
+        "video_id": [vid] * n,
+        "subject_id": [row.get("subject_id")] * n,
+        "slice_index": np.arange(n, dtype=np.int32),
+        "start_frame": starts.astype(np.int32),
+        "n_real": n_real,
+        "n_missing": n_missing,
+        "label": [row.get("label")] * n,
+        "score": np.full(n, score, np.float32),
+        "gender": [row.get("gender")] * n,
+        "features": slices,
+    }
+
+
+def _table(records: list[dict], schema: pa.Schema) -> pa.Table:
+    ftype = schema.field("features").type
+    cols = {}
+    for name in schema.names:
+        if name == "features":
+            flat = pa.array(np.concatenate([r[name] for r in records]).reshape(-1).astype(np.float32))
+            cols[name] = pa.FixedSizeListArray.from_arrays(
+                pa.FixedSizeListArray.from_arrays(flat, ftype.value_type.list_size), ftype.list_size)
+        elif isinstance(records[0][name], np.ndarray):
+            cols[name] = pa.array(np.concatenate([r[name] for r in records]), type=schema.field(name).type)
+        else:
+            cols[name] = pa.array([x for r in records for x in r[name]], type=schema.field(name).type)
+    return pa.table(cols, schema=schema)
+
+
+def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params: dict | None = None) -> dict:
+    """Slice, normalise and shard every video of ``samples`` with a split; return the manifest."""
+    from .splits import check_subject_splits
+
+    p = stage_params("slices", params)
+    feature_set = p["feature_set"]
+    columns = FEATURE_SETS[feature_set]
+    check_subject_splits(samples)
+    videos = [v for v in samples.index if samples.loc[v, "split"] in SPLITS]
+    if not any(samples.loc[v, "split"] == "train" for v in videos):
+        raise FacevoxError("shards: no video of the sample sheet is in the train split; "
+                           "normalisation statistics come from train only")
+    features = {}
+    for vid in videos:
+        aligned, _ = read_table(aligned_paths[vid], ALIGNED_SCHEMA)
+        features[vid] = video_features(aligned, columns, p["max_gap"])
+    train = {v: f[~m] for v, (f, m) in features.items() if samples.loc[v, "split"] == "train"}
+    stats = NormStats.fit(train, columns, p["normalisation"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats.save(out_dir / "norm.json")
+
+    schema = shard_schema(p["length"], len(columns))
+    meta = provenance("shards", params=p, inputs={})
+    schema = schema.with_metadata({b"facevox": dumps(meta).encode()})
+    manifest = {"feature_set": feature_set, "columns": columns, "length": p["length"],
+                "norm": "norm.json", "params": p, "splits": {}}
+    for split in SPLITS:
+        records, parts, n_slices = [], [], 0
+        split_videos = [v for v in videos if samples.loc[v, "split"] == split]
+
+        def flush():
+            nonlocal records
+            if not records:
+                return
+            path = out_dir / split / f"part-{len(parts):05d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                pq.write_table(_table(records, schema), tmp, compression="zstd",
+                               row_group_size=p["rows_per_group"])
+            parts.append({"path": f"{split}/{path.name}", "slices": sum(len(r["video_id"]) for r in records)})
+            records = []
+
+        for vid in split_videos:
+            values, missing = features[vid]
+            sl, n_real, n_missing, starts = slice_video(stats.apply(values), missing, p["length"], p["hop"],
+                                                        p["pad"], p["degree"])
+            if len(sl):
+                records.append(_records(samples, vid, sl, n_real, n_missing, starts))
+                n_slices += len(sl)
+            if sum(len(r["video_id"]) for r in records) >= p["slices_per_part"]:
+                flush()
+        flush()
+        manifest["splits"][split] = {"videos": len(split_videos), "slices": n_slices, "parts": parts}
+    write_json(manifest, out_dir / "manifest.json")
+    return manifest
+
+
+def read_manifest(shard_dir) -> dict:
+    path = Path(shard_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FacevoxError(f"{path}: not a facevox shard manifest ({exc})") from None
+
+
+def run(sheet, aligned_dir, out_dir, params: dict | None = None) -> dict:
+    """The rule's entry: the sample sheet, the folder of aligned tables, the shard folder."""
+    from .samples import read_samples
+
+    samples = read_samples(sheet)
+    paths = {v: str(Path(aligned_dir) / f"{v}.parquet") for v in samples.index}
+    out_dir = Path(out_dir)
+    # Build the whole folder under a temporary name, then swap it in: a killed job
+    # never leaves a folder with some parts of this run and some of the last.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        manifest = build(samples, paths, tmp, params)
+        os.chmod(tmp, DIR_MODE)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest

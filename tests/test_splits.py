@@ -1,0 +1,141 @@
+"""Tests for facevox.splits: the subject-leak guard and the stratified split maker."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facevox.contract import SAMPLE_COLUMNS, SPLITS
+from facevox.errors import FacevoxError
+from facevox.samples import SampleSheetError
+from facevox.splits import check_subject_splits, make_splits, split_counts
+
+RATIOS = np.array([0.7, 0.1, 0.2])
+
+
+def sheet(rows) -> pd.DataFrame:
+    """A sheet as read_samples returns it: indexed by video_id, empty cells None."""
+    df = pd.DataFrame(rows, columns=["video_id", "subject_id", "split"])
+    df["path"] = [f"/v/{v}.mp4" for v in df["video_id"]]
+    for col in SAMPLE_COLUMNS:
+        if col not in df:
+            df[col] = None
+    return df[SAMPLE_COLUMNS].set_index("video_id", drop=False)
+
+
+# --------------------------------------------------------------------------- the guard
+def test_guard_names_the_subject_its_splits_and_videos():
+    df = sheet([["a", "s1", "train"], ["b", "s1", "test"], ["c", "s1", "train"],
+                ["d", "s2", "dev"], ["e", "s3", "dev"], ["f", "s3", "train"]])
+    with pytest.raises(SampleSheetError) as info:
+        check_subject_splits(df)
+    assert info.value.problems == [
+        "subject 's1' is in 2 splits: train (videos a, c); test (video b)",
+        "subject 's3' is in 2 splits: train (video f); dev (video e)",
+    ]
+    assert "2 problem(s)" in str(info.value)
+
+
+def test_guard_passes_a_clean_sheet():
+    df = sheet([["a", "s1", "train"], ["b", "s1", "train"], ["c", "s2", "test"], ["d", "s3", "dev"]])
+    assert check_subject_splits(df) is None
+
+
+def test_guard_ignores_empty_split_and_empty_subject():
+    df = sheet([["a", "s1", "train"], ["b", "s1", None], ["c", "s1", ""], ["d", "s1", float("nan")],
+                ["e", None, "test"], ["f", "", "dev"], ["g", "s2", "  "]])
+    check_subject_splits(df)
+
+
+def test_guard_reads_video_ids_from_the_index_without_a_column():
+    df = sheet([["a", "s1", "train"], ["b", "s1", "dev"]]).drop(columns="video_id")
+    with pytest.raises(SampleSheetError, match=r"subject 's1' is in 2 splits: train \(video a\); dev \(video b\)"):
+        check_subject_splits(df, where="my.tsv")
+
+
+# --------------------------------------------------------------------------- rounding rule
+def test_split_counts_floor_then_largest_deficit():
+    deficit = np.zeros(3)
+    # 10 subjects: quotas exactly 7, 1, 2 (0.7 * 10 is not 7.000000000000001)
+    assert split_counts(10, RATIOS, deficit).tolist() == [7, 1, 2]
+    assert np.allclose(deficit, 0)
+    # 3 subjects: quotas 2.1, 0.3, 0.6 -> floors 2, 0, 0; the leftover one goes to test (0.6 > 0.3)
+    assert split_counts(3, RATIOS, deficit).tolist() == [2, 0, 1]
+    assert np.allclose(deficit, [0.1, 0.3, -0.4])
+    # 3 more: floors 2, 0, 0; deficits then 0.2, 0.6, 0.2 -> dev catches up
+    assert split_counts(3, RATIOS, deficit).tolist() == [2, 1, 0]
+    assert np.allclose(deficit, [0.2, -0.4, 0.2])
+
+
+# --------------------------------------------------------------------------- make_splits
+def synthetic(n_subjects=200, seed=1) -> pd.DataFrame:
+    """n subjects with 1-3 videos each; label and gender per subject, 2 x 2 strata."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_subjects):
+        label = "depression" if rng.random() < 0.55 else "normal"
+        gender = "f" if rng.random() < 0.6 else "m"
+        for k in range(int(rng.integers(1, 4))):
+            rows.append({"video_id": f"s{s:03d}_v{k}", "path": f"/v/s{s:03d}_{k}.mp4", "subject_id": f"s{s:03d}",
+                         "split": None, "label": label, "score": None, "gender": gender, "openface_csv": None})
+    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS).set_index("video_id", drop=False)
+
+
+def subject_splits(df: pd.DataFrame) -> pd.Series:
+    per_subject = df.groupby("subject_id")["split"].agg(lambda s: sorted(set(s)))
+    assert per_subject.map(len).eq(1).all()  # every video of a subject in one split
+    return per_subject.map(lambda s: s[0])
+
+
+def test_make_splits_subject_level_and_stratified():
+    df = synthetic()
+    out = make_splits(df, seed=0)
+    check_subject_splits(out)
+    assert out.index.tolist() == df.index.tolist()
+    assert out.drop(columns="split").equals(df.drop(columns="split"))
+    assert df["split"].isna().all()  # the input is not modified
+    by_subject = subject_splits(out)
+    assert set(by_subject) == set(SPLITS)
+    n = len(by_subject)
+    counts = by_subject.value_counts()
+    for split, ratio in zip(SPLITS, RATIOS):
+        assert abs(counts[split] - ratio * n) <= 2, (split, counts[split], ratio * n)
+    first = df.drop_duplicates("subject_id").set_index("subject_id")
+    for (label, gender), group in first.groupby(["label", "gender"]):
+        stratum = by_subject[group.index].value_counts()
+        for split, ratio in zip(SPLITS, RATIOS):
+            assert abs(stratum.get(split, 0) - ratio * len(group)) <= 2, (label, gender, split)
+    # the documented rule is tighter: each stratum within one subject of its quota
+    for (label, gender), group in first.groupby(["label", "gender"]):
+        stratum = by_subject[group.index].value_counts()
+        assert all(abs(stratum.get(s, 0) - r * len(group)) < 1 for s, r in zip(SPLITS, RATIOS))
+
+
+def test_make_splits_deterministic_per_seed():
+    df = synthetic()
+    a, b = make_splits(df, seed=3), make_splits(df, seed=3)
+    assert a["split"].tolist() == b["split"].tolist()
+    assert make_splits(df, seed=4)["split"].tolist() != a["split"].tolist()
+    # the result depends on the content, not the row order
+    shuffled = make_splits(df.sample(frac=1.0, random_state=0), seed=3)
+    assert shuffled.loc[a.index, "split"].tolist() == a["split"].tolist()
+
+
+def test_make_splits_overwrites_existing_splits_and_handles_missing_subjects():
+    df = sheet([["a", "s1", "test"], ["b", "s1", "train"], ["c", None, "train"], ["d", "", None]])
+    out = make_splits(df, ratios=(1, 0, 0))
+    assert out["split"].tolist() == ["train"] * 4
+    out = make_splits(df, ratios=(0, 0, 1))
+    assert out["split"].tolist() == ["test"] * 4
+
+
+def test_make_splits_exact_counts_small_example():
+    # 10 subjects in one stratum, one video each: exactly 7 / 1 / 2
+    df = sheet([[f"v{i}", f"s{i}", None] for i in range(10)])
+    assert make_splits(df, seed=0)["split"].value_counts().to_dict() == {"train": 7, "test": 2, "dev": 1}
+
+
+@pytest.mark.parametrize("ratios", [(0.7, 0.3), (0.7, -0.1, 0.4), (0, 0, 0), (0.5, float("nan"), 0.5)])
+def test_make_splits_rejects_bad_ratios(ratios):
+    with pytest.raises(FacevoxError, match="split ratios"):
+        make_splits(sheet([["a", "s1", None]]), ratios=ratios)

@@ -1,0 +1,20 @@
+# shards: fixed-length slices of every video's aligned features, normalised with train-only
+# statistics, as Parquet parts. The part count depends on the data: the output is the folder,
+# whose manifest.json lists the parts (norm.json holds the statistics).
+# -> facevox.shards.run · tests/test_shards.py (datasets: facevox.data)
+rule shards:
+    input:
+        sheet=config["samples"],
+        aligned=expand("results/aligned/{video}.parquet", video=VIDEOS),
+    output:
+        directory(f"results/shards/{config['slices']['feature_set']}"),
+    params:
+        cfg=stage_json("slices"),
+    log:
+        "results/logs/shards.log",
+    benchmark:
+        "results/benchmarks/shards.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox shards {input.sheet:q} results/aligned {output:q} --params {params.cfg:q} > {log:q} 2>&1"
