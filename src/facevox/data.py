@@ -3,8 +3,9 @@
 :class:`SliceDataset` indexes a split's slices from the Parquet footers only
 (no feature is read up front); ``__getitem__`` decodes the row group that
 holds the slice - a [rows, length, C] float32 block, zero-copy from Arrow -
-and keeps that one block cached, so iterating in order reads every row group
-exactly once and memory stays at about one row group.  ``video_ids`` /
+and keeps that one block (and one open part file) cached, so iterating in
+order reads every row group exactly once and memory stays at about one row
+group, whatever the size of the shard set.  ``video_ids`` /
 ``video_index`` group slices by video for video-level voting or averaging.
 
 Tests: tests/test_shards.py
@@ -34,10 +35,11 @@ class SliceDataset:
             raise FacevoxError(f"{self.root}: no split {split!r} in the manifest")
         self.columns = manifest["columns"]
         self.length = manifest["length"]
-        self._files, self._index, meta = [], [], {"video_id": [], "label": []}
+        self._paths, self._index, meta = [], [], {"video_id": [], "label": []}
         for f, part in enumerate(manifest["splits"][split]["parts"]):
-            pf = pq.ParquetFile(self.root / part["path"])
-            self._files.append(pf)
+            path = self.root / part["path"]
+            self._paths.append(path)
+            pf = pq.ParquetFile(path)
             for g in range(pf.num_row_groups):
                 small = pf.read_row_group(g, columns=["video_id", "label"])
                 meta["video_id"] += small.column("video_id").to_pylist()
@@ -47,6 +49,7 @@ class SliceDataset:
         self.label_names = meta["label"]
         self.labels = labels or {name: i for i, name in enumerate(sorted({x for x in meta["label"] if x}))}
         self._cached = (None, None)
+        self._open = (None, None)  # only the current part stays open: a reader keeps its buffers
         uniq = {v: i for i, v in enumerate(dict.fromkeys(self.video_ids))}
         self.video_index = np.array([uniq[v] for v in self.video_ids], np.int64)
 
@@ -55,7 +58,9 @@ class SliceDataset:
 
     def _block(self, f: int, g: int) -> np.ndarray:
         if self._cached[0] != (f, g):
-            col = self._files[f].read_row_group(g, columns=["features"]).column("features").combine_chunks()
+            if self._open[0] != f:
+                self._open = (f, pq.ParquetFile(self._paths[f]))
+            col = self._open[1].read_row_group(g, columns=["features"]).column("features").combine_chunks()
             block = col.flatten().flatten().to_numpy().reshape(len(col), self.length, len(self.columns))
             self._cached = ((f, g), block)
         return self._cached[1]

@@ -7,8 +7,8 @@ Layout (one folder per feature set)::
         norm.json                the training statistics (slices.NormStats)
         <split>/part-00000.parquet ...
 
-Each part holds the slices of whole videos of one split - a new part starts
-once ``slices_per_part`` slices are reached - in row groups
+Each part holds up to ``slices_per_part`` slices of one split (written as they
+come, so a video's slices may continue in the next part), in row groups
 of ``rows_per_group`` slices, with ``contract.shard_schema`` (``features`` is a
 fixed-size list [length, C] of float32: one row group decodes straight into a
 numpy array, and pandas/DuckDB read the files as they are).  The number of
@@ -23,6 +23,9 @@ Per video (``build``):
 2. the statistics are fitted on the **train** videos only (real frames) and
    applied to every split;
 3. the video is sliced (slices.slice_video).
+
+Memory: two passes over the aligned tables (statistics, then slices), one video
+and at most one part's slices in memory at a time.
 
 The split guard (splits.check_subject_splits) runs first: a subject in two
 splits stops the build with the offending ids listed.
@@ -45,7 +48,7 @@ import pyarrow.parquet as pq
 from .config import stage_params
 from .contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS, shard_schema
 from .errors import FacevoxError
-from .io import DIR_MODE, atomic_path, read_table, write_json
+from .io import DIR_MODE, read_table, write_json
 from .provenance import dumps, provenance
 from .slices import NormStats, interpolate_gaps, slice_video
 
@@ -95,6 +98,67 @@ def _table(records: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.table(cols, schema=schema)
 
 
+def _take(record: dict, start: int, stop: int) -> dict:
+    return {k: v[start:stop] for k, v in record.items()}
+
+
+class _PartWriter:
+    """Streams one split's slices into part files: row groups of ``rows_per_group``
+    slices, a new part once ``slices_per_part`` are written.  At most one row
+    group's slices (plus the current video's) are held in memory."""
+
+    def __init__(self, out_dir: Path, split: str, schema: pa.Schema, rows_per_group: int, slices_per_part: int):
+        self.folder, self.split, self.schema = out_dir / split, split, schema
+        self.rows_per_group, self.slices_per_part = rows_per_group, slices_per_part
+        self.pending: list[dict] = []
+        self.writer, self.in_part, self.parts = None, 0, []
+
+    def _pending(self) -> int:
+        return sum(len(r["video_id"]) for r in self.pending)
+
+    def _group_size(self) -> int:
+        """A row group never crosses a part's end."""
+        return min(self.rows_per_group, self.slices_per_part - self.in_part)
+
+    def add(self, record: dict) -> None:
+        self.pending.append(record)
+        while self._pending() >= self._group_size():
+            self._write_group(self._group_size())
+
+    def _write_group(self, n: int) -> None:
+        group, rest, need = [], [], n
+        for r in self.pending:
+            k = len(r["video_id"])
+            if need >= k:
+                group.append(r)
+                need -= k
+            elif need > 0:
+                group.append(_take(r, 0, need))
+                rest.append(_take(r, need, k))
+                need = 0
+            else:
+                rest.append(r)
+        self.pending = rest
+        if self.writer is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"part-{len(self.parts):05d}.parquet"
+            self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self.parts.append({"path": f"{self.split}/{path.name}", "slices": 0})
+        self.writer.write_table(_table(group, self.schema), row_group_size=n)
+        self.parts[-1]["slices"] += n
+        self.in_part += n
+        if self.in_part >= self.slices_per_part:
+            self.writer.close()
+            self.writer, self.in_part = None, 0
+
+    def close(self) -> list[dict]:
+        while self._pending():
+            self._write_group(min(self._pending(), self._group_size()))
+        if self.writer is not None:
+            self.writer.close()
+        return self.parts
+
+
 def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params: dict | None = None) -> dict:
     """Slice, normalise and shard every video of ``samples`` with a split; return the manifest."""
     from .splits import check_subject_splits
@@ -107,12 +171,20 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
     if not any(samples.loc[v, "split"] == "train" for v in videos):
         raise FacevoxError("shards: no video of the sample sheet is in the train split; "
                            "normalisation statistics come from train only")
-    features = {}
-    for vid in videos:
+    split_of = {v: samples.loc[v, "split"] for v in videos}
+
+    def features(vid):
         aligned, _ = read_table(aligned_paths[vid], ALIGNED_SCHEMA)
-        features[vid] = video_features(aligned, columns, p["max_gap"])
-    train = {v: f[~m] for v, (f, m) in features.items() if samples.loc[v, "split"] == "train"}
-    stats = NormStats.fit(train, columns, p["normalisation"])
+        return video_features(aligned, columns, p["max_gap"])
+
+    def train_frames():
+        for vid in videos:
+            if split_of[vid] == "train":
+                values, _ = features(vid)
+                yield vid, values  # NaN (unfilled gaps) is skipped column by column
+
+    # Two passes, one video in memory at a time: the statistics, then the slices.
+    stats = NormStats.fit(train_frames(), columns, p["normalisation"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats.save(out_dir / "norm.json")
@@ -123,31 +195,18 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
     manifest = {"feature_set": feature_set, "columns": columns, "length": p["length"],
                 "norm": "norm.json", "params": p, "splits": {}}
     for split in SPLITS:
-        records, parts, n_slices = [], [], 0
-        split_videos = [v for v in videos if samples.loc[v, "split"] == split]
+        n_slices = 0
+        split_videos = [v for v in videos if split_of[v] == split]
 
-        def flush():
-            nonlocal records
-            if not records:
-                return
-            path = out_dir / split / f"part-{len(parts):05d}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                pq.write_table(_table(records, schema), tmp, compression="zstd",
-                               row_group_size=p["rows_per_group"])
-            parts.append({"path": f"{split}/{path.name}", "slices": sum(len(r["video_id"]) for r in records)})
-            records = []
-
+        writer = _PartWriter(out_dir, split, schema, p["rows_per_group"], p["slices_per_part"])
         for vid in split_videos:
-            values, missing = features[vid]
+            values, missing = features(vid)
             sl, n_real, n_missing, starts = slice_video(stats.apply(values), missing, p["length"], p["hop"],
                                                         p["pad"], p["degree"])
             if len(sl):
-                records.append(_records(samples, vid, sl, n_real, n_missing, starts))
+                writer.add(_records(samples, vid, sl, n_real, n_missing, starts))
                 n_slices += len(sl)
-            if sum(len(r["video_id"]) for r in records) >= p["slices_per_part"]:
-                flush()
-        flush()
+        parts = writer.close()
         manifest["splits"][split] = {"videos": len(split_videos), "slices": n_slices, "parts": parts}
     write_json(manifest, out_dir / "manifest.json")
     return manifest

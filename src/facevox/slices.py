@@ -106,18 +106,22 @@ def slice_starts(n_frames: int, length: int, hop: int | None = None, pad: str = 
 def _poly_fill(block: np.ndarray, n_real: int, degree: int) -> np.ndarray:
     """Fill rows n_real.. of block [L, C] per column from a polynomial fit of rows ..n_real."""
     length = len(block)
-    x = np.arange(n_real, dtype=np.float64)
-    x_new = np.arange(n_real, length, dtype=np.float64)
-    for c in range(block.shape[1]):
-        y = block[:n_real, c]
-        ok = np.isfinite(y)
-        if ok.sum() >= degree + 1:
-            # Centre and scale x for a well-conditioned fit.
-            scale = max(n_real - 1, 1)
-            coef = np.polynomial.polynomial.polyfit(x[ok] / scale, y[ok], degree)
-            block[n_real:, c] = np.polynomial.polynomial.polyval(x_new / scale, coef)
+    scale = max(n_real - 1, 1)  # fit on x in [0, 1]: well conditioned
+    x = np.arange(n_real, dtype=np.float64) / scale
+    x_new = np.arange(n_real, length, dtype=np.float64) / scale
+    y = block[:n_real]
+    ok = np.isfinite(y)
+    full = ok.all(axis=0) & (n_real >= degree + 1)
+    if full.any():  # every column without a gap: one least-squares solve for all of them
+        coef = np.polynomial.polynomial.polyfit(x, y[:, full], degree)
+        block[n_real:, full] = np.polynomial.polynomial.polyval(x_new, coef).T
+    for c in np.flatnonzero(~full):
+        good = ok[:, c]
+        if good.sum() >= degree + 1:
+            coef = np.polynomial.polynomial.polyfit(x[good], y[good, c], degree)
+            block[n_real:, c] = np.polynomial.polynomial.polyval(x_new, coef)
         else:
-            block[n_real:, c] = y[ok][-1] if ok.any() else np.nan
+            block[n_real:, c] = y[good, c][-1] if good.any() else np.nan
     return block
 
 
@@ -160,17 +164,46 @@ class NormStats:
     videos: list[str]
 
     @classmethod
-    def fit(cls, tables: dict[str, np.ndarray], columns: list[str], method: str = "minmax") -> "NormStats":
-        """Fit on ``tables``: {video_id: [T, C] real frames of a *training* video}."""
+    def fit(cls, tables, columns: list[str], method: str = "minmax") -> "NormStats":
+        """Fit on the real frames of the *training* videos: ``tables`` is a dict
+        {video_id: [T, C]} or an iterable of (video_id, [T, C]) pairs.
+
+        Streaming: one video at a time is combined into per-column running
+        minimum, maximum, count, mean and sum of squared deviations (Chan et al.'s
+        pairwise update), so memory does not grow with the corpus.
+        """
         if method not in NORM_METHODS:
             raise FacevoxError(f"normalisation method must be one of {NORM_METHODS}, got {method!r}")
-        if not tables:
+        c = len(columns)
+        count, mean, m2 = np.zeros(c), np.zeros(c), np.zeros(c)
+        lo, hi = np.full(c, np.inf), np.full(c, -np.inf)
+        rows, videos = 0, []
+        for vid, values in (tables.items() if isinstance(tables, dict) else tables):
+            a = np.asarray(values, np.float64).reshape(-1, c)
+            videos.append(vid)
+            rows += len(a)
+            n_b = np.isfinite(a).sum(axis=0)
+            if not n_b.any():
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of this video
+                mean_b = np.nanmean(a, axis=0)
+                m2_b = np.nansum((a - mean_b) ** 2, axis=0)
+                lo = np.fmin(lo, np.nanmin(a, axis=0))
+                hi = np.fmax(hi, np.nanmax(a, axis=0))
+            has = n_b > 0
+            total = count + n_b
+            delta = np.where(has, mean_b - mean, 0.0)
+            safe = np.maximum(total, 1)
+            mean = np.where(has, mean + delta * n_b / safe, mean)
+            m2 = np.where(has, m2 + np.nan_to_num(m2_b) + delta**2 * count * n_b / safe, m2)
+            count = total
+        if not videos:
             raise FacevoxError("normalisation: no training videos to fit statistics on")
-        data = np.concatenate([np.asarray(v, np.float64).reshape(-1, len(columns)) for v in tables.values()])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> NaN stats, handled in apply
-            stats = [np.nanmin(data, 0), np.nanmax(data, 0), np.nanmean(data, 0), np.nanstd(data, 0)]
-        return cls(method, list(columns), *[s.tolist() for s in stats], int(len(data)), sorted(tables))
+        empty = count == 0
+        stats = [np.where(empty, np.nan, lo), np.where(empty, np.nan, hi), np.where(empty, np.nan, mean),
+                 np.where(empty, np.nan, np.sqrt(m2 / np.maximum(count, 1)))]
+        return cls(method, list(columns), *[s.tolist() for s in stats], int(rows), sorted(videos))
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Normalise [..., C]; constant or empty training columns give 0, never NaN/inf."""
