@@ -30,7 +30,7 @@ system-deps:
 demo: install
 	$(BIN)/facevox demo-data --out resources/demo
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
-	@echo "demo done: results/qa.tsv, results/aligned/*.parquet"
+	@echo "demo done: results/qa.tsv, results/aligned/, results/fau_windows/, results/shards/"
 
 test: install system-deps
 	$(BIN)/python -m pytest
