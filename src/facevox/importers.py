@@ -98,7 +98,7 @@ from .contract import (
 from .errors import InputError
 from .io import atomic_path, write_table
 from .provenance import provenance
-from .samples import VIDEO_ID
+from .samples import VIDEO_ID, id_problem
 
 # --------------------------------------------------------------------------- shared
 
@@ -237,16 +237,7 @@ def import_dvlog(root, out_dir, sample_sheet_out, workers: int | None = None) ->
     for line, row in rows:
         vid = row["index"]
         where = f"{labels.name} line {line} (index {vid!r})"
-        row_problems = []
-        if not vid:
-            row_problems.append(f"{labels.name} line {line}: index is empty")
-        elif not VIDEO_ID.match(vid):
-            row_problems.append(f"{where}: index may only contain letters, digits, '.', '_' and '-' "
-                                "(and must start with a letter or digit)")
-        elif vid in seen:
-            row_problems.append(f"{where}: duplicate index (first on line {seen[vid]})")
-        else:
-            seen[vid] = line
+        row_problems = [p for p in [id_problem(vid, line, seen, labels.name, "index")] if p]
         for col, allowed in (("label", DVLOG_LABELS), ("gender", DVLOG_GENDERS), ("fold", tuple(DVLOG_FOLDS))):
             if row[col] not in allowed:
                 row_problems.append(f"{where}: {col} must be one of {list(allowed)}, got {row[col]!r}")

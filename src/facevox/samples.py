@@ -29,6 +29,23 @@ from .errors import InputError
 VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+def id_problem(vid: str, line: int, seen: dict[str, int], file_name: str, column: str = "video_id") -> str | None:
+    """What is wrong with an id cell (empty, unsafe as a file name, a duplicate), or None.
+
+    A good id is recorded in ``seen`` ({id: line}) for the duplicate check.
+    """
+    where = f"{file_name} line {line} ({column} {vid!r})"
+    if not vid:
+        return f"{file_name} line {line}: {column} is empty"
+    if not VIDEO_ID.match(vid):
+        return (f"{where}: {column} may only contain letters, digits, '.', '_' and '-' "
+                "(and must start with a letter or digit)")
+    if vid in seen:
+        return f"{where}: duplicate {column} (first on line {seen[vid]})"
+    seen[vid] = line
+    return None
+
+
 def _resolve(base: Path, value: str) -> str:
     """An absolute path for a sheet cell (relative to the sheet's folder); '' stays ''."""
     if not value:
@@ -79,15 +96,9 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
     for i, row in zip(line_numbers, df.itertuples(index=False)):
         vid = row.video_id
         where = f"{path.name} line {i} (video_id {vid!r})"
-        if not vid:
-            problems.append(f"{path.name} line {i}: video_id is empty")
-        elif not VIDEO_ID.match(vid):
-            problems.append(f"{where}: video_id may only contain letters, digits, '.', '_' and '-' "
-                            "(and must start with a letter or digit)")
-        elif vid in seen:
-            problems.append(f"{where}: duplicate video_id (first on line {seen[vid]})")
-        else:
-            seen[vid] = i
+        problem = id_problem(vid, i, seen, path.name)
+        if problem:
+            problems.append(problem)
         video = _resolve(base, row.path)
         resolved.append(video)
         if not video:
