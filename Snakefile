@@ -3,6 +3,7 @@
 # Every rule is one call into src/facevox (rule file -> function -> tests/test_<stage>.py).
 import os
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
@@ -19,6 +20,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/import.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/egemaps.smk"
 include: "workflow/rules/landmarks.smk"

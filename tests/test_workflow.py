@@ -33,7 +33,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 def planned_outputs(workdir: Path, *args: str) -> set[str]:
     """Outputs of the jobs a dry run would execute."""
     out = snakemake(workdir, "-n", *args).stdout
-    return set(re.findall(r"^\s+output: (.+)$", out, flags=re.M)) - {""}
+    return {o for line in re.findall(r"^\s+output: (.+)$", out, flags=re.M) for o in line.split(", ")} - {""}
 
 
 def write_project(workdir: Path, videos: dict[str, Path], **config) -> None:
@@ -129,22 +129,47 @@ def test_bad_config_value_is_rejected(tmp_path, feat_media):
 
 @pytest.mark.slow
 def test_dvlog_features_run_through_the_same_dag(tmp_path):
-    """source: aligned - D-Vlog's released features, imported, go straight to the shards."""
+    """source: dvlog - D-Vlog's released features are imported by a rule and go on to the shards;
+    source: aligned - the same tables imported by the CLI beforehand."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_fake_dvlog", REPO / "benchmarks" / "make_fake_dvlog.py")
     fake = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake)
     fake.make_fake_dvlog(tmp_path / "dvlog", n=12, seed=1, min_t=200, max_t=700)
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
-    subprocess.run([sys.executable, "-m", "facevox", "import-dvlog", str(tmp_path / "dvlog"),
-                    str(tmp_path / "imported"), str(tmp_path / "samples.tsv")], check=True, env=env)
-    (tmp_path / "config.yaml").write_text("samples: samples.tsv\nsource: aligned\n")
+    (tmp_path / "config.yaml").write_text(f"source: dvlog\ndvlog_root: {tmp_path / 'dvlog'}\n")
     outputs = planned_outputs(tmp_path)
-    assert "results/shards/landmarks_egemaps" in outputs
+    assert {"results/imported/samples.tsv", "results/shards/landmarks_egemaps"} <= outputs
     assert not any(o.startswith(("results/landmarks/", "results/qa")) for o in outputs)
     snakemake(tmp_path, "--cores", "2")
     manifest = json.loads((tmp_path / "results/shards/landmarks_egemaps/manifest.json").read_text())
-    sheet = pd.read_csv(tmp_path / "samples.tsv", sep="\t", comment="#")
+    sheet = pd.read_csv(tmp_path / "results/imported/samples.tsv", sep="\t", comment="#")
     assert sum(s["videos"] for s in manifest["splits"].values()) == len(sheet) == 12
     assert manifest["splits"]["train"]["slices"] > 0
+    assert planned_outputs(tmp_path) == set()
+
+    other = tmp_path / "aligned_source"
+    other.mkdir()
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    subprocess.run([sys.executable, "-m", "facevox", "import-dvlog", str(tmp_path / "dvlog"),
+                    str(other / "imported"), str(other / "samples.tsv")], check=True, env=env)
+    (other / "config.yaml").write_text("samples: samples.tsv\nsource: aligned\n")
+    outputs = planned_outputs(other)
+    assert "results/shards/landmarks_egemaps" in outputs and "results/aligned/0.parquet" in outputs
+
+
+def test_openface_folder_is_imported_by_a_rule(tmp_path, feat_media):
+    folder = tmp_path / "openface"
+    folder.mkdir()
+    shutil.copyfile(feat_media / "OpenFace_Test.csv", folder / "OpenFace_Test.csv")
+    (tmp_path / "config.yaml").write_text(f"source: openface\nopenface_dir: {folder}\n")
+    assert planned_outputs(tmp_path) == {"results/imported/samples.tsv", "results/aligned/OpenFace_Test.parquet"}
+    snakemake(tmp_path, "--cores", "1")
+    aligned, meta = read_table(tmp_path / "results/aligned/OpenFace_Test.parquet", ALIGNED_SCHEMA)
+    assert len(aligned) > 0 and not aligned["audio_success"].any()
+
+
+def test_source_without_its_input_is_a_clear_error(tmp_path):
+    (tmp_path / "config.yaml").write_text("source: dvlog\n")
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "source dvlog needs `dvlog_root:`" in proc.stdout + proc.stderr

@@ -429,3 +429,38 @@ def use_aligned(src, out) -> int:
     with atomic_path(out) as tmp:
         shutil.copyfile(src, tmp)
     return len(df)
+
+
+def dvlog_samples(root) -> pd.DataFrame:
+    """The sample sheet a D-Vlog import will write, from ``labels.csv`` alone (cheap:
+    no array is read), indexed by video_id - what the workflow needs at parse time.
+    The full checks run in :func:`import_dvlog`."""
+    labels = Path(root) / "labels.csv"
+    rows, problems = _read_labels(labels)
+    seen: dict[str, int] = {}
+    problems += [p for line, row in rows for p in [id_problem(row["index"], line, seen, labels.name, "index")] if p]
+    problems += [f"{labels.name} line {line}: fold must be one of {list(DVLOG_FOLDS)}, got {row['fold']!r}"
+                 for line, row in rows if row["fold"] not in DVLOG_FOLDS]
+    if problems:
+        raise ImportProblems(labels, problems, "D-Vlog labels.csv")
+    df = pd.DataFrame([{"video_id": row["index"], "subject_id": row["index"], "split": DVLOG_FOLDS[row["fold"]],
+                        "label": row["label"], "gender": row["gender"]} for _, row in rows])
+    return df.set_index("video_id", drop=False)
+
+
+def openface_samples(folder) -> pd.DataFrame:
+    """The videos an OpenFace-folder import will write (ids from the CSV names), indexed
+    by video_id, with no split: what the workflow needs at parse time."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "OpenFace folder not found")
+    ids: dict[str, str] = {}
+    for csv_path in sorted(folder.glob("*.csv")):
+        vid = safe_video_id(csv_path.stem)
+        if vid in ids:
+            raise InputError(folder, f"{csv_path.name} and {ids[vid]} both become video_id {vid!r}")
+        ids[vid] = csv_path.name
+    if not ids:
+        raise InputError(folder, "no *.csv file in the OpenFace folder")
+    df = pd.DataFrame({"video_id": list(ids), "subject_id": None, "split": None, "label": None, "gender": None})
+    return df.set_index("video_id", drop=False)

@@ -3,7 +3,7 @@
 # With `source: aligned` the sheet's paths are already aligned tables (facevox import-dvlog /
 # import-openface): they are checked against the contract and taken as they are.
 # -> facevox.importers.use_aligned · tests/test_importers.py
-if config["source"] == "aligned":
+if SOURCE == "aligned":
 
     rule imported_aligned:
         input:
@@ -19,7 +19,7 @@ if config["source"] == "aligned":
         shell:
             "python -m facevox use-aligned {input:q} {output:q} > {log:q} 2>&1"
 
-else:
+elif SOURCE == "videos":
 
     rule align_features:
         input:

@@ -3,9 +3,22 @@ import json
 import shlex
 
 from facevox.action_units import resolve_backend
+from facevox.errors import FacevoxError
+from facevox.importers import dvlog_samples, openface_samples
 from facevox.samples import VIDEO_ID, read_samples
 
-SAMPLES = read_samples(config["samples"])  # validated: clear message per bad row
+SOURCE = config["source"]
+if SOURCE in ("videos", "aligned"):
+    if not config["samples"]:
+        raise FacevoxError(f"config: source {SOURCE} needs `samples:` (a sample sheet)")
+    SAMPLES = read_samples(config["samples"])  # validated: clear message per bad row
+    SHEET = config["samples"]
+else:  # imported by a rule (import.smk): the sheet is the import's output
+    folder = config["dvlog_root"] if SOURCE == "dvlog" else config["openface_dir"]
+    if not folder:
+        raise FacevoxError(f"config: source {SOURCE} needs `{'dvlog_root' if SOURCE == 'dvlog' else 'openface_dir'}:`")
+    SAMPLES = dvlog_samples(folder) if SOURCE == "dvlog" else openface_samples(folder)
+    SHEET = "results/imported/samples.tsv"
 VIDEOS = list(SAMPLES.index)
 
 
@@ -39,7 +52,7 @@ def final_targets():
     """What `rule all` asks for; face crops only when keep_face_images is true; with
     `source: aligned` (imported features) only the aligned tables and the shards."""
     shards = [f"results/shards/{config['slices']['feature_set']}"] if (SAMPLES["split"] == "train").any() else []
-    if config["source"] == "aligned":
+    if SOURCE != "videos":
         return expand("results/aligned/{video}.parquet", video=VIDEOS) + shards
     targets = expand("results/aligned/{video}.parquet", video=VIDEOS)
     targets += expand("results/fau_windows/{video}.parquet", video=VIDEOS)

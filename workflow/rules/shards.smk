@@ -4,7 +4,7 @@
 # -> facevox.shards.run · tests/test_shards.py (datasets: facevox.data)
 rule shards:
     input:
-        sheet=config["samples"],
+        sheet=SHEET,
         aligned=expand("results/aligned/{video}.parquet", video=VIDEOS),
     output:
         directory(f"results/shards/{config['slices']['feature_set']}"),
