@@ -3,13 +3,9 @@ import numpy as np
 import pytest
 
 from facevox import landmarks
-from facevox.contract import LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA
+from facevox.contract import LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns
 from facevox.io import read_table
 from facevox.media import iter_gray_frames
-
-
-def points_of(df):
-    return np.stack([df[LANDMARK_X].to_numpy(), df[LANDMARK_Y].to_numpy()], axis=-1)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +20,7 @@ def test_wolfgang_face_everywhere_and_plausible(wolfgang_table):
     assert len(df) == 472
     assert df["success"].mean() >= 0.95
     ok = df[df["success"]]
-    pts = points_of(ok)
+    pts = points_from_columns(ok)
     # Nose tip (point 30) inside the box handed to the predictor.
     x30, y30 = pts[:, 30, 0], pts[:, 30, 1]
     assert np.all((x30 > ok["box_left"]) & (x30 < ok["box_left"] + ok["box_width"]))
@@ -100,7 +96,7 @@ def test_face_that_leaves_is_dropped_within_verify_every_frames(feat_media):
 def test_rotated_video_is_made_upright(rotated_video):
     df = landmarks.extract(rotated_video)
     assert df["success"].mean() >= 0.95
-    pts = points_of(df[df["success"]])
+    pts = points_from_columns(df[df["success"]])
     assert pts[..., 0].max() < 640 and pts[..., 1].max() < 360  # displayed frame is 640x360
     assert np.all(pts[:, 36:42, 1].mean(1) < pts[:, 48:68, 1].mean(1))  # eyes above mouth
 

@@ -100,7 +100,7 @@ import numpy as np
 import pandas as pd
 
 from .config import stage_params
-from .contract import AU_COLUMNS, AU_SCHEMA, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA
+from .contract import AU_COLUMNS, AU_SCHEMA, LANDMARKS_SCHEMA, points_from_columns
 from .errors import FacevoxError, InputError
 from .io import read_table, write_table
 from .media import iter_gray_frames
@@ -145,32 +145,18 @@ def read_openface_csv(path) -> pd.DataFrame:
     columns of ``AU_COLUMNS`` are kept (those the file lacks are NaN); rows with
     success 0 get NaN AUs and confidence.  ``df.attrs["au_estimated"]`` lists
     the AU columns the file had.  Raises :class:`InputError` for a missing or
-    unreadable file, or one without the required columns.
+    unreadable file, or one that fails importers.read_openface_table's checks.
     """
+    from .importers import read_openface_table
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "OpenFace CSV not found")
-    try:
-        raw = pd.read_csv(path, skipinitialspace=True)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"not a readable CSV file ({exc})") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
+    raw, problems = read_openface_table(path, OPENFACE_REQUIRED, AU_COLUMNS, "AU*_r (no AU intensity column)")
+    if problems:
+        raise InputError(path, "; ".join(problems))
     estimated = [c for c in AU_COLUMNS if c in raw.columns]
-    missing = [c for c in OPENFACE_REQUIRED if c not in raw.columns]
-    if not estimated:
-        missing.append("AU*_r (no AU intensity column)")
-    if missing:
-        raise InputError(path, f"not an OpenFace 2.x CSV: missing column(s) {', '.join(missing)}")
-    cols = [*OPENFACE_REQUIRED, *estimated]
-    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(raw[c])]
-    if bad:
-        raise InputError(path, f"non-numeric values in column(s) {', '.join(bad)}")
     frame = raw["frame"].to_numpy(np.float64)
-    if not np.isfinite(frame).all():
-        raise InputError(path, "empty cells in column frame")
-    if raw["frame"].duplicated().any():
-        raise InputError(path, "several rows per frame (several faces?): facevox reads the "
-                               "single-face output of OpenFace's FeatureExtraction")
     success = raw["success"].to_numpy(np.float64) == 1
     df = au_frame(frame.astype(np.int64) - 1, raw["timestamp"], success,
                   np.clip(raw["confidence"].to_numpy(np.float64), 0, 1),
@@ -241,8 +227,7 @@ def geometric_aus(landmarks_df: pd.DataFrame, baseline_quantile: float = 0.1) ->
     """Geometric AU intensities (module docstring) from a landmark table (``LANDMARKS_SCHEMA``
     columns frame, timestamp_s, success, x_*, y_*); returns the AU table and its estimated columns."""
     n = len(landmarks_df)
-    points = np.stack([landmarks_df[LANDMARK_X].to_numpy(np.float64),
-                       landmarks_df[LANDMARK_Y].to_numpy(np.float64)], axis=-1)
+    points = points_from_columns(landmarks_df)
     with np.errstate(divide="ignore", invalid="ignore"):
         measures = geometric_measures(eye_frame(points))
     ok = landmarks_df["success"].to_numpy(bool) & np.all([np.isfinite(m) for m in measures.values()], axis=0)
@@ -389,7 +374,7 @@ class PyFeatAU:
 
         out = np.full((len(lm), len(self.columns)), np.nan)
         success = lm["success"].to_numpy(bool)
-        points = np.stack([lm[LANDMARK_X].to_numpy(np.float64), lm[LANDMARK_Y].to_numpy(np.float64)], axis=-1)
+        points = points_from_columns(lm)
         boxes = lm[["box_left", "box_top", "box_width", "box_height"]].to_numpy(np.float64)
         rows, faces, norms = [], [], []
 

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from .config import stage_params
-from .contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA
+from .contract import (ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns,
+                       points_to_columns)
 from .errors import FacevoxError
 from .io import read_table, write_table
 from .media import iter_rgb_frames
@@ -82,32 +83,31 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 def extract(video, landmarks: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
     p = stage_params("aligned_faces", params)
     size, stride = p["size"], p["stride"]
-    by_frame = landmarks.set_index("frame")
-    points_all = np.stack([by_frame[LANDMARK_X].to_numpy(), by_frame[LANDMARK_Y].to_numpy()], axis=-1)
-    row_of = {f: i for i, f in enumerate(by_frame.index)}
+    points_all = points_from_columns(landmarks)
+    success = landmarks["success"].to_numpy(bool)
+    row_of = {int(f): i for i, f in enumerate(landmarks["frame"])}
     rows = {"frame": [], "timestamp_s": [], "success": [], "image": [], "crop": []}
     nan_points = np.full((68, 2), np.nan, np.float32)
     for frame in iter_rgb_frames(video, stride=stride):
         i = row_of.get(frame.index)
-        ok = i is not None and bool(by_frame["success"].iloc[i])
+        ok = i is not None and bool(success[i])
         rows["frame"].append(frame.index)
         rows["timestamp_s"].append(frame.time_s)
         rows["success"].append(ok)
         if ok:
-            crop, crop_points = align_face(frame.image, points_all[i].astype(np.float64), size)
+            crop, crop_points = align_face(frame.image, points_all[i], size)
             rows["image"].append(encode_jpeg(crop, p["jpeg_quality"]))
             rows["crop"].append(crop_points)
         else:
             rows["image"].append(b"")
             rows["crop"].append(nan_points)
-    crop = np.asarray(rows.pop("crop"), np.float32).reshape(-1, 68, 2)
-    coords = np.concatenate([crop[:, :, 0], crop[:, :, 1]], axis=1)
+    crop = rows.pop("crop")
     data = {
         "frame": np.asarray(rows["frame"], np.int32),
         "timestamp_s": np.asarray(rows["timestamp_s"], np.float64),
         "success": np.asarray(rows["success"], bool),
         "image": rows["image"],
-        **{c: coords[:, j] for j, c in enumerate(CROP_LANDMARK_X + CROP_LANDMARK_Y)},
+        **points_to_columns(np.asarray(crop), CROP_LANDMARK_X, CROP_LANDMARK_Y),
     }
     return pd.DataFrame(data)
 

@@ -12,6 +12,7 @@ clock (``pts * time_base``), so video and audio share one time axis.
 """
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 #: File-level metadata key that holds the provenance JSON (see provenance.py).
@@ -22,6 +23,23 @@ LANDMARK_X = [f"x_{i}" for i in range(N_LANDMARKS)]
 LANDMARK_Y = [f"y_{i}" for i in range(N_LANDMARKS)]
 #: x_0..x_67 then y_0..y_67: the OpenFace / D-Vlog ordering of the 136 values.
 LANDMARK_COLUMNS = LANDMARK_X + LANDMARK_Y
+
+
+
+def points_from_columns(table, x_columns=None, y_columns=None) -> np.ndarray:
+    """The landmark columns of a table (x_* then y_*) as points [rows, 68, 2], float64."""
+    xs = table[x_columns or LANDMARK_X].to_numpy(np.float64)
+    ys = table[y_columns or LANDMARK_Y].to_numpy(np.float64)
+    return np.stack([xs, ys], axis=-1)
+
+
+def points_to_columns(points: np.ndarray, x_columns=None, y_columns=None) -> dict[str, np.ndarray]:
+    """Points [rows, 68, 2] as the table's float32 columns {x_0: ..., ..., y_67: ...}."""
+    pts = np.asarray(points, np.float32).reshape(-1, N_LANDMARKS, 2)
+    cols = dict(zip(x_columns or LANDMARK_X, pts[:, :, 0].T))
+    cols.update(zip(y_columns or LANDMARK_Y, pts[:, :, 1].T))
+    return cols
+
 
 #: The 25 eGeMAPSv02 low-level descriptors, named as opensmile names them.
 EGEMAPS_COLUMNS = [

@@ -332,33 +332,49 @@ def safe_video_id(name: str) -> str:
     return vid[:128]
 
 
-def _read_openface(path: Path) -> tuple[pd.DataFrame | None, list[str]]:
-    """The landmark stream of one OpenFace CSV (LANDMARKS_SCHEMA's columns it needs), or problems."""
+def _shown(columns: list[str]) -> str:
+    return ", ".join(columns[:6]) + (f" and {len(columns) - 6} more" if len(columns) > 6 else "")
+
+
+def read_openface_table(path, required, any_of=(), any_of_label: str = "") -> tuple[pd.DataFrame | None, list[str]]:
+    """One OpenFace 2.x FeatureExtraction CSV, checked; or the problems (without the file name).
+
+    Column names lose OpenFace's leading spaces.  Checked: the ``required``
+    columns and, when ``any_of`` is given, at least one of those (reported as
+    ``any_of_label``) are present and numeric; ``frame`` and ``timestamp`` have
+    no empty cell; one row per frame (the single-face output).  Used by the
+    importer (landmarks) and by the ``openface`` AU backend (AUs).
+    """
+    path = Path(path)
     try:
         raw = pd.read_csv(path, skipinitialspace=True)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        return None, [f"{path.name}: not a readable CSV file ({exc})"]
+        return None, [f"not a readable CSV file ({exc})"]
     raw.columns = [str(c).strip() for c in raw.columns]
-    need = [*OPENFACE_REQUIRED, *LANDMARK_X, *LANDMARK_Y]
-    missing = [c for c in need if c not in raw.columns]
+    present_any = [c for c in any_of if c in raw.columns]
+    missing = [c for c in required if c not in raw.columns]
+    if any_of and not present_any:
+        missing.append(any_of_label)
     if missing:
-        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-        return None, [f"{path.name}: not an OpenFace 2.x CSV: missing column(s) {shown}"]
-    problems = []
-    bad = [c for c in need if not pd.api.types.is_numeric_dtype(raw[c])]
+        return None, [f"not an OpenFace 2.x CSV: missing column(s) {_shown(missing)}"]
+    bad = [c for c in [*required, *present_any] if not pd.api.types.is_numeric_dtype(raw[c])]
     if bad:
-        problems.append(f"{path.name}: non-numeric values in column(s) {', '.join(bad[:6])}")
-        return None, problems
-    for col in ("frame", "timestamp"):
-        if raw[col].isna().any():
-            problems.append(f"{path.name}: empty cells in column {col}")
+        return None, [f"non-numeric values in column(s) {_shown(bad)}"]
+    problems = [f"empty cells in column {col}" for col in ("frame", "timestamp")
+                if col in raw.columns and raw[col].isna().any()]
     if not problems and raw["frame"].duplicated().any():
-        problems.append(f"{path.name}: several rows per frame (several faces?): facevox reads the "
+        problems.append("several rows per frame (several faces?): facevox reads the "
                         "single-face output of OpenFace's FeatureExtraction")
-    if raw.empty:
-        problems.append(f"{path.name}: no rows")
+    return (None, problems) if problems else (raw, [])
+
+
+def _read_openface(path: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """The landmark stream of one OpenFace CSV (LANDMARKS_SCHEMA's columns it needs), or problems."""
+    raw, problems = read_openface_table(path, [*OPENFACE_REQUIRED, *LANDMARK_X, *LANDMARK_Y])
+    if raw is not None and raw.empty:
+        problems = ["no rows"]
     if problems:
-        return None, problems
+        return None, [f"{path.name}: {p}" for p in problems]
     raw = raw.sort_values("frame", kind="stable")
     lm = pd.DataFrame({
         "frame": raw["frame"].to_numpy(np.int64) - 1,

@@ -42,7 +42,7 @@ import pandas as pd
 
 from . import shape_model
 from .config import stage_params
-from .contract import LANDMARK_COLUMNS, LANDMARKS_SCHEMA, N_LANDMARKS
+from .contract import LANDMARKS_SCHEMA, N_LANDMARKS, points_to_columns
 from .errors import FacevoxError
 from .io import write_table
 from .media import iter_gray_frames
@@ -314,8 +314,7 @@ def to_frame(times, success, detected, conf, boxes, points) -> pd.DataFrame:
         "box_width": box[:, 2],
         "box_height": box[:, 3],
     }
-    coords = np.concatenate([pts[:, :, 0], pts[:, :, 1]], axis=1)
-    data.update({c: coords[:, i] for i, c in enumerate(LANDMARK_COLUMNS)})
+    data.update(points_to_columns(pts))
     return pd.DataFrame(data)
 
 
