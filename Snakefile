@@ -30,6 +30,8 @@ include: "workflow/rules/action_units.smk"
 include: "workflow/rules/fau_windows.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/qa.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -61,7 +61,8 @@ def test_dry_run_dag(project):
         assert f"results/landmarks/{vid}.parquet" in outputs
         assert f"results/aligned/{vid}.parquet" in outputs
     assert "results/qa.tsv" in outputs
-    assert len(outputs) == 2 * len(PER_VIDEO_RULES) + 1
+    report = {"results/plots/qa_overview.png", "results/run_card.json"}  # no splits: no models, no tables
+    assert report <= outputs and len(outputs) == 2 * len(PER_VIDEO_RULES) + 1 + len(report)
     assert not any(o.startswith("results/faces/") for o in outputs)  # privacy default
 
 
@@ -99,7 +100,7 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     shutil.copyfile(feat_media / "no_face.mp4", project / "videos/single_face.mp4")
     assert planned_outputs(project) == {
         *(f"results/{d}/single.{ext}" for d, ext in PER_VIDEO_OUTPUTS),
-        "results/qa.tsv",
+        "results/qa.tsv", "results/plots/qa_overview.png", "results/run_card.json",
     }
 
     # A changed stage parameter reruns that stage and what depends on it, for every video.
@@ -137,7 +138,8 @@ def test_dvlog_features_run_through_the_same_dag(tmp_path):
     fake = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake)
     fake.make_fake_dvlog(tmp_path / "dvlog", n=12, seed=1, min_t=200, max_t=700)
-    (tmp_path / "config.yaml").write_text(f"source: dvlog\ndvlog_root: {tmp_path / 'dvlog'}\n")
+    (tmp_path / "config.yaml").write_text(f"source: dvlog\ndvlog_root: {tmp_path / 'dvlog'}\n"
+                                          "models: {run: [lr], seeds: [0]}\n")
     outputs = planned_outputs(tmp_path)
     assert {"results/imported/samples.tsv", "results/shards/landmarks_egemaps"} <= outputs
     assert not any(o.startswith(("results/landmarks/", "results/qa")) for o in outputs)
@@ -163,7 +165,8 @@ def test_openface_folder_is_imported_by_a_rule(tmp_path, feat_media):
     folder.mkdir()
     shutil.copyfile(feat_media / "OpenFace_Test.csv", folder / "OpenFace_Test.csv")
     (tmp_path / "config.yaml").write_text(f"source: openface\nopenface_dir: {folder}\n")
-    assert planned_outputs(tmp_path) == {"results/imported/samples.tsv", "results/aligned/OpenFace_Test.parquet"}
+    assert planned_outputs(tmp_path) == {"results/imported/samples.tsv", "results/aligned/OpenFace_Test.parquet",
+                                         "results/run_card.json"}
     snakemake(tmp_path, "--cores", "1")
     aligned, meta = read_table(tmp_path / "results/aligned/OpenFace_Test.parquet", ALIGNED_SCHEMA)
     assert len(aligned) > 0 and not aligned["audio_success"].any()
@@ -173,3 +176,42 @@ def test_source_without_its_input_is_a_clear_error(tmp_path):
     (tmp_path / "config.yaml").write_text("source: dvlog\n")
     proc = snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0 and "source dvlog needs `dvlog_root:`" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_models_train_evaluate_and_rerun_only_what_changed(tmp_path):
+    """Imported features with splits: every (model, seed) trains and evaluates, the tables and
+    the report follow; changing one model's override reruns that model's jobs (and the
+    aggregates) only; adding a seed adds that seed's jobs only."""
+    from facevox.synthetic import planted_project
+
+    planted_project(tmp_path, {"train": 4, "dev": 2, "test": 2}, rows=330)
+    tiny = "{epochs: 1, batch_size: 4, hidden_size: 8}"
+    (tmp_path / "config.yaml").write_text(
+        "samples: samples.tsv\nsource: aligned\nslices: {length: 60}\n"
+        f"models: {{run: [lr, blstm], seeds: [0], device: cpu, overrides: {{blstm: {tiny}}}}}\n"
+        "report: {bootstrap_resamples: 50}\n")
+    planned = planned_outputs(tmp_path)
+    assert {"results/models/blstm/seed0.ckpt", "results/metrics/lr/seed0.json",
+            "results/tables/classification.md", "results/plots/blstm"} <= planned
+    snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    metrics = json.loads((tmp_path / "results/metrics/blstm/seed0.json").read_text())
+    assert metrics["task"] == "classification" and metrics["splits"]["test"]["n"] == 2
+    assert (tmp_path / "results/logs/train/blstm/seed0.log").exists()
+    assert (tmp_path / "results/benchmarks/train/blstm/seed0.tsv").exists()
+    table = (tmp_path / "results/tables/classification.md").read_text()
+    assert "BLSTM" in table and "LR" in table
+    assert planned_outputs(tmp_path) == set()
+
+    config = tmp_path / "config.yaml"
+    config.write_text(config.read_text().replace("hidden_size: 8", "hidden_size: 6"))
+    aggregates = {"results/tables/classification.csv", "results/run_card.json"}
+    again = planned_outputs(tmp_path)
+    assert {"results/models/blstm/seed0.ckpt", "results/metrics/blstm/seed0.json"} <= again
+    assert aggregates <= again and not any("/lr/" in o for o in again)
+
+    config.write_text(config.read_text().replace("hidden_size: 6", "hidden_size: 8").replace(
+        "seeds: [0]", "seeds: [0, 1]"))
+    again = planned_outputs(tmp_path)
+    assert {"results/models/lr/seed1.ckpt", "results/models/blstm/seed1.ckpt"} <= again
+    assert not any("seed0" in o for o in again)

@@ -199,6 +199,36 @@ def cmd_extract(a):
         print(f"{k}\t{p}")
 
 
+def cmd_train(a):
+    from . import train
+
+    payload = train.train(a.model, a.data, a.out, seed=a.seed, params=_params(a.params), threads=a.threads,
+                          sheet=a.sheet)
+    log.info("train %s seed %d: best epoch %s of %d, %.1f s -> %s", a.model, a.seed, payload["best_epoch"],
+             len(payload["history"]), payload["train_seconds"], a.out)
+
+
+def cmd_evaluate(a):
+    from . import train
+
+    result = train.evaluate(a.model, a.data, a.metrics, a.predictions, params=_params(a.params),
+                            threads=a.threads, sheet=a.sheet)
+    shown = ("accuracy", "f1_weighted", "auc", "mae", "rmse", "ccc", "ccc_mean")
+    for split, m in result["splits"].items():
+        values = ", ".join(f"{k} {m[k]:.4f}" for k in shown if isinstance(m.get(k), float))
+        log.info("evaluate %s seed %d %s: %d videos, %s; %d unpredicted", result["model"], result["seed"], split,
+                 m["n"], values, len(m["unpredicted"]))
+
+
+def cmd_demo_affect_labels(a):
+    from .affect_labels import write_demo_labels
+    from .contract import FAU_WINDOWS_SCHEMA
+    from .io import read_table
+
+    windows, _ = read_table(a.fau_windows, FAU_WINDOWS_SCHEMA)
+    write_demo_labels(windows, a.out, a.video_id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="facevox", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -238,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
             "action_units", "out", params=True)
     command("shards", cmd_shards, "slices of every video, train-only normalisation, Parquet shards",
             "sheet", "aligned_dir", "out", params=True)
+    p = command("train", cmd_train, "train one model (and seed) -> model file; data: the shard folder "
+                "(slice models), results/faces (sta_drn, dlga_cnn) or results/fau_windows (shallow_*)",
+                "model", "data", "out", params=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sheet", help="the sample sheet (splits, scores; needed by all but the slice models)")
+    p = command("evaluate", cmd_evaluate, "a trained model on the dev/test splits -> metrics JSON + predictions",
+                "model", "data", "metrics", "predictions", params=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sheet", help="the sample sheet (as for train)")
+    command("demo-affect-labels", cmd_demo_affect_labels,
+            "SYNTHETIC demo arousal/valence labels from a video's FAU windows (make demo only)",
+            "fau_windows", "out").add_argument("--video-id", required=True)
     command("import-dvlog", cmd_import_dvlog, "D-Vlog released features -> aligned tables + sample sheet",
             "root", "out_dir", "sheet")
     command("import-openface", cmd_import_openface, "a folder of OpenFace CSVs -> aligned tables + sample sheet",
@@ -252,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
             "video_id", "probe", "landmarks", "egemaps", "out").add_argument(
         "--action-units", help="the video's AU table (its backend goes into QA)")
     command("qa-collect", cmd_qa_collect, "gather per-video QA records into one TSV", "out", "records")
+
+    from .cli_report import register as register_report
+
+    register_report(sub, command)
 
     p = sub.add_parser("check-samples", help="validate a sample sheet")
     p.add_argument("sheet")

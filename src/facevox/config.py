@@ -24,6 +24,17 @@ def schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def _with_defaults(node: dict, value: dict) -> dict:
+    """``value`` with the schema's defaults filled in, nested objects included."""
+    out = dict(value)
+    for key, sub in node.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = sub["default"]
+        if sub.get("type") == "object" and "properties" in sub and isinstance(out.get(key), dict):
+            out[key] = _with_defaults(sub, out[key])
+    return out
+
+
 def stage_params(section: str, params: dict | None = None) -> dict:
     """``params`` for one config section, with the schema's defaults filled and checked."""
     sub = schema()["properties"].get(section)
@@ -31,8 +42,7 @@ def stage_params(section: str, params: dict | None = None) -> dict:
         raise FacevoxError(f"unknown config section {section!r}")
     if params is not None and not isinstance(params, dict):
         raise FacevoxError(f"config {section}: must be a mapping of settings, got {params!r}")
-    defaults = {k: v["default"] for k, v in sub.get("properties", {}).items() if "default" in v}
-    merged = {**defaults, **(params or {})}
+    merged = _with_defaults(sub, params or {})
     try:
         jsonschema.validate(merged, sub)
     except jsonschema.ValidationError as exc:

@@ -226,7 +226,7 @@ QA_COLUMNS = [
 
 #: Sample sheet columns: required ones and those that may be left empty.
 SAMPLE_REQUIRED = ["video_id", "path"]
-SAMPLE_OPTIONAL = ["subject_id", "split", "label", "score", "gender", "openface_csv"]
+SAMPLE_OPTIONAL = ["subject_id", "split", "label", "score", "gender", "openface_csv", "affect_labels"]
 SAMPLE_COLUMNS = SAMPLE_REQUIRED + SAMPLE_OPTIONAL
 SPLITS = ("train", "dev", "test")
 

@@ -35,18 +35,21 @@ class SliceDataset:
             raise FacevoxError(f"{self.root}: no split {split!r} in the manifest")
         self.columns = manifest["columns"]
         self.length = manifest["length"]
-        self._paths, self._index, meta = [], [], {"video_id": [], "label": []}
+        self._paths, self._index = [], []
+        meta = {"video_id": [], "label": [], "n_real": [], "n_missing": []}
         for f, part in enumerate(manifest["splits"][split]["parts"]):
             path = self.root / part["path"]
             self._paths.append(path)
             pf = pq.ParquetFile(path)
             for g in range(pf.num_row_groups):
-                small = pf.read_row_group(g, columns=["video_id", "label"])
-                meta["video_id"] += small.column("video_id").to_pylist()
-                meta["label"] += small.column("label").to_pylist()
+                small = pf.read_row_group(g, columns=list(meta))
+                for key in meta:
+                    meta[key] += small.column(key).to_pylist()
                 self._index += [(f, g, r) for r in range(small.num_rows)]
         self.video_ids = meta["video_id"]
         self.label_names = meta["label"]
+        self.n_real = np.array(meta["n_real"], np.int64)
+        self.n_missing = np.array(meta["n_missing"], np.int64)
         self.labels = labels or {name: i for i, name in enumerate(sorted({x for x in meta["label"] if x}))}
         self._cached = (None, None)
         self._open = (None, None)  # only the current part stays open: a reader keeps its buffers
@@ -55,6 +58,17 @@ class SliceDataset:
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def groups(self) -> list[tuple[int, int, np.ndarray]]:
+        """``(part, row_group, slice indices)`` of every row group, in file order."""
+        out: dict[tuple[int, int], list[int]] = {}
+        for i, (f, g, _) in enumerate(self._index):
+            out.setdefault((f, g), []).append(i)
+        return [(f, g, np.array(ix)) for (f, g), ix in out.items()]
+
+    def block(self, f: int, g: int) -> np.ndarray:
+        """Row group ``g`` of part ``f`` as a [rows, length, C] float32 array (read-only view)."""
+        return self._block(f, g)
 
     def _block(self, f: int, g: int) -> np.ndarray:
         if self._cached[0] != (f, g):

@@ -13,7 +13,8 @@ from pathlib import Path
 from . import __version__
 
 #: Distributions whose versions are recorded in every file.
-TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-python-headless", "numpy", "pandas", "pyarrow")
+TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-python-headless", "numpy", "pandas", "pyarrow",
+         "torch", "scikit-learn", "py-feat")
 
 
 @lru_cache(maxsize=None)

@@ -1,13 +1,15 @@
 """The sample sheet: which videos a run covers, and what is known about each.
 
 A TSV (or CSV, by extension) with the columns of ``contract.SAMPLE_COLUMNS``:
-``video_id, path, subject_id, split, label, score, gender, openface_csv``.  Only
-``video_id`` and ``path`` must be filled; the rest may be empty for
-extraction-only runs.  ``openface_csv`` names an OpenFace 2.x CSV already
-computed for the video (used by ``action_units.backend: openface``).
+``video_id, path, subject_id, split, label, score, gender, openface_csv,
+affect_labels``.  Only ``video_id`` and ``path`` must be filled; the rest may be
+empty for extraction-only runs.  ``openface_csv`` names an OpenFace 2.x CSV already
+computed for the video (used by ``action_units.backend: openface``);
+``affect_labels`` its time-continuous label CSV (facevox.affect_labels; the FAU
+models).
 Lines whose first non-blank character is ``#`` are comments (a ``#`` inside a
-cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` (or ``openface_csv``) is
-relative to the sheet's own folder.
+cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` (or ``openface_csv``,
+``affect_labels``) is relative to the sheet's own folder.
 
 Validation collects every problem and reports them together, one line per
 problem, naming the line of the file as an editor shows it, e.g.
@@ -92,7 +94,7 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
     problems: list[str] = []
     seen: dict[str, int] = {}
     base = path.resolve().parent
-    resolved, openface_resolved = [], []
+    resolved, openface_resolved, labels_resolved = [], [], []
     for i, row in zip(line_numbers, df.itertuples(index=False)):
         vid = row.video_id
         where = f"{path.name} line {i} (video_id {vid!r})"
@@ -109,6 +111,10 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
         openface_resolved.append(openface)
         if openface and check_files and not Path(openface).is_file():
             problems.append(f"{where}: openface_csv file not found: {openface}")
+        labels = _resolve(base, row.affect_labels)
+        labels_resolved.append(labels)
+        if labels and check_files and not Path(labels).is_file():
+            problems.append(f"{where}: affect_labels file not found: {labels}")
         if row.split and row.split not in SPLITS:
             problems.append(f"{where}: split must be one of {list(SPLITS)} or empty, got {row.split!r}")
         if row.score:
@@ -122,5 +128,6 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
         raise SampleSheetError(path, problems)
     df["path"] = resolved
     df["openface_csv"] = openface_resolved
+    df["affect_labels"] = labels_resolved
     df = df.replace({"": None})
     return df.set_index("video_id", drop=False)

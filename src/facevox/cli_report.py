@@ -1,0 +1,79 @@
+"""The report subcommands of the ``facevox`` command line: ``tables``, ``report-plots``,
+``qa-plot`` and ``run-card`` (what workflow/rules/report.smk calls).
+
+facevox.cli calls :func:`register` with its subparsers and its ``command`` helper.
+
+Tests: tests/test_report.py (the CLI entry), tests/test_tables.py
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("facevox")
+
+
+def _csv(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+def cmd_tables(a):
+    from .tables import write_tables
+
+    tables = write_tables(a.metrics, a.predictions, a.references, a.out_dir, tasks=_csv(a.tasks) or None,
+                          split=a.split, order=_csv(a.order), resamples=a.resamples, seed=a.seed,
+                          level=a.ci_level)
+    for task, table in tables.items():
+        log.info("tables %s: %d rows, %d reported columns, CI %s -> %s/%s.{csv,md,tex,html}", task,
+                 len(table.rows), len(table.reported_columns), "yes" if table.has_ci else "no", a.out_dir, task)
+
+
+def cmd_report_plots(a):
+    from .report import model_plots
+
+    written = model_plots(a.metrics, a.predictions, a.out_dir, split=a.split)
+    log.info("report-plots: %s", ", ".join(str(p) for p in written))
+
+
+def cmd_qa_plot(a):
+    from .report import qa_plot
+
+    log.info("qa-plot: %s", qa_plot(a.qa, a.out))
+
+
+def cmd_run_card(a):
+    from .report import read_config_json, run_card
+
+    card = run_card(a.out, read_config_json(a.config_json), a.benchmarks, a.metrics or (), root=a.root)
+    log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
+             card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
+
+
+def register(sub, command) -> None:
+    """Add the report subcommands to ``sub`` (argparse subparsers) via facevox.cli's ``command``."""
+    p = command("tables", cmd_tables, "metric tables per task (CSV, Markdown, LaTeX, HTML) with reported numbers "
+                "and bootstrap CIs", "out_dir")
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files (one per model and seed)")
+    p.add_argument("--predictions", nargs="*", default=[],
+                   help="their prediction tables, in the same order (none: no bootstrap CI)")
+    p.add_argument("--references", help="reported results YAML (resources/reference_results.yaml)")
+    p.add_argument("--tasks", help="comma-separated tables to write (default: the tasks of the metrics files)")
+    p.add_argument("--order", help="comma-separated model order of the rows (config models.run)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
+    p.add_argument("--ci-level", type=float, default=0.95)
+
+    p = command("report-plots", cmd_report_plots, "one model's plots over its seeds (confusion, ROC, scatter, "
+                "training curves) -> PNG files in a folder", "out_dir")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--predictions", nargs="+", required=True, help="in the order of --metrics")
+    p.add_argument("--split", default="test")
+
+    command("qa-plot", cmd_qa_plot, "QA overview (face-found rate per video, audio status) -> PNG", "qa", "out")
+
+    p = command("run-card", cmd_run_card, "run card JSON: commit, config hash, versions, hardware, stage times",
+                "out")
+    p.add_argument("--config-json", required=True, help="the resolved configuration as JSON")
+    p.add_argument("--benchmarks", default="results/benchmarks", help="folder of Snakemake benchmark TSVs")
+    p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files (training device and time)")
+    p.add_argument("--root", default=".", help="the git checkout whose commit to record")

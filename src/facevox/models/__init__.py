@@ -1,0 +1,169 @@
+"""Model registry: ``create_model(name, **cfg)``, ``list_models()``, ``get_spec(name)``.
+
+One file per architecture in this package; each registers itself with
+:func:`register`, giving
+
+* ``family`` - what the model consumes and predicts, which decides the
+  training task (facevox.train):
+
+  - ``sequence``: ``forward(visual [B, T, Cv], acoustic [B, T, Ca]) -> logits
+    [B, n_classes]`` on the slices of a shard set (landmarks + eGeMAPS);
+  - ``sklearn``: a scikit-learn estimator over per-slice statistics;
+  - ``clip``: ``forward(clip [B, 3, T, H, W]) -> score [B]`` (aligned faces);
+  - ``face``: ``forward(image [B, 3, H, W], landmarks [B, 68, 2]) -> score [B]``;
+  - ``fau``: ``forward(functionals [B, T, C]) -> [B, T, n_outputs]`` (time-continuous);
+
+* ``defaults`` - the architecture's hyperparameters from its paper (the
+  constructor's keyword arguments);
+* ``training`` - the paper's optimiser/schedule (keys of :data:`TRAINING_KEYS`);
+* ``paper`` - where the numbers come from.
+
+``config.yaml`` overrides either kind of key per model (``models.overrides``);
+:func:`split_overrides` tells them apart and rejects unknown keys by name.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import FacevoxError
+
+FAMILIES = ("sequence", "sklearn", "clip", "face", "fau")
+
+#: Training keys every model has (the family's loop reads them); model files override
+#: the values their paper gives.
+TRAINING_KEYS: dict[str, Any] = {
+    "optimizer": "adam",        # sgd | adam | adamw | rmsprop
+    "lr": 1e-4,
+    "momentum": 0.0,            # sgd / rmsprop
+    "weight_decay": 0.0,
+    "scheduler": "none",        # none | cosine (over `epochs`)
+    "batch_size": 32,           # 0 = full batch
+    "epochs": 30,
+    "patience": None,           # early stop after this many epochs without a better dev score
+    "class_weights": "none",    # none | balanced (classification)
+    "vote": "mean",             # slice -> video: majority | mean (probability)
+    "grad_clip": None,          # max gradient norm
+    "amp": True,                # mixed precision on CUDA
+    "loss": "cross_entropy",    # family-specific: cross_entropy | mse | l1 | ccc
+}
+
+#: Every model: (its module in this package, its family).  Known without importing the
+#: module (the workflow asks for a GPU by family at DAG time, before torch is loaded);
+#: :func:`register` checks the module agrees.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    "stst": ("stst", "sequence"),
+    "jamfn": ("jamfn", "sequence"),
+    "depression_detector": ("depression_detector", "sequence"),
+    "blstm": ("blstm", "sequence"),
+    "tfn": ("tfn", "sequence"),
+    "fusion_concat": ("fusion", "sequence"),
+    "fusion_add": ("fusion", "sequence"),
+    "fusion_multiply": ("fusion", "sequence"),
+    "lr": ("classical", "sklearn"),
+    "svm": ("classical", "sklearn"),
+    "rf": ("classical", "sklearn"),
+    "knn_fusion": ("classical", "sklearn"),
+    "sta_drn": ("sta_drn", "clip"),
+    "dlga_cnn": ("dlga_cnn", "face"),
+    **{f"shallow_{m}": ("shallow_fau", "fau") for m in "abcde"},
+}
+
+
+def family_of(name: str) -> str:
+    """A model's family without importing it (see :data:`CATALOGUE`)."""
+    if name not in CATALOGUE:
+        raise FacevoxError(f"unknown model {name!r}; known: {', '.join(sorted(CATALOGUE))}")
+    return CATALOGUE[name][1]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    defaults: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    paper: str = ""
+
+    def training_config(self, **overrides) -> dict:
+        return {**TRAINING_KEYS, **self.training, **overrides}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_loaded = False
+
+
+def register(name: str, *, family: str, defaults: dict | None = None, training: dict | None = None, paper: str = ""):
+    """Class/function decorator: ``@register("stst", family="sequence", defaults=..., training=...)``."""
+    if family not in FAMILIES:
+        raise ValueError(f"model {name}: unknown family {family!r}")
+    if CATALOGUE.get(name, (None, family))[1] != family:
+        raise ValueError(f"model {name}: family {family!r} but CATALOGUE says {CATALOGUE[name][1]!r}")
+    unknown = set(training or {}) - set(TRAINING_KEYS)
+    if unknown:
+        raise ValueError(f"model {name}: unknown training keys {sorted(unknown)}")
+
+    def wrap(builder):
+        _REGISTRY[name] = ModelSpec(name, builder, family, dict(defaults or {}), dict(training or {}), paper)
+        return builder
+
+    return wrap
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in dict.fromkeys(m for m, _ in CATALOGUE.values()):
+        try:
+            importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as exc:  # a model file not written yet
+            if exc.name != f"{__name__}.{module}":
+                raise
+    _loaded = True
+
+
+def list_models(family: str | None = None) -> list[str]:
+    _load_all()
+    return sorted(n for n, s in _REGISTRY.items() if family is None or s.family == family)
+
+
+def get_spec(name: str) -> ModelSpec:
+    _load_all()
+    if name not in _REGISTRY:
+        raise FacevoxError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def split_overrides(name: str, overrides: dict | None) -> tuple[dict, dict]:
+    """(architecture kwargs, training kwargs) from one model's override mapping."""
+    spec = get_spec(name)
+    arch, train = {}, {}
+    for key, value in (overrides or {}).items():
+        if key in spec.defaults:
+            arch[key] = value
+        elif key in TRAINING_KEYS:
+            train[key] = value
+        else:
+            raise FacevoxError(
+                f"models.overrides.{name}: unknown key {key!r}; architecture keys: "
+                f"{', '.join(sorted(spec.defaults)) or '-'}; training keys: {', '.join(TRAINING_KEYS)}")
+    return arch, train
+
+
+def create_model(name: str, **cfg):
+    """Build model ``name`` with its paper defaults, updated by ``cfg``.
+
+    ``cfg`` may also carry the data-dependent sizes the builder takes (e.g.
+    ``n_visual``, ``n_acoustic``, ``n_classes``, ``seq_len``); any other key
+    must be one of the model's defaults.
+    """
+    spec = get_spec(name)
+    return spec.builder(**{**spec.defaults, **cfg})
+
+
+def n_parameters(model) -> int:
+    """Trainable parameters of a torch module."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,598 @@
+"""Metric tables: every model (and variant) x seed summarised per task family, with the
+papers' reported numbers beside ours and a bootstrap interval for the headline metric.
+
+Inputs: the metrics JSON of each (model, seed) (facevox.train.evaluate writes
+``results/metrics/<model>/seed<seed>.json``); its ``task`` key decides the table:
+
+==============  ==========================================  ===================
+task            columns (``splits.<split>`` keys)            headline (CI)
+==============  ==========================================  ===================
+classification  accuracy, precision / recall / F1 weighted,  f1_weighted
+                F1 macro, AUC
+regression      mae, rmse, pcc, ccc (BDI-II points)          rmse
+continuous      ccc per dimension (``ccc: {dim: value}``)     every ccc_<dim>
+==============  ==========================================  ===================
+
+Rows: one per (model, variant), in the order of ``order`` (config ``models.run``), models
+not in it after them by name, a model's base row before its variants (by label). A
+metrics JSON may carry ``variant``: a label string, or the mapping of the overrides
+that make the ablation, labelled by :func:`variant_label` (sorted ``key=value`` pairs
+joined by ", ", values as JSON except bare strings, e.g. ``kernel_sizes=[3, 5],
+pos_encoding=sinusoidal``); without it the JSON is the model's base row. (Run-size
+overrides such as ``epochs`` are deliberately not read from anywhere: they do not make
+a variant, so the base row keeps its reported numbers.)
+
+Cells (exact format, also in every table's notes):
+
+* ``mean ± sd (n=k)``: mean and sample standard deviation (ddof = 1) over the seeds
+  whose value is finite; ``k`` is that number of seeds. One seed: ``mean ± – (n=1)`` (sd
+  undefined); none: ``–``. NaN values (e.g. AUC of a split with one class, metrics of a
+  split where no video was predicted) are left out, so ``n`` can be below the seed count
+  (column "Seeds").
+* Classification metrics in percent with 2 decimals (``70.70 ± 1.23 (n=3)``), AUC as a
+  fraction with 3 decimals; regression MAE / RMSE in the labels' units with 2 decimals,
+  PCC / CCC with 3; continuous CCC with 3.
+* "Videos": videos predicted in the split (a range when seeds differ), plus the largest
+  number a seed left unpredicted (no usable slice; not in the metrics).
+* CI: ``[low, high]`` of the video-level bootstrap (facevox.report.bootstrap_ci:
+  percentile, seed mean of the metric per resample, same drawn videos for every seed),
+  same units and decimals as the cell. Needs the prediction tables.
+* Reported: the number a paper published for the same model and variant, from
+  ``resources/reference_results.yaml`` (paper + table in the "Source" column, the
+  data set and split in the header). Reported values are only displayed, never used in
+  any mean, sd or interval; their data set and protocol may differ from this run.
+
+Files per task (``write_tables``): ``<task>.csv`` (numeric, units of the metrics JSON, i.e.
+classification as fractions; columns ``<metric>_mean/_sd/_n``, ``<metric>_ci_low/_high``,
+``<metric>_reported_<dataset>`` converted to the same units), ``<task>.md`` (GitHub
+Markdown table and notes), ``<task>.tex`` (a booktabs ``table``; needs
+``\\usepackage{booktabs}``) and ``<task>.html`` (a standalone page for
+``snakemake --report``).
+
+Reference YAML (``load_references``): ``entries`` of ``model``, optional ``variant`` (a
+mapping of overrides, labelled by :func:`variant_label`, or a label string), ``task``,
+``dataset``, ``split``, ``paper``, ``table``, ``values`` (metric -> number as printed:
+classification in percent, converted here to fractions) and an optional ``note``. Two
+entries giving the same (model, variant, dataset, split, metric) are an error.
+
+Tests: tests/test_tables.py
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .errors import FacevoxError, InputError
+from .io import atomic_path, read_json
+
+TASKS = ("classification", "regression", "continuous")
+#: Model family (facevox.models) -> task of its metrics.
+TASK_OF_FAMILY = {"sequence": "classification", "sklearn": "classification", "clip": "regression",
+                  "face": "regression", "fau": "continuous"}
+TITLES = {"classification": "Classification", "regression": "Severity regression",
+          "continuous": "Continuous affect"}
+DASH = "\u2013"
+PM = "\u00b1"
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    scale: float = 1.0  # displayed value = stored value * scale
+    decimals: int = 2
+
+
+METRICS = {
+    "classification": (Metric("accuracy", "Acc", 100), Metric("precision_weighted", "P (weighted)", 100),
+                       Metric("recall_weighted", "R (weighted)", 100), Metric("f1_weighted", "F1 (weighted)", 100),
+                       Metric("f1_macro", "F1 (macro)", 100), Metric("auc", "AUC", 1, 3)),
+    "regression": (Metric("mae", "MAE"), Metric("rmse", "RMSE"), Metric("pcc", "PCC", 1, 3),
+                   Metric("ccc", "CCC", 1, 3)),
+}
+#: Headline metric(s) of a table: the bootstrap interval's metric (continuous: every dimension).
+HEADLINE = {"classification": ("f1_weighted",), "regression": ("rmse",)}
+UNITS_NOTE = {
+    "classification": "Accuracy, precision, recall and F1 in percent (2 decimals), AUC as a fraction (3 decimals); "
+                      "weighted = averaged over classes weighted by their number of true videos.",
+    "regression": "MAE and RMSE in the units of the scores (BDI-II points; 2 decimals), PCC and CCC 3 decimals.",
+    "continuous": "CCC per dimension over the pooled time steps of the split (3 decimals).",
+}
+
+#: How a registry name is printed (the papers' names); others print as they are.
+DISPLAY_NAMES = {
+    "stst": "STST", "jamfn": "JAMFN", "depression_detector": "Depression Detector", "blstm": "BLSTM",
+    "tfn": "TFN", "fusion_concat": "Fusion_Concat", "fusion_add": "Fusion_Add",
+    "fusion_multiply": "Fusion_Multiply", "lr": "LR", "svm": "SVM", "rf": "RF", "knn_fusion": "KNN-Fusion",
+    "sta_drn": "STA-DRN", "dlga_cnn": "DLGA-CNN", **{f"shallow_{m}": f"Shallow CNN {m.upper()}" for m in "abcde"},
+}
+
+
+def continuous_metric(dimension: str) -> Metric:
+    return Metric(f"ccc_{dimension}", f"CCC {dimension}", 1, 3)
+
+
+def table_tasks(models: Iterable[str]) -> list[str]:
+    """The tables a list of registry names produces, in TASKS order (no torch import)."""
+    from .models import family_of
+
+    found = {TASK_OF_FAMILY[family_of(m)] for m in models}
+    return [t for t in TASKS if t in found]
+
+
+def variant_label(overrides: Mapping | str | None) -> str:
+    """A variant's row label: sorted ``key=value`` pairs joined by ", " ("" for none)."""
+    if overrides is None:
+        return ""
+    if isinstance(overrides, str):
+        return overrides.strip()
+    if not isinstance(overrides, Mapping):
+        raise FacevoxError(f"a variant is a mapping of overrides or a label, not {overrides!r}")
+    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(overrides.items()))
+
+
+# --------------------------------------------------------------------------- inputs
+def read_metrics(path) -> dict:
+    """One metrics JSON, checked; ``variant`` normalised to a label, ``_path`` added."""
+    rec = read_json(path)
+    missing = [k for k in ("model", "seed", "task", "splits") if k not in rec]
+    if missing:
+        raise InputError(path, f"not a facevox metrics file (missing {', '.join(missing)})")
+    if rec["task"] not in TASKS:
+        raise InputError(path, f"unknown task {rec['task']!r} (one of {', '.join(TASKS)})")
+    if not isinstance(rec["splits"], dict):
+        raise InputError(path, "`splits` must be a mapping of split -> metrics")
+    rec["variant"] = variant_label(rec.get("variant"))
+    rec["_path"] = str(path)
+    return rec
+
+
+def split_values(record: dict, split: str) -> dict[str, float]:
+    """The numeric metrics of one split; continuous ``ccc: {dim: v}`` becomes ``ccc_<dim>``."""
+    values = {}
+    for key, value in (record["splits"].get(split) or {}).items():
+        if isinstance(value, Mapping) and key == "ccc":
+            values.update({f"ccc_{dim}": _number(v) for dim, v in value.items()})
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[key] = float(value)
+    return values
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+@dataclass(frozen=True)
+class Reference:
+    model: str
+    variant: str
+    task: str
+    dataset: str
+    split: str
+    metric: str
+    value: float  # in the units of our metrics JSON (classification: fraction)
+    source: str
+    note: str = ""
+
+
+def load_references(path) -> list[Reference]:
+    """The reported results of ``path`` (see the module docstring), checked."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(path, f"not a readable YAML file ({exc})") from None
+    entries = (doc or {}).get("entries")
+    if not isinstance(entries, list):
+        raise InputError(path, "expected a top-level `entries:` list")
+    refs, seen = [], {}
+    for i, e in enumerate(entries):
+        where = f"entry {i + 1} ({e.get('model', '?') if isinstance(e, dict) else e!r})"
+        if not isinstance(e, dict):
+            raise InputError(path, f"{where}: not a mapping")
+        missing = [k for k in ("model", "task", "dataset", "split", "paper", "table", "values") if k not in e]
+        if missing:
+            raise InputError(path, f"{where}: missing {', '.join(missing)}")
+        if e["task"] not in TASKS:
+            raise InputError(path, f"{where}: unknown task {e['task']!r}")
+        known = {m.key for m in METRICS.get(e["task"], ())}
+        for metric, value in (e["values"] or {}).items():
+            if e["task"] == "continuous" and not metric.startswith("ccc_") or e["task"] != "continuous" \
+                    and metric not in known:
+                raise InputError(path, f"{where}: metric {metric!r} is not a {e['task']} table column")
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise InputError(path, f"{where}: {metric} must be a number, got {value!r}")
+            scale = 100.0 if e["task"] == "classification" and metric != "auc" else 1.0
+            ref = Reference(str(e["model"]), variant_label(e.get("variant")), e["task"], str(e["dataset"]),
+                            str(e["split"]), metric, float(value) / scale, f"{e['paper']} {e['table']}",
+                            str(e.get("note") or "").strip())
+            key = (ref.model, ref.variant, ref.dataset, ref.split, metric)
+            if key in seen:
+                raise InputError(path, f"{where}: {metric} of {ref.model} [{ref.variant or 'base'}] on "
+                                       f"{ref.dataset} {ref.split} is also given by {seen[key]}")
+            seen[key] = ref.source
+            refs.append(ref)
+    return refs
+
+
+# --------------------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    sd: float  # NaN for fewer than two values
+    n: int
+
+
+def summarise(values: Iterable[float]) -> Summary:
+    """Mean and sample sd (ddof 1) of the finite values."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
+    if len(v) == 0:
+        return Summary(math.nan, math.nan, 0)
+    return Summary(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
+
+
+def format_cell(s: Summary, metric: Metric, latex: bool = False) -> str:
+    """``70.70 ± 1.23 (n=3)``; ``70.70 ± – (n=1)``; ``–`` (LaTeX: ``$\\pm$`` and ``--``)."""
+    dash, pm = ("--", "$\\pm$") if latex else (DASH, PM)
+    if s.n == 0:
+        return dash
+    mean = f"{s.mean * metric.scale:.{metric.decimals}f}"
+    sd = f"{s.sd * metric.scale:.{metric.decimals}f}" if s.n > 1 else dash
+    return f"{mean} {pm} {sd} (n={s.n})"
+
+
+#: Decimals of a reported number: the seed papers print two everywhere.
+REPORTED_DECIMALS = 2
+
+
+def format_value(value: float | None, metric: Metric, latex: bool = False, decimals: int | None = None) -> str:
+    if value is None or not math.isfinite(value):
+        return "--" if latex else DASH
+    return f"{value * metric.scale:.{metric.decimals if decimals is None else decimals}f}"
+
+
+def format_ci(ci: dict | None, metric: Metric, latex: bool = False) -> str:
+    if not ci or not math.isfinite(ci["low"]):
+        return "--" if latex else DASH
+    return f"[{format_value(ci['low'], metric)}, {format_value(ci['high'], metric)}]"
+
+
+@dataclass
+class Row:
+    model: str
+    variant: str
+    seeds: list[int]
+    videos: list[int]
+    unpredicted: list[int]
+    stats: dict[str, Summary]
+    reported: dict[tuple[str, str], float] = field(default_factory=dict)  # (metric, group) -> value
+    sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    ci: dict[str, dict] = field(default_factory=dict)
+    n_parameters: int | None = None
+
+    @property
+    def label(self) -> str:
+        name = DISPLAY_NAMES.get(self.model, self.model)
+        return f"{name} [{self.variant}]" if self.variant else name
+
+    def videos_text(self, latex: bool = False) -> str:
+        if not self.videos:
+            return "--" if latex else DASH
+        lo, hi = min(self.videos), max(self.videos)
+        text = str(lo) if lo == hi else f"{lo}{'--' if latex else DASH}{hi}"
+        return text + (f" (+{max(self.unpredicted)} unpred.)" if self.unpredicted and max(self.unpredicted) else "")
+
+
+@dataclass
+class Table:
+    task: str
+    split: str
+    metrics: list[Metric]
+    rows: list[Row]
+    reported_columns: list[tuple[Metric, str]]  # (metric, group "dataset split"), grouped by dataset
+    ci_metrics: list[Metric]
+    resamples: int
+    seed: int
+    level: float
+    has_ci: bool
+
+    def notes(self) -> list[str]:
+        level = f"{100 * self.level:g} %"
+        out = [
+            f"{TITLES[self.task]}, {self.split} split, video level. Cells: mean {PM} sd over seeds (sd with "
+            f"ddof = 1; '{PM} {DASH}' when one seed has a value), n = seeds with a finite value; "
+            f"'{DASH}' = no value. Seeds = metrics files of the row.",
+            UNITS_NOTE[self.task],
+            "Videos: videos predicted in the split (a range when the seeds differ); 'unpred.': videos a seed "
+            "could not predict (no usable slice), not in the metrics.",
+        ]
+        if self.has_ci:
+            out.append(f"{level} CI: percentile bootstrap over videos ({self.resamples} resamples, seed {self.seed}); "
+                       f"each resample draws the split's videos with replacement, the same videos for every seed, "
+                       f"and takes the mean over seeds of the metric.")
+        if self.reported_columns:
+            out.append("Reported: numbers published by the papers (resources/reference_results.yaml; paper and "
+                       "table in 'Source'), shown for comparison only - never part of our means, sds or "
+                       "intervals; their data and protocol may differ from this run.")
+        notes = {}
+        for row in self.rows:
+            for note in row.notes:
+                notes.setdefault(note, []).append(row.label)
+        out += [f"{', '.join(labels)} (reported): {note}" for note, labels in notes.items()]
+        return out
+
+
+def _row_key(order: list[str]):
+    def key(row: Row):
+        return (order.index(row.model) if row.model in order else len(order), row.model, row.variant != "",
+                row.variant)
+    return key
+
+
+def build_table(records: list[dict], task: str, references: Iterable[Reference] = (),
+                predictions: list[pd.DataFrame | None] | None = None, *, split: str = "test",
+                order: Iterable[str] = (), resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Table:
+    """The table of ``task`` from metrics records (:func:`read_metrics`).
+
+    ``predictions[i]`` is the prediction table of ``records[i]`` (all splits; None = not
+    available); without predictions the table has no CI column.
+    """
+    from .report import bootstrap_ci
+
+    if task not in TASKS:
+        raise FacevoxError(f"unknown table {task!r} (one of {', '.join(TASKS)})")
+    order = list(order)
+    pairs = list(zip(records, predictions if predictions is not None else [None] * len(records)))
+    pairs = [(r, p) for r, p in pairs if r["task"] == task]
+    groups: dict[tuple[str, str], list] = {}
+    for rec, pred in pairs:
+        groups.setdefault((rec["model"], rec["variant"]), []).append((rec, pred))
+    if task == "continuous":
+        dims = sorted({k[4:] for rec, _ in pairs for k in split_values(rec, split) if k.startswith("ccc_")})
+        metrics = [continuous_metric(d) for d in dims]
+        headline = [m.key for m in metrics]
+    else:
+        metrics, headline = list(METRICS[task]), list(HEADLINE[task])
+    has_ci = bool(pairs) and all(p is not None for _, p in pairs)
+    refs = [r for r in references if r.task == task]
+    rows = []
+    for (model, variant), members in groups.items():
+        seeds = [rec["seed"] for rec, _ in members]
+        dup = {s for s in seeds if seeds.count(s) > 1}
+        if dup:
+            paths = [rec["_path"] for rec, _ in members if rec["seed"] in dup]
+            raise FacevoxError(f"{model} [{variant or 'base'}] seed {sorted(dup)[0]} has more than one metrics "
+                               f"file: {', '.join(paths)}")
+        values = [split_values(rec, split) for rec, _ in members]
+        row = Row(model, variant, sorted(seeds),
+                  videos=[int(v["n"]) for v in values if "n" in v],
+                  unpredicted=[len(rec["splits"].get(split, {}).get("unpredicted") or []) for rec, _ in members],
+                  stats={m.key: summarise(v.get(m.key, math.nan) for v in values) for m in metrics},
+                  n_parameters=members[0][0].get("n_parameters"))
+        for ref in refs:
+            if ref.model == model and ref.variant == variant:
+                row.reported[(ref.metric, f"{ref.dataset} {ref.split}")] = ref.value
+                row.sources += [ref.source] if ref.source not in row.sources else []
+                row.notes += [ref.note] if ref.note and ref.note not in row.notes else []
+        if has_ci:
+            tables = [p[p["split"] == split] for _, p in members]
+            classes = members[0][0].get("classes")
+            for key in headline:
+                row.ci[key] = bootstrap_ci(tables, task, key, classes=classes, resamples=resamples, seed=seed,
+                                           level=level)
+        rows.append(row)
+    rows.sort(key=_row_key(order))
+    # reported columns: grouped by "dataset split", in our column order; a reported
+    # continuous dimension we did not measure gets its own column after ours
+    by_key = {m.key: m for m in metrics}
+    used = {k for row in rows for k in row.reported}
+    extra = sorted({m for m, _ in used} - set(by_key))
+    by_key |= {m: continuous_metric(m.removeprefix("ccc_")) for m in extra}
+    reported_columns = [(by_key[m], g) for g in sorted({g for _, g in used}) for m in by_key if (m, g) in used]
+    return Table(task, split, metrics, rows, reported_columns, [by_key[k] for k in headline], resamples, seed,
+                 level, has_ci)
+
+
+# --------------------------------------------------------------------------- renderers
+def _header(table: Table) -> list[str]:
+    level = f"{100 * table.level:g} %"
+    cols = ["Model", "Seeds", "Videos", *[m.label for m in table.metrics]]
+    if table.has_ci:
+        cols += [f"{m.label} {level} CI" for m in table.ci_metrics]
+    cols += [f"{m.label} [reported {g}]" for m, g in table.reported_columns]
+    return cols + (["Source"] if table.reported_columns else [])
+
+
+def _cells(table: Table, row: Row, latex: bool = False) -> list[str]:
+    esc = latex_escape if latex else (lambda s: s)
+    cells = [esc(row.label), str(len(row.seeds)), row.videos_text(latex),
+             *[format_cell(row.stats[m.key], m, latex) for m in table.metrics]]
+    if table.has_ci:
+        cells += [format_ci(row.ci.get(m.key), m, latex) for m in table.ci_metrics]
+    cells += [format_value(row.reported.get((m.key, g)), m, latex, REPORTED_DECIMALS)
+              for m, g in table.reported_columns]
+    if table.reported_columns:
+        cells.append(esc("; ".join(row.sources)) if row.sources else ("--" if latex else DASH))
+    return cells
+
+
+def table_frame(table: Table) -> pd.DataFrame:
+    """The CSV: numbers in the metrics JSON's units (classification as fractions)."""
+    records = []
+    for row in table.rows:
+        rec = {"model": row.model, "variant": row.variant, "label": row.label, "split": table.split,
+               "seeds": " ".join(map(str, row.seeds)), "n_seeds": len(row.seeds),
+               "videos_min": min(row.videos) if row.videos else None,
+               "videos_max": max(row.videos) if row.videos else None,
+               "unpredicted_max": max(row.unpredicted) if row.unpredicted else 0,
+               "n_parameters": row.n_parameters}
+        for m in table.metrics:
+            s = row.stats[m.key]
+            rec |= {f"{m.key}_mean": s.mean, f"{m.key}_sd": s.sd, f"{m.key}_n": s.n}
+        if table.has_ci:
+            for m in table.ci_metrics:
+                ci = row.ci.get(m.key) or {}
+                rec |= {f"{m.key}_ci_low": ci.get("low"), f"{m.key}_ci_high": ci.get("high"),
+                        f"{m.key}_ci_level": table.level, f"{m.key}_ci_resamples": table.resamples,
+                        f"{m.key}_ci_seed": table.seed}
+        for m, g in table.reported_columns:
+            rec[f"{m.key}_reported_{g.replace(' ', '_')}"] = row.reported.get((m.key, g))
+        if table.reported_columns:
+            rec["reported_source"] = "; ".join(row.sources)
+        records.append(rec)
+    return pd.DataFrame(records)
+
+
+def table_markdown(table: Table) -> str:
+    head = _header(table)
+    lines = [f"## {TITLES[table.task]} ({table.split} split)", "",
+             "| " + " | ".join(head) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(head) - 1 - bool(table.reported_columns))
+                            + [":---"] * bool(table.reported_columns)) + "|"]
+    for row in table.rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(table, row)) + " |")
+    if not table.rows:
+        lines.append("| " + " | ".join([f"no {table.task} results"] + [""] * (len(head) - 1)) + " |")
+    lines += [""] + [f"- {note}" for note in table.notes()]
+    return "\n".join(lines) + "\n"
+
+
+LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  DASH: "--", PM: r"$\pm$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def table_latex(table: Table) -> str:
+    """A booktabs table: our columns under one group, the reported ones under another."""
+    n_ours = len(table.metrics) + (len(table.ci_metrics) if table.has_ci else 0)
+    level = f"{100 * table.level:g}\\,\\%"
+    spec = "lrr" + "c" * n_ours + "r" * len(table.reported_columns) + ("l" if table.reported_columns else "")
+    head = ["Model", "Seeds", "Videos", *[latex_escape(m.label) for m in table.metrics]]
+    if table.has_ci:
+        head += [f"{latex_escape(m.label)} {level} CI" for m in table.ci_metrics]
+    head += [latex_escape(m.label) for m, _ in table.reported_columns]
+    head += ["Source"] if table.reported_columns else []
+    group = [f"\\multicolumn{{{n_ours}}}{{c}}{{ours: mean $\\pm$ sd over seeds (n)}}"]
+    rules = [f"\\cmidrule(lr){{4-{3 + n_ours}}}"]
+    col = 4 + n_ours
+    for g in dict.fromkeys(g for _, g in table.reported_columns):
+        width = sum(1 for _, gg in table.reported_columns if gg == g)
+        group.append(f"\\multicolumn{{{width}}}{{c}}{{reported ({latex_escape(g)})}}")
+        rules.append(f"\\cmidrule(lr){{{col}-{col + width - 1}}}")
+        col += width
+    caption = (f"{TITLES[table.task]}: {latex_escape(table.split)} split, video level. Ours: mean $\\pm$ sd "
+               f"(ddof 1) over seeds, n = seeds with a value. "
+               + latex_escape(UNITS_NOTE[table.task])
+               + (f" CI: video-level percentile bootstrap ({table.resamples} resamples, seed {table.seed})."
+                  if table.has_ci else "")
+               + (" Reported: published numbers (source column), not part of our statistics."
+                  if table.reported_columns else ""))
+    lines = [
+        "% facevox metric table; needs \\usepackage{booktabs}",
+        "\\begin{table}[htbp]",
+        "\\centering",
+        "\\footnotesize",
+        f"\\caption{{{caption}}}",
+        f"\\label{{tab:facevox-{table.task}}}",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(["", "", "", *group] + ([""] if table.reported_columns else [])) + " \\\\",
+        "".join(rules),
+        " & ".join(head) + " \\\\",
+        "\\midrule",
+    ]
+    for row in table.rows:
+        lines.append(" & ".join(_cells(table, row, latex=True)) + " \\\\")
+    if not table.rows:
+        lines.append(f"\\multicolumn{{{len(head)}}}{{l}}{{no {table.task} results}} \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; white-space: nowrap; }
+th { background: #f0f0f0; text-align: center; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.name { text-align: left; font-weight: 600; }
+.ci { background: #f3f8ff; }
+.rep { background: #fbf6ea; color: #555; font-style: italic; }
+th.rep, th.ci { font-style: normal; }
+.first-rep { border-left: 3px solid #c9b88f; }
+ul { font-size: 12px; color: #444; max-width: 70em; }
+"""
+
+
+def table_html(table: Table) -> str:
+    head = _header(table)
+    n_fixed = 3 + len(table.metrics)
+    n_ci = len(table.ci_metrics) if table.has_ci else 0
+
+    def kind(i):
+        if i < n_fixed:
+            return "name" if i == 0 else "num"
+        if i < n_fixed + n_ci:
+            return "num ci"
+        return "num rep first-rep" if i == n_fixed + n_ci else "num rep"
+
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+           f"<title>facevox: {html.escape(TITLES[table.task])}</title>",
+           f"<style>{HTML_STYLE}</style></head><body>",
+           f"<h2>{html.escape(TITLES[table.task])} ({html.escape(table.split)} split)</h2>",
+           "<table>", "<tr>" + "".join(f"<th class='{kind(i).replace('num', '').strip()}'>{html.escape(h)}</th>"
+                                       for i, h in enumerate(head)) + "</tr>"]
+    for row in table.rows:
+        out.append("<tr>" + "".join(f"<td class='{kind(i)}'>{html.escape(c)}</td>"
+                                    for i, c in enumerate(_cells(table, row))) + "</tr>")
+    if not table.rows:
+        out.append(f"<tr><td colspan='{len(head)}'>no {table.task} results</td></tr>")
+    out += ["</table>", "<ul>"] + [f"<li>{html.escape(n)}</li>" for n in table.notes()] + ["</ul>",
+                                                                                           "</body></html>"]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- entry point
+def write_tables(metrics_paths, predictions_paths, references_path, out_dir, *, tasks: Iterable[str] | None = None,
+                 split: str = "test", order: Iterable[str] = (), resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, Table]:
+    """``<out_dir>/<task>.{csv,md,tex,html}`` for every task in ``tasks`` (default: those of
+    the metrics files). ``predictions_paths[i]`` belongs to ``metrics_paths[i]``; an
+    empty list means no bootstrap intervals."""
+    records = [read_metrics(p) for p in metrics_paths]
+    predictions_paths = list(predictions_paths or [])
+    if predictions_paths and len(predictions_paths) != len(records):
+        raise FacevoxError(f"tables: {len(records)} metrics files but {len(predictions_paths)} prediction tables")
+    predictions = [pd.read_parquet(p) for p in predictions_paths] or None
+    references = load_references(references_path) if references_path else []
+    found = [t for t in TASKS if any(r["task"] == t for r in records)]
+    tasks = list(tasks) if tasks else found
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise FacevoxError(f"tables: unknown task(s) {unknown} (one of {', '.join(TASKS)})")
+    stray = [r["_path"] for r in records if r["task"] not in tasks]
+    if stray:
+        raise FacevoxError(f"tables: metrics of a task without a table ({', '.join(tasks)}): {', '.join(stray)}")
+    out_dir = Path(out_dir)
+    out = {}
+    for task in tasks:
+        table = build_table(records, task, references, predictions, split=split, order=order,
+                            resamples=resamples, seed=seed, level=level)
+        for ext, text in (("md", table_markdown(table)), ("tex", table_latex(table)), ("html", table_html(table)),
+                          ("csv", table_frame(table).to_csv(index=False))):
+            with atomic_path(out_dir / f"{task}.{ext}") as tmp:
+                tmp.write_text(text)
+        out[task] = table
+    return out

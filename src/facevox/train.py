@@ -1,0 +1,353 @@
+"""The one training loop for every facevox model (``facevox train``), and its checkpoints.
+
+A **task** (facevox.tasks) adapts one data family to the loop (batches, loss,
+development score, evaluation tables); the loop itself is the same for all:
+
+* seeds: the weights are initialised after ``torch.manual_seed(seed)``; every
+  epoch reseeds torch from ``(seed, epoch)`` and shuffles with
+  ``numpy.random.default_rng([seed, epoch])``, so an epoch does not depend on
+  how the run got there - a resumed run equals an uninterrupted one;
+* optimiser and schedule from the model's training config (the paper's
+  values, overridable per model in ``config.yaml``): sgd / adam / adamw /
+  rmsprop, cosine annealing over ``epochs`` or none, optional gradient
+  clipping, class weights (``balanced``), mixed precision on CUDA (``amp``);
+* after every epoch: the development score (``select_by``, e.g. video-level
+  weighted F1) decides the best epoch, ``patience`` epochs without a better
+  one stop the run early (a tie goes to the lower dev loss); a checkpoint (``<out>.resume/last.ckpt``, written
+  atomically) holds the weights, the optimiser, scheduler and scaler states,
+  the best weights and the history.  A killed run started again with the same
+  configuration resumes after the last finished epoch; a different
+  configuration (or shard set) starts afresh;
+* the output ``<out>`` (``results/models/<model>/seed<seed>.ckpt``) holds the
+  best epoch's weights (the last epoch's when there is no dev split), the full
+  configuration, classes, history and provenance; the resume folder is removed.
+
+The device is chosen inside the job (facevox.device.pick_device).
+
+Tests: tests/test_train.py
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import stage_params
+from .errors import FacevoxError
+from .io import atomic_path
+from .models import create_model, get_spec, n_parameters, split_overrides
+from .provenance import provenance
+from .tasks import make_task
+
+log = logging.getLogger("facevox.train")
+
+MODEL_FORMAT = "facevox-model/1"
+
+def run_settings(params: dict | None) -> dict:
+    """The ``models:`` config section with the schema's defaults."""
+    return stage_params("models", params)
+
+
+# --------------------------------------------------------------------------- helpers
+def _config_key(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _save(obj, path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(path) -> dict:
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)  # facevox's own files
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
+        raise FacevoxError(f"{path}: not a readable facevox model file ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise FacevoxError(f"{path}: not a facevox model file (format {MODEL_FORMAT})")
+    return payload
+
+
+def _optimizer(params, cfg: dict):
+    import torch
+
+    name = cfg["optimizer"]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    if name == "adam":
+        return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    raise FacevoxError(f"unknown optimizer {name!r} (sgd, adam, adamw, rmsprop)")
+
+
+def _scheduler(optimizer, cfg: dict):
+    import torch
+
+    if cfg["scheduler"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg["epochs"]))
+    if cfg["scheduler"] == "none":
+        return None
+    raise FacevoxError(f"unknown scheduler {cfg['scheduler']!r} (cosine, none)")
+
+
+# --------------------------------------------------------------------------- the loop
+def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = None,
+          threads: int = 1, sheet=None, on_epoch_end=None) -> dict:
+    """Train ``model_name`` and write ``out``; return the saved payload.
+
+    ``data``: the shard folder (sequence / sklearn models), the aligned-face folder
+    (clip / face) or the FAU-window folder (fau), the last two with the sample
+    ``sheet``.  ``params``: the ``models:`` section of the config;
+    ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is
+    written (progress hooks).
+    """
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    settings = run_settings(params)
+    spec = get_spec(model_name)
+    arch_over, train_over = split_overrides(model_name, settings["overrides"].get(model_name))
+    cfg = spec.training_config(**train_over)
+    task = make_task(spec.family, data, settings, sheet)
+    data_kwargs = task.model_kwargs(spec.family)
+    arch = {**spec.defaults, **arch_over}
+    out = Path(out)
+    started = time.perf_counter()
+    base = {"format": MODEL_FORMAT, "model": model_name, "family": spec.family, "seed": seed,
+            "arch": arch, "training": cfg, "settings": {k: v for k, v in settings.items() if k != "overrides"},
+            "task": task.kind, "paper": spec.paper, **task.describe()}
+    if spec.family == "sklearn":
+        payload = _train_sklearn(spec, task, arch, data_kwargs, seed, base)
+    else:
+        payload = _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out, on_epoch_end)
+    payload["train_seconds"] = time.perf_counter() - started
+    payload["provenance"] = provenance("train", params={"model": model_name, "seed": seed, "arch": arch,
+                                                        "training": cfg}, inputs={})
+    _save(payload, out)
+    shutil.rmtree(_resume_dir(out), ignore_errors=True)
+    return payload
+
+
+def _resume_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".resume")
+
+
+def _train_sklearn(spec, task, arch, data_kwargs, seed, base) -> dict:
+    x, y, _ = task.statistics("train")
+    if len(set(y.tolist())) < 2:
+        raise FacevoxError(f"{spec.name}: the usable train slices hold one class only")
+    model = create_model(spec.name, seed=seed, **arch, **data_kwargs)
+    t0 = time.perf_counter()
+    model.fit(x, y)
+    seconds = time.perf_counter() - t0
+    history = [{"epoch": 1, "train_loss": math.nan, "seconds": seconds, "slices_per_s": len(x) / max(seconds, 1e-9)}]
+    log.info("%s: fitted on %d slices in %.2f s", spec.name, len(x), seconds)
+    return {**base, "estimator": model, "data_kwargs": data_kwargs, "history": history, "best_epoch": 1,
+            "n_parameters": None, "device": "cpu"}
+
+
+def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: Path, on_epoch_end) -> dict:
+    import torch
+    from tqdm import tqdm
+
+    from .device import pick_device
+
+    device = pick_device(settings["device"])
+    torch.manual_seed(seed)
+    model = create_model(spec.name, **arch, **data_kwargs).to(device)
+    optimizer = _optimizer(model.parameters(), cfg)
+    scheduler = _scheduler(optimizer, cfg)
+    use_amp = bool(cfg["amp"]) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = task.loss(cfg, device)
+    has_dev = task.has_dev()
+    if not has_dev:
+        log.warning("%s: no usable dev data - the last epoch is kept, no early stopping", spec.name)
+
+    key = _config_key(base=base, data=data_kwargs, content=task.key_text, device=device.type)
+    resume = _resume_dir(out) / "last.ckpt"
+    state = {"epoch": 0, "history": [], "best": None, "bad_epochs": 0}
+    if resume.exists():
+        saved = load_checkpoint(resume)
+        if saved.get("key") == key:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved["scaler"])
+            state = saved["state"]
+            log.info("%s: resuming after epoch %d (%s)", spec.name, state["epoch"], resume)
+        else:
+            log.info("%s: %s is from another configuration - starting afresh", spec.name, resume)
+
+    def predict_fn(inputs):
+        model.eval()
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            return task.postprocess(model(*[_tensor(t, device) for t in inputs])).cpu().numpy()
+
+    n_train = task.n_train()
+    if n_train == 0:
+        raise FacevoxError(f"{task.root}: no usable training data (slices: all over max_missing_fraction?)")
+    batch = cfg["batch_size"] or n_train
+    n_batches = -(-n_train // batch)
+    log.info("%s: %d parameters, %d train slices, %d batches/epoch, device %s, amp %s", spec.name,
+             n_parameters(model), n_train, n_batches, device, use_amp)
+    for epoch in range(state["epoch"] + 1, cfg["epochs"] + 1):
+        torch.manual_seed(seed * 100_003 + epoch)
+        rng = np.random.default_rng([seed, epoch])
+        model.train()
+        t0, total, seen = time.perf_counter(), 0.0, 0
+        bar = tqdm(total=n_batches, desc=f"{spec.name} epoch {epoch}", file=sys.stderr, mininterval=30,
+                   leave=False, disable=None)
+        for inputs, labels in task.batches(rng, batch):
+            tensors = [_tensor(t, device) for t in inputs]
+            target = _tensor(labels, device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(model(*tensors), target)
+                if hasattr(model, "regularisation"):
+                    loss = loss + model.regularisation()
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg["grad_clip"]:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            scaler.step(optimizer)
+            scaler.update()
+            total += float(loss.detach()) * len(labels)
+            seen += len(labels)
+            bar.update()
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        record = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": lr, "seconds": seconds,
+                  "slices_per_s": seen / max(seconds, 1e-9)}
+        improved = True
+        if has_dev:
+            dev, _ = task.evaluate_split(predict_fn, "dev", cfg, batch)
+            record["dev"] = {k: dev[k] for k in ("accuracy", "f1_weighted", "auc", "rmse", "mae", "ccc", "ccc_mean")
+                             if k in dev}
+            score = task.score(dev, settings)
+            record["dev_score"], record["dev_loss"] = score, dev.get("loss", 0.0)
+            # a tie on the dev score goes to the epoch with the lower dev loss
+            improved = state["best"] is None or (score, -record["dev_loss"]) > (state["best"]["score"],
+                                                                                 -state["best"]["loss"])
+        if improved:
+            state["best"] = {"epoch": epoch, "score": record.get("dev_score"), "loss": record.get("dev_loss"),
+                             "weights": copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})}
+            state["bad_epochs"] = 0
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        state["history"].append(record)
+        log.info("%s epoch %d/%d: train loss %.4f, %s, %.1f s, %.1f items/s", spec.name, epoch, cfg["epochs"],
+                 record["train_loss"], f"dev score {record['dev_score']:.4f}" if has_dev else "no dev",
+                 seconds, record["slices_per_s"])
+        _save({"format": MODEL_FORMAT, "key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict() if scheduler is not None else None,
+               "scaler": scaler.state_dict(), "state": state}, resume)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+        if has_dev and cfg["patience"] and state["bad_epochs"] >= cfg["patience"]:
+            log.info("%s: early stop after epoch %d (no better dev score for %d epochs)", spec.name, epoch,
+                     cfg["patience"])
+            break
+    best = state["best"] or {"epoch": state["epoch"], "weights": model.state_dict()}
+    return {**base, "state_dict": best["weights"], "data_kwargs": data_kwargs, "history": state["history"],
+            "best_epoch": best["epoch"], "n_parameters": n_parameters(model), "device": str(device),
+            "amp": use_amp}
+
+
+# --------------------------------------------------------------------------- evaluation
+def load_model(payload: dict):
+    """The trained model of a payload (torch module in eval mode, or sklearn estimator)."""
+    if payload["family"] == "sklearn":
+        return payload["estimator"]
+    model = create_model(payload["model"], **payload["arch"], **payload["data_kwargs"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()
+
+
+def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None = None,
+             threads: int = 1, sheet=None) -> dict:
+    """Metrics of a trained model on the dev and test splits -> JSON + prediction table."""
+    import pandas as pd
+    import torch
+
+    from .io import write_json, write_table
+
+    torch.set_num_threads(max(1, int(threads)))
+    payload = load_checkpoint(model_path)
+    settings = run_settings(params)
+    if "positive" in payload:
+        settings["positive_label"] = payload["positive"]
+    task = make_task(payload["family"], data, settings, sheet)
+    try:
+        task.check(payload)
+    except FacevoxError as exc:
+        raise FacevoxError(f"{model_path}: {exc}") from None
+    model = load_model(payload)
+    cfg = payload["training"]
+    if payload["family"] == "sklearn":
+        from .models.classical import slice_statistics
+
+        def predict_fn(inputs):
+            return model.predict_proba(slice_statistics(inputs[0]))
+        batch = 4096
+    else:
+        from .device import pick_device
+
+        device = pick_device(settings["device"])
+        model.to(device)
+
+        def predict_fn(inputs):
+            with torch.no_grad():
+                return task.postprocess(model(*[_tensor(t, device) for t in inputs])).cpu().numpy()
+        batch = cfg["batch_size"] or 256
+    result = {"model": payload["model"], "seed": payload["seed"], "family": payload["family"],
+              "task": task.kind, "vote": cfg["vote"], "best_epoch": payload["best_epoch"],
+              "n_parameters": payload["n_parameters"], "train_seconds": payload["train_seconds"],
+              "device": payload["device"], "history": payload["history"], **task.describe(), "splits": {}}
+    tables = []
+    for split in task.splits():
+        result["splits"][split], table = task.evaluate_split(predict_fn, split, cfg, batch)
+        tables.append(table)
+    schema = task.prediction_schema
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=schema.names)
+    for field in schema:
+        if field.type == "int32":
+            table[field.name] = table[field.name].astype("int32")
+    if hasattr(task, "explain") and payload["family"] == "fau":
+        result["explain"] = task.explain(model)
+    result["provenance"] = provenance("evaluate", params={"model": payload["model"], "seed": payload["seed"]},
+                                      inputs={})
+    write_table(table[schema.names], out_predictions, schema, result["provenance"])
+    write_json(result, out_json)
+    return result
+
+
+def _tensor(value, device):
+    """numpy array or tensor -> tensor on ``device``."""
+    import torch
+
+    if not torch.is_tensor(value):
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    return value.to(device, non_blocking=True)

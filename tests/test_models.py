@@ -1,0 +1,95 @@
+"""facevox.models: the registry, and what every sequence model must do (shapes, overfitting).
+
+Architecture-specific checks live in tests/test_models_<name>.py.
+"""
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from facevox.config import SCHEMA_PATH
+from facevox.errors import FacevoxError
+from facevox.models import CATALOGUE, TRAINING_KEYS, create_model, get_spec, list_models, split_overrides
+
+SEQUENCE = list_models("sequence")
+#: Small widths so that 16 slices are memorised in a few seconds on a CPU (the architecture is
+#: the paper's; only its sizes shrink).
+TINY = {
+    "stst": {"d_model": 32, "n_blocks": 1, "dropout": 0.0},
+    "jamfn": {"num_layers": 1, "hidden_size": 32, "conv_channels": 32},
+    "depression_detector": {"d_model": 32, "n_layers": 1, "dropout": 0.0},
+    "blstm": {"hidden_size": 32, "dropout": 0.0},
+    "tfn": {"dropout": 0.0},
+    "fusion_concat": {"hidden_size": 32, "dropout": 0.0},
+    "fusion_add": {"hidden_size": 32, "dropout": 0.0},
+    "fusion_multiply": {"hidden_size": 32, "dropout": 0.0},
+}
+
+
+def test_catalogue_matches_the_registered_models():
+    registered = {name: get_spec(name).family for name in list_models()}
+    assert registered == {name: family for name, (_, family) in CATALOGUE.items()}
+
+
+def test_config_schema_offers_every_model():
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    offered = schema["properties"]["models"]["properties"]["run"]["items"]["enum"]
+    assert sorted(offered) == sorted(list_models())
+
+
+def test_every_model_states_its_paper_and_only_known_training_keys():
+    for name in list_models():
+        spec = get_spec(name)
+        assert spec.paper, name
+        assert set(spec.training) <= set(TRAINING_KEYS), name
+
+
+def test_overrides_are_split_and_unknown_keys_named():
+    arch, train = split_overrides("stst", {"dropout": 0.1, "epochs": 3})
+    assert arch == {"dropout": 0.1} and train == {"epochs": 3}
+    with pytest.raises(FacevoxError, match="unknown key 'dropuot'.*dropout"):
+        split_overrides("stst", {"dropuot": 0.1})
+    with pytest.raises(FacevoxError, match="unknown model 'stsd'"):
+        get_spec("stsd")
+
+
+@pytest.mark.parametrize("name", SEQUENCE)
+def test_paper_size_model_maps_slices_to_class_logits(name):
+    torch.manual_seed(0)
+    model = create_model(name, n_visual=136, n_acoustic=25, n_classes=2, seq_len=300).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 300, 136), torch.rand(2, 300, 25))
+    assert out.shape == (2, 2) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", SEQUENCE)
+def test_every_sequence_model_memorises_16_slices(name):
+    """100 % training accuracy on 16 random slices with random labels within 150 Adam steps."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    visual, acoustic = torch.rand(16, 40, 136, generator=g), torch.rand(16, 40, 25, generator=g)
+    labels = torch.arange(16) % 2
+    model = create_model(name, n_visual=136, n_acoustic=25, n_classes=2, seq_len=40, **TINY[name])
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(150):
+        model.train()
+        loss = torch.nn.functional.cross_entropy(model(visual, acoustic), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % 10 == 9:
+            model.eval()
+            with torch.no_grad():
+                if (model(visual, acoustic).argmax(1) == labels).all():
+                    break
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(visual, acoustic).argmax(1) == labels).float().mean().item()
+    assert accuracy == 1.0, f"{name}: {accuracy:.2f} after {step + 1} steps"
+
+
+def test_classical_statistics_are_mean_and_std_over_real_rows():
+    from facevox.models.classical import slice_statistics
+
+    x = np.array([[[1.0, np.nan], [3.0, 2.0], [np.nan, 4.0]]])  # 1 slice, 3 rows, 2 columns
+    assert slice_statistics(x).tolist() == [[2.0, 3.0, 1.0, 1.0]]

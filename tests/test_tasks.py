@@ -1,0 +1,95 @@
+"""facevox.tasks: the face-regression and continuous-affect tasks learn planted signals through
+the one training loop (facevox.train); clip sampling and augmentation."""
+import numpy as np
+import pytest
+import torch
+
+from facevox.synthetic import FAU_SIGNAL, planted_faces, planted_fau
+from facevox.tasks import MIRROR_68, _jitter
+from facevox.train import evaluate, train
+
+VISION = {"clip_len": 8, "size": 32, "frames_per_video": 4, "clips_per_video": 2, "eval_frames_per_video": 8}
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """Clips whose bright disc grows with the score: 24 train, 6 dev, 8 test videos."""
+    folder = tmp_path_factory.mktemp("faces")
+    return folder, planted_faces(folder, {"train": 24, "dev": 6, "test": 8}, frames=24, size=48)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, size, overrides", [
+    ("sta_drn", 32, {"width": 8, "layers": [1, 1, 1, 1], "epochs": 40, "batch_size": 8, "lr": 1e-3}),
+    ("dlga_cnn", 48, {"base_width": 8, "global_channels": 32, "global_dim": 32, "local_dim": 8,
+                      "attention_channels": 8, "attention_hidden": 8, "head_hidden": 32, "epochs": 30,
+                      "batch_size": 16, "lr": 1e-3}),
+])
+def test_face_models_learn_a_planted_score(faces, tmp_path, name, size, overrides):
+    folder, sheet = faces
+    params = {"vision": {**VISION, "size": size}, "overrides": {name: overrides}}
+    train(name, folder / "faces", tmp_path / "m.ckpt", params=params, sheet=sheet, threads=2)
+    result = evaluate(tmp_path / "m.ckpt", folder / "faces", tmp_path / "m.json", tmp_path / "m.parquet",
+                      params=params, sheet=sheet)
+    test = result["splits"]["test"]
+    assert result["task"] == "regression" and test["n"] == 8
+    assert test["ccc"] >= 0.8, test
+
+
+@pytest.mark.slow
+def test_shallow_b_recovers_a_lagged_linear_filter(tmp_path):
+    """arousal = AU12_r_mean[t-3] + 0.6 AU06_r_mean[t-7], annotated 2 s late: after delay
+    compensation model B (linear, L1 on the filter) reaches CCC >= 0.9 on held-out videos
+    and its filter is largest on exactly those two channels."""
+    sheet = planted_fau(tmp_path, {"train": 8, "dev": 3, "test": 3})
+    params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": 2.0, "valence": 2.0}},
+              "overrides": {"shallow_b": {"epochs": 200, "activation": "linear", "lr": 0.01, "l1": 0.001}}}
+    train("shallow_b", tmp_path / "fau", tmp_path / "b.ckpt", params=params, sheet=sheet)
+    result = evaluate(tmp_path / "b.ckpt", tmp_path / "fau", tmp_path / "b.json", tmp_path / "b.parquet",
+                      params=params, sheet=sheet)
+    assert result["task"] == "continuous"
+    assert min(result["splits"]["test"]["ccc"].values()) >= 0.9, result["splits"]["test"]
+    explain = result["explain"]
+    weight = np.abs(np.array(explain["filters"]["arousal"])).sum(1)
+    top = {explain["features"][i] for i in np.argsort(-weight)[:2]}
+    assert top == set(FAU_SIGNAL)
+    lags = np.array(explain["lags"])
+    au12 = np.array(explain["filters"]["arousal"])[explain["features"].index("AU12_r_mean")]
+    assert lags[np.argmax(np.abs(au12))] == -3  # the filter looks 3 windows back
+    attributions = explain["attributions"]["arousal"]
+    assert np.array(attributions["values"]).shape == (3, len(explain["features"]), len(lags))
+
+
+def test_without_delay_compensation_the_same_model_does_worse(tmp_path):
+    """The labels are 2 s late: aligning them with no delay costs CCC (short run, same budget)."""
+    sheet = planted_fau(tmp_path, {"train": 6, "dev": 2, "test": 2}, windows=300)
+    scores = {}
+    for delay in (2.0, 0.0):
+        params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": delay, "valence": delay}},
+                  "overrides": {"shallow_c": {"epochs": 60, "activation": "linear", "lr": 0.01, "l1": 0.001,
+                                              "kernel_size": 20}}}
+        train("shallow_c", tmp_path / "fau", tmp_path / f"{delay}.ckpt", params=params, sheet=sheet)
+        result = evaluate(tmp_path / f"{delay}.ckpt", tmp_path / "fau", tmp_path / f"{delay}.json",
+                          tmp_path / f"{delay}.parquet", params=params, sheet=sheet)
+        scores[delay] = result["splits"]["test"]["ccc_mean"]
+    assert scores[2.0] > scores[0.0] + 0.2, scores
+
+
+def test_clip_jitter_is_one_transform_for_the_whole_clip():
+    clip = torch.rand(8, 3, 16, 16)
+    rng = np.random.default_rng(0)
+    out, flipped = _jitter(clip, rng, flip=True)
+    assert flipped and out.shape == clip.shape and 0 <= out.min() and out.max() <= 1
+    # one brightness/contrast/saturation for all frames: a frame repeated gives identical outputs
+    same = clip[:1].repeat(8, 1, 1, 1)
+    out, _ = _jitter(same, np.random.default_rng(1))
+    assert torch.allclose(out, out[:1].expand_as(out))
+    # flipping mirrors columns
+    plain, _ = _jitter(clip, np.random.default_rng(2), amount=0.0, flip=True)
+    assert torch.allclose(plain, torch.flip(clip, dims=[-1]))
+
+
+def test_landmark_mirror_is_an_involution_pairing_left_and_right():
+    assert sorted(MIRROR_68.tolist()) == list(range(68))
+    assert (MIRROR_68[MIRROR_68] == np.arange(68)).all()
+    assert MIRROR_68[36] == 45 and MIRROR_68[48] == 54 and MIRROR_68[0] == 16 and MIRROR_68[30] == 30

@@ -1,0 +1,76 @@
+# models: one training per (model, seed) of models.run x models.seeds, then its evaluation on
+# dev and test. Slice models read the shard set, sta_drn / dlga_cnn the aligned faces,
+# shallow_* the FAU windows and affect labels (train_inputs in common.smk). Training jobs ask
+# for `gpu: 1` (0 for the scikit-learn baselines or models.device: cpu) and pick their GPU
+# themselves (facevox.device).
+# -> facevox.train.train / facevox.train.evaluate · tests/test_train.py, tests/test_evaluate.py
+
+
+wildcard_constraints:
+    model="[a-z0-9_]+",
+    seed="[0-9]+",
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        "results/models/{model}/seed{seed}.ckpt",
+    params:
+        cfg=model_json,
+        data=train_data,
+        sheet=SHEET,
+    threads: config["models"]["threads"]
+    resources:
+        gpu=model_gpus,
+    log:
+        "results/logs/train/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox train {wildcards.model} {params.data:q} {output:q} --seed {wildcards.seed}"
+        " --sheet {params.sheet:q} --threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule evaluate:
+    input:
+        unpack(train_inputs),
+        model="results/models/{model}/seed{seed}.ckpt",
+    output:
+        metrics="results/metrics/{model}/seed{seed}.json",
+        predictions="results/predictions/{model}/seed{seed}.parquet",
+    params:
+        cfg=model_json,
+        data=train_data,
+        sheet=SHEET,
+    threads: config["models"]["threads"]
+    resources:
+        gpu=model_gpus,
+    log:
+        "results/logs/evaluate/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox evaluate {input.model:q} {params.data:q} {output.metrics:q} {output.predictions:q}"
+        " --sheet {params.sheet:q} --threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
+
+
+if config["models"]["affect"]["demo_labels"]:
+
+    rule demo_affect_labels:
+        input:
+            "results/fau_windows/{video}.parquet",
+        output:
+            os.path.join(config["models"]["affect"]["labels_dir"] or "results/affect_labels", "{video}.csv"),
+        log:
+            "results/logs/demo_affect_labels/{video}.log",
+        benchmark:
+            "results/benchmarks/demo_affect_labels/{video}.tsv"
+        conda:
+            "../../envs/facevox.yaml"
+        shell:
+            "python -m facevox demo-affect-labels {input:q} {output:q} --video-id {wildcards.video} > {log:q} 2>&1"
