@@ -14,16 +14,20 @@ from .errors import FacevoxError
 log = logging.getLogger("facevox")
 
 
-def _params(text: str | None) -> dict:
+def json_option(text: str | None, option: str = "--params") -> dict:
+    """A command-line option holding a JSON object (empty -> {}), with a clear error."""
     if not text:
         return {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FacevoxError(f"--params is not valid JSON ({exc})") from None
+        raise FacevoxError(f"{option} is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise FacevoxError("--params must be a JSON object")
+        raise FacevoxError(f"{option} must be a JSON object")
     return value
+
+
+_params = json_option
 
 
 def cmd_probe(a):

@@ -41,9 +41,10 @@ def cmd_qa_plot(a):
 
 
 def cmd_run_card(a):
-    from .report import read_config_json, run_card
+    from .cli import json_option
+    from .report import run_card
 
-    card = run_card(a.out, read_config_json(a.config_json), a.benchmarks, a.metrics or (), root=a.root)
+    card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root)
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
              card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
 

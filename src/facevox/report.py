@@ -708,14 +708,3 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     }
     write_json(card, out)
     return card
-
-
-def read_config_json(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FacevoxError(f"--config-json is not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise FacevoxError("--config-json must be a JSON object")
-    return value
-

@@ -46,16 +46,10 @@ from torch import nn
 
 from ..errors import FacevoxError
 from . import register
+from .jamfn import PAPER_TRAINING
 
 #: JAMFN section 4.2 protocol, shared by the BLSTM / TFN / Fusion_* baselines.
-JAMFN_TRAINING = {
-    "optimizer": "adam",
-    "lr": 1e-4,
-    "weight_decay": 5e-4,
-    "batch_size": 32,
-    "epochs": 30,
-    "patience": 4,
-}
+JAMFN_TRAINING = PAPER_TRAINING
 
 
 def check_pair(model: str, visual: torch.Tensor, acoustic: torch.Tensor, n_visual: int, n_acoustic: int) -> None:

@@ -193,6 +193,17 @@ class JAMFN(nn.Module):
         return self.forward_with_attention(visual, acoustic)[0]
 
 
+#: Section 4.2's optimiser and schedule (the BLSTM / TFN / Fusion_* baselines reuse it).
+PAPER_TRAINING = {
+    "optimizer": "adam",
+    "lr": 1e-4,
+    "weight_decay": 5e-4,
+    "batch_size": 32,
+    "epochs": 30,
+    "patience": 4,
+}
+
+
 @register(
     "jamfn",
     family="sequence",
@@ -205,16 +216,7 @@ class JAMFN(nn.Module):
         "fusion": "jaf",
         "dropout": 0.0,
     },
-    training={
-        "optimizer": "adam",
-        "lr": 1e-4,
-        "weight_decay": 5e-4,
-        "batch_size": 32,
-        "epochs": 30,
-        "patience": 4,
-        "loss": "cross_entropy",
-        "vote": "mean",
-    },
+    training={**PAPER_TRAINING, "loss": "cross_entropy", "vote": "mean"},
     paper="jamfn_zhou2023.txt Sec. 3 (eqs. 1-14), Sec. 4.2 (hyperparameters), Sec. 4.4 / Tables 2-4 (ablations)",
 )
 def build_jamfn(**cfg) -> JAMFN:
