@@ -202,6 +202,13 @@ def test_models_train_evaluate_and_rerun_only_what_changed(tmp_path):
     table = (tmp_path / "results/tables/classification.md").read_text()
     assert "BLSTM" in table and "LR" in table
     assert planned_outputs(tmp_path) == set()
+    # one HTML report: the tables and every model's plots embedded in it
+    snakemake(tmp_path, "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "classification.html" in html and "Metric tables" in html and "run_card.json" in html
+    for model, figure in (("blstm", "confusion.png"), ("blstm", "training.png"), ("lr", "roc.png")):
+        assert f"results/plots/{model}/{figure}" in html, (model, figure)
+    assert html.count("data:image/png;base64") >= 6 or html.count("image/png") >= 6
 
     config = tmp_path / "config.yaml"
     config.write_text(config.read_text().replace("hidden_size: 8", "hidden_size: 6"))
