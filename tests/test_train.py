@@ -136,3 +136,26 @@ def test_streaming_pools_cover_every_slice_once_per_epoch(planted):
     seen = [y for _, labels in task.batches(np.random.default_rng(0), 3) for y in labels]
     full, labels, _ = SliceClassification(planted, run_settings({})).load("train")
     assert sorted(seen) == sorted(labels.tolist()) and len(seen) == 48
+
+
+def test_training_refuses_a_subject_in_two_splits(planted, tmp_path):
+    """The leakage guard runs in the training job itself: a hand-assembled shard set whose
+    test part repeats a train subject is refused, naming the subject."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facevox.samples import SampleSheetError
+
+    leaky = tmp_path / "shards"
+    shutil.copytree(planted, leaky)
+    part = next((leaky / "test").glob("part-*.parquet"))
+    table = pq.read_table(part)
+    subjects = table.column("subject_id").to_pylist()
+    subjects[0] = "subj_train000"
+    table = table.set_column(table.schema.get_field_index("subject_id"), table.schema.field("subject_id"),
+                             pa.array(subjects, pa.string()))
+    pq.write_table(table, part)
+    with pytest.raises(SampleSheetError, match="subj_train000"):
+        train("lr", leaky, tmp_path / "m.ckpt")

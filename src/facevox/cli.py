@@ -168,6 +168,8 @@ def cmd_extract(a):
     """Every per-video stage on one file, with the same functions the rules call."""
     from . import action_units, align, aligned_faces, egemaps, fau_windows, landmarks, probe, qa
     from .config import load_config
+    from .errors import InputError
+    from .media import no_video_stream
 
     cfg = load_config(a.config)
     out = Path(a.out)
@@ -180,7 +182,9 @@ def cmd_extract(a):
         del paths["faces"]
     t = time.perf_counter()
     info = probe.run(a.video, paths["probe"])
-    print(f"probe: {(info['video'] or {}).get('n_frames')} frames", file=sys.stderr)
+    if info["video"] is None:  # nothing for the other stages: stop before they decode the audio
+        raise InputError(a.video, no_video_stream(info["audio"] is not None))
+    print(f"probe: {info['video']['n_frames']} frames", file=sys.stderr)
     status = egemaps.run(a.video, paths["egemaps"], cfg["egemaps"])
     print(f"egemaps: audio {status['audio_status']}", file=sys.stderr)
     lm = landmarks.run(a.video, paths["landmarks"], cfg["landmarks"], progress=not a.quiet,

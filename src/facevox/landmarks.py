@@ -24,6 +24,12 @@ How a frame is processed
   offset and side in units of the landmarks' RMS radius, fitted on full
   resolution detections by ``benchmarks/fit_box_model.py``).
 
+* **More than one face.**  Only the best-scoring face is kept, so with two
+  people in the picture the track may belong to either.  Every full detection
+  counts the faces it found: ``multi_face_rate`` (file metadata and the
+  stage's summary) is the share of detections that found a face and found two
+  or more; QA flags the video (``multiple_faces``).
+
 * **The predictor** is dlib's own model file evaluated by
   :mod:`facevox.shape_model` (same trees, same arithmetic, compiled with numba:
   ~2x faster than dlib-bin and sub-pixel); ``predictor: dlib`` uses dlib's code.
@@ -141,6 +147,13 @@ class FaceTracker:
         self.fast_predictor = shape_model.load(predictor_path()) if self.p["predictor"] == "numba" else None
         self.prev: Face | None = None
         self.since_detect = 0
+        self.detections_with_face = 0  # full detections that found at least one face
+        self.detections_multi = 0  # ... and of those, the ones that found two or more
+
+    @property
+    def multi_face_rate(self) -> float:
+        """Share of the full detections with a face that found more than one."""
+        return self.detections_multi / self.detections_with_face if self.detections_with_face else 0.0
 
     # -- detector and predictor ----------------------------------------------
     def detect(self, gray: np.ndarray):
@@ -153,6 +166,8 @@ class FaceTracker:
         rects, scores, _ = self.detector.run(small, int(self.p["upsample"]), float(self.p["min_score"]))
         if not rects:
             return None
+        self.detections_with_face += 1
+        self.detections_multi += len(rects) > 1
         k = int(np.argmax(scores))
         r = rects[k]
         box = (r.left() / scale, r.top() / scale, (r.right() + 1) / scale - 1, (r.bottom() + 1) / scale - 1)
@@ -270,7 +285,8 @@ def _iou(a, b) -> float:
 
 
 def extract(video, params: dict | None = None, progress: bool = False, total: int | None = None) -> pd.DataFrame:
-    """Landmarks of every frame of ``video`` as a DataFrame in the contract's layout."""
+    """Landmarks of every frame of ``video`` as a DataFrame in the contract's layout
+    (``attrs["multi_face_rate"]``: see the module docstring)."""
     tracker = FaceTracker(params)
     frames = iter_gray_frames(video, threads=int(tracker.p["threads"]))
     if progress:
@@ -296,7 +312,9 @@ def extract(video, params: dict | None = None, progress: bool = False, total: in
             l, t, r, b = face.box
             boxes.append((l, t, r - l + 1, b - t + 1))
             points.append(face.points)
-    return to_frame(times, success, detected, conf, boxes, points)
+    df = to_frame(times, success, detected, conf, boxes, points)
+    df.attrs["multi_face_rate"] = round(tracker.multi_face_rate, 4)
+    return df
 
 
 def to_frame(times, success, detected, conf, boxes, points) -> pd.DataFrame:
@@ -321,7 +339,8 @@ def to_frame(times, success, detected, conf, boxes, points) -> pd.DataFrame:
 def run(video, out, params: dict | None = None, progress: bool = False, total: int | None = None) -> dict:
     p = stage_params("landmarks", params)
     df = extract(video, p, progress=progress, total=total)
-    summary = {"n_frames": int(len(df)), "face_found_rate": float(df["success"].mean()) if len(df) else 0.0}
+    summary = {"n_frames": int(len(df)), "face_found_rate": float(df["success"].mean()) if len(df) else 0.0,
+               "multi_face_rate": df.attrs["multi_face_rate"]}
     meta = provenance("landmarks", params={**p, "box_model": list(BOX_MODEL),
                                            "detector": "dlib HOG frontal_face_detector",
                                            "model": "shape_predictor_68_face_landmarks"},

@@ -2,6 +2,11 @@
 
 Every failure of FFmpeg to open or decode a file becomes an :class:`InputError`
 that names the file and the problem.
+
+A file cut off mid-stream (an interrupted download) often reads without any
+FFmpeg error: the demuxer simply runs out of packets.  Where the container has
+an index (MP4/MOV), its packet count is the check (:func:`index_shortfall`);
+the probe and the audio decoder use it to flag truncation.
 """
 from __future__ import annotations
 
@@ -44,6 +49,17 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
+def no_video_stream(has_audio: bool) -> str:
+    """The problem text for a file without a video stream (audio-only files say so)."""
+    return "has no video stream (audio only)" if has_audio else "has no video stream"
+
+
+def index_shortfall(stream, n_packets: int) -> bool:
+    """True when the container's index promised more packets of ``stream`` than the file
+    holds (``stream.frames`` is 0 where the container keeps no count, e.g. Matroska)."""
+    return bool(stream.frames) and n_packets < stream.frames
+
+
 def _rotation_k(rotation: float | int | None) -> int:
     """Counter-clockwise quarter turns (np.rot90) that make a frame upright.
 
@@ -81,7 +97,7 @@ def _decoded(path, threads: int = 1):
     """
     with open_media(path) as container:
         if not container.streams.video:
-            raise InputError(path, "has no video stream")
+            raise InputError(path, no_video_stream(bool(container.streams.audio)))
         stream = container.streams.video[0]
         stream.thread_type = "AUTO" if threads > 1 else "SLICE"
         stream.codec_context.thread_count = max(1, int(threads))
@@ -125,7 +141,7 @@ class Audio:
     samples: np.ndarray  # float32 mono in [-1, 1]
     sample_rate: int
     start_s: float  # container time of the first sample
-    truncated: bool  # decoding stopped at a damaged packet
+    truncated: bool  # decoding stopped at a damaged packet, or the file ends before its index does
 
 
 def decode_audio(path, sample_rate: int) -> Audio | None:
@@ -138,14 +154,18 @@ def decode_audio(path, sample_rate: int) -> Audio | None:
         chunks: list[np.ndarray] = []
         start = None
         truncated = False
+        n_packets = 0
         try:
-            for frame in container.decode(stream):
-                if start is None and frame.time is not None:
-                    start = float(frame.time)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+            for packet in container.demux(stream):
+                n_packets += bool(packet.size)
+                for frame in packet.decode():  # the empty packet at the end flushes the decoder
+                    if start is None and frame.time is not None:
+                        start = float(frame.time)
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError:
             truncated = True
+        truncated = truncated or index_shortfall(stream, n_packets)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
         samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)

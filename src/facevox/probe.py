@@ -1,5 +1,10 @@
 """Stage `probe`: what is in a media file (container, streams, fps, duration, rotation).
 
+``truncated`` is true when demuxing fails or the video stream holds fewer packets
+than the container's index lists (a download cut off mid-stream decodes without
+an error, so the count is the check); ``video.duration_s`` is then the duration
+of the frames present and ``video.duration_header_s`` what the header claims.
+
 Rule: workflow/rules/probe.smk · Tests: tests/test_probe.py
 """
 from __future__ import annotations
@@ -12,7 +17,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import write_json
-from .media import _reason, open_media
+from .media import _reason, index_shortfall, open_media
 from .provenance import provenance
 
 
@@ -31,17 +36,20 @@ def _seconds(value, time_base) -> float | None:
 
 
 def _frame_times(container, stream) -> tuple[np.ndarray, bool]:
-    """Presentation times of every video packet (demux only, no decoding), sorted."""
+    """Presentation times of every video packet (demux only, no decoding), sorted; and
+    whether the file is truncated (a demux error, or fewer packets than its index lists)."""
     pts = []
     truncated = False
+    n_packets = 0
     try:
         for packet in container.demux(stream):
+            n_packets += bool(packet.size)
             if packet.pts is not None and packet.size:
                 pts.append(packet.pts)
     except av.FFmpegError:
         truncated = True
     times = np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base or 0)
-    return times, truncated
+    return times, truncated or index_shortfall(stream, n_packets)
 
 
 def probe(path) -> dict:
@@ -98,6 +106,9 @@ def probe(path) -> dict:
             width, height = cc.width, cc.height
             if rotation % 180:
                 width, height = height, width
+            header_duration = _seconds(v.duration, v.time_base) if v.duration else None
+            seen_duration = (float(times[-1] - times[0] + (spread["median"] if spread else 0))
+                             if times.size else None)
             info["video"] = {
                 "codec": cc.name,
                 "pix_fmt": cc.pix_fmt,
@@ -112,9 +123,9 @@ def probe(path) -> dict:
                 "n_frames": int(times.size),
                 "n_frames_header": int(v.frames or 0),
                 "start_s": float(times[0]) if times.size else None,
-                "duration_s": _seconds(v.duration, v.time_base)
-                if v.duration
-                else (float(times[-1] - times[0] + (spread["median"] if spread else 0)) if times.size else None),
+                # A truncated file's header promises more than it holds: the frames decide.
+                "duration_s": seen_duration if truncated or header_duration is None else header_duration,
+                "duration_header_s": header_duration,
             }
             info["truncated"] = truncated
     return info

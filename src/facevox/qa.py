@@ -9,7 +9,21 @@ Fields (contract.QA_COLUMNS):
 * ``voiced_fraction`` - share of eGeMAPS rows with F0 > 0.
 * ``duration_mismatch_s`` - audio duration minus video duration.
 * ``au_backend`` - the action-unit backend actually used (pyfeat, openface, landmarks).
-* ``flags`` - comma-separated problems a researcher should look at.
+* ``flags`` - comma-separated problems a researcher should look at:
+
+  - ``no_frames`` - no video frame decoded;
+  - ``no_face`` - frames, but a face in none of them (also ``low_face_rate``);
+  - ``low_face_rate`` - a face in fewer than ``LOW_FACE_RATE`` of the frames;
+  - ``long_face_gap`` - a stretch of more than ``LONG_GAP_S`` without a face;
+  - ``multiple_faces`` - at least ``MULTI_FACE_RATE`` of the landmark stage's
+    detections found two or more faces: only the best-scoring one is tracked,
+    so the features may mix two people;
+  - ``audio_<status>`` - audio not ``ok`` (see egemaps.py);
+  - ``duration_mismatch`` - audio and video durations differ by more than
+    ``DURATION_MISMATCH_S``;
+  - ``short_video`` - shorter than ``SHORT_VIDEO_S`` (one 50-frame FAU window
+    at 25 fps): every FAU window is truncated and a slice is mostly padding;
+  - ``variable_frame_rate``, ``truncated`` - from the probe.
 
 Rule: workflow/rules/qa.smk · Tests: tests/test_qa.py
 """
@@ -25,6 +39,8 @@ from .io import atomic_path, read_json, read_provenance, read_table, write_json
 LOW_FACE_RATE = 0.5
 LONG_GAP_S = 5.0
 DURATION_MISMATCH_S = 0.5
+MULTI_FACE_RATE = 0.1
+SHORT_VIDEO_S = 2.0
 
 
 def longest_gap_s(times: np.ndarray, success: np.ndarray, end_s: float) -> float:
@@ -42,7 +58,7 @@ def longest_gap_s(times: np.ndarray, success: np.ndarray, end_s: float) -> float
 
 
 def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.DataFrame,
-           egemaps_meta: dict, au_backend: str | None = None) -> dict:
+           egemaps_meta: dict, au_backend: str | None = None, landmarks_meta: dict | None = None) -> dict:
     times = landmarks["timestamp_s"].to_numpy()
     success = landmarks["success"].to_numpy(bool)
     video = probe.get("video") or {}
@@ -69,14 +85,20 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
     flags = []
     if rec["n_frames"] == 0:
         flags.append("no_frames")
+    elif not success.any():
+        flags.append("no_face")
     if rec["face_found_rate"] < LOW_FACE_RATE:
         flags.append("low_face_rate")
     if rec["longest_gap_s"] > LONG_GAP_S:
         flags.append("long_face_gap")
+    if (landmarks_meta or {}).get("multi_face_rate", 0.0) >= MULTI_FACE_RATE:
+        flags.append("multiple_faces")
     if status != "ok":
         flags.append(f"audio_{status}")
     if rec["duration_mismatch_s"] is not None and abs(rec["duration_mismatch_s"]) > DURATION_MISMATCH_S:
         flags.append("duration_mismatch")
+    if rec["n_frames"] and rec["video_duration_s"] < SHORT_VIDEO_S:
+        flags.append("short_video")
     if video.get("variable_frame_rate"):
         flags.append("variable_frame_rate")
     if probe.get("truncated"):
@@ -87,10 +109,10 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
 
 def run(video_id: str, probe_path, landmarks_path, egemaps_path, out, aus_path=None) -> dict:
     probe = read_json(probe_path)
-    lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+    lm, lm_meta = read_table(landmarks_path, LANDMARKS_SCHEMA)
     eg, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
     au_backend = read_provenance(aus_path).get("au_backend") if aus_path else None
-    rec = record(video_id, probe, lm, eg, eg_meta, au_backend)
+    rec = record(video_id, probe, lm, eg, eg_meta, au_backend, lm_meta)
     write_json(rec, out)
     return rec
 

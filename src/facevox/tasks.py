@@ -109,6 +109,7 @@ class SliceClassification:
                 continue
             self.data[split] = ds
         self.data["train"].labels = index
+        _check_shard_subjects(self.root, self.data)
         columns = train.columns
         self.visual = [i for i, c in enumerate(columns) if c in set(LANDMARK_COLUMNS)]
         self.acoustic = [i for i, c in enumerate(columns) if c in set(EGEMAPS_COLUMNS)]
@@ -267,12 +268,28 @@ class SliceClassification:
         return result, table
 
 
+def _check_shard_subjects(root: Path, data: dict) -> None:
+    """The leakage guard at training time: no subject in two splits of the shard set (the
+    shards rule checks the sheet; this catches shard folders assembled by hand)."""
+    from .splits import check_subject_splits
+
+    rows = []
+    for split, ds in data.items():
+        for path in dict.fromkeys(ds._paths):
+            table = pq.read_table(path, columns=["video_id", "subject_id"]).to_pandas().drop_duplicates()
+            rows.append(table.assign(split=split))
+    if rows:
+        check_subject_splits(pd.concat(rows, ignore_index=True), f"shard set {root}")
+
+
 # --------------------------------------------------------------------------- sheet-based tasks
 def _sheet_videos(sheet, folder, suffix: str, need: str, what: str):
     """Videos of the sheet per split whose table exists, and those left out (no value)."""
     from .samples import read_samples
+    from .splits import check_subject_splits
 
     samples = read_samples(sheet, check_files=False)
+    check_subject_splits(samples, str(sheet))  # leakage guard: a subject in one split only
     folder = Path(folder)
     videos: dict[str, list[str]] = {}
     for vid, row in samples.iterrows():
