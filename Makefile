@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-deps demo test test-slurm bench bench-models dag clean-results
+.PHONY: install system-deps demo test test-heavy test-slurm bench bench-models dag clean-results
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ demo: install
 test: install system-deps
 	$(BIN)/python -m pytest
 
+# The heavy bad-input corpus cases (4K frames): tests/test_corpus.py
+test-heavy: install system-deps
+	$(BIN)/python -m pytest -m heavy
+
 # Real SLURM test of workflow/profiles/slurm (root; installs Debian's slurm + munge, ~7 min):
 # tests/cluster/README.md
 test-slurm: install
@@ -46,8 +50,10 @@ test-slurm: install
 bench-models: install
 	$(BIN)/python benchmarks/bench_models.py --out benchmarks/results/models_cpu.md
 
+# Issue 9's speed targets in one run (~5-10 min on 2 cores): benchmarks/results/suite.md.
+# The landmark stage in detail (per-call costs, tracking accuracy): make bench BENCH=landmarks
 bench: install
-	$(BIN)/python benchmarks/bench_landmarks.py
+	$(BIN)/python benchmarks/$(if $(BENCH),bench_$(BENCH).py,bench_suite.py)
 
 dag: install
 	$(BIN)/snakemake --dag | dot -Tsvg > results/dag.svg

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facevox import qa
 from facevox.cli import main
 from facevox.contract import (ALIGNED_FACES_SCHEMA, ALIGNED_SCHEMA, AU_COLUMNS, AU_SCHEMA, EGEMAPS_COLUMNS,
                               EGEMAPS_SCHEMA, FAU_STAT_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_COLUMNS,
@@ -120,6 +119,18 @@ def extract(case, tmp_path_factory):
 
 def flags(result: Extracted) -> str:
     return result.json("qa")["flags"]
+
+
+def test_every_case_has_its_documented_behaviour_here():
+    """Each corpus case is asserted below, as an error or by its flags, with what its
+    ``expect`` text says (heavy cases: test_4k_frames)."""
+    heavy = {name for name, c in CASES.items() if c.heavy}
+    assert sorted(CASES) == sorted([*ERRORS, *FLAGS, *heavy]) and heavy == {"uhd_4k"}
+    for name, problem in ERRORS.items():
+        assert CASES[name].expect.startswith(f"error: '{problem}")
+    for name, expected in FLAGS.items():
+        assert CASES[name].expect.startswith("flagged" if expected else "ok")
+        assert expected == "" or f"'{expected}'" in CASES[name].expect
 
 
 # --------------------------------------------------------------------------- errors

