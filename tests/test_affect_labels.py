@@ -1,5 +1,7 @@
 """Affect labels (facevox.affect_labels): reading and checking label CSVs, alignment to
 the FAU window centres by interpolation, delay compensation and the demo labels."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +130,12 @@ def test_demo_labels_are_marked_deterministic_and_delayed(tmp_path):
     np.testing.assert_allclose(aligned["valence"][:272], undelayed["valence"][:272], atol=1e-5)
     with pytest.raises(FacevoxError, match="no rows"):
         affect_labels.demo_labels(table.iloc[:0], "empty")
+
+
+def test_label_file_prefers_the_sheet_then_the_folder():
+    from facevox.affect_labels import label_file
+
+    assert label_file("v1", "/data/v1_labels.csv", "labels") == Path("/data/v1_labels.csv")
+    assert label_file("v1", None, "labels") == Path("labels/v1.csv")
+    with pytest.raises(FacevoxError, match="video v1: the FAU models need affect labels"):
+        label_file("v1", "", "")

@@ -77,6 +77,17 @@ DEMO_TERMS = {
 DEMO_NOISE = 0.1
 
 
+def label_file(video_id: str, given: str | None, labels_dir: str | None) -> Path:
+    """Where a video's label CSV is: the sheet's ``affect_labels`` cell when filled, else
+    ``labels_dir/<video_id>.csv`` (config ``models.affect.labels_dir``)."""
+    if given:
+        return Path(given)
+    if not labels_dir:
+        raise FacevoxError(f"video {video_id}: the FAU models need affect labels - a sheet column "
+                           "affect_labels or models.affect.labels_dir")
+    return Path(labels_dir) / f"{video_id}.csv"
+
+
 def read_labels(path, dimensions: Sequence[str] = AFFECT_DIMENSIONS) -> pd.DataFrame:
     """``time_s`` and the ``dimensions`` columns (float64) of one label CSV, checked."""
     path = Path(path)

@@ -27,9 +27,6 @@ def json_option(text: str | None, option: str = "--params") -> dict:
     return value
 
 
-_params = json_option
-
-
 def cmd_probe(a):
     from . import probe
 
@@ -44,7 +41,7 @@ def cmd_egemaps(a):
     from . import egemaps
 
     t = time.perf_counter()
-    status = egemaps.run(a.video, a.out, _params(a.params))
+    status = egemaps.run(a.video, a.out, json_option(a.params))
     log.info("egemaps %s: status %s, %.1f s of audio in %.2f s", a.video, status["audio_status"],
              status.get("audio_duration_s") or 0, time.perf_counter() - t)
 
@@ -53,7 +50,7 @@ def cmd_landmarks(a):
     from . import landmarks
 
     t = time.perf_counter()
-    s = landmarks.run(a.video, a.out, _params(a.params), progress=a.progress)
+    s = landmarks.run(a.video, a.out, json_option(a.params), progress=a.progress)
     dt = time.perf_counter() - t
     log.info("landmarks %s: %d frames, face found in %.1f %%, %.2f s (%.0f frames/s)", a.video,
              s["n_frames"], 100 * s["face_found_rate"], dt, s["n_frames"] / dt if dt else 0)
@@ -62,21 +59,21 @@ def cmd_landmarks(a):
 def cmd_align(a):
     from . import align
 
-    s = align.run(a.landmarks, a.egemaps, a.out, _params(a.params))
+    s = align.run(a.landmarks, a.egemaps, a.out, json_option(a.params))
     log.info("align: %d rows", s["n_rows"])
 
 
 def cmd_aligned_faces(a):
     from . import aligned_faces
 
-    s = aligned_faces.run(a.video, a.landmarks, a.out, _params(a.params))
+    s = aligned_faces.run(a.video, a.landmarks, a.out, json_option(a.params))
     log.info("aligned_faces %s: %d crops of %d rows", a.video, s["n_faces"], s["n_rows"])
 
 
 def cmd_action_units(a):
     from . import action_units
 
-    s = action_units.run(a.video, a.landmarks, a.out, _params(a.params), openface_csv=a.openface_csv)
+    s = action_units.run(a.video, a.landmarks, a.out, json_option(a.params), openface_csv=a.openface_csv)
     log.info("action_units %s: backend %s, %d frames", a.video, s["backend"], s["n_frames"])
 
 
@@ -90,14 +87,14 @@ def cmd_fetch_models(a):
 def cmd_fau_windows(a):
     from . import fau_windows
 
-    s = fau_windows.run(a.action_units, a.out, _params(a.params))
+    s = fau_windows.run(a.action_units, a.out, json_option(a.params))
     log.info("fau_windows: %d windows (AU backend %s)", s["n_windows"], s["au_backend"])
 
 
 def cmd_shards(a):
     from . import shards
 
-    m = shards.run(a.sheet, a.aligned_dir, a.out, _params(a.params))
+    m = shards.run(a.sheet, a.aligned_dir, a.out, json_option(a.params))
     log.info("shards %s: %s", m["feature_set"],
              ", ".join(f"{k} {v['slices']} slices from {v['videos']} videos" for k, v in m["splits"].items()))
 
@@ -210,7 +207,7 @@ def cmd_extract(a):
 def cmd_train(a):
     from . import train
 
-    payload = train.train(a.model, a.data, a.out, seed=a.seed, params=_params(a.params), threads=a.threads,
+    payload = train.train(a.model, a.data, a.out, seed=a.seed, params=json_option(a.params), threads=a.threads,
                           sheet=a.sheet)
     log.info("train %s seed %d: best epoch %s of %d, %.1f s -> %s", a.model, a.seed, payload["best_epoch"],
              len(payload["history"]), payload["train_seconds"], a.out)
@@ -219,7 +216,7 @@ def cmd_train(a):
 def cmd_evaluate(a):
     from . import train
 
-    result = train.evaluate(a.model, a.data, a.metrics, a.predictions, params=_params(a.params),
+    result = train.evaluate(a.model, a.data, a.metrics, a.predictions, params=json_option(a.params),
                             threads=a.threads, sheet=a.sheet)
     shown = ("accuracy", "f1_weighted", "auc", "mae", "rmse", "ccc", "ccc_mean")
     for split, m in result["splits"].items():

@@ -68,9 +68,6 @@ class SliceDataset:
 
     def block(self, f: int, g: int) -> np.ndarray:
         """Row group ``g`` of part ``f`` as a [rows, length, C] float32 array (read-only view)."""
-        return self._block(f, g)
-
-    def _block(self, f: int, g: int) -> np.ndarray:
         if self._cached[0] != (f, g):
             if self._open[0] != f:
                 self._open = (f, pq.ParquetFile(self._paths[f]))
@@ -83,7 +80,7 @@ class SliceDataset:
         import torch
 
         f, g, r = self._index[i]
-        x = torch.from_numpy(np.array(self._block(f, g)[r], np.float32))
+        x = torch.from_numpy(np.array(self.block(f, g)[r], np.float32))
         label = self.labels.get(self.label_names[i], -1)
         return x, torch.tensor(label, dtype=torch.int64)
 

@@ -38,7 +38,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_COLUMNS, FAU_STAT_COLUMNS, LANDMARK_COLUMNS
+from .contract import (CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_COLUMNS, FAU_STAT_COLUMNS, LANDMARK_COLUMNS,
+                       SPLITS)
 from .errors import FacevoxError
 from .evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
 from .metrics import ccc, regression_metrics
@@ -138,8 +139,7 @@ class SliceClassification:
     def load(self, split: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Features [N, L, C] and labels [N] of the usable slices (``rows``: a subset)."""
         ds = self.data[split]
-        keep = self.usable(split)
-        wanted = np.flatnonzero(keep) if rows is None else rows
+        wanted = np.flatnonzero(self.usable(split)) if rows is None else rows
         wanted_set = set(wanted.tolist())
         blocks, order = [], []
         for f, g, ix in ds.groups():
@@ -294,7 +294,7 @@ def _sheet_videos(sheet, folder, suffix: str, need: str, what: str):
     videos: dict[str, list[str]] = {}
     for vid, row in samples.iterrows():
         split = row.get("split")
-        if split not in ("train", "dev", "test"):
+        if split not in SPLITS:
             continue
         if need == "score" and row.get("score") in (None, ""):
             continue
@@ -534,22 +534,17 @@ class FauContinuous:
     prediction_schema = CONTINUOUS_SCHEMA
 
     def __init__(self, sheet, folder, settings: dict):
-        from .affect_labels import window_labels
+        from .affect_labels import label_file, window_labels
 
         self.settings = settings
         self.affect = settings["affect"]
         self.dimensions = list(self.affect["dimensions"])
         self.root = Path(folder)
         samples, videos = _sheet_videos(sheet, folder, ".parquet", "split", "FAU-window")
-        labels_dir = Path(self.affect["labels_dir"]) if self.affect["labels_dir"] else None
         self.videos, self.x, self.y, self.centres = {}, {}, {}, {}
         for split, vids in videos.items():
             for vid in vids:
-                given = samples.loc[vid, "affect_labels"]
-                path = Path(given) if given else (labels_dir / f"{vid}.csv" if labels_dir else None)
-                if path is None:
-                    raise FacevoxError(f"video {vid}: no affect label file (sheet column affect_labels or "
-                                       f"models.affect.labels_dir)")
+                path = label_file(vid, samples.loc[vid, "affect_labels"], self.affect["labels_dir"])
                 table = pq.read_table(self.root / f"{vid}.parquet").to_pandas()
                 self.x[vid] = np.nan_to_num(table[FAU_STAT_COLUMNS].to_numpy(np.float32))
                 aligned = window_labels(path, table, self.dimensions, self.affect["delays_s"])

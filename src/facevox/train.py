@@ -335,7 +335,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     for field in schema:
         if field.type == "int32":
             table[field.name] = table[field.name].astype("int32")
-    if hasattr(task, "explain") and payload["family"] == "fau":
+    if hasattr(task, "explain"):
         result["explain"] = task.explain(model)
     result["provenance"] = provenance("evaluate", params={"model": payload["model"], "seed": payload["seed"]},
                                       inputs={})

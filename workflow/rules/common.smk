@@ -1,9 +1,10 @@
 # Shared by every rule file: the sample sheet and small helpers for rule inputs.
 import json
-import os
 import shlex
 
 from facevox.action_units import resolve_backend
+from facevox.affect_labels import label_file
+from facevox.contract import SPLITS
 from facevox.errors import FacevoxError
 from facevox.importers import dvlog_samples, openface_samples
 from facevox.models import family_of
@@ -73,21 +74,10 @@ def model_gpus(wildcards):
 
 def split_videos(need_score=False):
     """Videos of the sheet in a split (and with a score when asked)."""
-    rows = SAMPLES[SAMPLES["split"].isin(["train", "dev", "test"])]
+    rows = SAMPLES[SAMPLES["split"].isin(SPLITS)]
     if need_score:
         rows = rows[rows["score"].notna()]
     return list(rows.index)
-
-
-def affect_label_path(video):
-    given = SAMPLES.loc[video, "affect_labels"] if "affect_labels" in SAMPLES.columns else None
-    if given:
-        return given
-    folder = config["models"]["affect"]["labels_dir"]
-    if not folder:
-        raise FacevoxError(f"video {video}: the FAU models need affect labels - a sheet column affect_labels "
-                           "or models.affect.labels_dir")
-    return os.path.join(folder, f"{video}.csv")
 
 
 def train_data(wildcards):
@@ -115,7 +105,8 @@ def train_inputs(wildcards):
     videos = split_videos(need_score=family in ("clip", "face"))
     inputs = {"sheet": SHEET, "data": expand(f"{data}/{{video}}.parquet", video=videos)}
     if family == "fau":
-        inputs["labels"] = [affect_label_path(v) for v in videos]
+        labels_dir = config["models"]["affect"]["labels_dir"]
+        inputs["labels"] = [str(label_file(v, SAMPLES.loc[v, "affect_labels"], labels_dir)) for v in videos]
     return inputs
 
 
@@ -132,7 +123,7 @@ def final_targets():
     """What `rule all` asks for; face crops only when keep_face_images is true; with
     `source: aligned` (imported features) no per-video extraction; models, tables and
     plots when the sheet has the splits they need (report_targets: report.smk)."""
-    shards = [f"results/shards/{config['slices']['feature_set']}"] if (SAMPLES["split"] == "train").any() else []
+    shards = [SHARDS] if (SAMPLES["split"] == "train").any() else []
     if SOURCE != "videos":
         return expand("results/aligned/{video}.parquet", video=VIDEOS) + shards + model_targets() + report_targets()
     targets = expand("results/aligned/{video}.parquet", video=VIDEOS)
