@@ -6,7 +6,7 @@ Prints (and writes as Markdown):
 * frames/s of PyAV decode-only, OpenCV decode-only (reference), the facevox
   landmark stage (decode + detect + track + Parquet write), and the ratio
   stage / PyAV decode-only (the decoder the stage uses);
-* the cost of each call (shape predictor: facevox.shape_model and dlib's own;
+* the cost of each call (shape predictor: facevox.extract.shape_model and dlib's own;
   detector on the shrunk frame, verification region, full resolution);
 * accuracy: mean landmark distance to per-frame full-resolution detection, in %
   of the inter-ocular distance, for facevox's tracker and for a naive tracker
@@ -34,7 +34,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from facevox import landmarks  # noqa: E402
-from facevox.demo import feat_media_dir  # noqa: E402
+from facevox.dataset.demo import feat_media_dir  # noqa: E402
 from facevox.media import iter_gray_frames  # noqa: E402
 
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     small = cv2.resize(gray, None, fx=tracker.p["detect_scale"], fy=tracker.p["detect_scale"],
                        interpolation=cv2.INTER_AREA)
     calls = {
-        "shape predictor, facevox.shape_model (numba)": per_call_ms(lambda: tracker.predict(gray, face.box)),
+        "shape predictor, facevox.extract.shape_model (numba)": per_call_ms(lambda: tracker.predict(gray, face.box)),
         "shape predictor, dlib's own": per_call_ms(lambda: tracker.dlib_predict(gray, face.box)),
         f"detector, frame x{tracker.p['detect_scale']}": per_call_ms(lambda: tracker.detector.run(small, 0, 0.0), 50),
         "detector, verification region": per_call_ms(lambda: tracker.verify(gray, face.box), 50),

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from facevox.demo import feat_media_dir  # noqa: E402
+from facevox.dataset.demo import feat_media_dir  # noqa: E402
 
 
 def make_video(out: Path, seconds: float) -> None:

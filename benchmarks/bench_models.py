@@ -3,7 +3,7 @@ items per second (slices / clips / frames / sequences) and peak GPU memory.
 
 One train step = forward, loss, backward and optimiser step on a synthetic batch of
 the paper's batch size and input size (the model's registered training config; AMP
-fp16 on CUDA as facevox.train uses it).  ``--size paper`` (default on CUDA) uses the
+fp16 on CUDA as facevox.training.loop uses it).  ``--size paper`` (default on CUDA) uses the
 papers' inputs: 300-frame slices of 136 + 25 features, STA-DRN clips of 64 x 224 x 224,
 DLGA-CNN faces of 224 x 224, FAU sequences of 3000 windows (5 min at 10 Hz);
 ``--size small`` (default on CPU) shrinks the vision inputs and batches so a CPU run
@@ -56,7 +56,7 @@ def loss_for(family: str):
     if family == "sequence":
         return lambda out, y: torch.nn.functional.cross_entropy(out.float(), y)
     if family == "fau":
-        from facevox.metrics import ccc_loss
+        from facevox.training.metrics import ccc_loss
 
         return lambda out, y: ccc_loss(out.float().reshape(-1, 2), y.reshape(-1, 2))
     return lambda out, y: torch.nn.functional.mse_loss(out.float().reshape(-1), y)

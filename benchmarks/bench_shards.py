@@ -51,11 +51,11 @@ from make_fake_dvlog import make_fake_dvlog
 make_fake_dvlog({str(work / 'dvlog')!r}, n={a.n}, seed=0, min_t=60, max_t=600)""")
     rows.append((f"make fake D-Vlog tree ({a.n} ids, T 60-600)", r))
     r = step(f"""
-from facevox.importers import import_dvlog
+from facevox.dataset.importers import import_dvlog
 import_dvlog({str(work / 'dvlog')!r}, {str(work / 'aligned')!r}, {str(work / 'samples.tsv')!r})""")
     rows.append(("import_dvlog", r))
     r = step(f"""
-from facevox.shards import run
+from facevox.dataset.shards import run
 m = run({str(work / 'samples.tsv')!r}, {str(work / 'aligned')!r}, {str(work / 'shards')!r})
 print({{k: v['slices'] for k, v in m['splits'].items()}}, file=sys.stderr)""")
     rows.append(("shards (slices, train-only min-max, Parquet)", r))
@@ -66,7 +66,7 @@ print({{k: v['slices'] for k, v in m['splits'].items()}}, file=sys.stderr)""")
     r = step(f"""
 import numpy as np
 from pathlib import Path
-from facevox import shards
+from facevox.dataset import shards
 from facevox.contract import FEATURE_SETS, shard_schema
 import pyarrow.parquet as pq
 root = Path({str(work / 'big')!r}); (root / 'train').mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ for k in range(0, {n_slices}, per_part):
     big_mb = sum(f.stat().st_size for f in (work / "big").rglob("*.parquet")) / 2**20
     r = step(f"""
 import resource
-from facevox.data import SliceDataset
+from facevox.dataset.datasets import SliceDataset
 import torch
 ds = SliceDataset({str(work / 'big')!r}, 'train')
 extra = {{"base_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}

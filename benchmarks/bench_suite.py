@@ -73,7 +73,7 @@ import torch  # noqa: E402
 
 from facevox import egemaps, landmarks  # noqa: E402
 from facevox.contract import AUDIO_SAMPLE_RATE  # noqa: E402
-from facevox.demo import DEMO_VIDEOS, feat_media_dir  # noqa: E402
+from facevox.dataset.demo import DEMO_VIDEOS, feat_media_dir  # noqa: E402
 from facevox.media import decode_audio  # noqa: E402
 
 LANDMARK_VIDEO = "WolfgangLanger_Pexels.mp4"

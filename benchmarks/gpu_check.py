@@ -1,4 +1,4 @@
-"""GPU check of the real training loop (facevox.train) - run where a GPU is: device choice,
+"""GPU check of the real training loop (facevox.training.loop) - run where a GPU is: device choice,
 AMP, checkpoints, evaluation - and the loop's own throughput next to bench_models.py's
 bare train steps.
 
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from facevox.synthetic import planted_fau, planted_shards  # noqa: E402
-from facevox.train import evaluate, train  # noqa: E402
+from facevox.dataset.synthetic import planted_fau, planted_shards  # noqa: E402
+from facevox.training.loop import evaluate, train  # noqa: E402
 
 
 def main(out: str) -> int:

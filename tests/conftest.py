@@ -17,7 +17,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from facevox.demo import feat_media_dir  # noqa: E402
+from facevox.dataset.demo import feat_media_dir  # noqa: E402
 
 SPEECH = ("Hello. This recording checks that the voice features work. "
           "We speak slowly, with pauses, and then we stop.")

@@ -1,4 +1,4 @@
-"""Stage action_units (facevox.action_units): OpenFace CSV, geometric AUs, py-feat plumbing, run()."""
+"""Stage action_units (facevox.extract.action_units): OpenFace CSV, geometric AUs, py-feat plumbing, run()."""
 import csv
 import time
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from facevox import action_units as au
-from facevox import landmarks, shape_model
+from facevox.extract import action_units as au
+from facevox.extract import landmarks, shape_model
 from facevox.contract import AU_COLUMNS, AU_SCHEMA, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, check_table
 from facevox.errors import FacevoxError, InputError
 from facevox.io import read_table

@@ -1,4 +1,4 @@
-"""Affect labels (facevox.affect_labels): reading and checking label CSVs, alignment to
+"""Affect labels (facevox.dataset.labels): reading and checking label CSVs, alignment to
 the FAU window centres by interpolation, delay compensation and the demo labels."""
 from pathlib import Path
 
@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox import affect_labels, fau_windows
-from facevox.affect_labels import align_labels, read_labels
+from facevox.dataset import labels as affect_labels
+from facevox.extract import fau_windows
+from facevox.dataset.labels import align_labels, read_labels
 from facevox.contract import AU_COLUMNS, AU_SCHEMA
 from facevox.errors import FacevoxError, InputError
 
@@ -133,7 +134,7 @@ def test_demo_labels_are_marked_deterministic_and_delayed(tmp_path):
 
 
 def test_label_file_prefers_the_sheet_then_the_folder():
-    from facevox.affect_labels import label_file
+    from facevox.dataset.labels import label_file
 
     assert label_file("v1", "/data/v1_labels.csv", "labels") == Path("/data/v1_labels.csv")
     assert label_file("v1", None, "labels") == Path("labels/v1.csv")

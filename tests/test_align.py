@@ -1,4 +1,4 @@
-"""Tests for facevox.align: both streams resampled onto one grid.
+"""Tests for facevox.extract.align: both streams resampled onto one grid.
 
 Every expected value below is worked out by hand from the rule in the module
 docstring: an output row owns ``[start, end)``; its value is the mean of the
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox import align as align_mod
-from facevox.align import align
+from facevox.extract import align as align_mod
+from facevox.extract.align import align
 from facevox.contract import (
     ALIGNED_SCHEMA,
     EGEMAPS_COLUMNS,

@@ -1,8 +1,8 @@
-"""Stage aligned_faces (facevox.aligned_faces): eyes level, eye-mouth = size/3, JPEG crops."""
+"""Stage aligned_faces (facevox.extract.faces): eyes level, eye-mouth = size/3, JPEG crops."""
 import numpy as np
 import pytest
 
-from facevox import aligned_faces, landmarks, shape_model
+from facevox.extract import faces as aligned_faces, landmarks, shape_model
 from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y
 from facevox.errors import FacevoxError
 from facevox.io import read_table

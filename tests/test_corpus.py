@@ -30,9 +30,9 @@ from facevox.cli import main
 from facevox.contract import (ALIGNED_FACES_SCHEMA, ALIGNED_SCHEMA, AU_COLUMNS, AU_SCHEMA, EGEMAPS_COLUMNS,
                               EGEMAPS_SCHEMA, FAU_STAT_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_COLUMNS,
                               LANDMARKS_SCHEMA, QA_COLUMNS, points_from_columns)
-from facevox.fau_windows import n_windows
+from facevox.extract.fau_windows import n_windows
 from facevox.io import read_json, read_table
-from facevox.slices import slice_video
+from facevox.dataset.slices import slice_video
 from tests.corpus.make_corpus import CASES, FACE_FRAMES, Builder, make_case
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ ERRORS = {
     "not_video": "not a readable media file (",
     "audio_only": "has no video stream (audio only)",
 }
-#: QA flags of every case that gives outputs (the flag vocabulary: facevox.qa).
+#: QA flags of every case that gives outputs (the flag vocabulary: facevox.extract.qa).
 FLAGS = {
     "truncated": "audio_truncated,short_video,truncated",
     "no_audio": "audio_no_audio_stream",

@@ -85,7 +85,7 @@ def test_killed_extraction_resumes_to_identical_outputs(tmp_path, feat_media):
 
 @pytest.mark.slow
 def test_killed_training_resumes_to_identical_metrics(tmp_path):
-    from facevox.synthetic import planted_project
+    from facevox.dataset.synthetic import planted_project
 
     projects = {}
     for name in ("reference", "killed"):

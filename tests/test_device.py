@@ -1,15 +1,15 @@
-"""facevox.device: GPU slots (tested with lock files; no GPU needed) and the CPU fallback."""
+"""facevox.training.device: GPU slots (tested with lock files; no GPU needed) and the CPU fallback."""
 import os
 import subprocess
 import sys
 
 import torch
 
-from facevox import device
+from facevox.training import device
 
 
 def test_cpu_when_asked_or_without_cuda(monkeypatch, caplog):
-    caplog.set_level("INFO", logger="facevox.device")
+    caplog.set_level("INFO", logger="facevox.training.device")
     assert device.pick_device("cpu").type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert device.pick_device("auto").type == "cpu"
@@ -18,7 +18,7 @@ def test_cpu_when_asked_or_without_cuda(monkeypatch, caplog):
 
 def test_two_jobs_take_different_slots(tmp_path):
     """A slot is an exclusive flock held by the process: a second process skips it."""
-    code = ("import sys, time; from facevox.device import take_slot; "
+    code = ("import sys, time; from facevox.training.device import take_slot; "
             f"print(take_slot([0, 1], {str(tmp_path)!r}), flush=True); time.sleep(30)")
     first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

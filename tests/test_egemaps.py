@@ -1,10 +1,10 @@
-"""Stage egemaps (facevox.egemaps): opensmile eGeMAPSv02 LLDs on PyAV-decoded audio."""
+"""Stage egemaps (facevox.extract.egemaps): opensmile eGeMAPSv02 LLDs on PyAV-decoded audio."""
 import wave
 
 import numpy as np
 import pytest
 
-from facevox import egemaps
+from facevox.extract import egemaps
 from facevox.contract import EGEMAPS_COLUMNS, EGEMAPS_SCHEMA, F0_COLUMN
 from facevox.io import read_table
 

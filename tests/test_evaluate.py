@@ -1,4 +1,4 @@
-"""facevox.evaluate: slice predictions -> video predictions (voting) -> metrics."""
+"""facevox.training.evaluate: slice predictions -> video predictions (voting) -> metrics."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from facevox.errors import FacevoxError
-from facevox.evaluate import aggregate, split_metrics, video_predictions
+from facevox.training.evaluate import aggregate, split_metrics, video_predictions
 
 CLASSES = ["depression", "normal"]
 

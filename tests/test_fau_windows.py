@@ -1,9 +1,9 @@
-"""Stage fau_windows (facevox.fau_windows): AVEC moving mean/std, hand-computed."""
+"""Stage fau_windows (facevox.extract.fau_windows): AVEC moving mean/std, hand-computed."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from facevox import fau_windows
+from facevox.extract import fau_windows
 from facevox.contract import AU_COLUMNS, AU_SCHEMA, FAU_WINDOWS_SCHEMA
 from facevox.io import read_table, write_table
 

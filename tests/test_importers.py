@@ -1,4 +1,4 @@
-"""Tests for facevox.importers: D-Vlog's released features and OpenFace CSVs as aligned tables.
+"""Tests for facevox.dataset.importers: D-Vlog's released features and OpenFace CSVs as aligned tables.
 
 The D-Vlog trees come from benchmarks/make_fake_dvlog.py (loaded by path); where a
 test needs exact control it overwrites a video's arrays with hand-made ones.
@@ -17,7 +17,7 @@ import pytest
 
 from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, LANDMARK_COLUMNS, SAMPLE_COLUMNS
 from facevox.errors import InputError
-from facevox.importers import ImportProblems, import_dvlog, import_openface_dir, safe_video_id
+from facevox.dataset.importers import ImportProblems, import_dvlog, import_openface_dir, safe_video_id
 from facevox.io import read_table, write_table
 from facevox.samples import read_samples
 

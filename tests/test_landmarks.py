@@ -1,8 +1,8 @@
-"""Stage landmarks (facevox.landmarks): dlib HOG + 68 points, detect-then-track."""
+"""Stage landmarks (facevox.extract.landmarks): dlib HOG + 68 points, detect-then-track."""
 import numpy as np
 import pytest
 
-from facevox import landmarks
+from facevox.extract import landmarks
 from facevox.contract import LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns
 from facevox.io import read_table
 from facevox.media import iter_gray_frames

@@ -1,11 +1,11 @@
-"""facevox.metrics: CCC (numpy and torch), regression metrics."""
+"""facevox.training.metrics: CCC (numpy and torch), regression metrics."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from facevox.metrics import ccc, ccc_loss, pcc, regression_metrics
+from facevox.training.metrics import ccc, ccc_loss, pcc, regression_metrics
 
 
 def test_ccc_by_hand():

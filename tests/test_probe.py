@@ -1,9 +1,9 @@
-"""Stage probe (facevox.probe) on real and made-up media."""
+"""Stage probe (facevox.extract.probe) on real and made-up media."""
 import json
 
 import pytest
 
-from facevox import probe
+from facevox.extract import probe
 from facevox.errors import InputError
 
 

@@ -1,11 +1,11 @@
-"""Tests for facevox.qa: per-video quality records and results/qa.tsv."""
+"""Tests for facevox.extract.qa: per-video quality records and results/qa.tsv."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from facevox import qa
+from facevox.extract import qa
 from facevox.contract import (
     EGEMAPS_COLUMNS,
     EGEMAPS_SCHEMA,

@@ -1,4 +1,4 @@
-"""Tests for facevox.report (bootstrap intervals, plots, run card) and the report CLI."""
+"""Tests for facevox.report: bootstrap intervals, plots, the run card, and the report CLI."""
 from __future__ import annotations
 
 import argparse
@@ -13,22 +13,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox import report
-from facevox.cli_report import register
+from facevox.report import bootstrap, plots, run_card
+from facevox.cli.report import register
 from facevox.errors import FacevoxError
-from facevox.metrics import ccc, classification_metrics, regression_metrics
+from facevox.training.metrics import ccc, classification_metrics, regression_metrics
 
 CLASSES = ["depression", "normal"]
 
 
 # --------------------------------------------------------------------------- bootstrap machinery
 def test_resample_counts_draw_with_replacement_reproducibly():
-    counts = report.resample_counts(7, 50, seed=3)
+    counts = bootstrap.resample_counts(7, 50, seed=3)
     assert counts.shape == (50, 7) and (counts.sum(1) == 7).all() and counts.min() >= 0
-    assert (counts == report.resample_counts(7, 50, seed=3)).all()
-    assert (counts != report.resample_counts(7, 50, seed=4)).any()
+    assert (counts == bootstrap.resample_counts(7, 50, seed=3)).all()
+    assert (counts != bootstrap.resample_counts(7, 50, seed=4)).any()
     assert (counts.max(1) > 1).any()  # some video drawn twice: with replacement
-    assert report.resample_counts(0, 5, seed=0).shape == (5, 0)
+    assert bootstrap.resample_counts(0, 5, seed=0).shape == (5, 0)
 
 
 def _random_classification(rng, n, classes):
@@ -45,24 +45,24 @@ def test_confusion_metrics_equal_facevox_metrics(classes):
     for t, p in zip(truth, pred):
         cm[classes.index(t), classes.index(p)] += 1
     expected = classification_metrics(truth, pred, np.zeros(60), classes, classes[0])
-    for metric in report.CLASSIFICATION_STATS:
-        assert report.confusion_metrics(cm, metric) == pytest.approx(expected[metric], abs=1e-12), metric
-    assert math.isnan(report.confusion_metrics(np.zeros((k, k)), "f1_weighted"))
+    for metric in bootstrap.CLASSIFICATION_STATS:
+        assert bootstrap.confusion_metrics(cm, metric) == pytest.approx(expected[metric], abs=1e-12), metric
+    assert math.isnan(bootstrap.confusion_metrics(np.zeros((k, k)), "f1_weighted"))
 
 
 def test_moment_metrics_equal_facevox_metrics_and_edge_cases():
     rng = np.random.default_rng(1)
     t, p = rng.uniform(0, 45, 30), rng.uniform(0, 45, 30)
-    sums = report._moment_rows(t, p).sum(0)
+    sums = bootstrap._moment_rows(t, p).sum(0)
     expected = regression_metrics(t, p)
-    for metric in report.REGRESSION_STATS:
-        assert report.moment_metrics(sums, metric) == pytest.approx(expected[metric], rel=1e-9), metric
-    const = report._moment_rows(t, np.full(30, 3.0)).sum(0)
-    assert math.isnan(report.moment_metrics(const, "pcc")) and report.moment_metrics(const, "ccc") == pytest.approx(0)
-    same = report._moment_rows(np.full(5, 2.0), np.full(5, 2.0)).sum(0)
-    assert report.moment_metrics(same, "ccc") == 1.0  # identical constants, as facevox.metrics.ccc
-    one = report._moment_rows(t[:1], p[:1]).sum(0)
-    assert math.isnan(report.moment_metrics(one, "ccc")) and report.moment_metrics(one, "mae") > 0
+    for metric in bootstrap.REGRESSION_STATS:
+        assert bootstrap.moment_metrics(sums, metric) == pytest.approx(expected[metric], rel=1e-9), metric
+    const = bootstrap._moment_rows(t, np.full(30, 3.0)).sum(0)
+    assert math.isnan(bootstrap.moment_metrics(const, "pcc")) and bootstrap.moment_metrics(const, "ccc") == pytest.approx(0)
+    same = bootstrap._moment_rows(np.full(5, 2.0), np.full(5, 2.0)).sum(0)
+    assert bootstrap.moment_metrics(same, "ccc") == 1.0  # identical constants, as facevox.training.metrics.ccc
+    one = bootstrap._moment_rows(t[:1], p[:1]).sum(0)
+    assert math.isnan(bootstrap.moment_metrics(one, "ccc")) and bootstrap.moment_metrics(one, "mae") > 0
 
 
 def _cls_table(truth, pred, videos=None, prob=None):
@@ -76,9 +76,9 @@ def test_resampled_metric_equals_metric_on_repeated_rows():
     rng = np.random.default_rng(2)
     truth, pred = _random_classification(rng, 25, CLASSES)
     table = _cls_table(truth, pred)
-    counts = report.resample_counts(25, 3, seed=9)
-    stats = report._video_stats(table, "classification", "f1_weighted", sorted(table["video_id"]), CLASSES)
-    got = report._metric_of(counts.astype(float) @ stats, "classification", "f1_weighted", CLASSES)
+    counts = bootstrap.resample_counts(25, 3, seed=9)
+    stats = bootstrap._video_stats(table, "classification", "f1_weighted", sorted(table["video_id"]), CLASSES)
+    got = bootstrap._metric_of(counts.astype(float) @ stats, "classification", "f1_weighted", CLASSES)
     for row, value in zip(counts, got):
         idx = np.repeat(np.arange(25), row)
         want = classification_metrics(truth[idx], pred[idx], np.zeros(len(idx)), CLASSES, "depression")
@@ -93,7 +93,7 @@ def test_bootstrap_ci_contains_true_accuracy():
     truth = rng.choice(CLASSES, 400)
     wrong = rng.random(400) >= 0.8
     pred = np.where(wrong, np.where(truth == CLASSES[0], CLASSES[1], CLASSES[0]), truth)
-    ci = report.bootstrap_ci([_cls_table(truth, pred)], "classification", "accuracy", classes=CLASSES,
+    ci = bootstrap.bootstrap_ci([_cls_table(truth, pred)], "classification", "accuracy", classes=CLASSES,
                              resamples=1000, seed=0)
     assert ci["estimate"] == pytest.approx(1 - wrong.mean())
     assert ci["low"] < 0.8 < ci["high"]
@@ -103,12 +103,12 @@ def test_bootstrap_ci_contains_true_accuracy():
 
 def test_bootstrap_ci_degenerate_cases_are_exact():
     truth = np.array(CLASSES * 10)
-    perfect = report.bootstrap_ci([_cls_table(truth, truth)], "classification", "f1_weighted", resamples=100)
+    perfect = bootstrap.bootstrap_ci([_cls_table(truth, truth)], "classification", "f1_weighted", resamples=100)
     assert (perfect["low"], perfect["estimate"], perfect["high"]) == (1.0, 1.0, 1.0)
     t = np.arange(30, dtype=float)
     table = pd.DataFrame({"split": "test", "video_id": [f"v{i}" for i in range(30)], "score_true": t,
                           "score_pred": t + 2.0})
-    bias = report.bootstrap_ci([table], "regression", "mae", resamples=100)
+    bias = bootstrap.bootstrap_ci([table], "regression", "mae", resamples=100)
     assert bias["low"] == pytest.approx(2.0) and bias["high"] == pytest.approx(2.0)
 
 
@@ -117,11 +117,11 @@ def test_bootstrap_ci_reproducible_by_seed_and_paired_over_seeds():
     truth, pred = _random_classification(rng, 80, CLASSES)
     table = _cls_table(truth, pred)
     args = dict(task="classification", metric="f1_weighted", classes=CLASSES, resamples=300)
-    a = report.bootstrap_ci([table], seed=1, **args)
-    assert a == report.bootstrap_ci([table], seed=1, **args)
-    assert (a["low"], a["high"]) != (lambda b: (b["low"], b["high"]))(report.bootstrap_ci([table], seed=2, **args))
+    a = bootstrap.bootstrap_ci([table], seed=1, **args)
+    assert a == bootstrap.bootstrap_ci([table], seed=1, **args)
+    assert (a["low"], a["high"]) != (lambda b: (b["low"], b["high"]))(bootstrap.bootstrap_ci([table], seed=2, **args))
     # two identical seeds: the same drawn videos for both, so the seed mean is unchanged
-    both = report.bootstrap_ci([table, table.sample(frac=1, random_state=0)], seed=1, **args)
+    both = bootstrap.bootstrap_ci([table, table.sample(frac=1, random_state=0)], seed=1, **args)
     assert (both["low"], both["high"], both["estimate"]) == pytest.approx((a["low"], a["high"], a["estimate"]))
     assert both["seeds"] == 2
 
@@ -131,7 +131,7 @@ def test_bootstrap_ci_seed_mean_and_unpredicted_videos():
     truth, pred = _random_classification(rng, 50, CLASSES)
     t0 = _cls_table(truth, pred)
     t1 = t0.iloc[5:]  # seed 1 left 5 videos unpredicted
-    ci = report.bootstrap_ci([t0, t1], "classification", "accuracy", classes=CLASSES, resamples=200)
+    ci = bootstrap.bootstrap_ci([t0, t1], "classification", "accuracy", classes=CLASSES, resamples=200)
     acc0 = (t0["label"] == t0["predicted"]).mean()
     acc1 = (t1["label"] == t1["predicted"]).mean()
     assert ci["estimate"] == pytest.approx((acc0 + acc1) / 2)
@@ -151,18 +151,18 @@ def test_bootstrap_ci_continuous_long_and_wide_agree():
     va = long[long["dimension"] == "valence"].reset_index(drop=True)
     wide = pd.DataFrame({"split": "test", "video_id": a["video_id"], "arousal_true": a["true"],
                          "arousal_pred": a["pred"], "valence_true": va["true"], "valence_pred": va["pred"]})
-    ci_long = report.bootstrap_ci([long], "continuous", "ccc_arousal", resamples=200)
-    ci_wide = report.bootstrap_ci([wide], "continuous", "ccc_arousal", resamples=200)
+    ci_long = bootstrap.bootstrap_ci([long], "continuous", "ccc_arousal", resamples=200)
+    ci_wide = bootstrap.bootstrap_ci([wide], "continuous", "ccc_arousal", resamples=200)
     assert ci_long == pytest.approx(ci_wide)
     assert ci_long["estimate"] == pytest.approx(ccc(a["true"], a["pred"]))  # pooled over the steps
     assert ci_long["low"] < ci_long["estimate"] < ci_long["high"]
     with pytest.raises(FacevoxError, match="ccc_<dimension>"):
-        report.bootstrap_ci([long], "continuous", "mae")
+        bootstrap.bootstrap_ci([long], "continuous", "mae")
 
 
 def test_bootstrap_ci_without_videos_is_undefined():
     empty = _cls_table([], [])
-    ci = report.bootstrap_ci([empty], "classification", "f1_weighted", classes=CLASSES, resamples=10)
+    ci = bootstrap.bootstrap_ci([empty], "classification", "f1_weighted", classes=CLASSES, resamples=10)
     assert ci["valid"] == 0 and math.isnan(ci["low"]) and math.isnan(ci["estimate"])
 
 
@@ -180,9 +180,9 @@ def _png_facts(path):
 def _assert_real_png(path, width_in, height_in=None, min_ink=0.02, min_colours=20):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (h, w, _), ink, colours = _png_facts(path)
-    assert w == round(width_in * report.FIG_DPI)
+    assert w == round(width_in * plots.FIG_DPI)
     if height_in is not None:
-        assert h == round(height_in * report.FIG_DPI)
+        assert h == round(height_in * plots.FIG_DPI)
     assert ink > min_ink and colours > min_colours, (ink, colours)
 
 
@@ -212,7 +212,7 @@ def _write_model(tmp_path, model="stst", task="classification", seeds=(0, 1), n=
 
 def test_classification_plots(tmp_path):
     metrics, preds = _write_model(tmp_path)
-    written = report.model_plots(metrics, preds, tmp_path / "plots")
+    written = plots.model_plots(metrics, preds, tmp_path / "plots")
     assert [p.name for p in written] == ["confusion.png", "roc.png", "training.png"]
     _assert_real_png(written[0], 5.2, 4.4)
     _assert_real_png(written[1], 5.5, 4.2)
@@ -224,7 +224,7 @@ def test_sklearn_model_has_no_training_plot_and_empty_split_says_why(tmp_path):
     rec = json.loads(metrics[0].read_text())
     rec["splits"]["test"]["unpredicted"] = ["a", "b"]
     metrics[0].write_text(json.dumps(rec))
-    written = report.model_plots(metrics, preds, tmp_path / "plots")
+    written = plots.model_plots(metrics, preds, tmp_path / "plots")
     assert [p.name for p in written] == ["confusion.png", "roc.png"]
     for path in written:  # a message box, not an empty canvas
         _assert_real_png(path, 5.2 if path.name == "confusion.png" else 5.5, min_ink=0.005, min_colours=5)
@@ -232,7 +232,7 @@ def test_sklearn_model_has_no_training_plot_and_empty_split_says_why(tmp_path):
 
 def test_regression_and_continuous_plots(tmp_path):
     metrics, preds = _write_model(tmp_path, model="sta_drn", task="regression")
-    written = report.model_plots(metrics, preds, tmp_path / "reg")
+    written = plots.model_plots(metrics, preds, tmp_path / "reg")
     assert [p.name for p in written] == ["scatter.png", "training.png"]
     _assert_real_png(written[0], 5.0, 4.6)
     rec = {"model": "shallow_b", "seed": 0, "task": "continuous", "history": [],
@@ -240,7 +240,7 @@ def test_regression_and_continuous_plots(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(rec))
     pd.DataFrame({"split": ["test"], "video_id": ["c"], "dimension": ["arousal"], "true": [0.1],
                   "pred": [0.2]}).to_parquet(tmp_path / "c.parquet")
-    written = report.model_plots([tmp_path / "c.json"], [tmp_path / "c.parquet"], tmp_path / "cont")
+    written = plots.model_plots([tmp_path / "c.json"], [tmp_path / "c.parquet"], tmp_path / "cont")
     assert [p.name for p in written] == ["ccc.png"]
     _assert_real_png(written[0], 5.0, 4.0, min_colours=5)
 
@@ -249,7 +249,7 @@ def test_model_plots_rejects_mixed_models(tmp_path):
     a, pa = _write_model(tmp_path, model="stst", seeds=(0,))
     b, pb = _write_model(tmp_path, model="jamfn", seeds=(0,))
     with pytest.raises(FacevoxError, match="must be of one model"):
-        report.model_plots(a + b, pa + pb, tmp_path / "x")
+        plots.model_plots(a + b, pa + pb, tmp_path / "x")
 
 
 @pytest.mark.parametrize("n", [5, 80], ids=["bars", "histogram"])
@@ -259,7 +259,7 @@ def test_qa_plot(tmp_path, n):
                        "audio_present": rng.random(n) > 0.2,
                        "audio_status": rng.choice(["ok", "silent", "no_audio_stream"], n), "flags": ""})
     qa.to_csv(tmp_path / "qa.tsv", sep="\t", index=False)
-    out = report.qa_plot(tmp_path / "qa.tsv", tmp_path / "qa.png")
+    out = plots.qa_plot(tmp_path / "qa.tsv", tmp_path / "qa.png")
     _assert_real_png(out, 10.0)
 
 
@@ -289,13 +289,13 @@ def test_run_card_fields(tmp_path):
     _benchmarks(tmp_path / "bench")
     metrics, _ = _write_model(tmp_path, seeds=(0,))
     config = {"models": {"run": ["stst"], "seeds": [0]}, "report": {"bootstrap_seed": 0}}
-    card = report.run_card(tmp_path / "card.json", config, tmp_path / "bench", metrics, root=repo)
+    card = run_card.run_card(tmp_path / "card.json", config, tmp_path / "bench", metrics, root=repo)
     assert json.loads((tmp_path / "card.json").read_text()) == card
     assert card["format"] == "facevox-run-card/1"
     assert card["git"] == {"commit": commit, "dirty": False if git else None}
     assert card["config_sha256"] == hashlib.sha256(
         json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    assert card["config_sha256"] != report.config_hash({**config, "report": {"bootstrap_seed": 1}})
+    assert card["config_sha256"] != run_card.config_hash({**config, "report": {"bootstrap_seed": 1}})
     assert card["config"] == config
     assert card["packages"]["numpy"] == metadata.version("numpy")
     assert card["packages"]["matplotlib"] == metadata.version("matplotlib")
@@ -306,7 +306,7 @@ def test_run_card_fields(tmp_path):
     assert card["total_job_wall_seconds"] == 4.25
     assert card["trainings"] == [{"model": "stst", "seed": 0, "task": "classification", "device": None,
                                   "train_seconds": None, "best_epoch": 4, "n_parameters": None}]
-    assert report.git_state(tmp_path / "bench") == {"commit": None, "dirty": None}  # not a git checkout
+    assert run_card.git_state(tmp_path / "bench") == {"commit": None, "dirty": None}  # not a git checkout
 
 
 # --------------------------------------------------------------------------- CLI
@@ -359,7 +359,7 @@ def test_shallow_cnn_filter_and_attribution_heatmaps(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(rec))
     pd.DataFrame({"split": ["test"], "video_id": ["v"], "dimension": ["arousal"], "true": [0.1],
                   "pred": [0.2]}).to_parquet(tmp_path / "c.parquet")
-    written = report.model_plots([tmp_path / "c.json"], [tmp_path / "c.parquet"], tmp_path / "cont")
+    written = plots.model_plots([tmp_path / "c.json"], [tmp_path / "c.parquet"], tmp_path / "cont")
     assert [p.name for p in written] == ["ccc.png", "filter.png", "attributions.png"]
     _assert_real_png(written[1], 12.0, 7.0)   # one heatmap per dimension
     _assert_real_png(written[2], 15.0, 7.0)   # three time steps

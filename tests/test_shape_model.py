@@ -1,8 +1,8 @@
-"""facevox.shape_model: dlib's 68-point model file, evaluated by numba, against dlib itself."""
+"""facevox.extract.shape_model: dlib's 68-point model file, evaluated by numba, against dlib itself."""
 import numpy as np
 import pytest
 
-from facevox import landmarks, shape_model
+from facevox.extract import landmarks, shape_model
 from facevox.errors import FacevoxError
 from facevox.media import iter_gray_frames
 

@@ -1,16 +1,16 @@
-"""facevox.shards + facevox.data: slices in Parquet shards, train-only statistics, lazy datasets."""
+"""facevox.dataset.shards + facevox.dataset.datasets: slices in Parquet shards, train-only statistics, lazy datasets."""
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from facevox import shards
+from facevox.dataset import shards
 from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_COLUMNS, shard_schema
-from facevox.data import SliceDataset
+from facevox.dataset.datasets import SliceDataset
 from facevox.errors import FacevoxError
 from facevox.io import write_table
 from facevox.samples import SampleSheetError
-from facevox.slices import NormStats
+from facevox.dataset.slices import NormStats
 
 COLUMNS = LANDMARK_COLUMNS + EGEMAPS_COLUMNS
 
@@ -114,8 +114,8 @@ def test_run_swaps_the_whole_folder_in(tmp_path):
 
 
 def test_fau_window_dataset(tmp_path):
-    from facevox import fau_windows
-    from facevox.data import FauWindowDataset
+    from facevox.extract import fau_windows
+    from facevox.dataset.datasets import FauWindowDataset
     from tests.test_fau_windows import au_table
 
     write_table(fau_windows.windows(au_table(120)), tmp_path / "w.parquet", FAU_WINDOWS_SCHEMA, {"stage": "test"})
@@ -128,8 +128,8 @@ def test_fau_window_dataset(tmp_path):
 
 
 def test_face_clip_dataset(tmp_path, feat_media):
-    from facevox import aligned_faces, landmarks
-    from facevox.data import FaceClipDataset
+    from facevox.extract import faces as aligned_faces, landmarks
+    from facevox.dataset.datasets import FaceClipDataset
 
     video = feat_media / "single_face.mp4"
     landmarks.run(video, tmp_path / "lm.parquet")

@@ -1,9 +1,9 @@
-"""facevox.slices: slicing with polynomial padding, gap filling, train-only normalisation."""
+"""facevox.dataset.slices: slicing with polynomial padding, gap filling, train-only normalisation."""
 import numpy as np
 import pytest
 
 from facevox.errors import FacevoxError
-from facevox.slices import NormStats, interpolate_gaps, slice_starts, slice_video
+from facevox.dataset.slices import NormStats, interpolate_gaps, slice_starts, slice_video
 
 
 def quadratic(t):

@@ -1,4 +1,4 @@
-"""Tests for facevox.splits: the subject-leak guard and the stratified split maker."""
+"""Tests for facevox.dataset.splits: the subject-leak guard and the stratified split maker."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 from facevox.contract import SAMPLE_COLUMNS, SPLITS
 from facevox.errors import FacevoxError
 from facevox.samples import SampleSheetError
-from facevox.splits import check_subject_splits, make_splits, split_counts
+from facevox.dataset.splits import check_subject_splits, make_splits, split_counts
 
 RATIOS = np.array([0.7, 0.1, 0.2])
 

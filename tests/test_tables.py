@@ -1,4 +1,4 @@
-"""Tests for facevox.tables: metric tables from hand-made metrics JSONs (all three tasks),
+"""Tests for facevox.report.tables: metric tables from hand-made metrics JSONs (all three tasks),
 exact cell strings, ordering, the separate "reported" columns, LaTeX sanity."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox import tables
+from facevox.report import tables
 from facevox.errors import FacevoxError, InputError
-from facevox.report import bootstrap_ci
+from facevox.report.bootstrap import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = ROOT / "resources" / "reference_results.yaml"
@@ -170,7 +170,7 @@ def test_table_with_bootstrap_ci_from_predictions(tmp_path):
         pred = np.where(rng.random(40) < 0.75, truth, np.where(truth == CLASSES[0], CLASSES[1], CLASSES[0]))
         table = pd.DataFrame({"split": "test", "video_id": videos, "label": truth, "predicted": pred,
                               "prob_positive": rng.random(40), "n_slices": 1, "votes_positive": 0})
-        from facevox.metrics import classification_metrics
+        from facevox.training.metrics import classification_metrics
 
         m = classification_metrics(table["label"], table["predicted"], table["prob_positive"], CLASSES,
                                    "depression")

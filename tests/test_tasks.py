@@ -1,12 +1,12 @@
-"""facevox.tasks: the face-regression and continuous-affect tasks learn planted signals through
-the one training loop (facevox.train); clip sampling and augmentation."""
+"""facevox.training.tasks: the face-regression and continuous-affect tasks learn planted signals through
+the one training loop (facevox.training.loop); clip sampling and augmentation."""
 import numpy as np
 import pytest
 import torch
 
-from facevox.synthetic import FAU_SIGNAL, planted_faces, planted_fau
-from facevox.tasks import MIRROR_68, _jitter
-from facevox.train import evaluate, train
+from facevox.dataset.synthetic import FAU_SIGNAL, planted_faces, planted_fau
+from facevox.training.tasks import MIRROR_68, _jitter
+from facevox.training.loop import evaluate, train
 
 VISION = {"clip_len": 8, "size": 32, "frames_per_video": 4, "clips_per_video": 2, "eval_frames_per_video": 8}
 

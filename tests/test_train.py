@@ -1,4 +1,4 @@
-"""facevox.train: the one training loop - planted signals are learnt, a killed run resumes
+"""facevox.training.loop: the one training loop - planted signals are learnt, a killed run resumes
 to the same weights, the output model file is complete."""
 import json
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from facevox.errors import FacevoxError
-from facevox.synthetic import planted_shards
-from facevox.train import evaluate, load_checkpoint, train
+from facevox.dataset.synthetic import planted_shards
+from facevox.training.loop import evaluate, load_checkpoint, train
 
 #: Paper architectures at small widths, Adam: what learns the planted signal in seconds on a CPU.
 SMALL = {
@@ -87,7 +87,7 @@ def test_killed_training_resumes_to_the_same_weights(planted, tmp_path):
 
 
 def test_a_checkpoint_of_another_configuration_is_not_resumed(planted, tmp_path, caplog):
-    caplog.set_level("INFO", logger="facevox.train")
+    caplog.set_level("INFO", logger="facevox.training.loop")
     out = tmp_path / "m.ckpt"
     with pytest.raises(Killed):
         train("blstm", planted, out, params={"overrides": {"blstm": {"epochs": 3, "hidden_size": 8}}},
@@ -128,8 +128,8 @@ def test_bad_settings_are_named(planted, tmp_path):
 
 
 def test_streaming_pools_cover_every_slice_once_per_epoch(planted):
-    from facevox.tasks import SliceClassification
-    from facevox.train import run_settings
+    from facevox.training.tasks import SliceClassification
+    from facevox.training.loop import run_settings
 
     settings = run_settings({"max_memory_gb": 4 * 300 * 161 * 4 / 2**30})  # room for 4 slices
     task = SliceClassification(planted, settings)

@@ -183,7 +183,7 @@ def test_models_train_evaluate_and_rerun_only_what_changed(tmp_path):
     """Imported features with splits: every (model, seed) trains and evaluates, the tables and
     the report follow; changing one model's override reruns that model's jobs (and the
     aggregates) only; adding a seed adds that seed's jobs only."""
-    from facevox.synthetic import planted_project
+    from facevox.dataset.synthetic import planted_project
 
     planted_project(tmp_path, {"train": 4, "dev": 2, "test": 2}, rows=330)
     tiny = "{epochs: 1, batch_size: 4, hidden_size: 8}"

@@ -1,3 +1,3 @@
-from .cli import main
+from facevox.cli import main
 
 raise SystemExit(main())

@@ -6,13 +6,14 @@ called from Python, the CLI or a rule sees the same parameters.
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from .errors import FacevoxError
+from facevox.errors import FacevoxError
 
 #: The repository root: facevox is installed editable from its workflow repo.
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,3 +74,16 @@ def load_config(path=None) -> dict:
             except jsonschema.ValidationError as exc:
                 raise FacevoxError(f"config {section}: {exc.message}") from None
     return out
+
+
+def json_option(text: str | None, option: str = "--params") -> dict:
+    """A command-line option holding a JSON object (empty -> {}), with a clear error."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FacevoxError(f"{option} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise FacevoxError(f"{option} must be a JSON object")
+    return value

@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .contract import PROVENANCE_KEY, check_table
-from .errors import InputError
-from .provenance import dumps
+from facevox.contract import PROVENANCE_KEY, check_table
+from facevox.errors import InputError
+from facevox.provenance import dumps
 
 
 def _umask() -> int:

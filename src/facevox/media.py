@@ -19,7 +19,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .errors import InputError
+from facevox.errors import InputError
 
 #: Pixel formats whose first plane is the 8-bit luma image: used as grey directly.
 _LUMA_FORMATS = {

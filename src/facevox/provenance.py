@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
+from facevox import __version__
 
 #: Distributions whose versions are recorded in every file.
 TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-python-headless", "numpy", "pandas", "pyarrow",

@@ -5,7 +5,7 @@ A TSV (or CSV, by extension) with the columns of ``contract.SAMPLE_COLUMNS``:
 affect_labels``.  Only ``video_id`` and ``path`` must be filled; the rest may be
 empty for extraction-only runs.  ``openface_csv`` names an OpenFace 2.x CSV already
 computed for the video (used by ``action_units.backend: openface``);
-``affect_labels`` its time-continuous label CSV (facevox.affect_labels; the FAU
+``affect_labels`` its time-continuous label CSV (facevox.dataset.labels; the FAU
 models).
 Lines whose first non-blank character is ``#`` are comments (a ``#`` inside a
 cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` (or ``openface_csv``,
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .contract import SAMPLE_COLUMNS, SAMPLE_REQUIRED, SPLITS
-from .errors import InputError
+from facevox.contract import SAMPLE_COLUMNS, SAMPLE_REQUIRED, SPLITS
+from facevox.errors import InputError
 
 #: Safe as a file name on every platform and as a Snakemake wildcard value.
 VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -230,7 +230,7 @@ if grep 'gres:gpu' "$WORK/log/squeue.txt" | grep -qv '^ *[0-9]* *gpu '; then
   fail "a GPU job ran outside partition gpu"
 fi
 # SLURM gave each GPU job a device through CUDA_VISIBLE_DEVICES; with fake GPUs torch sees no
-# CUDA device, so facevox.device falls back to the CPU and says so in the training log
+# CUDA device, so facevox.training.device falls back to the CPU and says so in the training log
 for job in $(grep '^rule_train_' "$WORK/log/gpu-jobs.expected"); do
   wc=${job#rule_train_wildcards_}; model=${wc%_*}; seed=${wc##*_}
   line=$(grep -h -m1 'device: ' "results/logs/train/$model/seed$seed.log" || true)

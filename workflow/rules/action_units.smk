@@ -1,5 +1,5 @@
 # action_units: per-frame intensities of the 17 AVEC/OpenFace AUs (backend: pyfeat, openface, landmarks, auto).
-# -> facevox.action_units.run · tests/test_action_units.py
+# -> facevox.extract.action_units.run · tests/test_action_units.py
 rule action_units:
     input:
         unpack(au_inputs),

@@ -1,8 +1,8 @@
 # align_features: eGeMAPS onto the landmark frames (native) or both onto a rate_hz grid.
-# -> facevox.align.run · tests/test_align.py
+# -> facevox.extract.align.run · tests/test_align.py
 # With `source: aligned` the sheet's paths are already aligned tables (facevox import-dvlog /
 # import-openface): they are checked against the contract and taken as they are.
-# -> facevox.importers.use_aligned · tests/test_importers.py
+# -> facevox.dataset.importers.use_aligned · tests/test_importers.py
 if SOURCE == "aligned":
 
     rule imported_aligned:

@@ -1,6 +1,6 @@
 # aligned_faces: eyes-level square face crops (JPEG in Parquet) + landmarks in crop coordinates.
 # Only in the DAG when aligned_faces.keep_face_images is true (privacy default: features only).
-# -> facevox.aligned_faces.run · tests/test_aligned_faces.py
+# -> facevox.extract.faces.run · tests/test_aligned_faces.py
 rule aligned_faces:
     input:
         video=video_path,

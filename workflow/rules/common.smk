@@ -2,11 +2,11 @@
 import json
 import shlex
 
-from facevox.action_units import resolve_backend
-from facevox.affect_labels import label_file
+from facevox.extract.action_units import resolve_backend
+from facevox.dataset.labels import label_file
 from facevox.contract import SPLITS
 from facevox.errors import FacevoxError
-from facevox.importers import dvlog_samples, openface_samples
+from facevox.dataset.importers import dvlog_samples, openface_samples
 from facevox.models import family_of
 from facevox.samples import VIDEO_ID, read_samples
 

@@ -1,5 +1,5 @@
 # egemaps: audio -> 16 kHz mono (PyAV) -> opensmile eGeMAPSv02 LLDs (25 columns, 10 ms hop).
-# -> facevox.egemaps.run · tests/test_egemaps.py
+# -> facevox.extract.egemaps.run · tests/test_egemaps.py
 rule egemaps:
     input:
         video=video_path,

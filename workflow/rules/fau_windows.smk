@@ -1,5 +1,5 @@
 # fau_windows: AVEC-style functionals - moving mean/std (ddof 0) of each AU, 50-frame window, 5-frame hop.
-# -> facevox.fau_windows.run · tests/test_fau_windows.py
+# -> facevox.extract.fau_windows.run · tests/test_fau_windows.py
 rule fau_windows:
     input:
         "results/action_units/{video}.parquet",

@@ -1,6 +1,6 @@
 # import: features extracted elsewhere, as the same aligned tables (source dvlog / openface).
 # One job for the whole release: it checks every file before writing anything.
-# -> facevox.importers.import_dvlog / import_openface_dir · tests/test_importers.py
+# -> facevox.dataset.importers.import_dvlog / import_openface_dir · tests/test_importers.py
 if SOURCE == "dvlog":
 
     rule import_dvlog:

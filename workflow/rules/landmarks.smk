@@ -1,5 +1,5 @@
 # landmarks: dlib HOG face (best one) + 68-point shape predictor per frame, detect-then-track.
-# -> facevox.landmarks.run · tests/test_landmarks.py
+# -> facevox.extract.landmarks.run · tests/test_landmarks.py
 rule landmarks:
     input:
         video=video_path,

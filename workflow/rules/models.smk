@@ -2,8 +2,8 @@
 # dev and test. Slice models read the shard set, sta_drn / dlga_cnn the aligned faces,
 # shallow_* the FAU windows and affect labels (train_inputs in common.smk). Training jobs ask
 # for `gpu: 1` (0 for the scikit-learn baselines or models.device: cpu) and pick their GPU
-# themselves (facevox.device).
-# -> facevox.train.train / facevox.train.evaluate · tests/test_train.py, tests/test_evaluate.py
+# themselves (facevox.training.device).
+# -> facevox.training.loop.train / facevox.training.loop.evaluate · tests/test_train.py, tests/test_evaluate.py
 
 
 wildcard_constraints:

@@ -1,5 +1,5 @@
 # probe: container, streams, fps (and whether variable), frames, duration, audio, rotation.
-# -> facevox.probe.run · tests/test_probe.py
+# -> facevox.extract.probe.run · tests/test_probe.py
 rule probe:
     input:
         video=video_path,

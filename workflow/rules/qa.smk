@@ -1,5 +1,5 @@
 # qa: one quality record per video (face-found rate, gaps, audio), then results/qa.tsv.
-# -> facevox.qa.run / facevox.qa.collect · tests/test_qa.py
+# -> facevox.extract.qa.run / facevox.extract.qa.collect · tests/test_qa.py
 rule qa_video:
     input:
         probe="results/probe/{video}.json",

@@ -1,9 +1,9 @@
 # report: metric tables (mean ± sd over seeds, reported numbers, bootstrap CI), plots per
 # model, the QA overview and the run card; `snakemake --report results/report.html` gathers
 # the outputs marked report(...) below, captions in workflow/report/.
-# -> facevox.tables.write_tables / facevox.report.model_plots, qa_plot, run_card
-#    (CLI: facevox.cli_report) · tests/test_tables.py, tests/test_report.py
-from facevox.tables import table_tasks
+# -> facevox.report.tables.write_tables / facevox.report.plots.model_plots, qa_plot, run_card
+#    (CLI: facevox.cli.report) · tests/test_tables.py, tests/test_report.py
+from facevox.report.tables import table_tasks
 
 REPORT = config["report"]
 TABLE_TASKS = table_tasks(config["models"]["run"])

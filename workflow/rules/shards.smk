@@ -1,7 +1,7 @@
 # shards: fixed-length slices of every video's aligned features, normalised with train-only
 # statistics, as Parquet parts. The part count depends on the data: the output is the folder,
 # whose manifest.json lists the parts (norm.json holds the statistics).
-# -> facevox.shards.run · tests/test_shards.py (datasets: facevox.data)
+# -> facevox.dataset.shards.run · tests/test_shards.py (datasets: facevox.dataset.datasets)
 rule shards:
     input:
         sheet=SHEET,

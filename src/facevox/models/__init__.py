@@ -4,7 +4,7 @@ One file per architecture in this package; each registers itself with
 :func:`register`, giving
 
 * ``family`` - what the model consumes and predicts, which decides the
-  training task (facevox.train):
+  training task (facevox.training.loop):
 
   - ``sequence``: ``forward(visual [B, T, Cv], acoustic [B, T, Ca]) -> logits
     [B, n_classes]`` on the slices of a shard set (landmarks + eGeMAPS);
@@ -27,7 +27,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import FacevoxError
+from facevox.errors import FacevoxError
 
 FAMILIES = ("sequence", "sklearn", "clip", "face", "fau")
 

@@ -44,9 +44,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import FacevoxError
-from . import register
-from .jamfn import PAPER_TRAINING
+from facevox.errors import FacevoxError
+from facevox.models import register
+from facevox.models.jamfn import PAPER_TRAINING
 
 #: JAMFN section 4.2 protocol, shared by the BLSTM / TFN / Fusion_* baselines.
 JAMFN_TRAINING = PAPER_TRAINING

@@ -19,7 +19,7 @@ its defaults unless stated; all choices below are facevox's, not the papers':
   (k is lowered to the number of training slices when there are fewer).
 
 Every estimator takes ``seed`` (``random_state`` where the estimator has one).
-Videos are formed from slices exactly as for the neural models (facevox.evaluate).
+Videos are formed from slices exactly as for the neural models (facevox.training.evaluate).
 
 Tests: tests/test_models.py
 """
@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from . import register
+from facevox.models import register
 
 TRAINING = {"vote": "mean", "epochs": 1, "amp": False}
 

@@ -58,9 +58,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import FacevoxError
-from . import register
-from .blstm import check_pair
+from facevox.errors import FacevoxError
+from facevox.models import register
+from facevox.models.blstm import check_pair
 
 
 def _encoder(width: int, n_heads: int, n_layers: int, dropout: float) -> nn.TransformerEncoder:

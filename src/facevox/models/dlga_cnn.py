@@ -151,8 +151,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import FacevoxError
-from . import register
+from facevox.errors import FacevoxError
+from facevox.models import register
 
 N_LANDMARKS = 68
 N_PATCHES = 24

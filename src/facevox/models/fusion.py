@@ -40,9 +40,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import FacevoxError
-from . import register
-from .blstm import JAMFN_TRAINING, BiLSTMEncoder, check_pair
+from facevox.errors import FacevoxError
+from facevox.models import register
+from facevox.models.blstm import JAMFN_TRAINING, BiLSTMEncoder, check_pair
 
 MODES = ("concat", "add", "multiply")
 

@@ -77,8 +77,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import FacevoxError
-from . import register
+from facevox.errors import FacevoxError
+from facevox.models import register
 
 FUSIONS = ("jaf", "add", "multiply", "concat")
 

@@ -101,10 +101,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..contract import FAU_STAT_COLUMNS
-from ..errors import FacevoxError
-from ..metrics import ccc_loss
-from . import register
+from facevox.contract import FAU_STAT_COLUMNS
+from facevox.errors import FacevoxError
+from facevox.training.metrics import ccc_loss
+from facevox.models import register
 
 #: Name of the optional speaker-turn input channel (column 37).
 TURNS_COLUMN = "turns"

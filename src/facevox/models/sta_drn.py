@@ -109,8 +109,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import FacevoxError
-from . import register
+from facevox.errors import FacevoxError
+from facevox.models import register
 
 VARIANTS = ("s", "t", "fusion_f", "fusion_v")
 #: Bottlenecks per stage for the depths of Table 4 (Sec. 4.3.2).

@@ -101,8 +101,8 @@ import math
 import torch
 from torch import nn
 
-from ..errors import FacevoxError
-from . import register
+from facevox.errors import FacevoxError
+from facevox.models import register
 
 ST_MODES = ("time_space", "space_time", "sum", "time", "space")
 SQUEEZE_TARGETS = ("v", "qk")

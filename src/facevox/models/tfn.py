@@ -49,9 +49,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import FacevoxError
-from . import register
-from .blstm import JAMFN_TRAINING, check_pair
+from facevox.errors import FacevoxError
+from facevox.models import register
+from facevox.models.blstm import JAMFN_TRAINING, check_pair
 
 SUBNETS = ("mlp", "lstm")
 

@@ -11,7 +11,7 @@ Classification (sequence and sklearn models, on shard sets):
 * slices whose real rows are more than ``max_missing_fraction`` still missing
   (long gaps, e.g. no face) are not used; a video left without slices is listed
   under ``unpredicted`` and is not in the metrics (``n`` says how many are);
-* metrics (facevox.metrics.classification_metrics): accuracy, weighted / macro
+* metrics (facevox.training.metrics.classification_metrics): accuracy, weighted / macro
   / positive-class precision, recall and F1, AUC, confusion matrix, for the dev
   and test splits, at video level and at slice level.
 
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import FacevoxError
-from .metrics import classification_metrics
+from facevox.errors import FacevoxError
+from facevox.training.metrics import classification_metrics
 
 PREDICTION_SCHEMA = pa.schema([
     pa.field("split", pa.string()),

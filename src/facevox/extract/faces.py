@@ -28,13 +28,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .config import stage_params
-from .contract import (ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns,
+from facevox.config import stage_params
+from facevox.contract import (ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns,
                        points_to_columns)
-from .errors import FacevoxError
-from .io import read_table, write_table
-from .media import iter_rgb_frames
-from .provenance import provenance
+from facevox.errors import FacevoxError
+from facevox.io import read_table, write_table
+from facevox.media import iter_rgb_frames
+from facevox.provenance import provenance
 
 EYE_Y = 0.35
 #: Rows per Parquet row group: readers stream a video's crops in blocks of this many.

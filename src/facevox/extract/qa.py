@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .contract import EGEMAPS_SCHEMA, F0_COLUMN, LANDMARKS_SCHEMA, QA_COLUMNS
-from .io import atomic_path, read_json, read_provenance, read_table, write_json
+from facevox.contract import EGEMAPS_SCHEMA, F0_COLUMN, LANDMARKS_SCHEMA, QA_COLUMNS
+from facevox.io import atomic_path, read_json, read_provenance, read_table, write_json
 
 #: Flag thresholds.
 LOW_FACE_RATE = 0.5

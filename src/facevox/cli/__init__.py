@@ -9,26 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import FacevoxError
+from facevox.config import json_option
+from facevox.errors import FacevoxError
 
 log = logging.getLogger("facevox")
 
 
-def json_option(text: str | None, option: str = "--params") -> dict:
-    """A command-line option holding a JSON object (empty -> {}), with a clear error."""
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FacevoxError(f"{option} is not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise FacevoxError(f"{option} must be a JSON object")
-    return value
-
-
 def cmd_probe(a):
-    from . import probe
+    from facevox.extract import probe
 
     info = probe.run(a.video, a.out)
     v = info["video"] or {}
@@ -38,7 +26,7 @@ def cmd_probe(a):
 
 
 def cmd_egemaps(a):
-    from . import egemaps
+    from facevox.extract import egemaps
 
     t = time.perf_counter()
     status = egemaps.run(a.video, a.out, json_option(a.params))
@@ -47,7 +35,7 @@ def cmd_egemaps(a):
 
 
 def cmd_landmarks(a):
-    from . import landmarks
+    from facevox.extract import landmarks
 
     t = time.perf_counter()
     s = landmarks.run(a.video, a.out, json_option(a.params), progress=a.progress)
@@ -57,42 +45,42 @@ def cmd_landmarks(a):
 
 
 def cmd_align(a):
-    from . import align
+    from facevox.extract import align
 
     s = align.run(a.landmarks, a.egemaps, a.out, json_option(a.params))
     log.info("align: %d rows", s["n_rows"])
 
 
 def cmd_aligned_faces(a):
-    from . import aligned_faces
+    from facevox.extract import faces as aligned_faces
 
     s = aligned_faces.run(a.video, a.landmarks, a.out, json_option(a.params))
     log.info("aligned_faces %s: %d crops of %d rows", a.video, s["n_faces"], s["n_rows"])
 
 
 def cmd_action_units(a):
-    from . import action_units
+    from facevox.extract import action_units
 
     s = action_units.run(a.video, a.landmarks, a.out, json_option(a.params), openface_csv=a.openface_csv)
     log.info("action_units %s: backend %s, %d frames", a.video, s["backend"], s["n_frames"])
 
 
 def cmd_fetch_models(a):
-    from . import action_units
+    from facevox.extract import action_units
 
     for path in action_units.fetch_models():
         print(path)
 
 
 def cmd_fau_windows(a):
-    from . import fau_windows
+    from facevox.extract import fau_windows
 
     s = fau_windows.run(a.action_units, a.out, json_option(a.params))
     log.info("fau_windows: %d windows (AU backend %s)", s["n_windows"], s["au_backend"])
 
 
 def cmd_shards(a):
-    from . import shards
+    from facevox.dataset import shards
 
     m = shards.run(a.sheet, a.aligned_dir, a.out, json_option(a.params))
     log.info("shards %s: %s", m["feature_set"],
@@ -100,14 +88,14 @@ def cmd_shards(a):
 
 
 def cmd_import_dvlog(a):
-    from .importers import import_dvlog
+    from facevox.dataset.importers import import_dvlog
 
     sheet = import_dvlog(a.root, a.out_dir, a.sheet)
     print(f"{a.sheet}: {len(sheet)} D-Vlog videos imported into {a.out_dir}")
 
 
 def cmd_import_openface(a):
-    from .importers import import_openface_dir
+    from facevox.dataset.importers import import_openface_dir
 
     rate = a.rate_hz if a.rate_hz == "native" else float(a.rate_hz)
     sheet = import_openface_dir(a.folder, a.out_dir, a.sheet, rate_hz=rate)
@@ -115,15 +103,15 @@ def cmd_import_openface(a):
 
 
 def cmd_use_aligned(a):
-    from .importers import use_aligned
+    from facevox.dataset.importers import use_aligned
 
     log.info("use_aligned %s: %d rows", a.src, use_aligned(a.src, a.out))
 
 
 def cmd_split(a):
-    from .io import atomic_path
-    from .samples import read_samples
-    from .splits import make_splits
+    from facevox.io import atomic_path
+    from facevox.samples import read_samples
+    from facevox.dataset.splits import make_splits
 
     ratios = tuple(float(x) for x in a.ratios.split(","))
     df = make_splits(read_samples(a.sheet), ratios=ratios, seed=a.seed)
@@ -133,7 +121,7 @@ def cmd_split(a):
 
 
 def cmd_qa(a):
-    from . import qa
+    from facevox.extract import qa
 
     rec = qa.run(a.video_id, a.probe, a.landmarks, a.egemaps, a.out, aus_path=a.action_units)
     log.info("qa %s: face %.1f %%, audio %s, flags [%s]", a.video_id, 100 * rec["face_found_rate"],
@@ -141,21 +129,21 @@ def cmd_qa(a):
 
 
 def cmd_qa_collect(a):
-    from . import qa
+    from facevox.extract import qa
 
     df = qa.collect(a.records, a.out)
     log.info("qa: %d videos, %d flagged", len(df), int((df["flags"] != "").sum()))
 
 
 def cmd_check_samples(a):
-    from .samples import read_samples
+    from facevox.samples import read_samples
 
     df = read_samples(a.sheet)
     print(f"{a.sheet}: {len(df)} videos, all files present")
 
 
 def cmd_demo_data(a):
-    from .demo import make_demo
+    from facevox.dataset.demo import make_demo
 
     sheet = make_demo(a.out)
     print(f"demo sample sheet: {sheet}")
@@ -163,10 +151,10 @@ def cmd_demo_data(a):
 
 def cmd_extract(a):
     """Every per-video stage on one file, with the same functions the rules call."""
-    from . import action_units, align, aligned_faces, egemaps, fau_windows, landmarks, probe, qa
-    from .config import load_config
-    from .errors import InputError
-    from .media import no_video_stream
+    from facevox.extract import action_units, align, faces as aligned_faces, egemaps, fau_windows, landmarks, probe, qa
+    from facevox.config import load_config
+    from facevox.errors import InputError
+    from facevox.media import no_video_stream
 
     cfg = load_config(a.config)
     out = Path(a.out)
@@ -205,7 +193,7 @@ def cmd_extract(a):
 
 
 def cmd_train(a):
-    from . import train
+    from facevox.training import loop as train
 
     payload = train.train(a.model, a.data, a.out, seed=a.seed, params=json_option(a.params), threads=a.threads,
                           sheet=a.sheet)
@@ -214,7 +202,7 @@ def cmd_train(a):
 
 
 def cmd_evaluate(a):
-    from . import train
+    from facevox.training import loop as train
 
     result = train.evaluate(a.model, a.data, a.metrics, a.predictions, params=json_option(a.params),
                             threads=a.threads, sheet=a.sheet)
@@ -226,9 +214,9 @@ def cmd_evaluate(a):
 
 
 def cmd_demo_affect_labels(a):
-    from .affect_labels import write_demo_labels
-    from .contract import FAU_WINDOWS_SCHEMA
-    from .io import read_table
+    from facevox.dataset.labels import write_demo_labels
+    from facevox.contract import FAU_WINDOWS_SCHEMA
+    from facevox.io import read_table
 
     windows, _ = read_table(a.fau_windows, FAU_WINDOWS_SCHEMA)
     write_demo_labels(windows, a.out, a.video_id)
@@ -301,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--action-units", help="the video's AU table (its backend goes into QA)")
     command("qa-collect", cmd_qa_collect, "gather per-video QA records into one TSV", "out", "records")
 
-    from .cli_report import register as register_report
+    from facevox.cli.report import register as register_report
 
     register_report(sub, command)
 

@@ -51,8 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FacevoxError
-from .io import atomic_path
+from facevox.errors import FacevoxError
+from facevox.io import atomic_path
 
 PAD_POLICIES = ("poly", "zero", "drop")
 NORM_METHODS = ("minmax", "zscore")

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .contract import (ALIGNED_FACES_SCHEMA, ALIGNED_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_COLUMNS,
+from facevox.contract import (ALIGNED_FACES_SCHEMA, ALIGNED_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_COLUMNS,
                        FAU_STAT_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_X, LANDMARK_Y)
-from .io import atomic_path, write_table
+from facevox.io import atomic_path, write_table
 
 F0_COLUMN = "F0semitoneFrom27.5Hz_sma3nz"
 OSCILLATING_POINTS = (56, 57, 58, 66)
@@ -91,7 +91,7 @@ def planted_project(folder, n_videos: dict[str, int], rows: int = 600, seed: int
 def planted_shards(folder, n_videos: dict[str, int], rows: int = 600, seed: int = 0, fps: float = 30.0,
                    slices: dict | None = None) -> Path:
     """A planted project and its shard set (``folder/shards``); return the shard folder."""
-    from .shards import run
+    from facevox.dataset.shards import run
 
     folder = Path(folder)
     sheet = planted_project(folder, n_videos, rows, seed, fps)
@@ -114,7 +114,7 @@ def planted_faces(folder, n_videos: dict[str, int], frames: int = 24, size: int 
     """Aligned-face tables ``folder/faces/<video>.parquet`` whose crops show a bright disc of
     radius proportional to the video's score (0-63) on noise, landmarks on a fixed
     layout; returns the sheet (scores in the ``score`` column)."""
-    from .aligned_faces import encode_jpeg
+    from facevox.extract.faces import encode_jpeg
 
     folder = Path(folder)
     rng = np.random.default_rng(seed)

@@ -99,12 +99,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import stage_params
-from .contract import AU_COLUMNS, AU_SCHEMA, LANDMARKS_SCHEMA, points_from_columns
-from .errors import FacevoxError, InputError
-from .io import read_table, write_table
-from .media import iter_gray_frames
-from .provenance import provenance
+from facevox.config import stage_params
+from facevox.contract import AU_COLUMNS, AU_SCHEMA, LANDMARKS_SCHEMA, points_from_columns
+from facevox.errors import FacevoxError, InputError
+from facevox.io import read_table, write_table
+from facevox.media import iter_gray_frames
+from facevox.provenance import provenance
 
 #: ``au_scale`` metadata of each backend: what the numbers mean.
 AU_SCALE = {
@@ -147,7 +147,7 @@ def read_openface_csv(path) -> pd.DataFrame:
     the AU columns the file had.  Raises :class:`InputError` for a missing or
     unreadable file, or one that fails importers.read_openface_table's checks.
     """
-    from .importers import read_openface_table
+    from facevox.dataset.importers import read_openface_table
 
     path = Path(path)
     if not path.is_file():

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .config import stage_params
-from .contract import AU_SCHEMA, FAU_INPUT_COLUMNS, FAU_WINDOWS_SCHEMA
-from .io import read_table, write_table
-from .provenance import provenance
+from facevox.config import stage_params
+from facevox.contract import AU_SCHEMA, FAU_INPUT_COLUMNS, FAU_WINDOWS_SCHEMA
+from facevox.io import read_table, write_table
+from facevox.provenance import provenance
 
 #: Windows computed per block: bounds memory to ~block x columns x W floats.
 _BLOCK = 2048

@@ -1,10 +1,10 @@
-"""Tasks: what the one training loop (facevox.train) needs from each kind of data.
+"""Tasks: what the one training loop (facevox.training.loop) needs from each kind of data.
 
 A task turns one data family into shuffled training batches, a loss, a
 development score (higher is better) and evaluation tables.  Four of them:
 
 * :class:`SliceClassification` - ``sequence`` and ``sklearn`` models on a shard
-  set (landmarks + eGeMAPS slices); videos by voting (facevox.evaluate);
+  set (landmarks + eGeMAPS slices); videos by voting (facevox.training.evaluate);
 * :class:`ClipRegression` - ``clip`` models (STA-DRN) on aligned face clips:
   training draws ``clips_per_video`` random clips of ``clip_len`` frames per
   video and epoch, with one horizontal flip and one colour jitter (brightness,
@@ -18,12 +18,12 @@ development score (higher is better) and evaluation tables.  Four of them:
   evaluation averages ``eval_frames_per_video`` evenly spaced face frames;
 * :class:`FauContinuous` - ``fau`` models (the shallow FAU CNN) on whole FAU
   window sequences with time-continuous labels aligned to the window centres
-  after delay compensation (facevox.affect_labels); full-batch training, NaN
+  after delay compensation (facevox.dataset.labels); full-batch training, NaN
   labels (outside the annotation, padding) masked from the loss; CCC per
   dimension over the concatenated windows of a split, as AVEC computes it.
 
 Regression metrics: MAE, RMSE, PCC, CCC per video in label units
-(facevox.metrics.regression_metrics); continuous: CCC per dimension.
+(facevox.training.metrics.regression_metrics); continuous: CCC per dimension.
 
 Tests: tests/test_train.py, tests/test_tasks.py
 """
@@ -38,13 +38,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .contract import (CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_COLUMNS, FAU_STAT_COLUMNS, LANDMARK_COLUMNS,
+from facevox.contract import (CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_COLUMNS, FAU_STAT_COLUMNS, LANDMARK_COLUMNS,
                        SPLITS)
-from .errors import FacevoxError
-from .evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
-from .metrics import ccc, regression_metrics
+from facevox.errors import FacevoxError
+from facevox.training.evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
+from facevox.training.metrics import ccc, regression_metrics
 
-log = logging.getLogger("facevox.train")
+log = logging.getLogger("facevox.training.loop")
 
 REGRESSION_SCHEMA = pa.schema([
     pa.field("split", pa.string()),
@@ -89,7 +89,7 @@ class SliceClassification:
     """
 
     def __init__(self, shard_dir, settings: dict, family: str = "sequence"):
-        from .data import SliceDataset
+        from facevox.dataset.datasets import SliceDataset
 
         self.root, self.family = Path(shard_dir), family
         self.settings = settings
@@ -193,7 +193,7 @@ class SliceClassification:
         return (x,) if self.family == "sklearn" else (x[..., self.visual], x[..., self.acoustic])
 
     def statistics(self, split: str):
-        from .models.classical import slice_statistics
+        from facevox.models.classical import slice_statistics
 
         x, y, order = self._split_arrays(split)
         return slice_statistics(x), y, order
@@ -271,7 +271,7 @@ class SliceClassification:
 def _check_shard_subjects(root: Path, data: dict) -> None:
     """The leakage guard at training time: no subject in two splits of the shard set (the
     shards rule checks the sheet; this catches shard folders assembled by hand)."""
-    from .splits import check_subject_splits
+    from facevox.dataset.splits import check_subject_splits
 
     rows = []
     for split, ds in data.items():
@@ -285,8 +285,8 @@ def _check_shard_subjects(root: Path, data: dict) -> None:
 # --------------------------------------------------------------------------- sheet-based tasks
 def _sheet_videos(sheet, folder, suffix: str, need: str, what: str):
     """Videos of the sheet per split whose table exists, and those left out (no value)."""
-    from .samples import read_samples
-    from .splits import check_subject_splits
+    from facevox.samples import read_samples
+    from facevox.dataset.splits import check_subject_splits
 
     samples = read_samples(sheet, check_files=False)
     check_subject_splits(samples, str(sheet))  # leakage guard: a subject in one split only
@@ -318,7 +318,7 @@ class _FaceFrames:
         if self._cached[0] != vid:
             import torch
 
-            from .aligned_faces import decode_jpeg
+            from facevox.extract.faces import decode_jpeg
 
             table = pq.read_table(self.folder / f"{vid}.parquet")
             success = table.column("success").to_numpy(zero_copy_only=False)
@@ -534,7 +534,7 @@ class FauContinuous:
     prediction_schema = CONTINUOUS_SCHEMA
 
     def __init__(self, sheet, folder, settings: dict):
-        from .affect_labels import label_file, window_labels
+        from facevox.dataset.labels import label_file, window_labels
 
         self.settings = settings
         self.affect = settings["affect"]
@@ -595,7 +595,7 @@ class FauContinuous:
     def loss(self, cfg: dict, device):
         import torch
 
-        from .models.shallow_fau import masked_ccc_loss
+        from facevox.models.shallow_fau import masked_ccc_loss
 
         if cfg["loss"] == "ccc":
             return lambda output, target: masked_ccc_loss(output.float(), target)
@@ -634,7 +634,7 @@ class FauContinuous:
         """The trained filter per dimension (features x time, the paper's Figure) and eq. 5
         attributions at three evenly spaced windows of the first test (else dev) video;
         empty for model A (no single filter)."""
-        from .models.shallow_fau import feature_attributions, filter_lags, filter_weights
+        from facevox.models.shallow_fau import feature_attributions, filter_lags, filter_weights
 
         try:
             lags = filter_lags(model)

@@ -10,8 +10,8 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from .errors import FacevoxError
-from .io import atomic_path
+from facevox.errors import FacevoxError
+from facevox.io import atomic_path
 
 #: (video_id, file in feat/tests/data, subject_id, split, label, score, gender) - invented.
 DEMO_VIDEOS = [

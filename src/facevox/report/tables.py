@@ -1,7 +1,7 @@
 """Metric tables: every model (and variant) x seed summarised per task family, with the
 papers' reported numbers beside ours and a bootstrap interval for the headline metric.
 
-Inputs: the metrics JSON of each (model, seed) (facevox.train.evaluate writes
+Inputs: the metrics JSON of each (model, seed) (facevox.training.loop.evaluate writes
 ``results/metrics/<model>/seed<seed>.json``); its ``task`` key decides the table:
 
 ==============  ==========================================  ===================
@@ -34,7 +34,7 @@ Cells (exact format, also in every table's notes):
   PCC / CCC with 3; continuous CCC with 3.
 * "Videos": videos predicted in the split (a range when seeds differ), plus the largest
   number a seed left unpredicted (no usable slice; not in the metrics).
-* CI: ``[low, high]`` of the video-level bootstrap (facevox.report.bootstrap_ci:
+* CI: ``[low, high]`` of the video-level bootstrap (facevox.report.bootstrap.bootstrap_ci:
   percentile, seed mean of the metric per resample, same drawn videos for every seed),
   same units and decimals as the cell. Needs the prediction tables.
 * Reported: the number a paper published for the same model and variant, from
@@ -70,8 +70,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .errors import FacevoxError, InputError
-from .io import atomic_path, read_json
+from facevox.errors import FacevoxError, InputError
+from facevox.io import atomic_path, read_json
 
 TASKS = ("classification", "regression", "continuous")
 #: Model family (facevox.models) -> task of its metrics.
@@ -122,7 +122,7 @@ def continuous_metric(dimension: str) -> Metric:
 
 def table_tasks(models: Iterable[str]) -> list[str]:
     """The tables a list of registry names produces, in TASKS order (no torch import)."""
-    from .models import family_of
+    from facevox.models import family_of
 
     found = {TASK_OF_FAMILY[family_of(m)] for m in models}
     return [t for t in TASKS if t in found]
@@ -345,7 +345,7 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
     ``predictions[i]`` is the prediction table of ``records[i]`` (all splits; None = not
     available); without predictions the table has no CI column.
     """
-    from .report import bootstrap_ci
+    from facevox.report.bootstrap import bootstrap_ci
 
     if task not in TASKS:
         raise FacevoxError(f"unknown table {task!r} (one of {', '.join(TASKS)})")

@@ -58,7 +58,7 @@ Every ``*.csv`` directly in the folder (sorted by name) is one video.
   ``frame`` unique (one face per frame).  Rows are sorted by ``frame``.
 * The frames become a landmark stream (``frame = OpenFace frame - 1``,
   ``timestamp_s = timestamp``, ``success = (success == 1)``) that goes through
-  :func:`facevox.align.align` with ``rate_hz``, so the grid rule is the one of
+  :func:`facevox.extract.align.align` with ``rate_hz``, so the grid rule is the one of
   stage ``align_features``.  ``rate_hz='native'``: one row per frame,
   ``index`` = frame - 1, ``timestamp_s`` = OpenFace's timestamp,
   ``face_success = success == 1``, landmarks as written where there is a face
@@ -85,8 +85,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .align import align
-from .contract import (
+from facevox.extract.align import align
+from facevox.contract import (
     ALIGNED_SCHEMA,
     EGEMAPS_COLUMNS,
     LANDMARK_COLUMNS,
@@ -95,10 +95,10 @@ from .contract import (
     N_LANDMARKS,
     SAMPLE_COLUMNS,
 )
-from .errors import InputError
-from .io import atomic_path, write_table
-from .provenance import provenance
-from .samples import VIDEO_ID, id_problem
+from facevox.errors import InputError
+from facevox.io import atomic_path, write_table
+from facevox.provenance import provenance
+from facevox.samples import VIDEO_ID, id_problem
 
 # --------------------------------------------------------------------------- shared
 
@@ -287,7 +287,7 @@ def import_dvlog(root, out_dir, sample_sheet_out, workers: int | None = None) ->
                   for vid, row, *_ in videos]
     if read_problems:
         raise ImportProblems(labels, read_problems, "D-Vlog tree")
-    header = ("# D-Vlog released features imported by facevox.importers.import_dvlog; "
+    header = ("# D-Vlog released features imported by facevox.dataset.importers.import_dvlog; "
               "path = the aligned table (1 Hz), subject_id = video_id, split valid -> dev")
     return _write_sheet(sheet_rows, sheet, header)
 
@@ -429,7 +429,7 @@ def import_openface_dir(folder, out_dir, sample_sheet_out, rate_hz="native") -> 
         write_table(df, out, ALIGNED_SCHEMA, meta)
         sheet_rows.append({"video_id": vid, "path": _sheet_path(out, sheet.parent),
                            "openface_csv": _sheet_path(path, sheet.parent)})
-    header = ("# OpenFace 2.x CSVs imported by facevox.importers.import_openface_dir; "
+    header = ("# OpenFace 2.x CSVs imported by facevox.dataset.importers.import_openface_dir; "
               "path = the aligned table (no audio), openface_csv = the source CSV")
     return _write_sheet(sheet_rows, sheet, header)
 
@@ -439,7 +439,7 @@ def use_aligned(src, out) -> int:
     against the contract, then copy it atomically.  Returns its row count."""
     import shutil
 
-    from .io import read_table
+    from facevox.io import read_table
 
     df, _ = read_table(src, ALIGNED_SCHEMA)
     with atomic_path(out) as tmp:

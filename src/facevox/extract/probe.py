@@ -15,10 +15,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import InputError
-from .io import write_json
-from .media import _reason, index_shortfall, open_media
-from .provenance import provenance
+from facevox.errors import InputError
+from facevox.io import write_json
+from facevox.media import _reason, index_shortfall, open_media
+from facevox.provenance import provenance
 
 
 def _sha256(path: Path, chunk: int = 1 << 22) -> str:

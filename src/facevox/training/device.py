@@ -22,7 +22,7 @@ import logging
 import os
 from pathlib import Path
 
-log = logging.getLogger("facevox.device")
+log = logging.getLogger("facevox.training.device")
 
 DEFAULT_SLOT_DIR = ".snakemake/gpu-slots"
 _held: list = []  # open lock files: released when the process exits

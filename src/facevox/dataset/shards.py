@@ -45,12 +45,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .config import stage_params
-from .contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS, shard_schema
-from .errors import FacevoxError
-from .io import DIR_MODE, read_table, write_json
-from .provenance import dumps, provenance
-from .slices import NormStats, interpolate_gaps, slice_video
+from facevox.config import stage_params
+from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS, shard_schema
+from facevox.errors import FacevoxError
+from facevox.io import DIR_MODE, read_table, write_json
+from facevox.provenance import dumps, provenance
+from facevox.dataset.slices import NormStats, interpolate_gaps, slice_video
 
 def video_features(aligned: pd.DataFrame, columns: list[str], max_gap: int) -> tuple[np.ndarray, np.ndarray]:
     """[T, C] features with short gaps filled per modality, and the still-missing mask [T]."""
@@ -161,7 +161,7 @@ class _PartWriter:
 
 def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params: dict | None = None) -> dict:
     """Slice, normalise and shard every video of ``samples`` with a split; return the manifest."""
-    from .splits import check_subject_splits
+    from facevox.dataset.splits import check_subject_splits
 
     p = stage_params("slices", params)
     feature_set = p["feature_set"]
@@ -222,7 +222,7 @@ def read_manifest(shard_dir) -> dict:
 
 def run(sheet, aligned_dir, out_dir, params: dict | None = None) -> dict:
     """The rule's entry: the sample sheet, the folder of aligned tables, the shard folder."""
-    from .samples import read_samples
+    from facevox.samples import read_samples
 
     samples = read_samples(sheet)
     paths = {v: str(Path(aligned_dir) / f"{v}.parquet") for v in samples.index}

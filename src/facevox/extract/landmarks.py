@@ -31,7 +31,7 @@ How a frame is processed
   or more; QA flags the video (``multiple_faces``).
 
 * **The predictor** is dlib's own model file evaluated by
-  :mod:`facevox.shape_model` (same trees, same arithmetic, compiled with numba:
+  :mod:`facevox.extract.shape_model` (same trees, same arithmetic, compiled with numba:
   ~2x faster than dlib-bin and sub-pixel); ``predictor: dlib`` uses dlib's code.
 
 Rule: workflow/rules/landmarks.smk · Tests: tests/test_landmarks.py, tests/test_shape_model.py
@@ -46,13 +46,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import shape_model
-from .config import stage_params
-from .contract import LANDMARKS_SCHEMA, N_LANDMARKS, points_to_columns
-from .errors import FacevoxError
-from .io import write_table
-from .media import iter_gray_frames
-from .provenance import provenance
+from facevox.extract import shape_model
+from facevox.config import stage_params
+from facevox.contract import LANDMARKS_SCHEMA, N_LANDMARKS, points_to_columns
+from facevox.errors import FacevoxError
+from facevox.io import write_table
+from facevox.media import iter_gray_frames
+from facevox.provenance import provenance
 
 #: Detector box in terms of the 68 landmarks: (centre x offset, centre y offset,
 #: side), each in units of the landmarks' RMS distance from their centroid.
@@ -142,7 +142,7 @@ class FaceTracker:
     def __init__(self, params: dict | None = None):
         self.p = stage_params("landmarks", params)
         self.detector = _dlib_detector()
-        # The same model file, evaluated by facevox.shape_model (same trees and arithmetic,
+        # The same model file, evaluated by facevox.extract.shape_model (same trees and arithmetic,
         # ~2x faster than dlib-bin's build, sub-pixel output) unless config says dlib.
         self.fast_predictor = shape_model.load(predictor_path()) if self.p["predictor"] == "numba" else None
         self.prev: Face | None = None

@@ -55,8 +55,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import FacevoxError, InputError
-from .io import atomic_path
+from facevox.errors import FacevoxError, InputError
+from facevox.io import atomic_path
 
 TIME_COLUMN = "time_s"
 AFFECT_DIMENSIONS = ("arousal", "valence")

@@ -37,9 +37,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .contract import SPLITS
-from .errors import FacevoxError
-from .samples import SampleSheetError
+from facevox.contract import SPLITS
+from facevox.errors import FacevoxError
+from facevox.samples import SampleSheetError
 
 
 def _cells(series: pd.Series) -> list[str]:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from .errors import FacevoxError
-from .shards import read_manifest
+from facevox.errors import FacevoxError
+from facevox.dataset.shards import read_manifest
 
 
 class SliceDataset:
@@ -95,7 +95,7 @@ class FauWindowDataset:
     """
 
     def __init__(self, paths: dict[str, str], columns: list[str] | None = None):
-        from .contract import FAU_STAT_COLUMNS
+        from facevox.contract import FAU_STAT_COLUMNS
 
         self.video_ids = list(paths)
         self.paths = paths
@@ -145,7 +145,7 @@ class FaceClipDataset:
     def __getitem__(self, i: int):
         import torch
 
-        from .aligned_faces import decode_jpeg
+        from facevox.extract.faces import decode_jpeg
 
         vid, start = self.items[i]
         n = self.lengths[vid]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .errors import FacevoxError
+from facevox.errors import FacevoxError
 
 _INF, _NINF, _NAN = 32000, 32001, 32002
 

@@ -26,11 +26,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import stage_params
-from .contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, EGEMAPS_SCHEMA, LANDMARK_COLUMNS, LANDMARKS_SCHEMA
-from .errors import FacevoxError
-from .io import read_table, write_table
-from .provenance import provenance
+from facevox.config import stage_params
+from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, EGEMAPS_SCHEMA, LANDMARK_COLUMNS, LANDMARKS_SCHEMA
+from facevox.errors import FacevoxError
+from facevox.io import read_table, write_table
+from facevox.provenance import provenance
 
 def _rate(value) -> float | None:
     if value in (None, "native"):

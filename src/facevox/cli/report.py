@@ -17,7 +17,7 @@ def _csv(text: str | None) -> list[str]:
 
 
 def cmd_tables(a):
-    from .tables import write_tables
+    from facevox.report.tables import write_tables
 
     tables = write_tables(a.metrics, a.predictions, a.references, a.out_dir, tasks=_csv(a.tasks) or None,
                           split=a.split, order=_csv(a.order), resamples=a.resamples, seed=a.seed,
@@ -28,21 +28,21 @@ def cmd_tables(a):
 
 
 def cmd_report_plots(a):
-    from .report import model_plots
+    from facevox.report.plots import model_plots
 
     written = model_plots(a.metrics, a.predictions, a.out_dir, split=a.split)
     log.info("report-plots: %s", ", ".join(str(p) for p in written))
 
 
 def cmd_qa_plot(a):
-    from .report import qa_plot
+    from facevox.report.plots import qa_plot
 
     log.info("qa-plot: %s", qa_plot(a.qa, a.out))
 
 
 def cmd_run_card(a):
-    from .cli import json_option
-    from .report import run_card
+    from facevox.config import json_option
+    from facevox.report.run_card import run_card
 
     card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root)
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],

@@ -1,6 +1,6 @@
 """The one training loop for every facevox model (``facevox train``), and its checkpoints.
 
-A **task** (facevox.tasks) adapts one data family to the loop (batches, loss,
+A **task** (facevox.training.tasks) adapts one data family to the loop (batches, loss,
 development score, evaluation tables); the loop itself is the same for all:
 
 * seeds: the weights are initialised after ``torch.manual_seed(seed)``; every
@@ -22,7 +22,7 @@ development score, evaluation tables); the loop itself is the same for all:
   best epoch's weights (the last epoch's when there is no dev split), the full
   configuration, classes, history and provenance; the resume folder is removed.
 
-The device is chosen inside the job (facevox.device.pick_device).
+The device is chosen inside the job (facevox.training.device.pick_device).
 
 Tests: tests/test_train.py
 """
@@ -40,14 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import stage_params
-from .errors import FacevoxError
-from .io import atomic_path
-from .models import create_model, get_spec, n_parameters, split_overrides
-from .provenance import provenance
-from .tasks import make_task
+from facevox.config import stage_params
+from facevox.errors import FacevoxError
+from facevox.io import atomic_path
+from facevox.models import create_model, get_spec, n_parameters, split_overrides
+from facevox.provenance import provenance
+from facevox.training.tasks import make_task
 
-log = logging.getLogger("facevox.train")
+log = logging.getLogger("facevox.training.loop")
 
 MODEL_FORMAT = "facevox-model/1"
 
@@ -165,7 +165,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     import torch
     from tqdm import tqdm
 
-    from .device import pick_device
+    from facevox.training.device import pick_device
 
     device = pick_device(settings["device"])
     torch.manual_seed(seed)
@@ -292,7 +292,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     import pandas as pd
     import torch
 
-    from .io import write_json, write_table
+    from facevox.io import write_json, write_table
 
     torch.set_num_threads(max(1, int(threads)))
     payload = load_checkpoint(model_path)
@@ -307,13 +307,13 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     model = load_model(payload)
     cfg = payload["training"]
     if payload["family"] == "sklearn":
-        from .models.classical import slice_statistics
+        from facevox.models.classical import slice_statistics
 
         def predict_fn(inputs):
             return model.predict_proba(slice_statistics(inputs[0]))
         batch = 4096
     else:
-        from .device import pick_device
+        from facevox.training.device import pick_device
 
         device = pick_device(settings["device"])
         model.to(device)

@@ -23,12 +23,12 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from .config import stage_params
-from .contract import AUDIO_SAMPLE_RATE, EGEMAPS_COLUMNS, EGEMAPS_SCHEMA
-from .errors import FacevoxError
-from .io import write_table
-from .media import decode_audio
-from .provenance import provenance
+from facevox.config import stage_params
+from facevox.contract import AUDIO_SAMPLE_RATE, EGEMAPS_COLUMNS, EGEMAPS_SCHEMA
+from facevox.errors import FacevoxError
+from facevox.io import write_table
+from facevox.media import decode_audio
+from facevox.provenance import provenance
 
 #: opensmile's eGeMAPS LLDs need at least one 60 ms F0 frame to say anything.
 MIN_SAMPLES = int(0.06 * AUDIO_SAMPLE_RATE)

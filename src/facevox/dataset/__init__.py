@@ -1,0 +1,1 @@
+"""Data sets built from extracted features: imports, splits, slices, shards, PyTorch datasets, labels."""

@@ -1,0 +1,1 @@
+"""Per-video feature extraction: one module per stage (video -> Parquet/JSON)."""

@@ -1,0 +1,1 @@
+"""Tables, bootstrap intervals, plots and the run card."""

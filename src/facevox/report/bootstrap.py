@@ -1,0 +1,218 @@
+"""Video-level bootstrap intervals (:func:`bootstrap_ci`), used by facevox.report.tables for each
+table's headline metric.
+
+* Unit: the **video**. The videos are the union of the video ids in the seeds'
+  prediction tables of one split (sorted, so the draw does not depend on file order).
+* One resample draws that many videos with replacement (``numpy.random.default_rng(seed)``,
+  ``resamples`` draws, both from the config). The **same** drawn videos are used for
+  every seed (paired), each seed's metric is computed on its rows of the drawn videos
+  (a video drawn twice counts twice; a video a seed left unpredicted is absent from
+  that seed), and the resample's statistic is the **mean over seeds** of that metric,
+  the quantity a table cell reports. Pooling over seeds this way gives the interval of
+  the seed mean under test-set sampling; the seed-to-seed spread is the cell's sd.
+* Interval: percentile method, ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of
+  the resample statistics (numpy's linear interpolation). Resamples whose statistic is
+  undefined (e.g. a seed with no drawn video, CCC of fewer than two values) are left
+  out and counted (``valid``).
+* ``estimate`` is the same statistic on the full set (no resampling).
+* Speed: a resample is a vector of per-video counts ``w``; the metric is computed
+  from ``w @ S`` with ``S`` each video's sufficient statistics: the (true, predicted)
+  cell of the confusion matrix for classification, the sums ``1, t, p, t^2, p^2, tp,
+  |p - t|, (p - t)^2`` (centred on the seed's mean true value, for numerical range)
+  for regression and, per dimension and summed over a video's steps, for continuous
+  affect (CCC over the pooled steps of the drawn videos, as AVEC computes it over
+  concatenated sequences). 1000 resamples cost milliseconds. The formulas are those
+  of facevox.training.metrics (sklearn's ``zero_division=0`` for precision / recall / F1;
+  CCC edge cases of :func:`facevox.training.metrics.ccc`); tests check they agree.
+
+Tests: tests/test_report.py
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facevox import __version__
+from facevox.errors import FacevoxError, InputError
+from facevox.io import atomic_path, write_json
+
+#: Classification metrics the bootstrap computes from confusion counts.
+CLASSIFICATION_STATS = ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted",
+                        "precision_macro", "recall_macro", "f1_macro")
+#: Regression / continuous metrics the bootstrap computes from sums.
+REGRESSION_STATS = ("mae", "rmse", "pcc", "ccc")
+
+
+# =========================================================================== bootstrap
+def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    """``[resamples, n]`` counts: how often each of ``n`` videos is drawn in each resample
+    (``n`` draws with replacement per resample, ``numpy.random.default_rng(seed)``)."""
+    if resamples < 1:
+        raise FacevoxError(f"bootstrap: resamples must be at least 1, got {resamples}")
+    if n == 0:
+        return np.zeros((resamples, 0), np.int64)
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    offsets = (np.arange(resamples) * n)[:, None]
+    return np.bincount((draws + offsets).ravel(), minlength=resamples * n).reshape(resamples, n)
+
+
+def confusion_metrics(counts: np.ndarray, metric: str) -> np.ndarray:
+    """Metric of confusion matrices ``[..., C, C]`` (rows true, columns predicted);
+    NaN where a matrix is empty."""
+    if metric not in CLASSIFICATION_STATS:
+        raise FacevoxError(f"bootstrap: classification metric {metric!r} is not one of {CLASSIFICATION_STATS}")
+    counts = np.asarray(counts, np.float64)
+    total = counts.sum((-2, -1))
+    tp = np.diagonal(counts, axis1=-2, axis2=-1)
+    support, predicted = counts.sum(-1), counts.sum(-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "accuracy":
+            out = tp.sum(-1) / total
+        else:
+            kind, average = metric.split("_")
+            denom = {"precision": predicted, "recall": support, "f1": support + predicted}[kind]
+            per_class = np.where(denom > 0, (2 if kind == "f1" else 1) * tp / np.where(denom > 0, denom, 1), 0.0)
+            if average == "macro":
+                out = per_class.mean(-1)
+            else:
+                out = (per_class * support).sum(-1) / total
+    return np.where(total > 0, out, np.nan)
+
+
+def moment_metrics(sums: np.ndarray, metric: str) -> np.ndarray:
+    """Metric from sums ``[..., 8]`` = ``n, t, p, t^2, p^2, tp, |p-t|, (p-t)^2``."""
+    if metric not in REGRESSION_STATS:
+        raise FacevoxError(f"bootstrap: regression metric {metric!r} is not one of {REGRESSION_STATS}")
+    s = np.asarray(sums, np.float64)
+    n = s[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "mae":
+            return np.where(n > 0, s[..., 6] / n, np.nan)
+        if metric == "rmse":
+            return np.where(n > 0, np.sqrt(np.maximum(s[..., 7] / n, 0.0)), np.nan)
+        mt, mp = s[..., 1] / n, s[..., 2] / n
+        vt = np.maximum(s[..., 3] / n - mt ** 2, 0.0)
+        vp = np.maximum(s[..., 4] / n - mp ** 2, 0.0)
+        cov = s[..., 5] / n - mt * mp
+        if metric == "pcc":
+            tiny = 1e-12 * np.maximum(1.0, s[..., 3] / n)  # a constant side (rounding aside)
+            out = np.where((vt > tiny) & (vp > tiny), cov / np.sqrt(vt * vp), np.nan)
+        else:
+            denom = vt + vp + (mt - mp) ** 2
+            out = np.where(denom > 0, 2 * cov / np.where(denom > 0, denom, 1), 1.0)
+    return np.where(n >= 2, out, np.nan)
+
+
+def _moment_rows(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    t, p = np.asarray(true, np.float64), np.asarray(pred, np.float64)
+    err = p - t
+    return np.stack([np.ones_like(t), t, p, t * t, p * p, t * p, np.abs(err), err * err], 1)
+
+
+def continuous_long(table: pd.DataFrame) -> pd.DataFrame:
+    """A continuous-affect prediction table in long form: ``video_id, dimension, true, pred``."""
+    if "dimension" in table.columns:
+        missing = {"video_id", "true", "pred"} - set(table.columns)
+        if missing:
+            raise FacevoxError(f"continuous predictions: long form needs columns video_id, dimension, true, "
+                               f"pred (missing {sorted(missing)})")
+        return table[["video_id", "dimension", "true", "pred"]]
+    dims = [c[:-5] for c in table.columns if c.endswith("_true") and f"{c[:-5]}_pred" in table.columns]
+    if not dims:
+        raise FacevoxError("continuous predictions: expected columns dimension/true/pred or <dim>_true/<dim>_pred")
+    parts = [pd.DataFrame({"video_id": table["video_id"], "dimension": d, "true": table[f"{d}_true"],
+                           "pred": table[f"{d}_pred"]}) for d in dims]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _video_stats(table: pd.DataFrame, task: str, metric: str, videos: list[str],
+                 classes: list[str] | None) -> np.ndarray:
+    """Per-video sufficient statistics ``[n_videos, k]`` of one seed's predictions
+    (zero rows for videos the seed did not predict)."""
+    index = {v: i for i, v in enumerate(videos)}
+    rows = table["video_id"].astype(str).map(index).to_numpy(np.int64)
+    if task == "classification":
+        k = len(classes)
+        pos = {c: i for i, c in enumerate(classes)}
+        t = table["label"].astype(str).map(pos)
+        p = table["predicted"].astype(str).map(pos)
+        if t.isna().any() or p.isna().any():
+            raise FacevoxError(f"bootstrap: a label or prediction is not among the classes {classes}")
+        out = np.zeros((len(videos), k * k))
+        np.add.at(out, (rows, (t * k + p).to_numpy(np.int64)), 1.0)
+        return out
+    if task == "regression":
+        t, p = table["score_true"].to_numpy(np.float64), table["score_pred"].to_numpy(np.float64)
+    else:
+        dim = metric.removeprefix("ccc_")
+        long = continuous_long(table)
+        long = long[long["dimension"].astype(str) == dim]
+        rows = long["video_id"].astype(str).map(index).to_numpy(np.int64)
+        t, p = long["true"].to_numpy(np.float64), long["pred"].to_numpy(np.float64)
+    keep = ~(np.isnan(t) | np.isnan(p))
+    rows, t, p = rows[keep], t[keep], p[keep]
+    centre = t.mean() if len(t) else 0.0
+    out = np.zeros((len(videos), 8))
+    np.add.at(out, rows, _moment_rows(t - centre, p - centre))
+    return out
+
+
+def _metric_of(stats: np.ndarray, task: str, metric: str, classes: list[str] | None) -> np.ndarray:
+    if task == "classification":
+        k = len(classes)
+        return confusion_metrics(stats.reshape(*stats.shape[:-1], k, k), metric)
+    return moment_metrics(stats, "ccc" if task == "continuous" else metric)
+
+
+def bootstrap_ci(tables: list[pd.DataFrame], task: str, metric: str, *, classes: list[str] | None = None,
+                 resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Video-level percentile bootstrap interval of the seed mean of ``metric``.
+
+    ``tables``: one prediction table per seed, already restricted to one split.
+    ``metric``: classification one of :data:`CLASSIFICATION_STATS` (``classes`` in the
+    metrics JSON's order; default: the sorted labels and predictions), regression one of
+    :data:`REGRESSION_STATS`, continuous ``ccc_<dimension>``. Returns ``metric, estimate,
+    low, high, level, resamples, valid, seed, videos, seeds``; ``low``/``high`` are NaN
+    when no resample is valid.
+    """
+    if task not in ("classification", "regression", "continuous"):
+        raise FacevoxError(f"bootstrap: unknown task {task!r}")
+    if task == "continuous" and not metric.startswith("ccc_"):
+        raise FacevoxError(f"bootstrap: continuous metrics are ccc_<dimension>, not {metric!r}")
+    if not 0 < level < 1:
+        raise FacevoxError(f"bootstrap: level must be between 0 and 1, got {level}")
+    need = {"classification": {"video_id", "label", "predicted"}, "continuous": {"video_id"},
+            "regression": {"video_id", "score_true", "score_pred"}}[task]
+    for table in tables:
+        if need - set(table.columns):
+            raise FacevoxError(f"bootstrap: {task} predictions lack columns {sorted(need - set(table.columns))}")
+    if task == "classification" and classes is None:
+        classes = sorted({str(v) for t in tables for c in ("label", "predicted") for v in t[c]})
+    videos = sorted({str(v) for t in tables for v in t["video_id"]})
+    stats = [_video_stats(t, task, metric, videos, classes) for t in tables]
+    counts = resample_counts(len(videos), resamples, seed).astype(np.float64)
+    full = np.ones(len(videos))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # = an invalid resample
+        per_seed = np.stack([_metric_of(counts @ s, task, metric, classes) for s in stats], 1) if stats \
+            else np.full((resamples, 0), np.nan)
+        values = np.nanmean(per_seed, 1) if stats else np.full(resamples, np.nan)
+        point = [float(_metric_of(full @ s, task, metric, classes)) for s in stats]
+        estimate = float(np.nanmean(point)) if stats else math.nan
+    values = values[np.isfinite(values)]
+    low, high = (np.quantile(values, [(1 - level) / 2, (1 + level) / 2]) if len(values) else (math.nan, math.nan))
+    return {"metric": metric, "estimate": estimate, "low": float(low), "high": float(high), "level": level,
+            "resamples": resamples, "valid": int(len(values)), "seed": seed, "videos": len(videos),
+            "seeds": len(tables)}

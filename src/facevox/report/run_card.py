@@ -1,0 +1,162 @@
+"""Run card (:func:`run_card`): git commit (``git rev-parse HEAD``; null outside a git
+checkout) and whether the tree has uncommitted changes, SHA-256 of the resolved
+configuration (``json.dumps(config, sort_keys=True, separators=(",", ":"))``) and the
+configuration itself, Python / platform / package versions, CPU model, core count,
+memory and GPU names (``nvidia-smi``; empty without one), the device each training
+ran on (metrics JSON), and per stage the number of jobs and the sums of their wall
+and CPU seconds and their largest resident memory, from Snakemake's benchmark TSVs
+(``results/benchmarks/<stage>/**.tsv`` or ``results/benchmarks/<stage>.tsv``). Sums of
+job times are not elapsed time when jobs ran in parallel.
+
+Tests: tests/test_report.py
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facevox import __version__
+from facevox.errors import FacevoxError, InputError
+from facevox.io import atomic_path, write_json
+from facevox.report.tables import read_metrics
+
+
+
+# =========================================================================== run card
+RUN_CARD_FORMAT = "facevox-run-card/1"
+#: Distributions whose versions the run card records (besides provenance.TOOLS).
+PACKAGES = ("facevox", "snakemake", "torch", "torchvision", "scikit-learn", "scipy", "matplotlib", "py-feat",
+            "PyYAML", "jsonschema")
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 of the configuration as canonical JSON (sorted keys, no spaces)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def git_state(root=".") -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
+
+
+def package_versions() -> dict[str, str]:
+    from facevox.provenance import tool_versions
+
+    versions = dict(tool_versions())
+    for dist in PACKAGES:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return dict(sorted(versions.items(), key=lambda kv: kv[0].lower()))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_names() -> list[str]:
+    """GPU names from ``nvidia-smi`` (empty without one)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def memory_gb() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def stage_times(benchmarks_dir) -> dict[str, dict]:
+    """Per stage (first folder under ``benchmarks_dir``, or a top-level file's stem): jobs,
+    summed wall seconds (``s``), summed CPU seconds (``cpu_time``), largest ``max_rss`` (MB)."""
+    root = Path(benchmarks_dir)
+    stages: dict[str, dict] = {}
+    if not root.is_dir():
+        return stages
+    for path in sorted(root.rglob("*.tsv")):
+        rel = path.relative_to(root)
+        stage = rel.parts[0] if len(rel.parts) > 1 else path.stem
+        try:
+            bench = pd.read_csv(path, sep="\t")
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(path, f"not a readable Snakemake benchmark file ({exc})") from None
+        if "s" not in bench.columns:
+            raise InputError(path, "not a Snakemake benchmark file (no `s` column)")
+        entry = stages.setdefault(stage, {"jobs": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0, "max_rss_mb": None})
+        entry["jobs"] += 1
+        # a benchmark with `repeat` has one row per repetition: their mean is one job's time
+        entry["wall_seconds"] += float(pd.to_numeric(bench["s"], errors="coerce").mean())
+        if "cpu_time" in bench.columns:
+            entry["cpu_seconds"] += float(pd.to_numeric(bench["cpu_time"], errors="coerce").fillna(0).mean())
+        if "max_rss" in bench.columns:
+            rss = pd.to_numeric(bench["max_rss"], errors="coerce").max()
+            if pd.notna(rss):
+                entry["max_rss_mb"] = max(entry["max_rss_mb"] or 0.0, float(rss))
+    for entry in stages.values():
+        entry["wall_seconds"] = round(entry["wall_seconds"], 3)
+        entry["cpu_seconds"] = round(entry["cpu_seconds"], 3)
+    return stages
+
+
+def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".") -> dict:
+    """Write the run card JSON to ``out`` and return it."""
+    stages = stage_times(benchmarks_dir)
+    trainings = []
+    for rec in (read_metrics(p) for p in metrics_paths):
+        trainings.append({k: rec.get(k) for k in ("model", "seed", "task", "device", "train_seconds", "best_epoch",
+                                                  "n_parameters")})
+    card = {
+        "format": RUN_CARD_FORMAT,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "facevox_version": __version__,
+        "git": git_state(root),
+        "config_sha256": config_hash(config),
+        "config": config,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "packages": package_versions(),
+        "hardware": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "memory_gb": memory_gb(),
+                     "gpus": gpu_names(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+        "stages": stages,
+        "total_job_wall_seconds": round(sum(s["wall_seconds"] for s in stages.values()), 3),
+        "wall_time_note": "sums of job wall times per stage from results/benchmarks; jobs that ran in parallel "
+                          "overlap, so the sums exceed the elapsed time",
+        "trainings": trainings,
+    }
+    write_json(card, out)
+    return card

@@ -1,0 +1,1 @@
+"""The one training loop, its tasks, evaluation, metrics and device choice."""
