@@ -32,7 +32,7 @@ demo: install
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml config/demo.yaml
 	$(BIN)/snakemake --configfile config.yaml config/demo.yaml --report results/report.html
 	@echo "demo done: results/report.html (tables, plots, QA, run card); results/tables/, results/metrics/,"
-	@echo "  results/qa.tsv, results/aligned/, results/fau_windows/, results/shards/ - labels are INVENTED"
+	@echo "  results/qa.tsv, results/align/, results/fau_windows/, results/shards/ - labels are INVENTED"
 
 test: install system-deps
 	$(BIN)/python -m pytest

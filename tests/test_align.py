@@ -342,7 +342,7 @@ def test_run_round_trip(tmp_path):
     assert summary == {"n_rows": 3, "audio_status": "ok"}
 
     df, prov = read_table(out_path, ALIGNED_SCHEMA)
-    assert prov["stage"] == "align_features"
+    assert prov["stage"] == "align"
     assert prov["params"] == {"rate_hz": 1}
     assert prov["inputs"]["landmarks"]["name"] == "lm.parquet"
     assert prov["inputs"]["egemaps"]["name"] == "eg.parquet"

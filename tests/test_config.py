@@ -81,18 +81,18 @@ def test_unknown_key_is_rejected():
 
 
 def test_unknown_section():
-    with pytest.raises(FacevoxError, match="unknown config section 'faces'"):
-        stage_params("faces")
+    with pytest.raises(FacevoxError, match="unknown config section 'aligned_faces'"):
+        stage_params("aligned_faces")
 
 
 # --------------------------------------------------------------------------- config files
-SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "aligned_faces", "slices", "models",
+SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "faces", "shards", "models",
             "report"}
 OTHER_DEFAULTS = {
     "action_units": {"backend": "auto", "baseline_quantile": 0.1},
     "fau_windows": {"window": 50, "hop": 5, "no_face": "drop"},
-    "aligned_faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
-    "slices": {"feature_set": "landmarks_egemaps", "length": 300, "hop": None, "pad": "poly", "degree": 2,
+    "faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
+    "shards": {"feature_set": "landmarks_egemaps", "length": 300, "hop": None, "pad": "poly", "degree": 2,
                "max_gap": 15, "normalisation": "minmax", "rows_per_group": 64, "slices_per_part": 2048},
     "models": {"run": ["stst", "jamfn", "depression_detector", "blstm", "tfn", "fusion_concat", "fusion_add",
                        "fusion_multiply", "lr", "svm", "rf", "knn_fusion"],

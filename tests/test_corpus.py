@@ -335,7 +335,7 @@ def test_very_short_video(extract):
 def test_4k_frames(extract, tmp_path):
     """3840x2160 (the face clip x6): landmarks in full-resolution pixels, crops as usual."""
     config = tmp_path / "keep.yaml"
-    config.write_text("aligned_faces: {keep_face_images: true, stride: 5}\n")
+    config.write_text("faces: {keep_face_images: true, stride: 5}\n")
     r = extract("uhd_4k", "--config", str(config))
     assert r.rc == 0, r.stderr
     assert (r.json("probe")["video"]["width"], r.json("probe")["video"]["height"]) == (3840, 2160)
@@ -358,7 +358,7 @@ def test_no_face_image_is_written_unless_asked_for(extract, tmp_path):
     assert not any(b"JFIF" in p.read_bytes() for p in default.out.iterdir())
 
     config = tmp_path / "keep.yaml"
-    config.write_text("aligned_faces: {keep_face_images: true, stride: 12}\n")
+    config.write_text("faces: {keep_face_images: true, stride: 12}\n")
     kept = extract("odd_path", "--config", str(config))
     faces = kept.out / "odd_path.faces.parquet"
     assert kept.rc == 0 and b"JFIF" in faces.read_bytes()
@@ -387,8 +387,8 @@ def test_stage_logs_print_no_feature_values(case, tmp_path, caplog, capfd):
                  ("landmarks", video, o["landmarks"]), ("align", o["landmarks"], o["egemaps"], o["aligned"]),
                  ("action-units", video, o["landmarks"], o["action_units"]),
                  ("fau-windows", o["action_units"], o["fau_windows"]),
-                 ("aligned-faces", video, o["landmarks"], tmp_path / "faces.parquet", "--params", keep),
-                 ("qa", "v", o["probe"], o["landmarks"], o["egemaps"], o["qa"],
+                 ("faces", video, o["landmarks"], tmp_path / "faces.parquet", "--params", keep),
+                 ("qa-video", "v", o["probe"], o["landmarks"], o["egemaps"], o["qa"],
                   "--action-units", o["action_units"])]:
         assert main(["-v", *map(str, argv)]) == 0, argv
     captured = capfd.readouterr()

@@ -92,7 +92,7 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
         workdir = tmp_path / name
         planted_project(workdir, {"train": 4, "dev": 2, "test": 2}, rows=330)
         (workdir / "config.yaml").write_text(
-            "samples: samples.tsv\nsource: aligned\nslices: {length: 60}\nreport: {bootstrap_resamples: 20}\n"
+            "samples: samples.tsv\nsource: aligned\nshards: {length: 60}\nreport: {bootstrap_resamples: 20}\n"
             "models: {run: [blstm], seeds: [0], device: cpu, threads: 1,\n"
             "         overrides: {blstm: {epochs: 40, batch_size: 2, hidden_size: 16, patience: null}}}\n")
         projects[name] = workdir

@@ -9,39 +9,59 @@ import yaml
 
 from facevox.config import SCHEMA_PATH
 from facevox.errors import FacevoxError
-from facevox.models import CATALOGUE, TRAINING_KEYS, create_model, get_spec, list_models, split_overrides
+from facevox.models import TRAINING_KEYS, create_model, get_spec, list_models, split_overrides
+from facevox.models.families import FAMILIES, catalogue, check_run, display_name, family_of, job_settings
 
 SEQUENCE = list_models("sequence")
-#: Small widths so that 16 slices are memorised in a few seconds on a CPU (the architecture is
-#: the paper's; only its sizes shrink).
-TINY = {
-    "stst": {"d_model": 32, "n_blocks": 1, "dropout": 0.0},
-    "jamfn": {"num_layers": 1, "hidden_size": 32, "conv_channels": 32},
-    "depression_detector": {"d_model": 32, "n_layers": 1, "dropout": 0.0},
-    "blstm": {"hidden_size": 32, "dropout": 0.0},
-    "tfn": {"dropout": 0.0},
-    "fusion_concat": {"hidden_size": 32, "dropout": 0.0},
-    "fusion_add": {"hidden_size": 32, "dropout": 0.0},
-    "fusion_multiply": {"hidden_size": 32, "dropout": 0.0},
-}
+def test_catalogue_read_without_import_matches_the_registered_models():
+    registered = {name: (get_spec(name).family, get_spec(name).display) for name in list_models()}
+    assert registered == {name: (e.family, e.display) for name, e in catalogue().items()}
+    assert len(registered) == 19 and display_name("depression_detector") == "Depression Detector"
 
 
-def test_catalogue_matches_the_registered_models():
-    registered = {name: get_spec(name).family for name in list_models()}
-    assert registered == {name: family for name, (_, family) in CATALOGUE.items()}
+def test_catalogue_and_family_table_need_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from facevox.models.families import catalogue, family; "
+            "from facevox.report.tables import table_tasks; "
+            "assert family('sta_drn').data == 'faces' and len(catalogue()) == 19; "
+            "assert table_tasks(['stst', 'shallow_a']) == ['classification', 'continuous']; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_config_schema_offers_every_model():
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    offered = schema["properties"]["models"]["properties"]["run"]["items"]["enum"]
-    assert sorted(offered) == sorted(list_models())
+def test_every_family_names_a_task_a_table_and_its_data():
+    from facevox.training.tasks import TASKS
+
+    for fam in FAMILIES.values():
+        assert fam.task in TASKS and fam.table in ("classification", "regression", "continuous")
+        assert fam.data in ("shards", "faces", "fau_windows")
+    assert {family_of(m) for m in list_models()} == set(FAMILIES)
 
 
-def test_every_model_states_its_paper_and_only_known_training_keys():
-    for name in list_models():
-        spec = get_spec(name)
-        assert spec.paper, name
-        assert set(spec.training) <= set(TRAINING_KEYS), name
+def test_unknown_model_in_run_is_named_with_a_suggestion():
+    check_run(["stst", "lr"])
+    with pytest.raises(FacevoxError, match="unknown model 'stts' \\(did you mean 'stst'\\?\\)"):
+        check_run(["stts"])
+
+
+def test_job_settings_hold_only_what_the_family_reads():
+    models = {"run": ["stst"], "seeds": [0], "threads": 2, "device": "auto", "vision": {"size": 48},
+              "affect": {"dimensions": ["arousal"]}, "max_missing_fraction": 0.5, "select_by": "f1_weighted",
+              "overrides": {"stst": {"epochs": 2}, "lr": {"C": 2.0}}}
+    assert job_settings("stst", models) == {"device": "auto", "max_missing_fraction": 0.5,
+                                            "select_by": "f1_weighted", "overrides": {"stst": {"epochs": 2}}}
+    assert job_settings("sta_drn", models) == {"device": "auto", "vision": {"size": 48}, "overrides": {"sta_drn": {}}}
+    assert set(job_settings("shallow_a", models)) == {"device", "affect", "overrides"}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_states_its_paper_display_name_and_known_keys(name):
+    spec = get_spec(name)
+    assert spec.paper and spec.display, name
+    assert set(spec.training) <= set(TRAINING_KEYS), name
+    assert set(spec.tiny) <= set(spec.defaults), name
 
 
 def test_overrides_are_split_and_unknown_keys_named():
@@ -69,7 +89,7 @@ def test_every_sequence_model_memorises_16_slices(name):
     g = torch.Generator().manual_seed(1)
     visual, acoustic = torch.rand(16, 40, 136, generator=g), torch.rand(16, 40, 25, generator=g)
     labels = torch.arange(16) % 2
-    model = create_model(name, n_visual=136, n_acoustic=25, n_classes=2, seq_len=40, **TINY[name])
+    model = create_model(name, n_visual=136, n_acoustic=25, n_classes=2, seq_len=40, **get_spec(name).tiny)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     for step in range(150):
         model.train()

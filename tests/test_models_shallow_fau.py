@@ -6,7 +6,7 @@ import torch
 
 from facevox.contract import FAU_STAT_COLUMNS
 from facevox.errors import FacevoxError
-from facevox.training.metrics import ccc_loss
+from facevox.models.shallow_fau import ccc_loss
 from facevox.models import create_model, get_spec, list_models, n_parameters
 from facevox.models.shallow_fau import (
     FoldedCNN, ShallowCNN, StackedCNN, feature_attributions, filter_lags, filter_weights, fold_b_into_d,

@@ -335,7 +335,7 @@ def test_cli_tables_and_plots(parser, tmp_path):
         "classification.csv", "classification.html", "classification.md", "classification.tex"]
     csv = pd.read_csv(tmp_path / "t" / "classification.csv")
     assert csv.loc[0, "f1_weighted_ci_resamples"] == 50 and csv.loc[0, "f1_weighted_ci_seed"] == 3
-    args = parser.parse_args(["report-plots", str(tmp_path / "p"), "--metrics", *map(str, metrics),
+    args = parser.parse_args(["plots", str(tmp_path / "p"), "--metrics", *map(str, metrics),
                               "--predictions", *map(str, preds)])
     args.func(args)
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["confusion.png", "roc.png", "training.png"]

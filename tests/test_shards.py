@@ -128,12 +128,12 @@ def test_fau_window_dataset(tmp_path):
 
 
 def test_face_clip_dataset(tmp_path, feat_media):
-    from facevox.extract import faces as aligned_faces, landmarks
+    from facevox.extract import faces, landmarks
     from facevox.dataset.datasets import FaceClipDataset
 
     video = feat_media / "single_face.mp4"
     landmarks.run(video, tmp_path / "lm.parquet")
-    aligned_faces.run(video, tmp_path / "lm.parquet", tmp_path / "f.parquet",
+    faces.run(video, tmp_path / "lm.parquet", tmp_path / "f.parquet",
                       {"keep_face_images": True, "size": 64, "stride": 2})  # 36 crops
     ev = FaceClipDataset({"v": tmp_path / "f.parquet"}, clip_len=16, mode="eval")
     assert len(ev) == 3  # ceil(36 / 16)

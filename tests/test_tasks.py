@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from facevox.dataset.synthetic import FAU_SIGNAL, planted_faces, planted_fau
-from facevox.training.tasks import MIRROR_68, _jitter
+from facevox.training.tasks import MIRROR_68, jitter
 from facevox.training.loop import evaluate, train
 
 VISION = {"clip_len": 8, "size": 32, "frames_per_video": 4, "clips_per_video": 2, "eval_frames_per_video": 8}
@@ -78,14 +78,14 @@ def test_without_delay_compensation_the_same_model_does_worse(tmp_path):
 def test_clip_jitter_is_one_transform_for_the_whole_clip():
     clip = torch.rand(8, 3, 16, 16)
     rng = np.random.default_rng(0)
-    out, flipped = _jitter(clip, rng, flip=True)
+    out, flipped = jitter(clip, rng, flip=True)
     assert flipped and out.shape == clip.shape and 0 <= out.min() and out.max() <= 1
     # one brightness/contrast/saturation for all frames: a frame repeated gives identical outputs
     same = clip[:1].repeat(8, 1, 1, 1)
-    out, _ = _jitter(same, np.random.default_rng(1))
+    out, _ = jitter(same, np.random.default_rng(1))
     assert torch.allclose(out, out[:1].expand_as(out))
     # flipping mirrors columns
-    plain, _ = _jitter(clip, np.random.default_rng(2), amount=0.0, flip=True)
+    plain, _ = jitter(clip, np.random.default_rng(2), amount=0.0, flip=True)
     assert torch.allclose(plain, torch.flip(clip, dims=[-1]))
 
 

@@ -14,7 +14,7 @@ from facevox.contract import ALIGNED_SCHEMA, FAU_WINDOWS_SCHEMA
 from facevox.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
-PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align_features", "action_units", "fau_windows", "qa_video")
+PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align", "action_units", "fau_windows", "qa_video")
 PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("aligned", "parquet"),
                      ("action_units", "parquet"), ("fau_windows", "parquet"), ("qa", "json")]
 
@@ -59,7 +59,7 @@ def test_dry_run_dag(project):
     for vid in ("talking", "single"):
         assert f"results/probe/{vid}.json" in outputs
         assert f"results/landmarks/{vid}.parquet" in outputs
-        assert f"results/aligned/{vid}.parquet" in outputs
+        assert f"results/align/{vid}.parquet" in outputs
     assert "results/qa.tsv" in outputs
     report = {"results/plots/qa_overview.png", "results/run_card.json"}  # no splits: no models, no tables
     assert report <= outputs and len(outputs) == 2 * len(PER_VIDEO_RULES) + 1 + len(report)
@@ -67,7 +67,7 @@ def test_dry_run_dag(project):
 
 
 def test_keep_face_images_adds_the_crops(tmp_path, feat_media):
-    write_project(tmp_path, {"one": feat_media / "single_face.mp4"}, aligned_faces="{keep_face_images: true}")
+    write_project(tmp_path, {"one": feat_media / "single_face.mp4"}, faces="{keep_face_images: true}")
     assert "results/faces/one.parquet" in planned_outputs(tmp_path)
 
 
@@ -79,7 +79,7 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     talking = qa.set_index("video_id").loc["talking"]
     assert talking["face_found_rate"] >= 0.95 and talking["audio_status"] == "ok"
     assert talking["voiced_fraction"] > 0.2
-    aligned, meta = read_table(project / "results/aligned/talking.parquet", ALIGNED_SCHEMA)
+    aligned, meta = read_table(project / "results/align/talking.parquet", ALIGNED_SCHEMA)
     assert len(aligned) == 72 and aligned["audio_success"].mean() > 0.95
     assert meta["params"]["rate_hz"] == "native"
     windows, wmeta = read_table(project / "results/fau_windows/talking.parquet", FAU_WINDOWS_SCHEMA)
@@ -106,7 +106,7 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     # A changed stage parameter reruns that stage and what depends on it, for every video.
     config = project / "config.yaml"
     config.write_text(config.read_text() + "align:\n  rate_hz: 1\n")
-    assert planned_outputs(project) >= {"results/aligned/talking.parquet", "results/aligned/single.parquet"}
+    assert planned_outputs(project) >= {"results/align/talking.parquet", "results/align/single.parquet"}
     assert "results/landmarks/talking.parquet" not in planned_outputs(project)
 
 
@@ -157,7 +157,7 @@ def test_dvlog_features_run_through_the_same_dag(tmp_path):
                     str(other / "imported"), str(other / "samples.tsv")], check=True, env=env)
     (other / "config.yaml").write_text("samples: samples.tsv\nsource: aligned\n")
     outputs = planned_outputs(other)
-    assert "results/shards/landmarks_egemaps" in outputs and "results/aligned/0.parquet" in outputs
+    assert "results/shards/landmarks_egemaps" in outputs and "results/align/0.parquet" in outputs
 
 
 def test_openface_folder_is_imported_by_a_rule(tmp_path, feat_media):
@@ -165,10 +165,10 @@ def test_openface_folder_is_imported_by_a_rule(tmp_path, feat_media):
     folder.mkdir()
     shutil.copyfile(feat_media / "OpenFace_Test.csv", folder / "OpenFace_Test.csv")
     (tmp_path / "config.yaml").write_text(f"source: openface\nopenface_dir: {folder}\n")
-    assert planned_outputs(tmp_path) == {"results/imported/samples.tsv", "results/aligned/OpenFace_Test.parquet",
+    assert planned_outputs(tmp_path) == {"results/imported/samples.tsv", "results/align/OpenFace_Test.parquet",
                                          "results/run_card.json"}
     snakemake(tmp_path, "--cores", "1")
-    aligned, meta = read_table(tmp_path / "results/aligned/OpenFace_Test.parquet", ALIGNED_SCHEMA)
+    aligned, meta = read_table(tmp_path / "results/align/OpenFace_Test.parquet", ALIGNED_SCHEMA)
     assert len(aligned) > 0 and not aligned["audio_success"].any()
 
 
@@ -188,7 +188,7 @@ def test_models_train_evaluate_and_rerun_only_what_changed(tmp_path):
     planted_project(tmp_path, {"train": 4, "dev": 2, "test": 2}, rows=330)
     tiny = "{epochs: 1, batch_size: 4, hidden_size: 8}"
     (tmp_path / "config.yaml").write_text(
-        "samples: samples.tsv\nsource: aligned\nslices: {length: 60}\n"
+        "samples: samples.tsv\nsource: aligned\nshards: {length: 60}\n"
         f"models: {{run: [lr, blstm], seeds: [0], device: cpu, overrides: {{blstm: {tiny}}}}}\n"
         "report: {bootstrap_resamples: 50}\n")
     planned = planned_outputs(tmp_path)

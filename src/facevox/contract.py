@@ -236,7 +236,7 @@ TABLES = {
     "aligned": ALIGNED_SCHEMA,
     "action_units": AU_SCHEMA,
     "fau_windows": FAU_WINDOWS_SCHEMA,
-    "aligned_faces": ALIGNED_FACES_SCHEMA,
+    "faces": ALIGNED_FACES_SCHEMA,
 }
 
 

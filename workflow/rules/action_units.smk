@@ -8,7 +8,7 @@ rule action_units:
     params:
         cfg=stage_json("action_units"),
         backend=au_backend,  # auto resolved here: fetching py-feat's weights makes these jobs stale
-        openface=lambda wildcards, input: f"--openface-csv {shlex.quote(input.openface)}" if "openface" in input.keys() else "",
+        openface=openface_option,
     log:
         "results/logs/action_units/{video}.log",
     benchmark:

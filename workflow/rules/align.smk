@@ -1,19 +1,19 @@
-# align_features: eGeMAPS onto the landmark frames (native) or both onto a rate_hz grid.
+# align: eGeMAPS onto the landmark frames (native) or both onto a rate_hz grid.
 # -> facevox.extract.align.run · tests/test_align.py
 # With `source: aligned` the sheet's paths are already aligned tables (facevox import-dvlog /
 # import-openface): they are checked against the contract and taken as they are.
 # -> facevox.dataset.importers.use_aligned · tests/test_importers.py
 if SOURCE == "aligned":
 
-    rule imported_aligned:
+    rule use_aligned:
         input:
             video_path,
         output:
-            "results/aligned/{video}.parquet",
+            "results/align/{video}.parquet",
         log:
-            "results/logs/imported_aligned/{video}.log",
+            "results/logs/use_aligned/{video}.log",
         benchmark:
-            "results/benchmarks/imported_aligned/{video}.tsv"
+            "results/benchmarks/use_aligned/{video}.tsv"
         conda:
             "../../envs/facevox.yaml"
         shell:
@@ -21,18 +21,18 @@ if SOURCE == "aligned":
 
 elif SOURCE == "videos":
 
-    rule align_features:
+    rule align:
         input:
             landmarks="results/landmarks/{video}.parquet",
             egemaps="results/egemaps/{video}.parquet",
         output:
-            "results/aligned/{video}.parquet",
+            "results/align/{video}.parquet",
         params:
             cfg=stage_json("align"),
         log:
-            "results/logs/align_features/{video}.log",
+            "results/logs/align/{video}.log",
         benchmark:
-            "results/benchmarks/align_features/{video}.tsv"
+            "results/benchmarks/align/{video}.tsv"
         conda:
             "../../envs/facevox.yaml"
         shell:

@@ -1,13 +1,16 @@
-# Shared by every rule file: the sample sheet and small helpers for rule inputs.
+# Shared by every rule file: the sample sheet and every input function the rules use.
+# What a model family needs (data folder, sheet, score, GPU, config keys) comes from one
+# table, facevox.models.families; the rules only ask it.
 import json
 import shlex
 
-from facevox.extract.action_units import resolve_backend
-from facevox.dataset.labels import label_file
 from facevox.contract import SPLITS
-from facevox.errors import FacevoxError
 from facevox.dataset.importers import dvlog_samples, openface_samples
-from facevox.models import family_of
+from facevox.dataset.labels import label_file
+from facevox.errors import FacevoxError
+from facevox.extract.action_units import resolve_backend
+from facevox.models.families import check_run, family, job_settings
+from facevox.report.tables import table_tasks
 from facevox.samples import VIDEO_ID, read_samples
 
 SOURCE = config["source"]
@@ -23,7 +26,11 @@ else:  # imported by a rule (import.smk): the sheet is the import's output
     SAMPLES = dvlog_samples(folder) if SOURCE == "dvlog" else openface_samples(folder)
     SHEET = "results/imported/samples.tsv"
 VIDEOS = list(SAMPLES.index)
-SHARDS = f"results/shards/{config['slices']['feature_set']}"
+SHARDS = f"results/shards/{config['shards']['feature_set']}"
+check_run(config["models"]["run"])  # unknown model names: one clear line before any job
+REPORT = config["report"]
+TABLE_TASKS = table_tasks(config["models"]["run"])
+RUN_CARD = "results/run_card.json"
 
 
 wildcard_constraints:
@@ -39,6 +46,7 @@ def stage_json(section):
     return json.dumps(config[section], sort_keys=True)
 
 
+# --------------------------------------------------------------------------- action_units
 def au_inputs(wildcards):
     """The video, its landmarks and - for the openface backend - its OpenFace CSV."""
     inputs = {"video": video_path(wildcards), "landmarks": f"results/landmarks/{wildcards.video}.parquet"}
@@ -52,24 +60,21 @@ def au_backend(wildcards):
     return resolve_backend(config["action_units"]["backend"])
 
 
+def openface_option(wildcards, input):
+    return f"--openface-csv {shlex.quote(input.openface)}" if "openface" in input.keys() else ""
+
+
+# --------------------------------------------------------------------------- models
 def model_json(wildcards):
     """What one (model, seed) job depends on: the settings its family reads and its own
     overrides only, so adding a model to `run`, a seed to `seeds` or changing another
     family's settings leaves finished trainings alone."""
-    family = family_of(wildcards.model)
-    unused = {"run", "seeds", "threads", "overrides"}
-    unused |= {"vision"} if family not in ("clip", "face") else set()
-    unused |= {"affect"} if family != "fau" else set()
-    unused |= {"max_missing_fraction", "max_memory_gb", "select_by", "positive_label"} if family in (
-        "clip", "face", "fau") else set()
-    cfg = {k: v for k, v in config["models"].items() if k not in unused}
-    cfg["overrides"] = {wildcards.model: config["models"]["overrides"].get(wildcards.model, {})}
-    return json.dumps(cfg, sort_keys=True)
+    return json.dumps(job_settings(wildcards.model, config["models"]), sort_keys=True)
 
 
 def model_gpus(wildcards):
-    """gpu=1 for the neural models unless models.device is cpu; the sklearn baselines need none."""
-    return 0 if config["models"]["device"] == "cpu" or family_of(wildcards.model) == "sklearn" else 1
+    """gpu=1 for the families that take one, unless models.device is cpu."""
+    return int(family(wildcards.model).gpu and config["models"]["device"] != "cpu")
 
 
 def split_videos(need_score=False):
@@ -82,29 +87,27 @@ def split_videos(need_score=False):
 
 def train_data(wildcards):
     """The folder a model trains on: the shard set, the aligned faces or the FAU windows."""
-    family = family_of(wildcards.model)
-    if family in ("sequence", "sklearn"):
+    fam = family(wildcards.model)
+    if fam.data == "shards":
         return SHARDS
     if SOURCE != "videos":
         raise FacevoxError(f"model {wildcards.model} needs source: videos (it trains on "
-                           f"{'face crops' if family != 'fau' else 'FAU windows'} extracted from the videos)")
-    if family in ("clip", "face"):
-        if not config["aligned_faces"]["keep_face_images"]:
-            raise FacevoxError(f"model {wildcards.model} trains on face crops: set aligned_faces.keep_face_images: "
-                               "true (off by default for privacy)")
-        return "results/faces"
-    return "results/fau_windows"
+                           f"{'face crops' if fam.data == 'faces' else 'FAU windows'} extracted from the videos)")
+    if fam.data == "faces" and not config["faces"]["keep_face_images"]:
+        raise FacevoxError(f"model {wildcards.model} trains on face crops: set faces.keep_face_images: "
+                           "true (off by default for privacy)")
+    return f"results/{fam.data}"
 
 
 def train_inputs(wildcards):
     """Files a (model, seed) job reads - the DAG's edges."""
-    family = family_of(wildcards.model)
+    fam = family(wildcards.model)
     data = train_data(wildcards)
-    if family in ("sequence", "sklearn"):
+    if not fam.needs_sheet:
         return {"data": data}
-    videos = split_videos(need_score=family in ("clip", "face"))
+    videos = split_videos(need_score=fam.needs_score)
     inputs = {"sheet": SHEET, "data": expand(f"{data}/{{video}}.parquet", video=videos)}
-    if family == "fau":
+    if "affect" in fam.reads:
         labels_dir = config["models"]["affect"]["labels_dir"]
         inputs["labels"] = [str(label_file(v, SAMPLES.loc[v, "affect_labels"], labels_dir)) for v in videos]
     return inputs
@@ -119,16 +122,38 @@ def model_targets():
                   seed=config["models"]["seeds"])
 
 
+# --------------------------------------------------------------------------- report
+def report_targets():
+    """The report's outputs, for final_targets(): tables and plots when models are
+    evaluated, the QA overview when the QA table is built (source: videos), the run card."""
+    targets = []
+    if model_targets():
+        targets += expand("results/tables/{task}.{ext}", task=TABLE_TASKS, ext=["csv", "md", "tex", "html"])
+        targets += expand("results/plots/{model}", model=config["models"]["run"])
+    if SOURCE == "videos":
+        targets.append("results/plots/qa_overview.png")
+    return targets + [RUN_CARD]
+
+
+def predictions_of(metrics):
+    return [m.replace("results/metrics/", "results/predictions/", 1).removesuffix(".json") + ".parquet"
+            for m in metrics]
+
+
+def run_card_inputs(wildcards):
+    """Everything else the run asks for, so the card is written last (stage times complete)."""
+    return [t for t in final_targets() if t != RUN_CARD]
+
+
 def final_targets():
     """What `rule all` asks for; face crops only when keep_face_images is true; with
     `source: aligned` (imported features) no per-video extraction; models, tables and
-    plots when the sheet has the splits they need (report_targets: report.smk)."""
-    shards = [SHARDS] if (SAMPLES["split"] == "train").any() else []
+    plots when the sheet has the splits they need."""
+    shards = [SHARDS] if (SAMPLES["split"] == "train").any() else []  # normalisation needs a train split
+    targets = expand("results/align/{video}.parquet", video=VIDEOS)
     if SOURCE != "videos":
-        return expand("results/aligned/{video}.parquet", video=VIDEOS) + shards + model_targets() + report_targets()
-    targets = expand("results/aligned/{video}.parquet", video=VIDEOS)
+        return targets + shards + model_targets() + report_targets()
     targets += expand("results/fau_windows/{video}.parquet", video=VIDEOS)
-    if config["aligned_faces"]["keep_face_images"]:
+    if config["faces"]["keep_face_images"]:
         targets += expand("results/faces/{video}.parquet", video=VIDEOS)
-    # shards need a train split (normalisation)
     return targets + shards + ["results/qa.tsv"] + model_targets() + report_targets()

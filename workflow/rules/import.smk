@@ -10,7 +10,7 @@ if SOURCE == "dvlog":
                    kind=["visual", "acoustic"]),
         output:
             sheet="results/imported/samples.tsv",
-            aligned=expand("results/aligned/{video}.parquet", video=VIDEOS),
+            aligned=expand("results/align/{video}.parquet", video=VIDEOS),
         log:
             "results/logs/import_dvlog.log",
         benchmark:
@@ -18,7 +18,7 @@ if SOURCE == "dvlog":
         conda:
             "../../envs/facevox.yaml"
         shell:
-            "python -m facevox import-dvlog {config[dvlog_root]:q} results/aligned {output.sheet:q} > {log:q} 2>&1"
+            "python -m facevox import-dvlog {config[dvlog_root]:q} results/align {output.sheet:q} > {log:q} 2>&1"
 
 elif SOURCE == "openface":
 
@@ -28,7 +28,7 @@ elif SOURCE == "openface":
                    name=sorted(p.name for p in Path(config["openface_dir"]).glob("*.csv"))),
         output:
             sheet="results/imported/samples.tsv",
-            aligned=expand("results/aligned/{video}.parquet", video=VIDEOS),
+            aligned=expand("results/align/{video}.parquet", video=VIDEOS),
         params:
             cfg=stage_json("align"),
             rate=config["align"]["rate_hz"],
@@ -39,4 +39,4 @@ elif SOURCE == "openface":
         conda:
             "../../envs/facevox.yaml"
         shell:
-            "python -m facevox import-openface {config[openface_dir]:q} results/aligned {output.sheet:q} --rate-hz {params.rate} > {log:q} 2>&1"
+            "python -m facevox import-openface {config[openface_dir]:q} results/align {output.sheet:q} --rate-hz {params.rate} > {log:q} 2>&1"

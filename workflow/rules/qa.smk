@@ -15,7 +15,7 @@ rule qa_video:
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox qa {wildcards.video} {input.probe:q} {input.landmarks:q} {input.egemaps:q} {output:q} --action-units {input.action_units:q} > {log:q} 2>&1"
+        "python -m facevox qa-video {wildcards.video} {input.probe:q} {input.landmarks:q} {input.egemaps:q} {output:q} --action-units {input.action_units:q} > {log:q} 2>&1"
 
 
 rule qa:
@@ -30,4 +30,4 @@ rule qa:
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox qa-collect {output:q} {input:q} > {log:q} 2>&1"
+        "python -m facevox qa {output:q} {input:q} > {log:q} 2>&1"

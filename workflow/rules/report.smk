@@ -1,37 +1,8 @@
 # report: metric tables (mean ± sd over seeds, reported numbers, bootstrap CI), plots per
 # model, the QA overview and the run card; `snakemake --report results/report.html` gathers
 # the outputs marked report(...) below, captions in workflow/report/.
-# -> facevox.report.tables.write_tables / facevox.report.plots.model_plots, qa_plot, run_card
+# -> facevox.report.tables.write_tables / facevox.report.plots.model_plots, qa_plot / facevox.report.run_card.run_card
 #    (CLI: facevox.cli.report) · tests/test_tables.py, tests/test_report.py
-from facevox.report.tables import table_tasks
-
-REPORT = config["report"]
-TABLE_TASKS = table_tasks(config["models"]["run"])
-RUN_CARD = "results/run_card.json"
-
-
-def report_targets():
-    """The report's outputs, for final_targets(): tables and plots when models are
-    evaluated, the QA overview when the QA table is built (source: videos), the run card."""
-    targets = []
-    if model_targets():
-        targets += expand("results/tables/{task}.{ext}", task=TABLE_TASKS, ext=["csv", "md", "tex", "html"])
-        targets += expand("results/plots/{model}", model=config["models"]["run"])
-    if SOURCE == "videos":
-        targets.append("results/plots/qa_overview.png")
-    return targets + [RUN_CARD]
-
-
-def predictions_of(metrics):
-    return [m.replace("results/metrics/", "results/predictions/", 1).removesuffix(".json") + ".parquet"
-            for m in metrics]
-
-
-def run_card_inputs(wildcards):
-    """Everything else the run asks for, so the card is written last (stage times complete)."""
-    return [t for t in final_targets() if t != RUN_CARD]
-
-
 rule tables:
     input:
         metrics=model_targets(),
@@ -49,7 +20,7 @@ rule tables:
         ],
         other=expand("results/tables/{task}.{ext}", task=TABLE_TASKS, ext=["csv", "md", "tex"]),
     params:
-        outdir="results/tables",
+        outdir=lambda wildcards, output: os.path.dirname(output.html[0]),
         tasks=",".join(TABLE_TASKS),
         order=",".join(config["models"]["run"]),
         split=REPORT["split"],
@@ -68,7 +39,7 @@ rule tables:
         " --resamples {params.resamples} --seed {params.seed} --ci-level {params.level} > {log:q} 2>&1"
 
 
-rule model_plots:
+rule plots:
     input:
         metrics=expand("results/metrics/{{model}}/seed{seed}.json", seed=config["models"]["seeds"]),
         predictions=expand("results/predictions/{{model}}/seed{seed}.parquet", seed=config["models"]["seeds"]),
@@ -76,7 +47,7 @@ rule model_plots:
         report(
             directory("results/plots/{model}"),
             patterns=["{figure}.png"],
-            caption="../report/model_plots.rst",
+            caption="../report/plots.rst",
             category="Models",
             subcategory="{model}",
             labels={"model": "{model}", "figure": "{figure}"},
@@ -84,13 +55,13 @@ rule model_plots:
     params:
         split=REPORT["split"],
     log:
-        "results/logs/model_plots/{model}.log",
+        "results/logs/plots/{model}.log",
     benchmark:
-        "results/benchmarks/model_plots/{model}.tsv"
+        "results/benchmarks/plots/{model}.tsv"
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox report-plots {output:q} --metrics {input.metrics:q} --predictions {input.predictions:q}"
+        "python -m facevox plots {output:q} --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --split {params.split:q} > {log:q} 2>&1"
 
 

@@ -5,11 +5,11 @@
 rule shards:
     input:
         sheet=SHEET,
-        aligned=expand("results/aligned/{video}.parquet", video=VIDEOS),
+        aligned=expand("results/align/{video}.parquet", video=VIDEOS),
     output:
-        directory(f"results/shards/{config['slices']['feature_set']}"),
+        directory(f"results/shards/{config['shards']['feature_set']}"),
     params:
-        cfg=stage_json("slices"),
+        cfg=stage_json("shards"),
     log:
         "results/logs/shards.log",
     benchmark:
@@ -17,4 +17,4 @@ rule shards:
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox shards {input.sheet:q} results/aligned {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+        "python -m facevox shards {input.sheet:q} results/align {output:q} --params {params.cfg:q} > {log:q} 2>&1"

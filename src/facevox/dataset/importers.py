@@ -59,7 +59,7 @@ Every ``*.csv`` directly in the folder (sorted by name) is one video.
 * The frames become a landmark stream (``frame = OpenFace frame - 1``,
   ``timestamp_s = timestamp``, ``success = (success == 1)``) that goes through
   :func:`facevox.extract.align.align` with ``rate_hz``, so the grid rule is the one of
-  stage ``align_features``.  ``rate_hz='native'``: one row per frame,
+  stage ``align``.  ``rate_hz='native'``: one row per frame,
   ``index`` = frame - 1, ``timestamp_s`` = OpenFace's timestamp,
   ``face_success = success == 1``, landmarks as written where there is a face
   and NaN where ``success`` is 0.  ``rate_hz=R``: 1/R-second bins, landmarks the
@@ -96,6 +96,7 @@ from facevox.contract import (
     SAMPLE_COLUMNS,
 )
 from facevox.errors import InputError
+from facevox.extract.openface import read_openface_table, shown as _shown
 from facevox.io import atomic_path, write_table
 from facevox.provenance import provenance
 from facevox.samples import VIDEO_ID, id_problem
@@ -330,42 +331,6 @@ def safe_video_id(name: str) -> str:
     if not vid[:1].isalnum() or not vid[:1].isascii():
         vid = "v" + vid
     return vid[:128]
-
-
-def _shown(columns: list[str]) -> str:
-    return ", ".join(columns[:6]) + (f" and {len(columns) - 6} more" if len(columns) > 6 else "")
-
-
-def read_openface_table(path, required, any_of=(), any_of_label: str = "") -> tuple[pd.DataFrame | None, list[str]]:
-    """One OpenFace 2.x FeatureExtraction CSV, checked; or the problems (without the file name).
-
-    Column names lose OpenFace's leading spaces.  Checked: the ``required``
-    columns and, when ``any_of`` is given, at least one of those (reported as
-    ``any_of_label``) are present and numeric; ``frame`` and ``timestamp`` have
-    no empty cell; one row per frame (the single-face output).  Used by the
-    importer (landmarks) and by the ``openface`` AU backend (AUs).
-    """
-    path = Path(path)
-    try:
-        raw = pd.read_csv(path, skipinitialspace=True)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        return None, [f"not a readable CSV file ({exc})"]
-    raw.columns = [str(c).strip() for c in raw.columns]
-    present_any = [c for c in any_of if c in raw.columns]
-    missing = [c for c in required if c not in raw.columns]
-    if any_of and not present_any:
-        missing.append(any_of_label)
-    if missing:
-        return None, [f"not an OpenFace 2.x CSV: missing column(s) {_shown(missing)}"]
-    bad = [c for c in [*required, *present_any] if not pd.api.types.is_numeric_dtype(raw[c])]
-    if bad:
-        return None, [f"non-numeric values in column(s) {_shown(bad)}"]
-    problems = [f"empty cells in column {col}" for col in ("frame", "timestamp")
-                if col in raw.columns and raw[col].isna().any()]
-    if not problems and raw["frame"].duplicated().any():
-        problems.append("several rows per frame (several faces?): facevox reads the "
-                        "single-face output of OpenFace's FeatureExtraction")
-    return (None, problems) if problems else (raw, [])
 
 
 def _read_openface(path: Path) -> tuple[pd.DataFrame | None, list[str]]:

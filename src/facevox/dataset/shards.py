@@ -163,7 +163,7 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
     """Slice, normalise and shard every video of ``samples`` with a split; return the manifest."""
     from facevox.dataset.splits import check_subject_splits
 
-    p = stage_params("slices", params)
+    p = stage_params("shards", params)
     feature_set = p["feature_set"]
     columns = FEATURE_SETS[feature_set]
     check_subject_splits(samples)

@@ -145,9 +145,9 @@ def read_openface_csv(path) -> pd.DataFrame:
     columns of ``AU_COLUMNS`` are kept (those the file lacks are NaN); rows with
     success 0 get NaN AUs and confidence.  ``df.attrs["au_estimated"]`` lists
     the AU columns the file had.  Raises :class:`InputError` for a missing or
-    unreadable file, or one that fails importers.read_openface_table's checks.
+    unreadable file, or one that fails facevox.extract.openface.read_openface_table's checks.
     """
-    from facevox.dataset.importers import read_openface_table
+    from facevox.extract.openface import read_openface_table
 
     path = Path(path)
     if not path.is_file():

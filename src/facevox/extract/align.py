@@ -1,4 +1,4 @@
-"""Stage `align_features`: landmarks and eGeMAPS on one time grid, one row per step.
+"""Stage `align`: landmarks and eGeMAPS on one time grid, one row per step.
 
 The rule, for both rates: every output row owns a half-open time interval
 ``[start, end)`` on the container clock; its value is the **mean of the source
@@ -112,7 +112,7 @@ def run(landmarks_path, egemaps_path, out, params: dict | None = None) -> dict:
     eg, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
     df = align(lm, eg, p["rate_hz"])
     summary = {"n_rows": int(len(df)), "audio_status": eg_meta.get("audio_status")}
-    meta = provenance("align_features", params=p,
+    meta = provenance("align", params=p,
                       inputs={"landmarks": landmarks_path, "egemaps": egemaps_path}, **summary)
     write_table(df, out, ALIGNED_SCHEMA, meta)
     return summary

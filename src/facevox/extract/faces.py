@@ -1,4 +1,4 @@
-"""Stage `aligned_faces`: square face crops with the eyes level, from the landmarks.
+"""Stage `faces`: square face crops with the eyes level, from the landmarks.
 
 The similarity transform (rotation, uniform scale, shift) for a frame with a face:
 
@@ -20,7 +20,7 @@ Privacy: nothing is written unless ``keep_face_images`` is true; with the
 default (false) the Snakemake workflow leaves this stage out and this module
 refuses to run.
 
-Rule: workflow/rules/aligned_faces.smk · Tests: tests/test_aligned_faces.py
+Rule: workflow/rules/faces.smk · Tests: tests/test_faces.py
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 def extract(video, landmarks: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-    p = stage_params("aligned_faces", params)
+    p = stage_params("faces", params)
     size, stride = p["size"], p["stride"]
     points_all = points_from_columns(landmarks)
     success = landmarks["success"].to_numpy(bool)
@@ -113,13 +113,13 @@ def extract(video, landmarks: pd.DataFrame, params: dict | None = None) -> pd.Da
 
 
 def run(video, landmarks_path, out, params: dict | None = None) -> dict:
-    p = stage_params("aligned_faces", params)
+    p = stage_params("faces", params)
     if not p["keep_face_images"]:
-        raise FacevoxError("aligned_faces.keep_face_images is false: face images are not written "
+        raise FacevoxError("faces.keep_face_images is false: face images are not written "
                            "(set it to true in config.yaml to store aligned crops)")
     landmarks, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
     df = extract(video, landmarks, p)
-    meta = provenance("aligned_faces", params={**p, "eye_y": EYE_Y, "eye_mouth": "1/3 of size"},
+    meta = provenance("faces", params={**p, "eye_y": EYE_Y, "eye_mouth": "1/3 of size"},
                       inputs={"video": video, "landmarks": landmarks_path})
     write_table(df, out, ALIGNED_FACES_SCHEMA, meta, row_group_size=ROW_GROUP)
     return {"n_rows": int(len(df)), "n_faces": int(df["success"].sum())}

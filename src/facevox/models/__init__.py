@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from facevox.errors import FacevoxError
-
-FAMILIES = ("sequence", "sklearn", "clip", "face", "fau")
+from facevox.models.families import FAMILIES, catalogue, display_name, family_of  # noqa: F401 (re-exported)
 
 #: Training keys every model has (the family's loop reads them); model files override
 #: the values their paper gives.
@@ -49,35 +48,6 @@ TRAINING_KEYS: dict[str, Any] = {
     "loss": "cross_entropy",    # family-specific: cross_entropy | mse | l1 | ccc
 }
 
-#: Every model: (its module in this package, its family).  Known without importing the
-#: module (the workflow asks for a GPU by family at DAG time, before torch is loaded);
-#: :func:`register` checks the module agrees.
-CATALOGUE: dict[str, tuple[str, str]] = {
-    "stst": ("stst", "sequence"),
-    "jamfn": ("jamfn", "sequence"),
-    "depression_detector": ("depression_detector", "sequence"),
-    "blstm": ("blstm", "sequence"),
-    "tfn": ("tfn", "sequence"),
-    "fusion_concat": ("fusion", "sequence"),
-    "fusion_add": ("fusion", "sequence"),
-    "fusion_multiply": ("fusion", "sequence"),
-    "lr": ("classical", "sklearn"),
-    "svm": ("classical", "sklearn"),
-    "rf": ("classical", "sklearn"),
-    "knn_fusion": ("classical", "sklearn"),
-    "sta_drn": ("sta_drn", "clip"),
-    "dlga_cnn": ("dlga_cnn", "face"),
-    **{f"shallow_{m}": ("shallow_fau", "fau") for m in "abcde"},
-}
-
-
-def family_of(name: str) -> str:
-    """A model's family without importing it (see :data:`CATALOGUE`)."""
-    if name not in CATALOGUE:
-        raise FacevoxError(f"unknown model {name!r}; known: {', '.join(sorted(CATALOGUE))}")
-    return CATALOGUE[name][1]
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -86,6 +56,9 @@ class ModelSpec:
     defaults: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     paper: str = ""
+    display: str = ""
+    #: Small sizes of the architecture (same structure) that the tests train in seconds.
+    tiny: dict = field(default_factory=dict)
 
     def training_config(self, **overrides) -> dict:
         return {**TRAINING_KEYS, **self.training, **overrides}
@@ -95,18 +68,23 @@ _REGISTRY: dict[str, ModelSpec] = {}
 _loaded = False
 
 
-def register(name: str, *, family: str, defaults: dict | None = None, training: dict | None = None, paper: str = ""):
-    """Class/function decorator: ``@register("stst", family="sequence", defaults=..., training=...)``."""
+def register(name: str, *, family: str, display: str, defaults: dict | None = None, training: dict | None = None,
+             paper: str = "", tiny: dict | None = None):
+    """Class/function decorator: ``@register("stst", family="sequence", display="STST", defaults=...,
+    training=..., paper=..., tiny=...)``.  ``name``, ``family`` and ``display`` must be literals: the
+    catalogue (facevox.models.families) reads them without importing the file."""
     if family not in FAMILIES:
         raise ValueError(f"model {name}: unknown family {family!r}")
-    if CATALOGUE.get(name, (None, family))[1] != family:
-        raise ValueError(f"model {name}: family {family!r} but CATALOGUE says {CATALOGUE[name][1]!r}")
     unknown = set(training or {}) - set(TRAINING_KEYS)
     if unknown:
         raise ValueError(f"model {name}: unknown training keys {sorted(unknown)}")
+    unknown = set(tiny or {}) - set(defaults or {})
+    if unknown:
+        raise ValueError(f"model {name}: tiny sizes for unknown keys {sorted(unknown)}")
 
     def wrap(builder):
-        _REGISTRY[name] = ModelSpec(name, builder, family, dict(defaults or {}), dict(training or {}), paper)
+        _REGISTRY[name] = ModelSpec(name, builder, family, dict(defaults or {}), dict(training or {}), paper,
+                                    display, dict(tiny or {}))
         return builder
 
     return wrap
@@ -116,12 +94,8 @@ def _load_all() -> None:
     global _loaded
     if _loaded:
         return
-    for module in dict.fromkeys(m for m, _ in CATALOGUE.values()):
-        try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as exc:  # a model file not written yet
-            if exc.name != f"{__name__}.{module}":
-                raise
+    for module in dict.fromkeys(e.module for e in catalogue().values()):
+        importlib.import_module(f"{__name__}.{module}")
     _loaded = True
 
 

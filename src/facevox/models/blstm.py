@@ -84,6 +84,8 @@ class BiLSTMEncoder(nn.Module):
 
 @register(
     "blstm",
+    display="BLSTM",
+    tiny={"hidden_size": 32, "dropout": 0.0},
     family="sequence",
     defaults={"hidden_size": 128, "num_layers": 1, "dropout": 0.5, "early_fusion": False},
     training=JAMFN_TRAINING,

@@ -51,7 +51,7 @@ def _scaled(estimator):
     return make_pipeline(StandardScaler(), estimator)
 
 
-@register("lr", family="sklearn", defaults={"C": 1.0, "max_iter": 1000}, training=TRAINING,
+@register("lr", display="LR", family="sklearn", defaults={"C": 1.0, "max_iter": 1000}, training=TRAINING,
           paper="D-Vlog baseline row (settings not published; facevox choice)")
 def logistic_regression(C=1.0, max_iter=1000, seed=0, **_data):
     from sklearn.linear_model import LogisticRegression
@@ -85,13 +85,13 @@ class CalibratedSVM:
         return self.model.predict(x)
 
 
-@register("svm", family="sklearn", defaults={"C": 1.0, "kernel": "rbf"}, training=TRAINING,
+@register("svm", display="SVM", family="sklearn", defaults={"C": 1.0, "kernel": "rbf"}, training=TRAINING,
           paper="D-Vlog baseline row (settings not published; facevox choice)")
 def support_vector_machine(C=1.0, kernel="rbf", seed=0, **_data):
     return CalibratedSVM(C, kernel, seed)
 
 
-@register("rf", family="sklearn", defaults={"n_estimators": 300, "max_depth": None}, training=TRAINING,
+@register("rf", display="RF", family="sklearn", defaults={"n_estimators": 300, "max_depth": None}, training=TRAINING,
           paper="D-Vlog baseline row (settings not published; facevox choice)")
 def random_forest(n_estimators=300, max_depth=None, seed=0, **_data):
     from sklearn.ensemble import RandomForestClassifier
@@ -128,7 +128,7 @@ class KnnFusion:
         return self.classes_[self.predict_proba(x).argmax(1)]
 
 
-@register("knn_fusion", family="sklearn", defaults={"n_neighbors": 5}, training=TRAINING,
+@register("knn_fusion", display="KNN-Fusion", family="sklearn", defaults={"n_neighbors": 5}, training=TRAINING,
           paper="D-Vlog baseline row KNN-Fusion (settings not published; facevox choice)")
 def knn_fusion(n_neighbors=5, groups=None, seed=0, **_data):
     if groups is None:

@@ -86,6 +86,8 @@ class CrossAttention(nn.Module):
 
 @register(
     "depression_detector",
+    display="Depression Detector",
+    tiny={"d_model": 32, "n_layers": 1, "dropout": 0.0},
     family="sequence",
     defaults={"d_model": 256, "n_heads": 4, "n_layers": 6, "kernel_size": 16, "stride": 4,
               "attention_dropout": 0.1, "dropout": 0.5},

@@ -347,6 +347,7 @@ class GALModule(nn.Module):
 
 @register(
     "dlga_cnn",
+    display="DLGA-CNN",
     family="face",
     defaults={"base_width": 64, "patch_size": 6, "local_dim": 64, "global_channels": 512, "global_dim": 512,
               "attention_channels": 128, "attention_hidden": 64, "head_hidden": 1024,

@@ -93,12 +93,34 @@ def _builder(mode: str):
     return build
 
 
-for _mode in MODES:
-    register(
-        f"fusion_{_mode}",
-        family="sequence",
-        defaults=_DEFAULTS,
-        training=JAMFN_TRAINING,
-        paper=f"jamfn_zhou2023.txt Table 1 (Fusion_{_mode.capitalize()} row); architecture and sizes "
-              "not from the paper; training: jamfn_zhou2023.txt sec. 4.2",
-    )(_builder(_mode))
+_PAPER = ("jamfn_zhou2023.txt Table 1 ({} row); architecture and sizes not from the paper; "
+          "training: jamfn_zhou2023.txt sec. 4.2")
+_TINY = {"hidden_size": 32, "dropout": 0.0}
+
+register(
+    "fusion_concat",
+    display="Fusion_Concat",
+    family="sequence",
+    defaults=_DEFAULTS,
+    training=JAMFN_TRAINING,
+    paper=_PAPER.format("Fusion_Concat"),
+    tiny=_TINY,
+)(_builder("concat"))
+register(
+    "fusion_add",
+    display="Fusion_Add",
+    family="sequence",
+    defaults=_DEFAULTS,
+    training=JAMFN_TRAINING,
+    paper=_PAPER.format("Fusion_Add"),
+    tiny=_TINY,
+)(_builder("add"))
+register(
+    "fusion_multiply",
+    display="Fusion_Multiply",
+    family="sequence",
+    defaults=_DEFAULTS,
+    training=JAMFN_TRAINING,
+    paper=_PAPER.format("Fusion_Multiply"),
+    tiny=_TINY,
+)(_builder("multiply"))

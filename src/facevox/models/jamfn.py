@@ -206,6 +206,8 @@ PAPER_TRAINING = {
 
 @register(
     "jamfn",
+    display="JAMFN",
+    tiny={"num_layers": 1, "hidden_size": 32, "conv_channels": 32},
     family="sequence",
     defaults={
         "hidden_size": 200,

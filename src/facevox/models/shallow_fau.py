@@ -103,7 +103,6 @@ from torch import nn
 
 from facevox.contract import FAU_STAT_COLUMNS
 from facevox.errors import FacevoxError
-from facevox.training.metrics import ccc_loss
 from facevox.models import register
 
 #: Name of the optional speaker-turn input channel (column 37).
@@ -385,6 +384,15 @@ def feature_attributions(model: nn.Module, x, t0: int | Sequence[int], output: i
     return scores[0] if np.ndim(t0) == 0 else scores
 
 
+def ccc_loss(pred, target, dim: int = 0):
+    """1 - CCC as a differentiable torch loss (mean over the other dimensions)."""
+    mp, mt = pred.mean(dim), target.mean(dim)
+    vp, vt = pred.var(dim, unbiased=False), target.var(dim, unbiased=False)
+    cov = ((pred - mp.unsqueeze(dim)) * (target - mt.unsqueeze(dim))).mean(dim)
+    value = 2 * cov / (vp + vt + (mp - mt) ** 2 + 1e-8)
+    return (1 - value).mean()
+
+
 def masked_ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - CCC per output over all valid (non-NaN target) steps of the batch, averaged
     over outputs: the section 4 loss with unlabelled windows and padding left out."""
@@ -403,30 +411,30 @@ def masked_ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _SHALLOW = {"kernel_size": 100, "activation": "relu", "padding": "same", "l1": 0.0}
 
 
-@register("shallow_a", family="fau", training=TRAINING, paper=f"{PAPER} section 4.1, Figure 5",
+@register("shallow_a", display="Shallow CNN A", family="fau", training=TRAINING, paper=f"{PAPER} section 4.1, Figure 5",
           defaults={"kernel_sizes": [50, 30, 20, 5], "filters": 32, "activation": "relu", "padding": "same",
                     "l1": 0.0})
 def shallow_a(**kwargs) -> StackedCNN:
     return StackedCNN(**kwargs)
 
 
-@register("shallow_b", family="fau", defaults=_SHALLOW, training=TRAINING, paper=f"{PAPER} section 4.2")
+@register("shallow_b", display="Shallow CNN B", family="fau", defaults=_SHALLOW, training=TRAINING, paper=f"{PAPER} section 4.2")
 def shallow_b(**kwargs) -> ShallowCNN:
     return ShallowCNN(dense=True, **kwargs)
 
 
-@register("shallow_c", family="fau", defaults=_SHALLOW, training=TRAINING, paper=f"{PAPER} section 4.3")
+@register("shallow_c", display="Shallow CNN C", family="fau", defaults=_SHALLOW, training=TRAINING, paper=f"{PAPER} section 4.3")
 def shallow_c(**kwargs) -> ShallowCNN:
     return ShallowCNN(dense=False, **kwargs)
 
 
-@register("shallow_d", family="fau", defaults={**_SHALLOW, "activation": "linear"}, training=TRAINING,
+@register("shallow_d", display="Shallow CNN D", family="fau", defaults={**_SHALLOW, "activation": "linear"}, training=TRAINING,
           paper=f"{PAPER} section 4.4, eqs. 1-4 (fold a trained B with fold_b_into_d)")
 def shallow_d(**kwargs) -> FoldedCNN:
     return FoldedCNN(**kwargs)
 
 
-@register("shallow_e", family="fau", defaults={**_SHALLOW, "features": None}, training=TRAINING,
+@register("shallow_e", display="Shallow CNN E", family="fau", defaults={**_SHALLOW, "features": None}, training=TRAINING,
           paper=f"{PAPER} sections 4.5 and 5.2")
 def shallow_e(features: Sequence[str | int] | None = None, n_features: int = 36,
               feature_names: Sequence[str] | None = None, **kwargs) -> ShallowCNN:

@@ -275,6 +275,8 @@ class STADRN(nn.Module):
 
 @register(
     "sta_drn",
+    display="STA-DRN",
+    tiny={"width": 8, "layers": [1, 1, 1, 1]},
     family="clip",
     defaults={
         "depth": 18,

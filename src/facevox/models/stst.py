@@ -247,6 +247,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 @register(
     "stst",
+    display="STST",
+    tiny={"d_model": 32, "n_blocks": 1, "dropout": 0.0},
     family="sequence",
     defaults={
         "d_model": 256, "n_blocks": 2, "n_heads": 4, "kernel_size": 3, "mlp_ratio": 4,

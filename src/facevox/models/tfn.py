@@ -94,6 +94,8 @@ def tensor_fusion(z_v: torch.Tensor, z_a: torch.Tensor) -> torch.Tensor:
 
 @register(
     "tfn",
+    display="TFN",
+    tiny={"dropout": 0.0},
     family="sequence",
     defaults={"subnet": "mlp", "subnet_hidden": 32, "inference_hidden": 128, "dropout": 0.2},
     training=JAMFN_TRAINING,

@@ -289,12 +289,12 @@ def model_plots(metrics_paths, predictions_paths, out_dir, split: str = "test") 
     """
     records = _records(metrics_paths)
     if not records:
-        raise FacevoxError("report-plots: no metrics file given")
+        raise FacevoxError("plots: no metrics file given")
     if len({r["model"] for r in records}) != 1 or len({r["task"] for r in records}) != 1:
-        raise FacevoxError("report-plots: the metrics files must be of one model (and task): "
+        raise FacevoxError("plots: the metrics files must be of one model (and task): "
                            + ", ".join(sorted({f"{r['model']} ({r['task']})" for r in records})))
     if len(predictions_paths) != len(records):
-        raise FacevoxError(f"report-plots: {len(records)} metrics files but {len(predictions_paths)} prediction tables")
+        raise FacevoxError(f"plots: {len(records)} metrics files but {len(predictions_paths)} prediction tables")
     tables = [_split_table(p, split) for p in predictions_paths]
     task = records[0]["task"]
     out_dir = Path(out_dir)

@@ -72,11 +72,9 @@ import yaml
 
 from facevox.errors import FacevoxError, InputError
 from facevox.io import atomic_path, read_json
+from facevox.models.families import display_name, family
 
 TASKS = ("classification", "regression", "continuous")
-#: Model family (facevox.models) -> task of its metrics.
-TASK_OF_FAMILY = {"sequence": "classification", "sklearn": "classification", "clip": "regression",
-                  "face": "regression", "fau": "continuous"}
 TITLES = {"classification": "Classification", "regression": "Severity regression",
           "continuous": "Continuous affect"}
 DASH = "\u2013"
@@ -107,14 +105,6 @@ UNITS_NOTE = {
     "continuous": "CCC per dimension over the pooled time steps of the split (3 decimals).",
 }
 
-#: How a registry name is printed (the papers' names); others print as they are.
-DISPLAY_NAMES = {
-    "stst": "STST", "jamfn": "JAMFN", "depression_detector": "Depression Detector", "blstm": "BLSTM",
-    "tfn": "TFN", "fusion_concat": "Fusion_Concat", "fusion_add": "Fusion_Add",
-    "fusion_multiply": "Fusion_Multiply", "lr": "LR", "svm": "SVM", "rf": "RF", "knn_fusion": "KNN-Fusion",
-    "sta_drn": "STA-DRN", "dlga_cnn": "DLGA-CNN", **{f"shallow_{m}": f"Shallow CNN {m.upper()}" for m in "abcde"},
-}
-
 
 def continuous_metric(dimension: str) -> Metric:
     return Metric(f"ccc_{dimension}", f"CCC {dimension}", 1, 3)
@@ -122,9 +112,7 @@ def continuous_metric(dimension: str) -> Metric:
 
 def table_tasks(models: Iterable[str]) -> list[str]:
     """The tables a list of registry names produces, in TASKS order (no torch import)."""
-    from facevox.models import family_of
-
-    found = {TASK_OF_FAMILY[family_of(m)] for m in models}
+    found = {family(m).table for m in models}
     return [t for t in TASKS if t in found]
 
 
@@ -280,7 +268,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        name = DISPLAY_NAMES.get(self.model, self.model)
+        name = display_name(self.model)
         return f"{name} [{self.variant}]" if self.variant else name
 
     def videos_text(self, latex: bool = False) -> str:

@@ -42,6 +42,7 @@ import numpy as np
 
 from facevox.config import stage_params
 from facevox.errors import FacevoxError
+from facevox.models.families import FAMILIES
 from facevox.io import atomic_path
 from facevox.models import create_model, get_spec, n_parameters, split_overrides
 from facevox.provenance import provenance
@@ -131,7 +132,7 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     base = {"format": MODEL_FORMAT, "model": model_name, "family": spec.family, "seed": seed,
             "arch": arch, "training": cfg, "settings": {k: v for k, v in settings.items() if k != "overrides"},
             "task": task.kind, "paper": spec.paper, **task.describe()}
-    if spec.family == "sklearn":
+    if FAMILIES[spec.family].estimator == "sklearn":
         payload = _train_sklearn(spec, task, arch, data_kwargs, seed, base)
     else:
         payload = _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out, on_epoch_end)
@@ -279,7 +280,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
 # --------------------------------------------------------------------------- evaluation
 def load_model(payload: dict):
     """The trained model of a payload (torch module in eval mode, or sklearn estimator)."""
-    if payload["family"] == "sklearn":
+    if FAMILIES[payload["family"]].estimator == "sklearn":
         return payload["estimator"]
     model = create_model(payload["model"], **payload["arch"], **payload["data_kwargs"])
     model.load_state_dict(payload["state_dict"])
@@ -306,7 +307,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
         raise FacevoxError(f"{model_path}: {exc}") from None
     model = load_model(payload)
     cfg = payload["training"]
-    if payload["family"] == "sklearn":
+    if FAMILIES[payload["family"]].estimator == "sklearn":
         from facevox.models.classical import slice_statistics
 
         def predict_fn(inputs):

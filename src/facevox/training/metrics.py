@@ -44,15 +44,6 @@ def pcc(x, y) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def ccc_loss(pred, target, dim: int = 0):
-    """1 - CCC as a differentiable torch loss (mean over the other dimensions)."""
-    mp, mt = pred.mean(dim), target.mean(dim)
-    vp, vt = pred.var(dim, unbiased=False), target.var(dim, unbiased=False)
-    cov = ((pred - mp.unsqueeze(dim)) * (target - mt.unsqueeze(dim))).mean(dim)
-    value = 2 * cov / (vp + vt + (mp - mt) ** 2 + 1e-8)
-    return (1 - value).mean()
-
-
 def regression_metrics(y_true, y_pred) -> dict:
     """MAE, RMSE, PCC and CCC of per-video scores (in the labels' units)."""
     t, p = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)

@@ -1,8 +1,8 @@
-"""Stage aligned_faces (facevox.extract.faces): eyes level, eye-mouth = size/3, JPEG crops."""
+"""Stage faces (facevox.extract.faces): eyes level, eye-mouth = size/3, JPEG crops."""
 import numpy as np
 import pytest
 
-from facevox.extract import faces as aligned_faces, landmarks, shape_model
+from facevox.extract import faces, landmarks, shape_model
 from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y
 from facevox.errors import FacevoxError
 from facevox.io import read_table
@@ -25,8 +25,8 @@ def test_synthetic_face_is_levelled_and_scaled(neutral_face, degrees, scale):
     t = np.radians(degrees)
     rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     points = (neutral_face - 100) @ rot.T * scale + (320, 240)
-    m = aligned_faces.alignment_matrix(points, 224)
-    out = aligned_faces.transform_points(m, points)
+    m = faces.alignment_matrix(points, 224)
+    out = faces.transform_points(m, points)
     angle, eye_mouth = eye_angle_and_eye_mouth(out)
     assert abs(angle) < 1.0
     assert eye_mouth == pytest.approx(224 / 3, abs=1.0)
@@ -40,13 +40,13 @@ def test_crops_from_a_real_video(feat_media, tmp_path):
     lm_path = tmp_path / "lm.parquet"
     landmarks.run(video, lm_path)
     out = tmp_path / "faces.parquet"
-    summary = aligned_faces.run(video, lm_path, out, {"keep_face_images": True, "stride": 3})
+    summary = faces.run(video, lm_path, out, {"keep_face_images": True, "stride": 3})
     df, meta = read_table(out, ALIGNED_FACES_SCHEMA)
     assert summary == {"n_rows": 24, "n_faces": 24}
     assert df["frame"].tolist() == list(range(0, 72, 3))
     assert meta["params"]["size"] == 224 and meta["params"]["stride"] == 3
     for _, row in df.iloc[::8].iterrows():
-        img = aligned_faces.decode_jpeg(row["image"])
+        img = faces.decode_jpeg(row["image"])
         assert img.shape == (224, 224, 3) and img.std() > 10  # a real picture, not a blank
         pts = np.stack([row[CROP_LANDMARK_X].to_numpy(float), row[CROP_LANDMARK_Y].to_numpy(float)], -1)
         angle, eye_mouth = eye_angle_and_eye_mouth(pts)
@@ -57,7 +57,7 @@ def test_frames_without_face_are_flagged(feat_media, tmp_path):
     video = feat_media / "no_face.mp4"
     lm_path = tmp_path / "lm.parquet"
     landmarks.run(video, lm_path)
-    aligned_faces.run(video, lm_path, tmp_path / "f.parquet", {"keep_face_images": True, "stride": 10})
+    faces.run(video, lm_path, tmp_path / "f.parquet", {"keep_face_images": True, "stride": 10})
     df, _ = read_table(tmp_path / "f.parquet", ALIGNED_FACES_SCHEMA)
     assert len(df) == 10 and not df["success"].any()
     assert (df["image"].map(len) == 0).all() and df[CROP_LANDMARK_X].isna().all().all()
@@ -65,5 +65,5 @@ def test_frames_without_face_are_flagged(feat_media, tmp_path):
 
 def test_privacy_default_writes_nothing(feat_media, tmp_path):
     with pytest.raises(FacevoxError, match="keep_face_images is false"):
-        aligned_faces.run(feat_media / "single_face.mp4", tmp_path / "lm.parquet", tmp_path / "f.parquet")
+        faces.run(feat_media / "single_face.mp4", tmp_path / "lm.parquet", tmp_path / "f.parquet")
     assert not (tmp_path / "f.parquet").exists()

@@ -1,0 +1,46 @@
+"""OpenFace 2.x FeatureExtraction CSVs: one reader, checked, for the ``openface`` AU backend
+(facevox.extract.action_units) and the OpenFace importer (facevox.dataset.importers).
+
+Tests: tests/test_importers.py, tests/test_action_units.py
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def shown(columns: list[str]) -> str:
+    return ", ".join(columns[:6]) + (f" and {len(columns) - 6} more" if len(columns) > 6 else "")
+
+
+def read_openface_table(path, required, any_of=(), any_of_label: str = "") -> tuple[pd.DataFrame | None, list[str]]:
+    """One OpenFace 2.x FeatureExtraction CSV, checked; or the problems (without the file name).
+
+    Column names lose OpenFace's leading spaces.  Checked: the ``required``
+    columns and, when ``any_of`` is given, at least one of those (reported as
+    ``any_of_label``) are present and numeric; ``frame`` and ``timestamp`` have
+    no empty cell; one row per frame (the single-face output).  Used by the
+    importer (landmarks) and by the ``openface`` AU backend (AUs).
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, skipinitialspace=True)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        return None, [f"not a readable CSV file ({exc})"]
+    raw.columns = [str(c).strip() for c in raw.columns]
+    present_any = [c for c in any_of if c in raw.columns]
+    missing = [c for c in required if c not in raw.columns]
+    if any_of and not present_any:
+        missing.append(any_of_label)
+    if missing:
+        return None, [f"not an OpenFace 2.x CSV: missing column(s) {shown(missing)}"]
+    bad = [c for c in [*required, *present_any] if not pd.api.types.is_numeric_dtype(raw[c])]
+    if bad:
+        return None, [f"non-numeric values in column(s) {shown(bad)}"]
+    problems = [f"empty cells in column {col}" for col in ("frame", "timestamp")
+                if col in raw.columns and raw[col].isna().any()]
+    if not problems and raw["frame"].duplicated().any():
+        problems.append("several rows per frame (several faces?): facevox reads the "
+                        "single-face output of OpenFace's FeatureExtraction")
+    return (None, problems) if problems else (raw, [])

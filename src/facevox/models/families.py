@@ -1,0 +1,162 @@
+"""The model-family table and the model catalogue, both importable without torch.
+
+Snakemake reads them at DAG time (which data a training job needs, whether it asks for a
+GPU, which config keys make it stale) and so do the training loop, the tasks and the
+tables: what a family needs is written here once.
+
+* :data:`FAMILIES` - one :class:`Family` per kind of model: the training task
+  (facevox.training.tasks), the metrics table it lands in, the data it trains on, whether it
+  needs the sample sheet / a score per video, the ``models.*`` config keys it reads beyond
+  the common ones, and whether it takes a GPU.
+* :func:`catalogue` - every registered model (name -> module, family, display name), read
+  from the ``@register(...)`` calls of this package's files with :mod:`ast`, so a model's
+  registration is its only entry: adding a model is its file (and, optionally, its
+  reported numbers in resources/reference_results.yaml). The name, ``family`` and
+  ``display`` of a registration must be literals.
+
+Tests: tests/test_models.py
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from facevox.errors import FacevoxError
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    #: Training task (module facevox.training.tasks.<task>).
+    task: str
+    #: Metrics table (facevox.report.tables): classification | regression | continuous.
+    table: str
+    #: What it trains on: ``shards`` (the shard set), ``faces`` (results/faces, aligned face
+    #: crops) or ``fau_windows`` (results/fau_windows).
+    data: str
+    #: Reads the sample sheet (splits, scores, labels files) in the training job.
+    needs_sheet: bool
+    #: Trains only on videos with a ``score`` in the sheet.
+    needs_score: bool
+    #: ``models.*`` keys it reads beyond the common ones (see :data:`FAMILY_KEYS`).
+    reads: tuple[str, ...]
+    #: Asks for a GPU (``resources: gpu=1``) unless ``models.device: cpu``.
+    gpu: bool
+    #: ``torch`` (the loop's gradient training) or ``sklearn`` (one fit).
+    estimator: str = "torch"
+
+
+_SLICE_KEYS = ("max_missing_fraction", "max_memory_gb", "select_by", "positive_label")
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("sequence", task="slices", table="classification", data="shards", needs_sheet=False,
+           needs_score=False, reads=_SLICE_KEYS, gpu=True),
+    Family("sklearn", task="slices", table="classification", data="shards", needs_sheet=False,
+           needs_score=False, reads=_SLICE_KEYS, gpu=False, estimator="sklearn"),
+    Family("clip", task="clips", table="regression", data="faces", needs_sheet=True, needs_score=True,
+           reads=("vision",), gpu=True),
+    Family("face", task="faces", table="regression", data="faces", needs_sheet=True, needs_score=True,
+           reads=("vision",), gpu=True),
+    Family("fau", task="fau", table="continuous", data="fau_windows", needs_sheet=True, needs_score=False,
+           reads=("affect",), gpu=True),
+)}
+
+#: ``models.*`` keys that only some families read (each family's ``reads``); every other
+#: key but the run-level ones below is read by all.
+FAMILY_KEYS = frozenset(k for f in FAMILIES.values() for k in f.reads)
+#: ``models.*`` keys that say what runs, not how one training runs.
+RUN_KEYS = frozenset({"run", "seeds", "threads", "overrides"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    module: str
+    family: str
+    display: str
+
+
+def _literal(node, what: str, where: str):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise FacevoxError(f"{where}: the {what} of a @register(...) must be a literal") from None
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, Entry]:
+    """Every model registered in this package's files, found without importing them."""
+    entries: dict[str, Entry] = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name in ("__init__.py", "families.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register"):
+                continue
+            where = f"{path.name}:{node.lineno}"
+            if not node.args:
+                raise FacevoxError(f"{where}: @register(...) needs the model name first")
+            kw = {k.arg: k.value for k in node.keywords}
+            name = _literal(node.args[0], "name", where)
+            if "family" not in kw or "display" not in kw:
+                raise FacevoxError(f"{where}: @register({name!r}) needs family= and display=")
+            family = _literal(kw["family"], "family", where)
+            if family not in FAMILIES:
+                raise FacevoxError(f"{where}: model {name!r} has unknown family {family!r}; "
+                                   f"known: {', '.join(FAMILIES)}")
+            if name in entries:
+                raise FacevoxError(f"{where}: model {name!r} is registered twice")
+            entries[name] = Entry(name, path.stem, family, _literal(kw["display"], "display", where))
+    return entries
+
+
+def known_models() -> list[str]:
+    return sorted(catalogue())
+
+
+def entry(name: str) -> Entry:
+    entries = catalogue()
+    if name not in entries:
+        raise FacevoxError(f"unknown model {name!r}; known: {', '.join(sorted(entries))}")
+    return entries[name]
+
+
+def family_of(name: str) -> str:
+    """A model's family name without importing it."""
+    return entry(name).family
+
+
+def family(name: str) -> Family:
+    """A model's :class:`Family`."""
+    return FAMILIES[family_of(name)]
+
+
+def display_name(name: str) -> str:
+    """The name the papers and the tables use (``STST``, ``Depression Detector``...)."""
+    entries = catalogue()
+    return entries[name].display if name in entries else name
+
+
+def check_run(names) -> None:
+    """Every name in ``models.run`` is a registered model (clear error at DAG time)."""
+    known = catalogue()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        import difflib
+
+        hints = [f"{n!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(n, known, 1))
+                             else "") for n in unknown]
+        raise FacevoxError(f"config models.run: unknown model {', '.join(hints)}; known: {', '.join(sorted(known))}")
+
+
+def job_settings(name: str, models_cfg: dict) -> dict:
+    """The ``models`` settings one (model, seed) job depends on: the keys its family reads and
+    its own overrides, so adding a model or seed, or changing another family's settings,
+    leaves finished trainings alone."""
+    fam = family(name)
+    cfg = {k: v for k, v in models_cfg.items()
+           if k not in RUN_KEYS and (k not in FAMILY_KEYS or k in fam.reads)}
+    cfg["overrides"] = {name: (models_cfg.get("overrides") or {}).get(name, {})}
+    return cfg

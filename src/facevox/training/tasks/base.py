@@ -1,0 +1,240 @@
+"""What the training loop needs from a task (:class:`Task`, written once), and what the
+sheet-based tasks share: the prediction schemas, the sheet's videos per split, face frames
+read on demand, the clip/face augmentation and the regression base class.
+
+Tests: tests/test_tasks.py
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
+
+from facevox.contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, SPLITS
+from facevox.errors import FacevoxError
+from facevox.training.metrics import regression_metrics
+
+log = logging.getLogger("facevox.training.loop")
+
+REGRESSION_SCHEMA = pa.schema([
+    pa.field("split", pa.string()),
+    pa.field("video_id", pa.string()),
+    pa.field("score_true", pa.float64()),
+    pa.field("score_pred", pa.float64()),
+    pa.field("n_items", pa.int32()),
+])
+
+CONTINUOUS_SCHEMA = pa.schema([
+    pa.field("split", pa.string()),
+    pa.field("video_id", pa.string()),
+    pa.field("dimension", pa.string()),
+    pa.field("centre_s", pa.float64()),
+    pa.field("true", pa.float64()),
+    pa.field("pred", pa.float64()),
+])
+
+
+
+@runtime_checkable
+class Task(Protocol):
+    """One kind of data adapted to the one training loop (facevox.training.loop).
+
+    ``predict_fn(inputs) -> numpy array`` is the loop's forward pass (model, device,
+    AMP and :meth:`postprocess` applied); ``inputs`` is the tuple a batch carries.
+    """
+
+    #: The metrics table this task's results go to: classification | regression | continuous.
+    kind: str
+    #: Arrow schema of the per-video prediction table evaluation writes.
+    prediction_schema: pa.Schema
+    #: The data folder (shard set, faces or FAU windows).
+    root: Path
+    #: Text identifying the training data; a resumed checkpoint must have been made on the same.
+    key_text: str
+
+    def model_kwargs(self, family: str) -> dict:
+        """Data-dependent constructor arguments (input sizes, classes, clip length...)."""
+
+    def describe(self) -> dict:
+        """What the checkpoint records about the data (classes, dimensions, scale...)."""
+
+    def check(self, payload: dict) -> None:
+        """Raise if a checkpoint's recorded description does not fit this data."""
+
+    def n_train(self) -> int:
+        """Training items per epoch (slices, clips, frames or videos)."""
+
+    def batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[tuple[tuple, Any]]:
+        """Shuffled training batches ``(inputs, targets)`` for one epoch (0 = one full batch)."""
+
+    def loss(self, cfg: dict, device) -> Callable:
+        """``loss(output, target) -> scalar tensor`` for the training settings ``cfg``."""
+
+    @staticmethod
+    def postprocess(output):
+        """Model output -> what evaluation reads (probabilities, scores)."""
+
+    def has_dev(self) -> bool:
+        """Whether a development split is there to select the best epoch."""
+
+    def splits(self) -> list[str]:
+        """The evaluation splits present (dev, test)."""
+
+    def evaluate_split(self, predict_fn: Callable, split: str, cfg: dict, batch_size: int) -> tuple[dict, Any]:
+        """(metrics of the split, its prediction table)."""
+
+    def score(self, result: dict, settings: dict) -> float:
+        """Development score of :meth:`evaluate_split`'s metrics, higher is better."""
+
+
+def sheet_videos(sheet, folder, suffix: str, need: str, what: str):
+    """Videos of the sheet per split whose table exists, and those left out (no value)."""
+    from facevox.samples import read_samples
+    from facevox.dataset.splits import check_subject_splits
+
+    samples = read_samples(sheet, check_files=False)
+    check_subject_splits(samples, str(sheet))  # leakage guard: a subject in one split only
+    folder = Path(folder)
+    videos: dict[str, list[str]] = {}
+    for vid, row in samples.iterrows():
+        split = row.get("split")
+        if split not in SPLITS:
+            continue
+        if need == "score" and row.get("score") in (None, ""):
+            continue
+        path = folder / f"{vid}{suffix}"
+        if not path.is_file():
+            raise FacevoxError(f"{path}: missing {what} table of video {vid}")
+        videos.setdefault(split, []).append(vid)
+    if not videos.get("train"):
+        raise FacevoxError(f"{sheet}: no train video with a {need} for {what} models")
+    return samples, videos
+
+
+class _FaceFrames:
+    """Decoded, resized face crops of one aligned-face table, read on demand (one video cached)."""
+
+    def __init__(self, folder, size: int):
+        self.folder, self.size = Path(folder), size
+        self._cached = (None, None)
+
+    def load(self, vid: str):
+        if self._cached[0] != vid:
+            import torch
+
+            from facevox.extract.faces import decode_jpeg
+
+            table = pq.read_table(self.folder / f"{vid}.parquet")
+            success = table.column("success").to_numpy(zero_copy_only=False)
+            images = table.column("image").to_pylist()
+            xy = np.stack([np.stack([table.column(x).to_numpy(), table.column(y).to_numpy()], 1)
+                           for x, y in zip(CROP_LANDMARK_X, CROP_LANDMARK_Y)], 1)  # [n, 68, 2]
+            faces = np.flatnonzero(success)
+            if len(faces) == 0:
+                raise FacevoxError(f"{self.folder / vid}.parquet: no frame with a face")
+            frames = np.stack([decode_jpeg(images[i]) for i in faces])  # [n, H, W, 3] uint8
+            stored = frames.shape[1]
+            tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+            if stored != self.size:
+                tensor = torch.nn.functional.interpolate(tensor, size=(self.size, self.size), mode="bilinear",
+                                                         antialias=True, align_corners=False)
+            self._cached = (vid, (tensor.clamp(0, 1), xy[faces] * (self.size / stored)))
+        return self._cached[1]
+
+
+def jitter(images, rng: np.random.Generator, amount: float = 0.1, flip: bool | None = None):
+    """One flip and one brightness/contrast/saturation jitter (each within ±amount) applied to
+    every image of ``images`` [N, 3, H, W]; returns (images, flipped)."""
+    import torch
+
+    flipped = bool(rng.integers(2)) if flip is None else flip
+    if flipped:
+        images = torch.flip(images, dims=[-1])
+    b, c, s = rng.uniform(1 - amount, 1 + amount, 3)
+    images = images * b
+    mean = images.mean(dim=(-3, -2, -1), keepdim=True)
+    images = (images - mean) * c + mean
+    gray = (0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3])
+    images = gray + (images - gray) * s
+    return images.clamp(0, 1), flipped
+
+
+#: dlib 68-point indices mirrored left <-> right (jaw, brows, nose base, eyes, mouth).
+MIRROR_68 = np.array(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+
+
+class Regression:
+    """Shared by the clip and face tasks: per-video scores, MAE/RMSE/PCC/CCC."""
+
+    kind = "regression"
+    prediction_schema = REGRESSION_SCHEMA
+
+    def __init__(self, sheet, folder, settings: dict, what: str):
+        self.settings = settings
+        self.vision = settings["vision"]
+        self.scale = float(self.vision["score_scale"])
+        self.samples, listed = sheet_videos(sheet, folder, ".parquet", "score", what)
+        self.frames = _FaceFrames(folder, self.vision["size"])
+        self.root = Path(folder)
+        # a video without any face crop cannot be scored: left out (evaluation lists it as unpredicted)
+        self.faceless = [v for vs in listed.values() for v in vs
+                         if not pq.read_table(self.root / f"{v}.parquet", columns=["success"]).column("success")
+                         .to_numpy(zero_copy_only=False).any()]
+        if self.faceless:
+            log.warning("%s: no face in %d video(s), left out: %s", self.root, len(self.faceless),
+                        ", ".join(self.faceless))
+        self.all_videos = listed
+        self.videos = {s: [v for v in vs if v not in self.faceless] for s, vs in listed.items()}
+        if not self.videos.get("train"):
+            raise FacevoxError(f"{sheet}: no train video with a face crop for {what} models")
+        self.key_text = repr(sorted((s, v, self._score(v)) for s, vs in self.videos.items() for v in vs))
+        self.data = self.videos
+
+    def _score(self, vid: str) -> float:
+        return float(self.samples.loc[vid, "score"])
+
+    def splits(self) -> list[str]:
+        return [s for s in ("dev", "test") if self.videos.get(s)]
+
+    def has_dev(self) -> bool:
+        return bool(self.videos.get("dev"))
+
+    def describe(self) -> dict:
+        return {"score_scale": self.scale, "vision": self.vision}
+
+    def check(self, payload: dict) -> None:
+        pass
+
+    def loss(self, cfg: dict, device):
+        import torch
+
+        name = cfg["loss"] if cfg["loss"] in ("mse", "l1") else "mse"
+        fn = torch.nn.MSELoss() if name == "mse" else torch.nn.L1Loss()
+        return lambda output, target: fn(output.float().reshape(-1), target.float().reshape(-1))
+
+    @staticmethod
+    def postprocess(output):
+        return output.float().reshape(-1)
+
+    def score(self, result: dict, settings: dict) -> float:
+        value = result.get("rmse", math.nan)
+        return -math.inf if math.isnan(value) else -float(value)
+
+    def _finish(self, split: str, per_video: dict[str, list[float]]):
+        vids = list(per_video)
+        true = np.array([self._score(v) for v in vids])
+        pred = np.array([float(np.mean(per_video[v])) * self.scale for v in vids])
+        table = pd.DataFrame({"split": split, "video_id": vids, "score_true": true, "score_pred": pred,
+                              "n_items": np.array([len(per_video[v]) for v in vids], np.int32)})
+        result = regression_metrics(true, pred)
+        result["unpredicted"] = [v for v in self.all_videos[split] if v not in per_video]
+        return result, table

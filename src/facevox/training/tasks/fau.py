@@ -1,0 +1,151 @@
+"""Task ``fau``: the shallow FAU CNN on whole FAU-window sequences -> time-continuous affect.
+
+Labels are aligned to the window centres after delay compensation
+(facevox.dataset.labels); full-batch training, NaN labels (outside the annotation,
+padding) masked from the loss; CCC per dimension over the concatenated windows of a
+split, as AVEC computes it.
+
+Tests: tests/test_train.py, tests/test_tasks.py
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from facevox.contract import FAU_STAT_COLUMNS
+from facevox.errors import FacevoxError
+from facevox.training.metrics import ccc
+from facevox.training.tasks.base import CONTINUOUS_SCHEMA, sheet_videos
+
+class FauContinuous:
+    """Whole FAU-window sequences -> time-continuous affect (see the module docstring)."""
+
+    kind = "continuous"
+    prediction_schema = CONTINUOUS_SCHEMA
+
+    def __init__(self, sheet, folder, settings: dict):
+        from facevox.dataset.labels import label_file, window_labels
+
+        self.settings = settings
+        self.affect = settings["affect"]
+        self.dimensions = list(self.affect["dimensions"])
+        self.root = Path(folder)
+        samples, videos = sheet_videos(sheet, folder, ".parquet", "split", "FAU-window")
+        self.videos, self.x, self.y, self.centres = {}, {}, {}, {}
+        for split, vids in videos.items():
+            for vid in vids:
+                path = label_file(vid, samples.loc[vid, "affect_labels"], self.affect["labels_dir"])
+                table = pq.read_table(self.root / f"{vid}.parquet").to_pandas()
+                self.x[vid] = np.nan_to_num(table[FAU_STAT_COLUMNS].to_numpy(np.float32))
+                aligned = window_labels(path, table, self.dimensions, self.affect["delays_s"])
+                self.y[vid] = aligned[self.dimensions].to_numpy(np.float32)
+                self.centres[vid] = table["centre_s"].to_numpy(np.float64)
+                self.videos.setdefault(split, []).append(vid)
+        self.data = self.videos
+        self.key_text = repr({v: (float(np.nansum(self.y[v])), self.x[v].shape) for v in self.x})
+
+    def model_kwargs(self, family: str) -> dict:
+        return {"n_features": len(FAU_STAT_COLUMNS), "n_outputs": len(self.dimensions)}
+
+    def n_train(self) -> int:
+        return len(self.videos["train"])
+
+    def splits(self) -> list[str]:
+        return [s for s in ("dev", "test") if self.videos.get(s)]
+
+    def has_dev(self) -> bool:
+        return bool(self.videos.get("dev"))
+
+    def describe(self) -> dict:
+        return {"dimensions": self.dimensions, "delays_s": self.affect["delays_s"],
+                "feature_names": FAU_STAT_COLUMNS}
+
+    def check(self, payload: dict) -> None:
+        if payload.get("dimensions") != self.dimensions:
+            raise FacevoxError(f"trained on dimensions {payload.get('dimensions')}, configured {self.dimensions}")
+
+    def _padded(self, vids: list[str]):
+        import torch
+
+        longest = max(len(self.x[v]) for v in vids)
+        x = np.zeros((len(vids), longest, self.x[vids[0]].shape[1]), np.float32)
+        y = np.full((len(vids), longest, len(self.dimensions)), np.nan, np.float32)
+        for i, v in enumerate(vids):
+            x[i, :len(self.x[v])], y[i, :len(self.y[v])] = self.x[v], self.y[v]
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    def batches(self, rng: np.random.Generator, batch_size: int):
+        vids = self.videos["train"]
+        order = [vids[i] for i in rng.permutation(len(vids))]
+        size = batch_size or len(order)
+        for start in range(0, len(order), size):
+            x, y = self._padded(order[start:start + size])
+            yield (x,), y
+
+    def loss(self, cfg: dict, device):
+        import torch
+
+        from facevox.models.shallow_fau import masked_ccc_loss
+
+        if cfg["loss"] == "ccc":
+            return lambda output, target: masked_ccc_loss(output.float(), target)
+
+        def mse(output, target):
+            keep = ~torch.isnan(target)
+            return ((output.float() - torch.nan_to_num(target)) ** 2)[keep].mean()
+        return mse
+
+    @staticmethod
+    def postprocess(output):
+        return output.float()
+
+    def score(self, result: dict, settings: dict) -> float:
+        value = result.get("ccc_mean", math.nan)
+        return -math.inf if math.isnan(value) else float(value)
+
+    def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int):
+        rows, preds, trues = [], {d: [] for d in self.dimensions}, {d: [] for d in self.dimensions}
+        for vid in self.videos.get(split, []):
+            out = np.asarray(predict_fn((self.x[vid][None],)))[0]  # [T, D]
+            for k, dim in enumerate(self.dimensions):
+                preds[dim].append(out[:, k])
+                trues[dim].append(self.y[vid][:, k])
+                rows.append(pd.DataFrame({"split": split, "video_id": vid, "dimension": dim,
+                                          "centre_s": self.centres[vid], "true": self.y[vid][:, k].astype(np.float64),
+                                          "pred": out[:, k].astype(np.float64)}))
+        values = {d: ccc(np.concatenate(trues[d]), np.concatenate(preds[d])) if trues[d] else math.nan
+                  for d in self.dimensions}
+        result = {"n": len(self.videos.get(split, [])), "ccc": values,
+                  "ccc_mean": float(np.mean(list(values.values()))) if values else math.nan, "unpredicted": []}
+        table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=CONTINUOUS_SCHEMA.names)
+        return result, table
+
+    def explain(self, model) -> dict:
+        """The trained filter per dimension (features x time, the paper's Figure) and eq. 5
+        attributions at three evenly spaced windows of the first test (else dev) video;
+        empty for model A (no single filter)."""
+        from facevox.models.shallow_fau import feature_attributions, filter_lags, filter_weights
+
+        try:
+            lags = filter_lags(model)
+        except FacevoxError:
+            return {}
+        names = list(getattr(model, "input_names", FAU_STAT_COLUMNS))
+        out = {"features": names, "lags": lags.tolist(), "filters": {}, "attributions": {}}
+        split = "test" if self.videos.get("test") else "dev"
+        vid = (self.videos.get(split) or [None])[0]
+        for k, dim in enumerate(self.dimensions):
+            out["filters"][dim] = filter_weights(model, k).round(6).tolist()
+            if vid is not None:
+                steps = np.linspace(0, len(self.x[vid]) - 1, 3).round().astype(int)
+                values = feature_attributions(model, self.x[vid], steps.tolist(), k)
+                out["attributions"][dim] = {"video_id": vid, "steps": steps.tolist(),
+                                            "centre_s": self.centres[vid][steps].tolist(),
+                                            "values": np.round(values, 6).tolist()}
+        return out

@@ -1,0 +1,224 @@
+"""Task ``slices``: sequence and scikit-learn models on a shard set (landmarks + eGeMAPS
+slices); slice -> class, videos by voting (facevox.training.evaluate).
+
+Tests: tests/test_train.py, tests/test_tasks.py
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from facevox.contract import EGEMAPS_COLUMNS, LANDMARK_COLUMNS
+from facevox.errors import FacevoxError
+from facevox.models.families import FAMILIES
+from facevox.training.evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
+
+class SliceClassification:
+    """Sequence / sklearn models on a shard set: slices -> class, videos by voting.
+
+    Slices whose still-missing rows exceed ``max_missing_fraction`` of their real
+    rows are left out (counted); remaining NaN values (short missing stretches
+    inside a kept slice) become 0, i.e. the training minimum after min-max
+    normalisation, and are counted in the log and the metrics.
+    """
+
+    def __init__(self, shard_dir, settings: dict, family: str = "sequence"):
+        from facevox.dataset.datasets import SliceDataset
+
+        self.root, self.family = Path(shard_dir), family
+        self.estimator = FAMILIES[family].estimator
+        self.settings = settings
+        train = SliceDataset(self.root, "train")
+        self.classes = sorted(train.labels)
+        self.positive = settings["positive_label"]
+        if self.positive not in self.classes:
+            raise FacevoxError(f"{self.root}: positive_label {self.positive!r} is not among the train labels "
+                               f"{self.classes}; set models.positive_label")
+        if len(self.classes) < 2:
+            raise FacevoxError(f"{self.root}: the train split has one class only ({self.classes})")
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.data = {"train": train}
+        for split in ("dev", "test"):
+            try:
+                ds = SliceDataset(self.root, split, labels=index)
+            except FacevoxError:
+                continue
+            self.data[split] = ds
+        self.data["train"].labels = index
+        _check_shard_subjects(self.root, self.data)
+        columns = train.columns
+        self.visual = [i for i, c in enumerate(columns) if c in set(LANDMARK_COLUMNS)]
+        self.acoustic = [i for i, c in enumerate(columns) if c in set(EGEMAPS_COLUMNS)]
+        self.columns, self.length = columns, train.length
+        self.key_text = (self.root / "manifest.json").read_text()
+        self._cache: dict[str, tuple] = {}
+        self.filled = {}
+
+    # data ---------------------------------------------------------------
+    def model_kwargs(self, family: str) -> dict:
+        if FAMILIES[family].estimator == "sklearn":
+            n = len(self.columns)
+            return {"groups": [np.r_[self.visual, np.array(self.visual) + n],
+                               np.r_[self.acoustic, np.array(self.acoustic) + n]]}
+        if not self.visual or not self.acoustic:
+            raise FacevoxError(f"{self.root}: sequence models need landmark and eGeMAPS columns")
+        return {"n_visual": len(self.visual), "n_acoustic": len(self.acoustic),
+                "n_classes": len(self.classes), "seq_len": self.length}
+
+    def usable(self, split: str) -> np.ndarray:
+        ds = self.data[split]
+        labels = np.array([ds.labels.get(x, -1) for x in ds.label_names])
+        ok = (ds.n_missing <= self.settings["max_missing_fraction"] * np.maximum(ds.n_real, 1)) & (labels >= 0)
+        return ok
+
+    def load(self, split: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features [N, L, C], labels [N] and slice indices [N] (into the split's dataset, in the
+        order returned) of the usable slices (``rows``: a subset)."""
+        ds = self.data[split]
+        wanted = np.flatnonzero(self.usable(split)) if rows is None else rows
+        wanted_set = set(wanted.tolist())
+        blocks, order = [], []
+        for f, g, ix in ds.groups():
+            take = [k for k, i in enumerate(ix) if i in wanted_set]
+            if take:
+                blocks.append(np.asarray(ds.block(f, g))[take])
+                order.extend(ix[take])
+        x = np.concatenate(blocks) if blocks else np.zeros((0, self.length, len(self.columns)), np.float32)
+        nan = np.isnan(x)
+        if nan.any():
+            x = np.where(nan, np.float32(0), x)
+        self.filled[split] = self.filled.get(split, 0) + int(nan.sum())
+        labels = np.array([ds.labels.get(ds.label_names[i], -1) for i in order], np.int64)
+        return x, labels, np.array(order, np.int64)
+
+    def _split_arrays(self, split: str):
+        if split not in self._cache:
+            self._cache[split] = self.load(split)
+        return self._cache[split]
+
+    def n_train(self) -> int:
+        return int(self.usable("train").sum())
+
+    def batches(self, epoch_rng: np.random.Generator, batch_size: int):
+        """Shuffled training batches ``((visual, acoustic) | (x,), labels)`` as numpy arrays.
+
+        The split is held in memory when it fits ``max_memory_gb``; otherwise row
+        groups are shuffled and read in pools that fit, shuffled within each pool.
+        """
+        ds = self.data["train"]
+        keep = self.usable("train")
+        slice_bytes = self.length * len(self.columns) * 4
+        budget = self.settings["max_memory_gb"] * 2**30
+        if keep.sum() * slice_bytes <= budget:
+            pools = [None]
+        else:
+            groups = [ix[keep[ix]] for _, _, ix in ds.groups()]
+            groups = [groups[i] for i in epoch_rng.permutation(len(groups)) if len(groups[i])]
+            per_pool = max(1, int(budget // (slice_bytes * max(len(g) for g in groups))))
+            pools = [np.concatenate(groups[i:i + per_pool]) for i in range(0, len(groups), per_pool)]
+        for pool in pools:
+            x, y, _ = self._split_arrays("train") if pool is None else self.load("train", np.sort(pool))
+            order = epoch_rng.permutation(len(x))
+            size = batch_size or len(x)
+            for start in range(0, len(order), size):
+                ix = np.sort(order[start:start + size]) if pool is None else order[start:start + size]
+                yield self.inputs(x[ix]), y[ix]
+
+    def inputs(self, x: np.ndarray) -> tuple:
+        """Model inputs of a batch: (visual, acoustic) for sequence models, (x,) for sklearn."""
+        return (x,) if self.estimator == "sklearn" else (x[..., self.visual], x[..., self.acoustic])
+
+    def statistics(self, split: str):
+        from facevox.models.classical import slice_statistics
+
+        x, y, order = self._split_arrays(split)
+        return slice_statistics(x), y, order
+
+    # evaluation ---------------------------------------------------------
+    def class_weights(self) -> np.ndarray:
+        _, y, _ = self._split_arrays("train")
+        counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
+        return len(y) / (len(self.classes) * np.maximum(counts, 1))
+
+    def predict(self, predict_fn, split: str, batch_size: int):
+        """Slice probabilities of one split with ``predict_fn(inputs) -> probs [n, K]``."""
+        x, y, order = self._split_arrays(split)
+        probs = [predict_fn(self.inputs(x[i:i + max(batch_size, 1)])) for i in range(0, len(x), max(batch_size, 1))]
+        probs = np.concatenate(probs) if probs else np.zeros((0, len(self.classes)))
+        ds = self.data[split]
+        return [ds.video_ids[i] for i in order], y, probs
+
+    # the loop's interface ------------------------------------------------
+    kind = "classification"
+    prediction_schema = PREDICTION_SCHEMA
+
+    def splits(self) -> list[str]:
+        return [s for s in ("dev", "test") if s in self.data]
+
+    def has_dev(self) -> bool:
+        return "dev" in self.data and bool(self.usable("dev").any())
+
+    def describe(self) -> dict:
+        return {"classes": self.classes, "positive": self.positive, "columns": self.columns}
+
+    def check(self, payload: dict) -> None:
+        if self.classes != payload["classes"]:
+            raise FacevoxError(f"trained on classes {payload['classes']}, the shards have {self.classes}")
+
+    def loss(self, cfg: dict, device):
+        import torch
+
+        weights = None
+        if cfg["class_weights"] == "balanced":
+            weights = torch.tensor(self.class_weights(), dtype=torch.float32, device=device)
+        elif cfg["class_weights"] != "none":
+            raise FacevoxError(f"class_weights must be none or balanced, not {cfg['class_weights']!r}")
+        ce = torch.nn.CrossEntropyLoss(weight=weights)
+        return lambda output, target: ce(output.float(), target)
+
+    @staticmethod
+    def postprocess(output):
+        import torch
+
+        return torch.softmax(output.float(), 1)
+
+    def score(self, result: dict, settings: dict) -> float:
+        key = settings["select_by"]
+        value = -result["loss"] if key == "loss" else result.get(key, math.nan)
+        return -math.inf if value is None or math.isnan(value) else float(value)
+
+    def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int) -> tuple[dict, object]:
+        vote = cfg["vote"]
+        ds = self.data[split]
+        video_ids, y, probs = self.predict(predict_fn, split, batch_size)
+        truth = dict(zip(ds.video_ids, ds.label_names))
+        table, unpredicted = video_predictions(split, video_ids, truth, probs, self.classes, self.positive,
+                                               vote, list(dict.fromkeys(ds.video_ids)))
+        result = split_metrics(table, self.classes, self.positive)
+        result["slice_level"] = slice_metrics(y, probs, self.classes, self.positive)
+        picked = probs[np.arange(len(y)), y] if len(y) else np.zeros(0)
+        result["loss"] = float(-np.log(np.clip(picked, 1e-12, 1)).mean()) if len(y) else math.nan
+        result["unpredicted"] = unpredicted
+        result["slices_left_out"] = int((~self.usable(split)).sum())
+        result["values_filled"] = self.filled.get(split, 0)
+        return result, table
+
+
+def _check_shard_subjects(root: Path, data: dict) -> None:
+    """The leakage guard at training time: no subject in two splits of the shard set (the
+    shards rule checks the sheet; this catches shard folders assembled by hand)."""
+    from facevox.dataset.splits import check_subject_splits
+
+    rows = []
+    for split, ds in data.items():
+        for path in dict.fromkeys(ds._paths):
+            table = pq.read_table(path, columns=["video_id", "subject_id"]).to_pandas().drop_duplicates()
+            rows.append(table.assign(split=split))
+    if rows:
+        check_subject_splits(pd.concat(rows, ignore_index=True), f"shard set {root}")
