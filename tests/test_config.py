@@ -90,7 +90,8 @@ SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "ali
             "report"}
 OTHER_DEFAULTS = {
     "action_units": {"backend": "auto", "baseline_quantile": 0.1},
-    "fau_windows": {"window": 50, "hop": 5, "no_face": "drop"},
+    "fau_windows": {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None, "fps": None,
+                    "no_face": "drop"},
     "aligned_faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
     "slices": {"feature_set": "landmarks_egemaps", "length": 300, "hop": None, "pad": "poly", "degree": 2,
                "max_gap": 15, "normalisation": "minmax", "rows_per_group": 64, "slices_per_part": 2048},

@@ -215,10 +215,9 @@ def cmd_evaluate(a):
 
 def cmd_demo_affect_labels(a):
     from facevox.dataset.labels import write_demo_labels
-    from facevox.contract import FAU_WINDOWS_SCHEMA
-    from facevox.io import read_table
+    from facevox.extract.fau_windows import read_windows
 
-    windows, _ = read_table(a.fau_windows, FAU_WINDOWS_SCHEMA)
+    windows, _ = read_windows(a.fau_windows)
     write_demo_labels(windows, a.out, a.video_id)
 
 
