@@ -109,7 +109,8 @@ OTHER_DEFAULTS = {
 
 def test_load_repo_config():
     cfg = load_config(REPO_CONFIG)
-    assert set(cfg) == {"samples", "source", "dvlog_root", "openface_dir"} | SECTIONS
+    assert set(cfg) == {"samples", "source", "labels", "dvlog_root", "openface_dir"} | SECTIONS
+    assert cfg["labels"] == ["depression", "normal"]
     assert cfg["samples"] == "resources/demo/samples.tsv"
     assert cfg["landmarks"] == LANDMARK_DEFAULTS
     assert cfg["egemaps"] == {"silence_dbfs": -60.0}
@@ -128,8 +129,8 @@ def test_repo_config_equals_schema_defaults():
 def test_load_config_without_a_file_gives_defaults():
     cfg = load_config()
     assert cfg == {"landmarks": LANDMARK_DEFAULTS, "egemaps": {"silence_dbfs": -60.0},
-                   "align": {"rate_hz": "native"}, "source": "videos", "dvlog_root": "",
-                   "openface_dir": "", **OTHER_DEFAULTS}
+                   "align": {"rate_hz": "native"}, "source": "videos", "labels": ["depression", "normal"],
+                   "dvlog_root": "", "openface_dir": "", **OTHER_DEFAULTS}
 
 
 def test_load_config_fills_missing_sections_and_keys(tmp_path):
@@ -167,7 +168,7 @@ def test_load_config_unreadable(tmp_path, text):
 
 def test_schema_is_the_workflow_schema():
     assert config.SCHEMA_PATH == ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    assert set(schema()["properties"]) == {"samples", "source", "dvlog_root", "openface_dir"} | SECTIONS
+    assert set(schema()["properties"]) == {"samples", "source", "labels", "dvlog_root", "openface_dir"} | SECTIONS
 
 
 @pytest.mark.parametrize("text", ["align: native\n", "landmarks: 5\n"], ids=["align-scalar", "landmarks-int"])
@@ -190,3 +191,14 @@ def test_overlay_configs_validate():
     assert len(overlays) >= 3
     for path in overlays:
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_labels_default_and_validation(tmp_path):
+    assert load_config()["labels"] == ["depression", "normal"]
+    path = tmp_path / "c.yaml"
+    path.write_text("labels: [depression]\n")
+    with pytest.raises(FacevoxError, match="config labels: .* is too short"):
+        load_config(path)
+    path.write_text("labels: [high, high]\n")
+    with pytest.raises(FacevoxError, match="config labels: .*non-unique"):
+        load_config(path)
