@@ -65,6 +65,10 @@ def test_params_are_not_mutated():
     ("align", {"rate_hz": "fast"}, "align.rate_hz"),
     ("align", {"rate_hz": -1}, "align.rate_hz"),
     ("align", {"rate_hz": 0}, "align.rate_hz"),
+    ("fau_windows", {"convention": "avec2019"}, "fau_windows.convention"),
+    ("fau_windows", {"window_s": 0}, "fau_windows.window_s"),
+    ("fau_windows", {"hop_s": -0.1}, "fau_windows.hop_s"),
+    ("fau_windows", {"fps": "30"}, "fau_windows.fps"),
 ])
 def test_invalid_value_names_the_key(section, params, where):
     with pytest.raises(FacevoxError) as info:

@@ -332,3 +332,34 @@ def test_check_samples_command(probe_sheet, tmp_path, capsys):
     config = tmp_path / "config.yaml"
     config.write_text("labels: [Normal, Depressed]\nmodels: {positive_label: Depressed}\n")
     assert main(["check-samples", str(probe_sheet), "--config", str(config)]) == 0
+
+
+def test_probe_of_aligned_tables(tmp_path):
+    """source aligned: each path must be an aligned table (contract.ALIGNED_SCHEMA)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facevox.contract import ALIGNED_SCHEMA
+
+    pq.write_table(ALIGNED_SCHEMA.empty_table(), tmp_path / "good.parquet")
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "other.parquet")
+    (tmp_path / "text.parquet").write_text("not parquet")
+    sheet = write_sheet(tmp_path / "samples.tsv", [["good", "good.parquet"], ["other", "other.parquet"],
+                                                   ["text", "text.parquet"]], header=["video_id", "path"])
+    with pytest.raises(SampleSheetError) as info:
+        probe_samples(read_samples(sheet), sheet, "aligned")
+    other, text = info.value.problems
+    assert other.startswith(f"samples.tsv line 3 (video_id 'other'): {tmp_path / 'other.parquet'}: table does not "
+                            "match the facevox contract (missing ['index', 'timestamp_s'")
+    assert text.startswith(f"samples.tsv line 4 (video_id 'text'): {tmp_path / 'text.parquet'}: "
+                           "not a readable Parquet file (")
+
+
+def test_probe_reads_the_openface_csv(tmp_path, video_only):
+    shutil.copy(video_only, tmp_path / "v.mp4")
+    (tmp_path / "of.csv").write_text("frame,timestamp\n1,0.0\n")
+    sheet = write_sheet(tmp_path / "samples.tsv", [["v", "v.mp4", "of.csv"]], header=["video_id", "path", "openface_csv"])
+    with pytest.raises(SampleSheetError) as info:
+        probe_samples(read_samples(sheet), sheet)
+    [problem] = info.value.problems
+    assert problem.startswith(f"samples.tsv line 2 (video_id 'v'): openface_csv {tmp_path / 'of.csv'}")

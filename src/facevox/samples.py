@@ -201,6 +201,11 @@ def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
     listed in one :class:`SampleSheetError`; otherwise returns
     ``{"with_audio": [ids], "without_audio": [ids]}`` (videos) or ``{}``.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facevox.contract import ALIGNED_SCHEMA, check_table
+    from facevox.extract.action_units import read_openface_csv
     from facevox.media import check_media
 
     name = Path(sheet).name
@@ -209,22 +214,23 @@ def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
     audio: dict[str, list] = {"with_audio": [], "without_audio": []}
     for vid, row in samples.iterrows():
         where = f"{name} line {lines.get(vid, '?')} (video_id {vid!r})"
-        try:
-            if source == "aligned":
-                from facevox.contract import ALIGNED_SCHEMA
-                from facevox.io import read_table
-
-                read_table(row["path"], ALIGNED_SCHEMA)
-            else:
-                info = check_media(row["path"])
-                audio["with_audio" if info["audio"] else "without_audio"].append(vid)
-        except (InputError, ValueError) as exc:
-            problems.append(f"{where}: {exc}")
-        if source != "aligned" and isinstance(row.get("openface_csv"), str) and row["openface_csv"]:
-            from facevox.extract.action_units import read_openface_csv
-
+        if source == "aligned":  # the footer and its schema; the data pages are read by the jobs
             try:
-                read_openface_csv(row["openface_csv"])
+                check_table(pq.read_schema(row["path"]).empty_table(), ALIGNED_SCHEMA, row["path"])
+            except (OSError, pa.ArrowInvalid) as exc:
+                problems.append(f"{where}: {row['path']}: not a readable Parquet file ({exc})")
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
+            continue
+        try:
+            info = check_media(row["path"])
+            audio["with_audio" if info["audio"] else "without_audio"].append(vid)
+        except InputError as exc:
+            problems.append(f"{where}: {exc}")
+        openface = row.get("openface_csv")
+        if isinstance(openface, str) and openface:
+            try:
+                read_openface_csv(openface)
             except FacevoxError as exc:
                 problems.append(f"{where}: openface_csv {exc}")
     if problems:
