@@ -98,7 +98,9 @@ def windowing(params: dict, timestamps) -> dict:
     ``params``: the fau_windows config section (defaults filled).  Keys returned:
     convention, fps, fps_source (config | timestamps | None), window_frames,
     hop_frames, window_s, hop_s, and for avec ``half`` (frames each side of the
-    centre).  ``hop_frames`` may be fractional for avec with ``hop_s``.
+    centre).  ``window_s`` is the span the window really has, window_frames / fps
+    (avec, 4.0 s at 50 fps: 201 frames = 4.02 s; the configured value is in the
+    params); ``hop_frames`` may be fractional for avec with ``hop_s``.
     """
     convention = params["convention"]
     if convention not in CONVENTIONS:
