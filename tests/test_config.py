@@ -65,6 +65,10 @@ def test_params_are_not_mutated():
     ("align", {"rate_hz": "fast"}, "align.rate_hz"),
     ("align", {"rate_hz": -1}, "align.rate_hz"),
     ("align", {"rate_hz": 0}, "align.rate_hz"),
+    ("fau_windows", {"convention": "avec2019"}, "fau_windows.convention"),
+    ("fau_windows", {"window_s": 0}, "fau_windows.window_s"),
+    ("fau_windows", {"hop_s": -0.1}, "fau_windows.hop_s"),
+    ("fau_windows", {"fps": "30"}, "fau_windows.fps"),
 ])
 def test_invalid_value_names_the_key(section, params, where):
     with pytest.raises(FacevoxError) as info:
@@ -90,7 +94,8 @@ SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "fac
             "report"}
 OTHER_DEFAULTS = {
     "action_units": {"backend": "auto", "baseline_quantile": 0.1},
-    "fau_windows": {"window": 50, "hop": 5, "no_face": "drop"},
+    "fau_windows": {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None, "fps": None,
+                    "no_face": "drop"},
     "faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
     "shards": {"feature_set": "landmarks_egemaps", "length": 300, "hop": None, "pad": "poly", "degree": 2,
                "max_gap": 15, "normalisation": "minmax", "rows_per_group": 64, "slices_per_part": 2048},
@@ -108,7 +113,8 @@ OTHER_DEFAULTS = {
 
 def test_load_repo_config():
     cfg = load_config(REPO_CONFIG)
-    assert set(cfg) == {"samples", "source", "dvlog_root", "openface_dir"} | SECTIONS
+    assert set(cfg) == {"samples", "source", "labels", "dvlog_root", "openface_dir"} | SECTIONS
+    assert cfg["labels"] == ["depression", "normal"]
     assert cfg["samples"] == "resources/demo/samples.tsv"
     assert cfg["landmarks"] == LANDMARK_DEFAULTS
     assert cfg["egemaps"] == {"silence_dbfs": -60.0}
@@ -127,8 +133,8 @@ def test_repo_config_equals_schema_defaults():
 def test_load_config_without_a_file_gives_defaults():
     cfg = load_config()
     assert cfg == {"landmarks": LANDMARK_DEFAULTS, "egemaps": {"silence_dbfs": -60.0},
-                   "align": {"rate_hz": "native"}, "source": "videos", "dvlog_root": "",
-                   "openface_dir": "", **OTHER_DEFAULTS}
+                   "align": {"rate_hz": "native"}, "source": "videos", "labels": ["depression", "normal"],
+                   "dvlog_root": "", "openface_dir": "", **OTHER_DEFAULTS}
 
 
 def test_load_config_fills_missing_sections_and_keys(tmp_path):
@@ -166,7 +172,7 @@ def test_load_config_unreadable(tmp_path, text):
 
 def test_schema_is_the_workflow_schema():
     assert config.SCHEMA_PATH == ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    assert set(schema()["properties"]) == {"samples", "source", "dvlog_root", "openface_dir"} | SECTIONS
+    assert set(schema()["properties"]) == {"samples", "source", "labels", "dvlog_root", "openface_dir"} | SECTIONS
 
 
 @pytest.mark.parametrize("text", ["align: native\n", "landmarks: 5\n"], ids=["align-scalar", "landmarks-int"])
@@ -189,3 +195,14 @@ def test_overlay_configs_validate():
     assert len(overlays) >= 3
     for path in overlays:
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_labels_default_and_validation(tmp_path):
+    assert load_config()["labels"] == ["depression", "normal"]
+    path = tmp_path / "c.yaml"
+    path.write_text("labels: [depression]\n")
+    with pytest.raises(FacevoxError, match="config labels: .* is too short"):
+        load_config(path)
+    path.write_text("labels: [high, high]\n")
+    with pytest.raises(FacevoxError, match="config labels: .*non-unique"):
+        load_config(path)

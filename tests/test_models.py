@@ -9,7 +9,7 @@ import yaml
 
 from facevox.config import SCHEMA_PATH
 from facevox.errors import FacevoxError
-from facevox.models import TRAINING_KEYS, create_model, get_spec, list_models, split_overrides
+from facevox.models import TRAINING_KEYS, check_overrides, create_model, get_spec, list_models, split_overrides
 from facevox.models.families import FAMILIES, catalogue, check_run, display_name, family_of, job_settings
 
 SEQUENCE = list_models("sequence")
@@ -71,6 +71,24 @@ def test_overrides_are_split_and_unknown_keys_named():
         split_overrides("stst", {"dropuot": 0.1})
     with pytest.raises(FacevoxError, match="unknown model 'stsd'"):
         get_spec("stsd")
+
+
+def test_check_overrides_names_every_typo_before_any_job():
+    """What common.smk calls when the DAG is built: the training job's own message."""
+    check_overrides({"stst": {"epochs": 2}, "lr": {"C": 0.5}})
+    check_overrides({})
+    with pytest.raises(FacevoxError) as info:
+        check_overrides({"stst": {"epoch": 2}})
+    assert str(info.value).startswith("config: models.overrides.stst: unknown key 'epoch' (did you mean 'epochs'?); "
+                                      "architecture keys: d_model, dropout, ")
+    assert str(info.value).endswith("training keys: " + ", ".join(TRAINING_KEYS))
+    with pytest.raises(FacevoxError) as info:
+        check_overrides({"sstt": {"epochs": 2}, "stst": {"epoch": 2}, "svm": 3})
+    lines = str(info.value).splitlines()
+    assert lines[0] == "config: 3 problem(s) in models.overrides:"
+    assert lines[1].startswith("  models.overrides: unknown model 'sstt' (nearest: 'stst'); known: blstm, ")
+    assert lines[2].startswith("  models.overrides.stst: unknown key 'epoch'")
+    assert lines[3] == "  models.overrides.svm: must be a mapping of keys to values, got 3"
 
 
 @pytest.mark.parametrize("name", SEQUENCE)

@@ -1,13 +1,17 @@
 """Tests for facevox.samples.read_samples: the sample sheet and its validation."""
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from facevox.contract import SAMPLE_COLUMNS
-from facevox.errors import InputError
-from facevox.samples import SampleSheetError, read_samples
+from facevox.errors import FacevoxError, InputError
+from facevox.samples import (SampleSheetError, check_label_config, check_labels, nearest, probe_samples,
+                             read_samples)
 
 HEADER = SAMPLE_COLUMNS  # video_id path subject_id split label score gender
 
@@ -191,3 +195,171 @@ def test_missing_sheet(tmp_path):
         read_samples(tmp_path / "nope.tsv")
     assert not isinstance(info.value, SampleSheetError)
     assert info.value.path == str(tmp_path / "nope.tsv")
+
+
+# --------------------------------------------------------------------------- labels (config `labels:`)
+LABELS = ["depression", "normal"]
+
+
+def test_label_outside_the_configured_set_names_row_value_and_nearest(tmp_path, videos):
+    """What a new user typed: 'depressed' on a train row, 'Normal' on a test row."""
+    rows = [["a", "videos/a.mp4", "s1", "train", "depression", "", ""],
+            ["b", "videos/b.mp4", "s2", "train", "depressed", "", ""],
+            ["c", "videos/c.mp4", "s3", "test", "Normal", "", ""]]
+    sheet = write_sheet(tmp_path / "samples.tsv", rows)
+    err = sheet_error(sheet, labels=LABELS)
+    assert err.problems == [
+        "samples.tsv line 3 (video_id 'b'): label 'depressed' is not one of the configured labels "
+        "['depression', 'normal'] (config `labels:`); nearest valid: 'depression'",
+        "samples.tsv line 4 (video_id 'c'): label 'Normal' is not one of the configured labels "
+        "['depression', 'normal'] (config `labels:`); nearest valid: 'normal'",
+    ]
+    assert read_samples(sheet).loc["b", "label"] == "depressed"  # labels=None: not checked
+
+
+def test_configured_labels_are_accepted_and_empty_labels_allowed(tmp_path, videos):
+    rows = [["a", "videos/a.mp4", "s1", "train", "high", "", ""], ["b", "videos/b.mp4", "", "", "", "", ""]]
+    df = read_samples(write_sheet(tmp_path / "samples.tsv", rows), labels=["high", "low"])
+    assert df["label"].tolist() == ["high", None]
+    assert df.attrs["line"] == {"a": 2, "b": 3}
+
+
+def test_label_config_needs_the_positive_label_among_two_or_more():
+    check_label_config(LABELS, "depression")
+    with pytest.raises(FacevoxError) as info:
+        check_label_config(LABELS, "depressed")
+    assert str(info.value) == ("config models.positive_label 'depressed' is not one of labels "
+                               "['depression', 'normal']; nearest: 'depression'")
+    with pytest.raises(FacevoxError, match=r"two or more distinct, non-empty labels, got \['a', 'a'\]"):
+        check_label_config(["a", "a"], "a")
+
+
+def test_imported_sheet_labels_are_checked():
+    df = pd.DataFrame({"video_id": ["0", "1"], "label": ["depression", "Depression"]}).set_index("video_id", drop=False)
+    with pytest.raises(SampleSheetError) as info:
+        check_labels(df, LABELS, "dvlog")
+    assert info.value.problems == ["dvlog (video_id '1'): label 'Depression' is not one of the configured labels "
+                                   "['depression', 'normal'] (config `labels:`); nearest valid: 'depression'"]
+
+
+@pytest.mark.parametrize("score, problem", [
+    ("high", "score must be a number, got 'high'"),
+    ("nan", "score must be a finite number, got 'nan'"),
+    ("inf", "score must be a finite number, got 'inf'"),
+])
+def test_score_must_be_a_finite_number(tmp_path, videos, score, problem):
+    rows = good_rows() + [["c", "videos/c.mp4", "", "", "", score, ""]]
+    assert sheet_error(write_sheet(tmp_path / "samples.tsv", rows)).problems == [
+        f"samples.tsv line 4 (video_id 'c'): {problem}"]
+
+
+def test_unknown_split_names_the_nearest(tmp_path, videos):
+    rows = good_rows() + [["c", "videos/c.mp4", "", "Train", "", "", ""]]
+    assert sheet_error(write_sheet(tmp_path / "samples.tsv", rows)).problems == [
+        "samples.tsv line 4 (video_id 'c'): split must be one of ['train', 'dev', 'test'] or empty, "
+        "got 'Train'; nearest valid: 'train'"]
+
+
+def test_nearest():
+    assert nearest("Normal", LABELS) == "normal"
+    assert nearest("depressed", LABELS) == "depression"
+    assert nearest("devel", ["train", "dev", "test"]) == "dev"
+
+
+# --------------------------------------------------------------------------- --probe: open every file
+@pytest.fixture
+def probe_sheet(tmp_path, talking_video, video_only, speech_wav):
+    """Two good videos (with and without audio) and four bad files."""
+    from tests.conftest import require
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(talking_video, folder / "talking.mp4")
+    shutil.copy(video_only, folder / "silent.mp4")
+    (folder / "text.mp4").write_text("This is a text file, not a video.\n" * 40)
+    (folder / "empty.mp4").write_bytes(b"")
+    faststart = tmp_path / "faststart.mp4"
+    subprocess.run([require("ffmpeg"), "-v", "error", "-y", "-i", str(talking_video), "-c", "copy",
+                    "-movflags", "+faststart", str(faststart)], check=True)
+    data = faststart.read_bytes()
+    (folder / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    shutil.copy(speech_wav, folder / "speech.wav")
+    rows = [[vid, f"media/{name}"] for vid, name in [("talking", "talking.mp4"), ("silent", "silent.mp4"),
+                                                       ("text", "text.mp4"), ("empty", "empty.mp4"),
+                                                       ("cut", "cut.mp4"), ("speech", "speech.wav")]]
+    return write_sheet(tmp_path / "samples.tsv", rows, header=["video_id", "path"])
+
+
+def test_probe_lists_every_bad_file(probe_sheet):
+    df = read_samples(probe_sheet)  # every file exists: the sheet itself is fine
+    with pytest.raises(SampleSheetError) as info:
+        probe_samples(df, probe_sheet)
+    media = probe_sheet.parent / "media"
+    problems = info.value.problems
+    assert [p.split(": ")[0] for p in problems] == [
+        "samples.tsv line 4 (video_id 'text')", "samples.tsv line 5 (video_id 'empty')",
+        "samples.tsv line 6 (video_id 'cut')", "samples.tsv line 7 (video_id 'speech')"]
+    assert problems[0].startswith(f"samples.tsv line 4 (video_id 'text'): {media / 'text.mp4'}: "
+                                  "not a readable media file (")
+    assert problems[1] == f"samples.tsv line 5 (video_id 'empty'): {media / 'empty.mp4'}: file is empty (0 bytes)"
+    assert problems[2].startswith(f"samples.tsv line 6 (video_id 'cut'): {media / 'cut.mp4'}: cut off: holds ")
+    assert problems[2].endswith(" of the 72 video frames its index lists")
+    assert problems[3] == f"samples.tsv line 7 (video_id 'speech'): {media / 'speech.wav'}: has no video stream (audio only)"
+
+
+def test_probe_says_which_videos_have_audio(probe_sheet):
+    lines = probe_sheet.read_text().splitlines()[:3]
+    probe_sheet.write_text("\n".join(lines) + "\n")
+    assert probe_samples(read_samples(probe_sheet), probe_sheet) == {"with_audio": ["talking"],
+                                                                     "without_audio": ["silent"]}
+
+
+def test_check_samples_command(probe_sheet, tmp_path, capsys):
+    from facevox.cli import main
+
+    assert main(["check-samples", str(probe_sheet), "--probe"]) == 2
+    err = capsys.readouterr().err
+    assert "4 problem(s) in the sample sheet" in err and "cut off" in err
+    lines = probe_sheet.read_text().splitlines()[:3]
+    probe_sheet.write_text("\n".join(lines) + "\n")
+    assert main(["check-samples", str(probe_sheet), "--probe"]) == 0
+    assert capsys.readouterr().out == (f"{probe_sheet}: 2 videos, all files present, labels among "
+                                       "['depression', 'normal']; every video opens (1 with audio, 1 without: silent)\n")
+    probe_sheet.write_text("video_id\tpath\tlabel\n"
+                           "talking\tmedia/talking.mp4\tNormal\n")
+    assert main(["check-samples", str(probe_sheet)]) == 2
+    assert "label 'Normal' is not one of the configured labels" in capsys.readouterr().err
+    config = tmp_path / "config.yaml"
+    config.write_text("labels: [Normal, Depressed]\nmodels: {positive_label: Depressed}\n")
+    assert main(["check-samples", str(probe_sheet), "--config", str(config)]) == 0
+
+
+def test_probe_of_aligned_tables(tmp_path):
+    """source aligned: each path must be an aligned table (contract.ALIGNED_SCHEMA)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facevox.contract import ALIGNED_SCHEMA
+
+    pq.write_table(ALIGNED_SCHEMA.empty_table(), tmp_path / "good.parquet")
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "other.parquet")
+    (tmp_path / "text.parquet").write_text("not parquet")
+    sheet = write_sheet(tmp_path / "samples.tsv", [["good", "good.parquet"], ["other", "other.parquet"],
+                                                   ["text", "text.parquet"]], header=["video_id", "path"])
+    with pytest.raises(SampleSheetError) as info:
+        probe_samples(read_samples(sheet), sheet, "aligned")
+    other, text = info.value.problems
+    assert other.startswith(f"samples.tsv line 3 (video_id 'other'): {tmp_path / 'other.parquet'}: table does not "
+                            "match the facevox contract (missing ['index', 'timestamp_s'")
+    assert text.startswith(f"samples.tsv line 4 (video_id 'text'): {tmp_path / 'text.parquet'}: "
+                           "not a readable Parquet file (")
+
+
+def test_probe_reads_the_openface_csv(tmp_path, video_only):
+    shutil.copy(video_only, tmp_path / "v.mp4")
+    (tmp_path / "of.csv").write_text("frame,timestamp\n1,0.0\n")
+    sheet = write_sheet(tmp_path / "samples.tsv", [["v", "v.mp4", "of.csv"]], header=["video_id", "path", "openface_csv"])
+    with pytest.raises(SampleSheetError) as info:
+        probe_samples(read_samples(sheet), sheet)
+    [problem] = info.value.problems
+    assert problem.startswith(f"samples.tsv line 2 (video_id 'v'): openface_csv {tmp_path / 'of.csv'}")

@@ -121,6 +121,24 @@ def test_bad_sample_sheet_fails_with_row_message(tmp_path, feat_media):
     assert "video file not found" in text
 
 
+def test_label_outside_the_configured_set_fails_the_dry_run(tmp_path, feat_media):
+    write_project(tmp_path, {"ok": feat_media / "single_face.mp4"})
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(sheet.read_text().replace("\ts0\t\t\t\t", "\ts0\ttrain\tNormal\t\t"))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert ("samples.tsv line 2 (video_id 'ok'): label 'Normal' is not one of the configured labels "
+            "['depression', 'normal'] (config `labels:`); nearest valid: 'normal'") in proc.stdout + proc.stderr
+
+
+def test_override_typo_fails_the_dry_run(tmp_path, feat_media):
+    """Before any job runs - so before Snakemake deletes the previous checkpoint."""
+    write_project(tmp_path, {"ok": feat_media / "single_face.mp4"}, models="{overrides: {stst: {epoch: 2}}}")
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert "models.overrides.stst: unknown key 'epoch' (did you mean 'epochs'?)" in proc.stdout + proc.stderr
+
+
 def test_bad_config_value_is_rejected(tmp_path, feat_media):
     write_project(tmp_path, {"ok": feat_media / "single_face.mp4"}, landmarks="{detect_scale: 3}")
     proc = snakemake(tmp_path, "-n", check=False)

@@ -157,15 +157,33 @@ AU_SCHEMA = pa.schema(
 FAU_INPUT_COLUMNS = AU_COLUMNS + ["confidence"]
 FAU_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_INPUT_COLUMNS for stat in ("mean", "std")]
 
+#: The same functionals in the AVEC 2019 baseline script's order (convention ``avec``):
+#: the means of confidence and the 17 AUs, then their standard deviations, confidence first.
+FAU_AVEC_INPUT_COLUMNS = ["confidence"] + AU_COLUMNS
+FAU_AVEC_STAT_COLUMNS = [f"{c}_{stat}" for stat in ("mean", "std") for c in FAU_AVEC_INPUT_COLUMNS]
+
+_FAU_WINDOW_INDEX_FIELDS = [
+    _f("window", pa.int32(), None, "0-based window index"),
+    _f("centre_frame", pa.int32(), None, "frame at the window's centre"),
+    _f("centre_s", pa.float64(), "s", "paper: timestamp of the centre frame; avec: window index x hop (the script's time)"),
+    _f("first_frame", pa.int32(), None, "first frame of the (edge-truncated) window"),
+    _f("last_frame", pa.int32(), None, "last frame of the window, inclusive"),
+    _f("n_used", pa.int32(), None, "frames that entered the statistics"),
+]
+
 FAU_WINDOWS_SCHEMA = pa.schema(
     [
-        _f("window", pa.int32(), None, "0-based window index"),
-        _f("centre_frame", pa.int32(), None, "frame at the window's centre"),
-        _f("centre_s", pa.float64(), "s", "timestamp of the centre frame"),
-        _f("first_frame", pa.int32(), None, "first frame of the (edge-truncated) window"),
-        _f("last_frame", pa.int32(), None, "last frame of the window, inclusive"),
-        _f("n_used", pa.int32(), None, "frames that entered the statistics"),
+        *_FAU_WINDOW_INDEX_FIELDS,
         *[_f(c, pa.float32(), None, "moving mean / std (ddof 0)") for c in FAU_STAT_COLUMNS],
+    ]
+)
+
+#: ``fau_windows.convention: avec``: the same columns as FAU_WINDOWS_SCHEMA, functionals in
+#: FAU_AVEC_STAT_COLUMNS order.  Readers select functionals by name, so both serve every model.
+FAU_WINDOWS_AVEC_SCHEMA = pa.schema(
+    [
+        *_FAU_WINDOW_INDEX_FIELDS,
+        *[_f(c, pa.float32(), None, "moving mean / std (ddof 0), AVEC 2019 order") for c in FAU_AVEC_STAT_COLUMNS],
     ]
 )
 

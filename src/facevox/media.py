@@ -54,6 +54,37 @@ def no_video_stream(has_audio: bool) -> str:
     return "has no video stream (audio only)" if has_audio else "has no video stream"
 
 
+def check_media(path) -> dict:
+    """Open a media file the way the stages will, without decoding it all.
+
+    Raises :class:`InputError` naming the problem when the container is unreadable,
+    has no video stream, its first video frame does not decode, or the file holds
+    fewer video packets than its index lists (cut off: :func:`index_shortfall`).
+    Returns ``{"container", "audio" (bool), "n_video_packets"}``.
+    """
+    with open_media(path) as container:
+        has_audio = bool(container.streams.audio)
+        if not container.streams.video:
+            raise InputError(path, no_video_stream(has_audio))
+        fmt = container.format.name
+        try:
+            next(container.decode(container.streams.video[0]))
+        except (StopIteration, av.FFmpegError) as exc:
+            reason = _reason(exc) if isinstance(exc, av.FFmpegError) else "the stream is empty"
+            raise InputError(path, f"video stream has no decodable frame ({reason})") from None
+    with open_media(path) as container:  # a fresh demuxer: count what the file holds
+        stream = container.streams.video[0]
+        n_packets = 0
+        try:
+            for packet in container.demux(stream):
+                n_packets += bool(packet.size)
+        except av.FFmpegError as exc:
+            raise InputError(path, f"damaged after {n_packets} video packets ({_reason(exc)})") from None
+        if index_shortfall(stream, n_packets):
+            raise InputError(path, f"cut off: holds {n_packets} of the {stream.frames} video frames its index lists")
+    return {"container": fmt, "audio": has_audio, "n_video_packets": n_packets}
+
+
 def index_shortfall(stream, n_packets: int) -> bool:
     """True when the container's index promised more packets of ``stream`` than the file
     holds (``stream.frames`` is 0 where the container keeps no count, e.g. Matroska)."""

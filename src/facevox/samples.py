@@ -14,18 +14,27 @@ cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` (or ``o
 Validation collects every problem and reports them together, one line per
 problem, naming the line of the file as an editor shows it, e.g.
 ``samples.tsv line 4 (video_id 'v 1'): video_id may only contain letters,
-digits, '.', '_' and '-'``.
+digits, '.', '_' and '-'``.  Checked per row: the id, the files exist, ``split``
+is one of ``contract.SPLITS``, ``score`` is a finite number and - given the label
+set (config ``labels:``, which also holds ``models.positive_label``) - ``label``
+is one of it; a wrong split or label names the nearest valid one (``Normal`` ->
+``normal``, ``depressed`` -> ``depression``), so a typo cannot turn a two-class
+run into a three-class one.  :func:`probe_samples` goes further and opens every
+file (``facevox check-samples --probe``).
 """
 from __future__ import annotations
 
+import difflib
 import io
+import math
 import re
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from facevox.contract import SAMPLE_COLUMNS, SAMPLE_REQUIRED, SPLITS
-from facevox.errors import InputError
+from facevox.errors import FacevoxError, InputError
 
 #: Safe as a file name on every platform and as a Snakemake wildcard value.
 VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -56,16 +65,56 @@ def _resolve(base: Path, value: str) -> str:
     return str((p if p.is_absolute() else base / p).resolve())
 
 
+def nearest(value: str, valid: Sequence[str]) -> str:
+    """The valid value closest to ``value``: case-insensitive, then by difflib's
+    similarity ratio (``Normal`` -> ``normal``, ``depressed`` -> ``depression``)."""
+    by_lower = {v.lower(): v for v in valid}
+    if value.lower() in by_lower:
+        return by_lower[value.lower()]
+    return max(valid, key=lambda v: difflib.SequenceMatcher(None, value.lower(), v.lower()).ratio())
+
+
+def check_label_config(labels: Sequence[str], positive_label: str) -> None:
+    """Config ``labels:`` and ``models.positive_label`` agree: two or more distinct
+    labels, the positive one among them; a FacevoxError saying what to set otherwise."""
+    labels = list(labels)
+    if len(labels) < 2 or len(set(labels)) != len(labels) or not all(isinstance(v, str) and v for v in labels):
+        raise FacevoxError(f"config labels: needs two or more distinct, non-empty labels, got {labels}")
+    if positive_label not in labels:
+        raise FacevoxError(f"config models.positive_label {positive_label!r} is not one of labels {labels}; "
+                           f"nearest: {nearest(positive_label, labels)!r}")
+
+
+def label_problem(value: str, labels: Sequence[str] | None, where: str) -> str | None:
+    """What is wrong with a label cell (None: fine, empty, or no label set to check against)."""
+    if not value or labels is None or value in labels:
+        return None
+    return (f"{where}: label {value!r} is not one of the configured labels {list(labels)} "
+            f"(config `labels:`); nearest valid: {nearest(value, labels)!r}")
+
+
+def check_labels(samples: pd.DataFrame, labels: Sequence[str], what: str) -> None:
+    """Every label of an already-built sheet (e.g. an import's) is in ``labels``."""
+    problems = [label_problem(v, labels, f"{what} (video_id {vid!r})")
+                for vid, v in zip(samples["video_id"], samples["label"]) if isinstance(v, str)]
+    problems = [p for p in problems if p]
+    if problems:
+        raise SampleSheetError(what, problems)
+
+
 class SampleSheetError(InputError):
     def __init__(self, path, problems: list[str]):
         self.problems = problems
         super().__init__(path, f"{len(problems)} problem(s) in the sample sheet:\n  " + "\n  ".join(problems))
 
 
-def read_samples(path, check_files: bool = True) -> pd.DataFrame:
+def read_samples(path, check_files: bool = True, labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Read and validate the sample sheet; return it indexed by ``video_id``.
 
     ``path`` becomes an absolute path; empty optional cells become ``None``.
+    ``labels``: the configured label set (config ``labels:``); None leaves labels
+    unchecked (a sheet that was validated when the DAG was built).
+    ``df.attrs["line"]`` maps each video_id to its line in the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -111,17 +160,24 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
         openface_resolved.append(openface)
         if openface and check_files and not Path(openface).is_file():
             problems.append(f"{where}: openface_csv file not found: {openface}")
-        labels = _resolve(base, row.affect_labels)
-        labels_resolved.append(labels)
-        if labels and check_files and not Path(labels).is_file():
-            problems.append(f"{where}: affect_labels file not found: {labels}")
+        affect = _resolve(base, row.affect_labels)
+        labels_resolved.append(affect)
+        if affect and check_files and not Path(affect).is_file():
+            problems.append(f"{where}: affect_labels file not found: {affect}")
         if row.split and row.split not in SPLITS:
-            problems.append(f"{where}: split must be one of {list(SPLITS)} or empty, got {row.split!r}")
+            problems.append(f"{where}: split must be one of {list(SPLITS)} or empty, got {row.split!r}; "
+                            f"nearest valid: {nearest(row.split, SPLITS)!r}")
+        problem = label_problem(row.label, labels, where)
+        if problem:
+            problems.append(problem)
         if row.score:
             try:
-                float(row.score)
+                finite = math.isfinite(float(row.score))
             except ValueError:
                 problems.append(f"{where}: score must be a number, got {row.score!r}")
+            else:
+                if not finite:
+                    problems.append(f"{where}: score must be a finite number, got {row.score!r}")
     if df.empty:
         problems.append(f"{path.name}: the sample sheet lists no videos")
     if problems:
@@ -130,4 +186,53 @@ def read_samples(path, check_files: bool = True) -> pd.DataFrame:
     df["openface_csv"] = openface_resolved
     df["affect_labels"] = labels_resolved
     df = df.replace({"": None})
-    return df.set_index("video_id", drop=False)
+    df = df.set_index("video_id", drop=False)
+    df.attrs["line"] = dict(zip(df.index, line_numbers))
+    return df
+
+
+def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
+    """Open every file of a sheet (:func:`read_samples`' result) the way the stages will.
+
+    ``source`` videos: each ``path`` must open as media (container readable, a video
+    stream with a decodable frame, not cut short: facevox.media.check_media); an
+    ``openface_csv`` must pass the OpenFace reader.  ``source`` aligned: each
+    ``path`` must be an aligned table (contract.ALIGNED_SCHEMA).  Every bad file is
+    listed in one :class:`SampleSheetError`; otherwise returns
+    ``{"with_audio": [ids], "without_audio": [ids]}`` (videos) or ``{}``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facevox.contract import ALIGNED_SCHEMA, check_table
+    from facevox.extract.action_units import read_openface_csv
+    from facevox.media import check_media
+
+    name = Path(sheet).name
+    lines = samples.attrs.get("line", {})
+    problems: list[str] = []
+    audio: dict[str, list] = {"with_audio": [], "without_audio": []}
+    for vid, row in samples.iterrows():
+        where = f"{name} line {lines.get(vid, '?')} (video_id {vid!r})"
+        if source == "aligned":  # the footer and its schema; the data pages are read by the jobs
+            try:
+                check_table(pq.read_schema(row["path"]).empty_table(), ALIGNED_SCHEMA, row["path"])
+            except (OSError, pa.ArrowInvalid) as exc:
+                problems.append(f"{where}: {row['path']}: not a readable Parquet file ({exc})")
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
+            continue
+        try:
+            info = check_media(row["path"])
+            audio["with_audio" if info["audio"] else "without_audio"].append(vid)
+        except InputError as exc:
+            problems.append(f"{where}: {exc}")
+        openface = row.get("openface_csv")
+        if isinstance(openface, str) and openface:
+            try:
+                read_openface_csv(openface)
+            except FacevoxError as exc:
+                problems.append(f"{where}: openface_csv {exc}")
+    if problems:
+        raise SampleSheetError(sheet, problems)
+    return audio if source != "aligned" else {}

@@ -9,25 +9,30 @@ from facevox.dataset.importers import dvlog_samples, openface_samples
 from facevox.dataset.labels import label_file
 from facevox.errors import FacevoxError
 from facevox.extract.action_units import resolve_backend
+from facevox.models import check_overrides
 from facevox.models.families import check_run, family, job_settings
 from facevox.report.tables import table_tasks
-from facevox.samples import VIDEO_ID, read_samples
+from facevox.samples import VIDEO_ID, check_label_config, check_labels, read_samples
 
+# Everything a job would trip over later is checked here, before any job runs (or deletes an output).
+check_label_config(config["labels"], config["models"]["positive_label"])
 SOURCE = config["source"]
 if SOURCE in ("videos", "aligned"):
     if not config["samples"]:
         raise FacevoxError(f"config: source {SOURCE} needs `samples:` (a sample sheet)")
-    SAMPLES = read_samples(config["samples"])  # validated: clear message per bad row
+    SAMPLES = read_samples(config["samples"], labels=config["labels"])  # validated: clear message per bad row
     SHEET = config["samples"]
 else:  # imported by a rule (import.smk): the sheet is the import's output
     folder = config["dvlog_root"] if SOURCE == "dvlog" else config["openface_dir"]
     if not folder:
         raise FacevoxError(f"config: source {SOURCE} needs `{'dvlog_root' if SOURCE == 'dvlog' else 'openface_dir'}:`")
     SAMPLES = dvlog_samples(folder) if SOURCE == "dvlog" else openface_samples(folder)
+    check_labels(SAMPLES, config["labels"], folder)
     SHEET = "results/imported/samples.tsv"
+check_run(config["models"]["run"])  # unknown model names: one clear line before any job
+check_overrides(config["models"]["overrides"])
 VIDEOS = list(SAMPLES.index)
 SHARDS = f"results/shards/{config['shards']['feature_set']}"
-check_run(config["models"]["run"])  # unknown model names: one clear line before any job
 REPORT = config["report"]
 TABLE_TASKS = table_tasks(config["models"]["run"])
 RUN_CARD = "results/run_card.json"

@@ -1,4 +1,5 @@
-# fau_windows: AVEC-style functionals - moving mean/std (ddof 0) of each AU, 50-frame window, 5-frame hop.
+# fau_windows: AVEC-style functionals - moving mean/std (ddof 0) of each AU; convention paper (50-frame window,
+# 5-frame hop) or avec (the AVEC 2019 script's windows, to the bit).
 # -> facevox.extract.fau_windows.run · tests/test_fau_windows.py
 rule fau_windows:
     input:

@@ -136,10 +136,25 @@ def cmd_qa(a):
 
 
 def cmd_check_samples(a):
-    from facevox.samples import read_samples
+    """The sheet as the workflow will read it (labels from the config), and with
+    --probe every file opened; every problem is listed, one per line."""
+    from facevox.config import load_config
+    from facevox.samples import check_label_config, probe_samples, read_samples
 
-    df = read_samples(a.sheet)
-    print(f"{a.sheet}: {len(df)} videos, all files present")
+    cfg = load_config(a.config)
+    check_label_config(cfg["labels"], cfg["models"]["positive_label"])
+    df = read_samples(a.sheet, labels=cfg["labels"])
+    text = f"{a.sheet}: {len(df)} videos, all files present, labels among {cfg['labels']}"
+    if a.probe:
+        source = "aligned" if cfg["source"] == "aligned" else "videos"
+        found = probe_samples(df, a.sheet, source)
+        if source == "aligned":
+            text += "; every aligned table opens"
+        else:
+            silent = found["without_audio"]
+            text += (f"; every video opens ({len(found['with_audio'])} with audio, {len(silent)} without"
+                     + (f": {', '.join(silent)}" if silent else "") + ")")
+    print(text)
 
 
 def cmd_models(a):
@@ -224,10 +239,9 @@ def cmd_evaluate(a):
 
 def cmd_demo_affect_labels(a):
     from facevox.dataset.labels import write_demo_labels
-    from facevox.contract import FAU_WINDOWS_SCHEMA
-    from facevox.io import read_table
+    from facevox.extract.fau_windows import read_windows
 
-    windows, _ = read_table(a.fau_windows, FAU_WINDOWS_SCHEMA)
+    windows, _ = read_windows(a.fau_windows)
     write_demo_labels(windows, a.out, a.video_id)
 
 
@@ -302,8 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_report(sub, command)
 
-    p = sub.add_parser("check-samples", help="validate a sample sheet")
+    p = sub.add_parser("check-samples", help="validate a sample sheet (--probe: open every file)")
     p.add_argument("sheet")
+    p.add_argument("--config", help="config.yaml whose labels / positive_label / source to check against "
+                   "(default: the schema defaults)")
+    p.add_argument("--probe", action="store_true",
+                   help="open every file: container readable, a decodable video stream, not cut off; audio or not")
     p.set_defaults(func=cmd_check_samples)
 
     sub.add_parser("models", help="list the registered models and what their family needs").set_defaults(

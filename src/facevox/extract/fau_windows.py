@@ -2,23 +2,57 @@
 
 For every column of ``contract.FAU_INPUT_COLUMNS`` (the 17 AU intensities and the
 confidence) and every window: the mean and the standard deviation with ddof 0,
-named ``AU01_r_mean``, ``AU01_r_std``, ..., ``confidence_std``.
+named ``AU01_r_mean``, ``AU01_r_std``, ..., ``confidence_std``.  Two conventions
+(config ``convention``) decide which frames a window holds:
 
-Windows (``window`` = W frames, ``hop`` = H frames, both in config):
+``paper`` (default; ``window`` = W frames, ``hop`` = H frames):
 
 * Window *k* is centred on frame ``c = k * H``, for every ``c <= n - 1``: there
   are ``(n - 1) // H + 1`` windows for n >= 1 frames (0 for n = 0).
-* It covers frames ``c - W//2`` to ``c - W//2 + W - 1``, **truncated at the
-  video's ends** (as the AVEC scripts do: no padding), so the first and last
-  windows hold fewer frames; ``first_frame``/``last_frame`` say which.
+* It covers frames ``c - W//2`` to ``c - W//2 + W - 1`` (exactly W frames),
+  **truncated at the video's ends** (no padding), so the first and last windows
+  hold fewer frames; ``first_frame``/``last_frame`` say which.
 * ``centre_s`` is the timestamp of the centre frame.
+* Frames without a face (config ``no_face``): ``drop`` (default) leaves them out
+  (``n_used`` counts the frames that entered; a window with none is NaN);
+  ``zero`` enters them with every AU and the confidence set to 0.
+* Columns: ``contract.FAU_WINDOWS_SCHEMA`` (a mean/std pair per input column).
 
-Frames without a face (config ``no_face``):
+``avec``: what the AVEC 2019 baseline script computes
+(AudioVisualEmotionChallenge/AVEC2019,
+``Baseline_features_extraction/Low-Level-Descriptors/generate_functionals.py``), checked
+against that script's own output on real AU tables (tests/fixtures/avec2019/):
 
-* ``drop`` (default): left out of the statistics; ``n_used`` counts the frames that
-  entered; a window with none has NaN statistics.
-* ``zero``: enter with every AU and the confidence set to 0 (what OpenFace
-  writes for them).
+* ``half = int(window_s * fps / 2)`` frames (or ``window // 2`` when the window is
+  given in frames); window *t* holds the rows ``c - half`` to ``c + half``
+  inclusive - ``2 * half + 1`` frames - truncated at the ends.
+* Centre ``c = int(t * fps * hop_s)`` in double precision, as the script computes it
+  (or ``t * hop`` for a hop in frames), for t = 0, 1, ... while ``c <= n`` and
+  the window is not empty: with ``n % hop == 0`` that is one window more than
+  ``paper``, the last one centred one frame past the end.
+* Frames without a face enter as 0 for the confidence and every AU (OpenFace
+  writes zeros there; facevox AU tables hold NaN); ``no_face`` does not apply.
+  An AU the backend never estimates (not in the table's ``au_estimated``) stays NaN.
+* Mean and std: ``np.mean`` / ``np.std`` (ddof 0) over the window's rows, in
+  float64, in the script's column layout; stored as float32.
+* ``centre_s`` is ``t * hop_s`` (the script's time stamp column, 0 at the first
+  row); rows are addressed by position, as the script reads its CSV.
+* Columns: ``contract.FAU_WINDOWS_AVEC_SCHEMA`` - means of confidence and the 17 AUs,
+  then their stds, confidence first (the script's ``[mean(X), std(X)]`` over the
+  LLD columns ``confidence;AU01_r;...;AU45_r`` of its extract_video_LLDs.py).
+* The script allocates ``max_seq_len = 1768`` windows and silently stops there
+  (176.8 s at a 0.1 s hop); its comment calls this "just used for allocation",
+  sized to AVEC 2019 CES's longest file.  That cap is **not** part of this
+  convention: facevox computes every window of a longer video.  Up to 1768
+  windows the outputs agree.
+
+Seconds (both conventions): ``window_s`` / ``hop_s`` (when set) replace ``window`` /
+``hop`` so videos at 24 and 50 fps get the same window in time; ``paper`` rounds
+them to whole frames (``round(window_s * fps)``, ``max(1, round(hop_s * fps))``).
+``fps`` is the config value, or else measured from the table: 1 / median frame
+interval, rounded to 3 decimals (29.97 for NTSC; a nominal rate such as 25 stays
+25 despite timestamp jitter).  The file metadata (``windowing``) records the
+convention, fps and its source, window and hop in frames and in seconds.
 
 An AU its backend did not estimate (all NaN) stays NaN.
 
@@ -33,21 +67,73 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from facevox.config import stage_params
-from facevox.contract import AU_SCHEMA, FAU_INPUT_COLUMNS, FAU_WINDOWS_SCHEMA
+from facevox.contract import (AU_SCHEMA, FAU_AVEC_INPUT_COLUMNS, FAU_AVEC_STAT_COLUMNS, FAU_INPUT_COLUMNS,
+                              FAU_WINDOWS_AVEC_SCHEMA, FAU_WINDOWS_SCHEMA)
+from facevox.errors import FacevoxError, InputError
 from facevox.io import read_table, write_table
 from facevox.provenance import provenance
+
+CONVENTIONS = ("paper", "avec")
+SCHEMAS = {"paper": FAU_WINDOWS_SCHEMA, "avec": FAU_WINDOWS_AVEC_SCHEMA}
 
 #: Windows computed per block: bounds memory to ~block x columns x W floats.
 _BLOCK = 2048
 
 
 def n_windows(n_frames: int, hop: int) -> int:
-    """Number of windows for ``n_frames`` frames (see the module docstring)."""
+    """Number of ``paper`` windows for ``n_frames`` frames (see the module docstring)."""
     return 0 if n_frames <= 0 else (n_frames - 1) // hop + 1
 
 
+def measured_fps(timestamps) -> float | None:
+    """1 / median frame interval, rounded to 3 decimals; None with fewer than 2 frames."""
+    t = np.asarray(timestamps, np.float64)
+    step = np.median(np.diff(t)) if t.size >= 2 else 0.0
+    return round(1.0 / float(step), 3) if step > 0 else None
+
+
+def windowing(params: dict, timestamps) -> dict:
+    """Window and hop of one video, in frames and in seconds, with the fps they rest on.
+
+    ``params``: the fau_windows config section (defaults filled).  Keys returned:
+    convention, fps, fps_source (config | timestamps | None), window_frames,
+    hop_frames, window_s, hop_s, and for avec ``half`` (frames each side of the
+    centre).  ``window_s`` is the span the window really has, window_frames / fps
+    (avec, 4.0 s at 50 fps: 201 frames = 4.02 s; the configured value is in the
+    params); ``hop_frames`` may be fractional for avec with ``hop_s``.
+    """
+    convention = params["convention"]
+    if convention not in CONVENTIONS:
+        raise FacevoxError(f"config fau_windows.convention: {convention!r} is not one of {list(CONVENTIONS)}")
+    fps, source = params.get("fps"), "config"
+    if fps is None:
+        fps, source = measured_fps(timestamps), "timestamps"
+        if fps is None:
+            source = None
+    window_s, hop_s = params.get("window_s"), params.get("hop_s")
+    if fps is None and (window_s is not None or hop_s is not None) and len(timestamps) > 0:
+        raise FacevoxError("fau_windows: window_s / hop_s need a frame rate, and it cannot be measured from "
+                           f"{len(timestamps)} frame(s); set fau_windows.fps")
+    out = {"convention": convention, "fps": fps, "fps_source": source}
+    if convention == "paper":
+        window = int(round(window_s * fps)) if window_s is not None and fps else int(params["window"])
+        hop = max(1, int(round(hop_s * fps))) if hop_s is not None and fps else int(params["hop"])
+        if window < 1:
+            raise FacevoxError(f"fau_windows: window_s {window_s} at {fps} fps is less than one frame")
+        out.update(window_frames=window, hop_frames=hop)
+    else:
+        half = int(window_s * fps / 2) if window_s is not None and fps else int(params["window"]) // 2
+        hop = fps * hop_s if hop_s is not None and fps else int(params["hop"])
+        if hop <= 0:
+            raise FacevoxError(f"fau_windows: hop_s {hop_s} at {fps} fps is no hop at all")
+        out.update(half=half, window_frames=2 * half + 1, hop_frames=hop)
+    out["window_s"] = out["window_frames"] / fps if fps else None
+    out["hop_s"] = hop_s if hop_s is not None else (out["hop_frames"] / fps if fps else None)
+    return out
+
+
 def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "drop") -> pd.DataFrame:
-    """FAU functionals of one video's AU table (contract.AU_SCHEMA)."""
+    """``paper`` FAU functionals of one video's AU table (contract.AU_SCHEMA)."""
     n = len(aus)
     values = aus[FAU_INPUT_COLUMNS].to_numpy(np.float64)
     face = aus["success"].to_numpy(bool)
@@ -92,11 +178,105 @@ def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "d
     return df[FAU_WINDOWS_SCHEMA.names]
 
 
+def avec_centres(n: int, half: int, hop_frames: int | None = None, fps: float | None = None,
+                 hop_s: float | None = None) -> np.ndarray:
+    """Centre rows of the ``avec`` windows of an ``n``-row table (module docstring).
+
+    With ``hop_s`` (and ``fps``) the centre of window t is ``int(t * fps * hop_s)``,
+    evaluated left to right in double precision as the script does (0.1 is not
+    exact in binary, so the truncation is part of the convention).
+    """
+    centres = []
+    t = 0
+    while True:
+        c = int(t * fps * hop_s) if hop_s is not None else t * int(hop_frames)
+        if not (max(0, c - half) < min(n, c + half + 1) and c <= n):
+            break
+        centres.append(c)
+        t += 1
+    return np.asarray(centres, np.int64)
+
+
+def avec_windows(aus: pd.DataFrame, half: int, hop_frames: int | None = None, fps: float | None = None,
+                 hop_s: float | None = None, estimated=None) -> pd.DataFrame:
+    """``avec`` FAU functionals of one video's AU table (contract.AU_SCHEMA).
+
+    ``half``: frames each side of the centre; the hop is ``hop_s`` seconds at ``fps``
+    or ``hop_frames`` frames.  ``estimated``: the AU columns the backend estimates
+    (the table's ``au_estimated``; default: those with any value) - the others stay
+    NaN, the rest are 0 on frames without a face.
+    """
+    n = len(aus)
+    face = aus["success"].to_numpy(bool)
+    if estimated is None:
+        estimated = [c for c in AU_SCHEMA.names if c in FAU_AVEC_INPUT_COLUMNS and aus[c].notna().any()]
+    keep = np.array([c == "confidence" or c in set(estimated) for c in FAU_AVEC_INPUT_COLUMNS])
+    values = aus[FAU_AVEC_INPUT_COLUMNS].to_numpy(np.float64)
+    no_face_zero = ~face[:, None] & keep[None, :] & np.isnan(values)
+    values = np.where(no_face_zero, 0.0, values)
+    values[:, ~keep] = np.nan
+    # The script's layout: column 0 its time stamp, the statistics over X[a:b, 1:].
+    x = np.empty((n, 1 + values.shape[1]))
+    x[:, 0] = np.arange(n)
+    x[:, 1:] = values
+    centres = avec_centres(n, half, hop_frames, fps, hop_s)
+    k = len(centres)
+    first = np.maximum(centres - half, 0)
+    stop = np.minimum(centres + half + 1, n)
+    stats = np.empty((k, 2 * values.shape[1]))
+    m = values.shape[1]
+    for i, (a, b) in enumerate(zip(first, stop)):
+        stats[i, :m] = np.mean(x[a:b, 1:], axis=0)
+        stats[i, m:] = np.std(x[a:b, 1:], axis=0)
+    frames = aus["frame"].to_numpy(np.int64)
+    t = np.arange(k)
+    if hop_s is not None:
+        centre_s = t * hop_s
+    else:
+        centre_s = t * (int(hop_frames) / fps) if fps else np.zeros(k)
+    centre_frame = np.where(centres < n, frames[np.minimum(centres, n - 1)], frames[-1] + centres - (n - 1)) \
+        if n else centres
+    out = {
+        "window": t.astype(np.int32),
+        "centre_frame": centre_frame.astype(np.int32),
+        "centre_s": np.asarray(centre_s, np.float64),
+        "first_frame": frames[first].astype(np.int32) if k else np.zeros(0, np.int32),
+        "last_frame": frames[stop - 1].astype(np.int32) if k else np.zeros(0, np.int32),
+        "n_used": (stop - first).astype(np.int32),
+    }
+    for j, col in enumerate(FAU_AVEC_STAT_COLUMNS):
+        out[col] = stats[:, j].astype(np.float32)
+    return pd.DataFrame(out)[FAU_WINDOWS_AVEC_SCHEMA.names]
+
+
+def compute(aus: pd.DataFrame, params: dict | None = None, estimated=None) -> tuple[pd.DataFrame, dict]:
+    """The functionals of one AU table under the configured convention, and its ``windowing``."""
+    p = stage_params("fau_windows", params)
+    w = windowing(p, aus["timestamp_s"].to_numpy(np.float64))
+    if w["convention"] == "paper":
+        df = windows(aus, w["window_frames"], w["hop_frames"], p["no_face"])
+    elif p.get("hop_s") is not None and w["fps"]:
+        df = avec_windows(aus, w["half"], fps=w["fps"], hop_s=p["hop_s"], estimated=estimated)
+    else:
+        df = avec_windows(aus, w["half"], hop_frames=w["hop_frames"], fps=w["fps"], estimated=estimated)
+    return df, w
+
+
+def read_windows(path) -> tuple[pd.DataFrame, dict]:
+    """A fau_windows table of either convention (checked against its schema) and its metadata."""
+    df, meta = read_table(path)
+    convention = (meta.get("windowing") or {}).get("convention", "paper")
+    schema = SCHEMAS.get(convention)
+    if schema is None or list(df.columns) != schema.names:
+        raise InputError(path, f"not a fau_windows table of convention {convention!r} (columns do not match)")
+    return read_table(path, schema)
+
+
 def run(aus_path, out, params: dict | None = None) -> dict:
     p = stage_params("fau_windows", params)
     aus, au_meta = read_table(aus_path, AU_SCHEMA)
-    df = windows(aus, p["window"], p["hop"], p["no_face"])
-    meta = provenance("fau_windows", params=p, inputs={"action_units": aus_path},
+    df, w = compute(aus, p, estimated=au_meta.get("au_estimated"))
+    meta = provenance("fau_windows", params=p, inputs={"action_units": aus_path}, windowing=w,
                       au_backend=au_meta.get("au_backend"), au_estimated=au_meta.get("au_estimated"))
-    write_table(df, out, FAU_WINDOWS_SCHEMA, meta)
-    return {"n_windows": int(len(df)), "au_backend": au_meta.get("au_backend")}
+    write_table(df, out, SCHEMAS[w["convention"]], meta)
+    return {"n_windows": int(len(df)), "au_backend": au_meta.get("au_backend"), "windowing": w}

@@ -23,6 +23,7 @@ One file per architecture in this package; each registers itself with
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -121,10 +122,41 @@ def split_overrides(name: str, overrides: dict | None) -> tuple[dict, dict]:
         elif key in TRAINING_KEYS:
             train[key] = value
         else:
+            close = difflib.get_close_matches(str(key), [*spec.defaults, *TRAINING_KEYS], n=1, cutoff=0.6)
             raise FacevoxError(
-                f"models.overrides.{name}: unknown key {key!r}; architecture keys: "
+                f"models.overrides.{name}: unknown key {key!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else "") + "; architecture keys: "
                 f"{', '.join(sorted(spec.defaults)) or '-'}; training keys: {', '.join(TRAINING_KEYS)}")
     return arch, train
+
+
+def check_overrides(overrides: dict | None) -> None:
+    """Every ``models.overrides`` entry names a known model and only its keys (what
+    :func:`split_overrides` accepts); all problems in one FacevoxError.
+
+    The workflow calls this when it builds the DAG, so a typo fails the dry run
+    instead of the training job (whose old outputs Snakemake deletes first).
+    Imports the overridden models' modules (torch) - only when there are overrides.
+    """
+    problems = []
+    for name, keys in (overrides or {}).items():
+        known = catalogue()
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0)
+            problems.append(f"models.overrides: unknown model {name!r} (nearest: {close[0]!r}); "
+                            f"known: {', '.join(sorted(known))}")
+            continue
+        if not isinstance(keys, dict):
+            problems.append(f"models.overrides.{name}: must be a mapping of keys to values, got {keys!r}")
+            continue
+        try:
+            split_overrides(name, keys)
+        except FacevoxError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise FacevoxError(f"config: {problems[0]}")
+    if problems:
+        raise FacevoxError(f"config: {len(problems)} problem(s) in models.overrides:\n  " + "\n  ".join(problems))
 
 
 def create_model(name: str, **cfg):
