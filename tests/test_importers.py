@@ -109,7 +109,8 @@ def test_dvlog_deinterleave_hand_made(tree, tmp_path):
     visual = (1000 * np.arange(4)[:, None] + np.arange(136)[None, :]).astype(np.float32)
     acoustic = (np.arange(4)[:, None] + np.arange(25)[None, :] / 100).astype(np.float32)
     save(tree, "0", visual, acoustic)
-    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv")
+    # not a face under either reading: auto refuses it (below), the setting reads it
+    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv", params={"landmark_order": "interleaved"})
     df, _ = read_table(tmp_path / "aligned" / "0.parquet", ALIGNED_SCHEMA)
     assert df["x_3"].tolist() == [6.0, 1006.0, 2006.0, 3006.0]
     assert df["y_3"].tolist() == [7.0, 1007.0, 2007.0, 3007.0]
@@ -139,7 +140,7 @@ def test_dvlog_length_mismatch_truncates_to_shorter_and_is_recorded(tree, tmp_pa
     save(tree, "2", rng.uniform(100, 600, (12, 136)).astype(np.float32), rng.normal(size=(11, 25)))
     save(tree, "3", rng.uniform(100, 600, (9, 136)).astype(np.float32), rng.normal(size=(9, 25)))
     out = tmp_path / "aligned"
-    import_dvlog(tree, out, tmp_path / "samples.tsv")
+    import_dvlog(tree, out, tmp_path / "samples.tsv", params={"landmark_order": "interleaved"})
     expected = {"1": (10, 10, 13, 0, 3), "2": (11, 12, 11, 1, 0), "3": (9, 9, 9, 0, 0)}
     for vid, (n, tv, ta, cut_v, cut_a) in expected.items():
         df, meta = read_table(out / f"{vid}.parquet", ALIGNED_SCHEMA)
@@ -158,7 +159,7 @@ def test_dvlog_all_zero_rows_are_no_face(tree, tmp_path):
     visual[[2, 5]] = 0.0
     visual[6, :10] = 0.0  # some zeros only: still a face
     save(tree, "4", visual, np.ones((8, 25), np.float32))
-    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv")
+    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv", params={"landmark_order": "interleaved"})
     df, meta = read_table(tmp_path / "aligned" / "4.parquet", ALIGNED_SCHEMA)
     assert df["face_success"].tolist() == [True, True, False, True, True, False, True, True]
     assert df["face_fraction"].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]
@@ -208,7 +209,7 @@ def test_dvlog_bad_rows_are_all_reported_together(tree, tmp_path):
     assert problems[:4] == [
         "labels.csv line 2 (index '0'): label must be one of ['depression', 'normal'], got 'sad'",
         "labels.csv line 3 (index '1'): fold must be one of ['train', 'valid', 'test'], got 'validation'",
-        "labels.csv line 4 (index '2'): gender must be one of ['m', 'f'], got 'x'",
+        "labels.csv line 4 (index '2'): gender must be one of ['m', 'f'] or empty, got 'x'",
         "labels.csv line 5 (index '3'): 3_visual.npy has shape (10, 135), expected (T, 136)",
     ]
     assert problems[4] == f"labels.csv line 6 (index '4'): file not found: {tree / '4' / '4_acoustic.npy'}"
