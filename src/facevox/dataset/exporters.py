@@ -30,9 +30,11 @@ Written into ``out_dir``:
   needs a split - the loaders select by fold).  No cell needs quoting (ids are
   ``samples.VIDEO_ID``s), so the naive split reads it right.  Written last, so
   it is the complete-export marker (the rule's output).
-* ``subjects.csv`` - ``index,subject_id`` when the sheet has any subject id
-  (an empty one becomes the video_id, the split code's rule): what
-  ``dvlog.subjects`` reads back on import.
+* ``subjects.csv`` - ``index,subject_id`` when some subject id of the sheet
+  is not its video_id (an empty one becomes the video_id, the split code's
+  rule): what ``dvlog.subjects`` reads back on import.  A sheet whose subject
+  ids are all its video ids (e.g. a D-Vlog import without a subjects file) gets
+  none, so re-importing the export warns again.
 * ``export.json`` - provenance: settings, label map, per video the rows,
   no-face rows, acoustic values filled and the first row's index.
 
@@ -167,7 +169,9 @@ def export_dvlog(sheet, aligned_dir, out_dir, params: dict | None = None, positi
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         per_video = dict(zip(vids, pool.map(one, vids)))
 
-    has_subjects = samples["subject_id"].notna().any()
+    # Only when the sheet knows more than "each video is its own subject": a file of video ids
+    # would silence the import's warning without telling the split guard anything.
+    has_subjects = bool((samples["subject_id"].notna() & (samples["subject_id"] != samples.index)).any())
     if has_subjects:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
