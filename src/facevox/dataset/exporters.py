@@ -81,6 +81,11 @@ DVLOG_SPLITS = {split: fold for fold, split in DVLOG_FOLDS.items()}
 assert set(DVLOG_SPLITS) == set(SPLITS)
 
 
+def _cell(value) -> str:
+    """A sheet cell as a string ('' for an empty one: read_samples gives None or NaN)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def _save_npy(array: np.ndarray, path: Path) -> None:
     """``np.save`` to ``path`` atomically (through a file handle: np.save would add .npy to the temp name)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -133,7 +138,7 @@ def export_dvlog(sheet, aligned_dir, out_dir, params: dict | None = None, positi
     p = stage_params("dvlog", params)
     order = p["export_order"]
     sheet, aligned_dir, out_dir = Path(sheet), Path(aligned_dir), Path(out_dir)
-    samples = read_samples(sheet, check_files=False)
+    samples = read_samples(sheet, check_files=False)[["subject_id", "split", "label", "gender"]].map(_cell)
     labels, problems = _label_map([lab for lab in samples["label"] if lab], positive_label)
     for vid, row in samples.iterrows():
         where = f"{sheet.name} video {vid!r}"
@@ -141,7 +146,7 @@ def export_dvlog(sheet, aligned_dir, out_dir, params: dict | None = None, positi
             problems.append(f"{where}: label is empty (D-Vlog's loaders read every label but 'depression' as 0)")
         if not row["split"]:
             problems.append(f"{where}: split is empty (D-Vlog's loaders select videos by fold)")
-        if row["gender"] not in (None, "m", "f"):
+        if row["gender"] not in ("", "m", "f"):
             problems.append(f"{where}: gender must be 'm', 'f' or empty for D-Vlog, got {row['gender']!r}")
         problem = _table_problem(aligned_dir / f"{vid}.parquet")
         if problem:
@@ -171,7 +176,7 @@ def export_dvlog(sheet, aligned_dir, out_dir, params: dict | None = None, positi
 
     # Only when the sheet knows more than "each video is its own subject": a file of video ids
     # would silence the import's warning without telling the split guard anything.
-    has_subjects = bool((samples["subject_id"].notna() & (samples["subject_id"] != samples.index)).any())
+    has_subjects = bool(((samples["subject_id"] != "") & (samples["subject_id"] != samples.index)).any())
     if has_subjects:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -187,7 +192,7 @@ def export_dvlog(sheet, aligned_dir, out_dir, params: dict | None = None, positi
     )
     write_json(record, out_dir / "export.json")
     lines = [",".join(DVLOG_COLUMNS)]
-    lines += [",".join([vid, labels[row["label"]], f"{per_video[vid]['rows']:.2f}", row["gender"] or "",
+    lines += [",".join([vid, labels[row["label"]], f"{per_video[vid]['rows']:.2f}", row["gender"],
                         DVLOG_SPLITS[row["split"]]]) for vid, row in samples.iterrows()]
     with atomic_path(out_dir / "labels.csv") as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
