@@ -87,8 +87,9 @@ def test_unknown_section():
 
 # --------------------------------------------------------------------------- config files
 SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "aligned_faces", "slices", "models",
-            "report"}
+            "report", "dvlog"}
 OTHER_DEFAULTS = {
+    "dvlog": {"landmark_order": "auto", "zero_rows": "no_face", "subjects": "", "export_order": "interleaved"},
     "action_units": {"backend": "auto", "baseline_quantile": 0.1},
     "fau_windows": {"window": 50, "hop": 5, "no_face": "drop"},
     "aligned_faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
