@@ -379,6 +379,7 @@ def test_dvlog_planar_file_is_detected_and_read_right(tree, tmp_path):
     assert meta["procrustes_residual"]["planar"] < 0.2 < 0.9 < meta["procrustes_residual"]["interleaved"]
     summary = json.loads((tmp_path / "a.json").read_text())
     assert summary["landmark_orders"] == {"interleaved": 9, "planar": 1}
+    assert summary["warnings"][1] == "the files do not share one landmark order: {'interleaved': 9, 'planar': 1}"
     assert summary["per_video"]["2"]["landmark_order"] == "planar"
 
 
@@ -390,7 +391,11 @@ def test_dvlog_ambiguous_order_fails_clearly_and_the_setting_overrides(tree, tmp
     assert problem.startswith("labels.csv line 7 (index '5'): 5_visual.npy: cannot tell the landmark order")
     assert "set dvlog.landmark_order to interleaved or planar" in problem
     assert not (tmp_path / "a.tsv").exists()
-    import_dvlog(tree, tmp_path / "b", tmp_path / "b.tsv", params={"landmark_order": "planar"})
+    import_dvlog(tree, tmp_path / "b", tmp_path / "b.tsv", params={"landmark_order": "planar"},
+                 summary_out=tmp_path / "b.json")
+    assert json.loads((tmp_path / "b.json").read_text())["warnings"][1] == (
+        "9 file(s) read as planar (dvlog.landmark_order) although their geometry says otherwise: "
+        "0, 1, 2, 3, 4, 6, 7, 8, 9")
     _, meta = read_table(tmp_path / "b" / "5.parquet", ALIGNED_SCHEMA)
     assert (meta["landmark_order"], meta["landmark_order_from"], meta["landmark_order_detected"]) == (
         "planar", "config", "ambiguous")

@@ -454,8 +454,6 @@ def import_dvlog(root, out_dir, sample_sheet_out, workers: int | None = None, pa
     if problems:
         raise ImportProblems(labels, problems, "D-Vlog tree")
     warnings = [] if subjects_file else [SUBJECTS_WARNING]
-    for w in warnings:
-        log.warning("import_dvlog: %s", w)
     subjects_note = f"from {subjects_file.name}" if subjects_file else f"none: {SUBJECTS_WARNING}"
     from facevox.extract.landmarks import mean_shape
 
@@ -498,13 +496,24 @@ def import_dvlog(root, out_dir, sample_sheet_out, workers: int | None = None, pa
               "path = the aligned table (1 Hz), split valid -> dev, subject_id "
               + (f"from {subjects_file.name}" if subjects_file else f"= video_id. WARNING: {SUBJECTS_WARNING}"))
     written = _write_sheet(sheet_rows, sheet, header)
+    per_video = {vid: s for (vid, *_), (_, s) in zip(videos, results)}
+    orders = [s["landmark_order"] for s in per_video.values()]
+    counts = {o: orders.count(o) for o in sorted(set(orders))}
+    if len(set(orders) - {"none"}) > 1:
+        warnings.append(f"the files do not share one landmark order: {counts}")
+    overridden = [vid for vid, s in per_video.items()
+                  if s["landmark_order_from"] == "config" and s["landmark_order_detected"] in LANDMARK_ORDERS
+                  and s["landmark_order_detected"] != s["landmark_order"]]
+    if overridden:
+        warnings.append(f"{len(overridden)} file(s) read as {p['landmark_order']} (dvlog.landmark_order) although "
+                        f"their geometry says otherwise: {', '.join(overridden[:10])}"
+                        + (f" and {len(overridden) - 10} more" if len(overridden) > 10 else ""))
+    for w in warnings:
+        log.warning("import_dvlog: %s", w)
     if summary_out is not None:
-        per_video = {vid: s for (vid, *_), (_, s) in zip(videos, results)}
-        orders = [s["landmark_order"] for s in per_video.values()]
         record = provenance("import_dvlog", params={"rate_hz": 1, **p}, inputs={"labels": labels},
                             videos=len(videos), subjects=subjects_note, warnings=warnings,
-                            landmark_orders={o: orders.count(o) for o in sorted(set(orders))},
-                            per_video=per_video)
+                            landmark_orders=counts, per_video=per_video)
         write_json(record, summary_out)
     return written
 
@@ -531,9 +540,7 @@ def _dvlog_table(visual: np.ndarray, acoustic: np.ndarray, landmark_order: str =
             raise ValueError(problem)
         order, how = detected, "auto"
     else:
-        order, how = landmark_order, "config"
-        if detected and detected != order:
-            log.warning("landmark_order %s set in the config, but the geometry says %s (%s)", order, detected, fit)
+        order, how = landmark_order, "config"  # a disagreeing geometry is a warning of the import
     points = points_from_visual(vis, order or "interleaved")  # no usable row: the reading changes nothing
     landmarks = np.concatenate([points[..., 0], points[..., 1]], axis=1).astype(np.float32)
     landmarks[no_face] = np.nan
