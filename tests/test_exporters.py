@@ -83,7 +83,7 @@ def test_labels_csv_is_what_the_public_loaders_read(imported, tmp_path):
     out = tmp_path / "export"
     export_dvlog(sheet, aligned, out)
     assert (out / "labels.csv").read_text().splitlines()[0] == "index,label,duration,gender,fold"
-    assert (out / "labels.csv").read_text() .count('"') == 0  # nothing a naive split would misread
+    assert (out / "labels.csv").read_text().count('"') == 0  # nothing a naive split would misread
     with open(root / "labels.csv") as fh:
         released = {r["index"]: r for r in csv.DictReader(fh)}
     with open(out / "labels.csv") as fh:
@@ -134,6 +134,13 @@ def write_sheet(path: Path, rows: list[list[str]]) -> Path:
     header = ["video_id", "path", "subject_id", "split", "label", "score", "gender"]
     path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n")
     return path
+
+
+def test_splits_map_to_every_dvlog_fold():
+    from facevox.contract import SPLITS
+    from facevox.dataset.exporters import DVLOG_SPLITS
+
+    assert DVLOG_SPLITS == {"train": "train", "dev": "valid", "test": "test"} and set(DVLOG_SPLITS) == set(SPLITS)
 
 
 def test_hand_made_table_exports_to_hand_computed_arrays(tmp_path):
