@@ -91,7 +91,8 @@ def cmd_import_dvlog(a):
     from facevox.dataset.importers import import_dvlog
 
     sheet = import_dvlog(a.root, a.out_dir, a.sheet, params=json_option(a.params), summary_out=a.summary)
-    print(f"{a.sheet}: {len(sheet)} D-Vlog videos imported into {a.out_dir}")
+    print(f"{a.sheet}: {len(sheet)} D-Vlog videos imported into {a.out_dir}; landmark order of the files: "
+          f"{sheet.attrs['landmark_orders']}; {len(sheet.attrs['warnings'])} warning(s)")
 
 
 def cmd_export_dvlog(a):

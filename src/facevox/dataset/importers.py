@@ -407,7 +407,8 @@ def import_dvlog(root, out_dir, sample_sheet_out, workers: int | None = None, pa
 
     Writes ``out_dir/<video_id>.parquet`` (ALIGNED_SCHEMA, 1 Hz) for every row of
     ``root/labels.csv`` and the sample sheet ``sample_sheet_out``; returns the
-    sheet as written (strings, ``path`` relative to the sheet's folder).
+    sheet as written (strings, ``path`` relative to the sheet's folder; ``attrs``
+    ``landmark_orders`` and ``warnings`` as in the summary).
     ``params`` is the config section ``dvlog`` (``landmark_order``,
     ``zero_rows``, ``subjects``).  ``summary_out`` (optional) gets a JSON
     summary: the landmark order of every file with both residuals, the rows cut
@@ -515,6 +516,7 @@ def import_dvlog(root, out_dir, sample_sheet_out, workers: int | None = None, pa
                             videos=len(videos), subjects=subjects_note, warnings=warnings,
                             landmark_orders=counts, per_video=per_video)
         write_json(record, summary_out)
+    written.attrs.update(landmark_orders=counts, warnings=warnings)
     return written
 
 
