@@ -35,6 +35,7 @@ include: "workflow/rules/shards.smk"
 include: "workflow/rules/qa.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

@@ -91,8 +91,9 @@ def test_unknown_section():
 
 # --------------------------------------------------------------------------- config files
 SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "faces", "shards", "models",
-            "report"}
+            "report", "dvlog"}
 OTHER_DEFAULTS = {
+    "dvlog": {"landmark_order": "auto", "zero_rows": "no_face", "subjects": "", "export_order": "interleaved"},
     "action_units": {"backend": "auto", "baseline_quantile": 0.1},
     "fau_windows": {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None, "fps": None,
                     "no_face": "drop"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def test_dvlog_deinterleave_hand_made(tree, tmp_path):
     visual = (1000 * np.arange(4)[:, None] + np.arange(136)[None, :]).astype(np.float32)
     acoustic = (np.arange(4)[:, None] + np.arange(25)[None, :] / 100).astype(np.float32)
     save(tree, "0", visual, acoustic)
-    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv")
+    # not a face under either reading: auto refuses it (below), the setting reads it
+    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv", params={"landmark_order": "interleaved"})
     df, _ = read_table(tmp_path / "aligned" / "0.parquet", ALIGNED_SCHEMA)
     assert df["x_3"].tolist() == [6.0, 1006.0, 2006.0, 3006.0]
     assert df["y_3"].tolist() == [7.0, 1007.0, 2007.0, 3007.0]
@@ -139,7 +141,7 @@ def test_dvlog_length_mismatch_truncates_to_shorter_and_is_recorded(tree, tmp_pa
     save(tree, "2", rng.uniform(100, 600, (12, 136)).astype(np.float32), rng.normal(size=(11, 25)))
     save(tree, "3", rng.uniform(100, 600, (9, 136)).astype(np.float32), rng.normal(size=(9, 25)))
     out = tmp_path / "aligned"
-    import_dvlog(tree, out, tmp_path / "samples.tsv")
+    import_dvlog(tree, out, tmp_path / "samples.tsv", params={"landmark_order": "interleaved"})
     expected = {"1": (10, 10, 13, 0, 3), "2": (11, 12, 11, 1, 0), "3": (9, 9, 9, 0, 0)}
     for vid, (n, tv, ta, cut_v, cut_a) in expected.items():
         df, meta = read_table(out / f"{vid}.parquet", ALIGNED_SCHEMA)
@@ -158,7 +160,7 @@ def test_dvlog_all_zero_rows_are_no_face(tree, tmp_path):
     visual[[2, 5]] = 0.0
     visual[6, :10] = 0.0  # some zeros only: still a face
     save(tree, "4", visual, np.ones((8, 25), np.float32))
-    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv")
+    import_dvlog(tree, tmp_path / "aligned", tmp_path / "samples.tsv", params={"landmark_order": "interleaved"})
     df, meta = read_table(tmp_path / "aligned" / "4.parquet", ALIGNED_SCHEMA)
     assert df["face_success"].tolist() == [True, True, False, True, True, False, True, True]
     assert df["face_fraction"].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]
@@ -208,7 +210,7 @@ def test_dvlog_bad_rows_are_all_reported_together(tree, tmp_path):
     assert problems[:4] == [
         "labels.csv line 2 (index '0'): label must be one of ['depression', 'normal'], got 'sad'",
         "labels.csv line 3 (index '1'): fold must be one of ['train', 'valid', 'test'], got 'validation'",
-        "labels.csv line 4 (index '2'): gender must be one of ['m', 'f'], got 'x'",
+        "labels.csv line 4 (index '2'): gender must be one of ['m', 'f'] or empty, got 'x'",
         "labels.csv line 5 (index '3'): 3_visual.npy has shape (10, 135), expected (T, 136)",
     ]
     assert problems[4] == f"labels.csv line 6 (index '4'): file not found: {tree / '4' / '4_acoustic.npy'}"
@@ -312,3 +314,144 @@ def test_safe_video_id():
     assert safe_video_id("_x") == "v_x"
     assert safe_video_id("été") == "v_t_"
     assert len(safe_video_id("a" * 300)) == 128
+
+
+# --------------------------------------------------------------------------- D-Vlog landmark order
+from facevox.dataset.importers import (  # noqa: E402
+    detect_landmark_order,
+    dvlog_samples,
+    landmark_fit,
+    points_from_visual,
+    procrustes_residual,
+    visual_from_points,
+)
+from facevox.extract.landmarks import mean_shape  # noqa: E402
+
+
+def test_procrustes_residual_is_the_similarity_fit_residual():
+    # against skimage's least-squares similarity (Umeyama), on a face and on noise
+    from skimage.transform import SimilarityTransform
+
+    rng = np.random.default_rng(0)
+    ref = mean_shape()
+    face = 200 + 150 * ref @ np.array([[0.96, 0.28], [-0.28, 0.96]]) + rng.normal(0, 2, (68, 2))
+    noise = rng.uniform(0, 500, (68, 2))
+    for pts in (face, noise):
+        tf = SimilarityTransform.from_estimate(ref, pts)
+        assert tf
+        spread = np.sqrt(((pts - pts.mean(0)) ** 2).sum())
+        expected = np.sqrt(((tf(ref) - pts) ** 2).sum()) / spread
+        assert procrustes_residual(pts[None], ref)[0] == pytest.approx(expected, rel=1e-9)
+    # the mean shape moved, turned and scaled fits exactly; all-zero rows have no geometry
+    moved = 40 + 3.0 * ref @ np.array([[0.0, 1.0], [-1.0, 0.0]])
+    assert procrustes_residual(np.stack([moved, np.zeros((68, 2))]), ref)[0] == pytest.approx(0, abs=1e-6)
+    assert np.isnan(procrustes_residual(np.zeros((1, 68, 2)), ref)[0])
+
+
+def test_orders_are_inverse_and_detected():
+    pts = np.arange(2 * 136, dtype=float).reshape(2, 68, 2)
+    assert visual_from_points(pts, "interleaved")[0, :4].tolist() == [0, 1, 2, 3]
+    assert visual_from_points(pts, "planar")[0, [0, 1, 68, 69]].tolist() == [0, 2, 1, 3]
+    for order in ("interleaved", "planar"):
+        np.testing.assert_array_equal(points_from_visual(visual_from_points(pts, order), order), pts)
+    face = 300 + 200 * mean_shape()[None]
+    for order, other in (("interleaved", "planar"), ("planar", "interleaved")):
+        fit = landmark_fit(visual_from_points(face, order))
+        assert fit[order] == pytest.approx(0, abs=1e-4) and fit[other] > 0.9 and fit["rows"] == 1
+        assert detect_landmark_order(fit) == (order, None)
+    assert detect_landmark_order({"interleaved": None, "planar": None, "rows": 0}) == (None, None)
+    order, problem = detect_landmark_order({"interleaved": 0.3, "planar": 0.45, "rows": 7})
+    assert order is None and problem.startswith(
+        "cannot tell the landmark order: against dlib's mean shape the interleaved reading has a Procrustes "
+        "residual of 0.300 and the planar one 0.450 (median of 7 rows")
+
+
+def test_dvlog_planar_file_is_detected_and_read_right(tree, tmp_path):
+    visual, _ = arrays(tree, "2")
+    save(tree, "2", visual_from_points(points_from_visual(visual, "interleaved"), "planar"))
+    import_dvlog(tree, tmp_path / "a", tmp_path / "a.tsv", summary_out=tmp_path / "a.json")
+    df, meta = read_table(tmp_path / "a" / "2.parquet", ALIGNED_SCHEMA)
+    face = (visual != 0).any(axis=1)[: len(df)]
+    np.testing.assert_array_equal(df.loc[face, "x_5"].to_numpy(), visual[: len(df)][face, 10])
+    np.testing.assert_array_equal(df.loc[face, "y_5"].to_numpy(), visual[: len(df)][face, 11])
+    assert (meta["landmark_order"], meta["landmark_order_from"], meta["landmark_order_detected"]) == (
+        "planar", "auto", "planar")
+    assert meta["procrustes_residual"]["planar"] < 0.2 < 0.9 < meta["procrustes_residual"]["interleaved"]
+    summary = json.loads((tmp_path / "a.json").read_text())
+    assert summary["landmark_orders"] == {"interleaved": 9, "planar": 1}
+    assert summary["warnings"][1] == "the files do not share one landmark order: {'interleaved': 9, 'planar': 1}"
+    assert summary["per_video"]["2"]["landmark_order"] == "planar"
+
+
+def test_dvlog_ambiguous_order_fails_clearly_and_the_setting_overrides(tree, tmp_path):
+    save(tree, "5", np.random.default_rng(4).uniform(100, 600, (12, 136)).astype(np.float32))
+    with pytest.raises(ImportProblems) as info:
+        import_dvlog(tree, tmp_path / "a", tmp_path / "a.tsv")
+    (problem,) = info.value.problems
+    assert problem.startswith("labels.csv line 7 (index '5'): 5_visual.npy: cannot tell the landmark order")
+    assert "set dvlog.landmark_order to interleaved or planar" in problem
+    assert not (tmp_path / "a.tsv").exists()
+    import_dvlog(tree, tmp_path / "b", tmp_path / "b.tsv", params={"landmark_order": "planar"},
+                 summary_out=tmp_path / "b.json")
+    assert json.loads((tmp_path / "b.json").read_text())["warnings"][1] == (
+        "9 file(s) read as planar (dvlog.landmark_order) although their geometry says otherwise: "
+        "0, 1, 2, 3, 4, 6, 7, 8, 9")
+    _, meta = read_table(tmp_path / "b" / "5.parquet", ALIGNED_SCHEMA)
+    assert (meta["landmark_order"], meta["landmark_order_from"], meta["landmark_order_detected"]) == (
+        "planar", "config", "ambiguous")
+    _, meta = read_table(tmp_path / "b" / "0.parquet", ALIGNED_SCHEMA)  # geometry says interleaved: read planar
+    assert (meta["landmark_order"], meta["landmark_order_detected"]) == ("planar", "interleaved")
+
+
+def test_dvlog_zero_rows_as_values(tree, tmp_path):
+    visual, acoustic = arrays(tree, "0")
+    visual[[1, 3]] = 0.0
+    save(tree, "0", visual)
+    import_dvlog(tree, tmp_path / "a", tmp_path / "a.tsv", params={"zero_rows": "values"})
+    df, meta = read_table(tmp_path / "a" / "0.parquet", ALIGNED_SCHEMA)
+    assert df.loc[[1, 3], "face_success"].tolist() == [True, True]
+    assert (df.loc[[1, 3], LANDMARK_COLUMNS].to_numpy() == 0).all()
+    assert meta["zero_rows"] == "values" and meta["no_face_rows"] == 0
+    assert meta["procrustes_residual"]["rows"] == len(df) - 2  # zeros carry no geometry
+
+
+def test_dvlog_subjects_file(tree, tmp_path):
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text("subject_id,index\n" + "".join(f"UC{i % 3},{i}\n" for i in range(10)))
+    sheet = import_dvlog(tree, tmp_path / "a", tmp_path / "a.tsv", params={"subjects": str(subjects)},
+                         summary_out=tmp_path / "a.json")
+    assert sheet["subject_id"].tolist() == [f"UC{i % 3}" for i in range(10)]
+    assert dvlog_samples(tree, subjects)["subject_id"].tolist() == sheet["subject_id"].tolist()
+    assert "WARNING" not in (tmp_path / "a.tsv").read_text().splitlines()[0]
+    assert json.loads((tmp_path / "a.json").read_text())["warnings"] == []
+    _, meta = read_table(tmp_path / "a" / "0.parquet", ALIGNED_SCHEMA)
+    assert meta["subjects"] == "from subjects.csv"
+
+    subjects.write_text("index,subject_id\n0,UC0\n0,UC1\n1,\n99,UC9\n" + "".join(f"{i},UC\n" for i in range(2, 8)))
+    with pytest.raises(ImportProblems) as info:
+        import_dvlog(tree, tmp_path / "b", tmp_path / "b.tsv", params={"subjects": str(subjects)})
+    assert info.value.problems == [
+        "subjects.csv line 3 (index '0'): duplicate index (first on line 2)",
+        "subjects.csv line 4 (index '1'): subject_id is empty",
+        "subjects.csv line 5 (index '99'): no such index in labels.csv",
+        "subjects.csv: 2 labels.csv index(es) without a row: '8', '9'",
+    ]
+    assert not (tmp_path / "b").exists()
+    subjects.write_text("index,channel\n0,UC0\n")
+    with pytest.raises(ImportProblems, match=r"subjects.csv: missing column\(s\) \['subject_id'\]"):
+        dvlog_samples(tree, subjects)
+    with pytest.raises(InputError, match="subjects file not found"):
+        import_dvlog(tree, tmp_path / "b", tmp_path / "b.tsv", params={"subjects": str(tmp_path / "none.csv")})
+
+
+def test_dvlog_without_subjects_file_warns_everywhere(tree, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="facevox"):
+        sheet = import_dvlog(tree, tmp_path / "a", tmp_path / "a.tsv", summary_out=tmp_path / "a.json")
+    assert sheet["subject_id"].tolist() == sheet["video_id"].tolist()
+    warning = ("no subjects file (dvlog.subjects): subject_id = video_id, so the split guard cannot protect "
+               "against one YouTube channel's vlogs in two splits")
+    assert [r.getMessage() for r in caplog.records] == [f"import_dvlog: {warning}"]
+    assert (tmp_path / "a.tsv").read_text().splitlines()[0].endswith(f"subject_id = video_id. WARNING: {warning}")
+    assert json.loads((tmp_path / "a.json").read_text())["warnings"] == [warning]
+    _, meta = read_table(tmp_path / "a" / "3.parquet", ALIGNED_SCHEMA)
+    assert meta["subjects"] == f"none: {warning}"

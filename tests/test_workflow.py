@@ -178,6 +178,37 @@ def test_dvlog_features_run_through_the_same_dag(tmp_path):
     assert "results/shards/landmarks_egemaps" in outputs and "results/align/0.parquet" in outputs
 
 
+def test_dvlog_export_is_on_demand(tmp_path, feat_media):
+    """Not in `rule all`; from videos at the native rate it gets its own 1 Hz alignment."""
+    write_project(tmp_path, {"single": feat_media / "single_face.mp4"})
+    assert not any(o.startswith("results/export/") for o in planned_outputs(tmp_path))
+    planned = planned_outputs(tmp_path, "results/export/dvlog/labels.csv")
+    assert {"results/export/aligned_1hz/single.parquet", "results/export/dvlog/labels.csv"} <= planned
+    assert "results/align/single.parquet" not in planned
+
+
+@pytest.mark.slow
+def test_dvlog_import_and_export_rules(tmp_path):
+    """source: dvlog with a subjects file -> import.json; the export rule writes the layout back."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fake_dvlog", REPO / "benchmarks" / "make_fake_dvlog.py")
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    fake.make_fake_dvlog(tmp_path / "dvlog", n=4, seed=2, min_t=20, max_t=40)
+    (tmp_path / "subjects.csv").write_text("index,subject_id\n0,a\n1,a\n2,b\n3,c\n")
+    (tmp_path / "config.yaml").write_text(f"source: dvlog\ndvlog_root: {tmp_path / 'dvlog'}\n"
+                                          f"dvlog: {{subjects: {tmp_path / 'subjects.csv'}}}\n")
+    snakemake(tmp_path, "--cores", "1", "results/export/dvlog/labels.csv")
+    summary = json.loads((tmp_path / "results/imported/import.json").read_text())
+    assert summary["warnings"] == [] and summary["landmark_orders"] == {"interleaved": 4}
+    labels = (tmp_path / "results/export/dvlog/labels.csv").read_text()
+    assert labels.splitlines()[0] == "index,label,duration,gender,fold" and len(labels.splitlines()) == 5
+    assert (tmp_path / "results/export/dvlog/subjects.csv").read_text() == (tmp_path / "subjects.csv").read_text()
+    assert (tmp_path / "results/logs/export_dvlog.log").exists()
+    assert (tmp_path / "results/benchmarks/export_dvlog.tsv").exists()
+
+
 def test_openface_folder_is_imported_by_a_rule(tmp_path, feat_media):
     folder = tmp_path / "openface"
     folder.mkdir()

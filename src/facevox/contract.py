@@ -21,7 +21,10 @@ PROVENANCE_KEY = b"facevox"
 N_LANDMARKS = 68
 LANDMARK_X = [f"x_{i}" for i in range(N_LANDMARKS)]
 LANDMARK_Y = [f"y_{i}" for i in range(N_LANDMARKS)]
-#: x_0..x_67 then y_0..y_67: the OpenFace / D-Vlog ordering of the 136 values.
+#: x_0..x_67 then y_0..y_67 ("planar"): the column order of facevox's tables, as OpenFace's
+#: CSVs name them.  D-Vlog's ``*_visual.npy`` arrays carry no names; the importer decides
+#: their order (interleaved x0, y0, x1, y1, ... or planar) per file from the geometry
+#: (facevox.dataset.importers.detect_landmark_order) and export-dvlog writes interleaved.
 LANDMARK_COLUMNS = LANDMARK_X + LANDMARK_Y
 
 

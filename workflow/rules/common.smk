@@ -26,7 +26,7 @@ else:  # imported by a rule (import.smk): the sheet is the import's output
     folder = config["dvlog_root"] if SOURCE == "dvlog" else config["openface_dir"]
     if not folder:
         raise FacevoxError(f"config: source {SOURCE} needs `{'dvlog_root' if SOURCE == 'dvlog' else 'openface_dir'}:`")
-    SAMPLES = dvlog_samples(folder) if SOURCE == "dvlog" else openface_samples(folder)
+    SAMPLES = dvlog_samples(folder, config["dvlog"]["subjects"]) if SOURCE == "dvlog" else openface_samples(folder)
     check_labels(SAMPLES, config["labels"], folder)
     SHEET = "results/imported/samples.tsv"
 check_run(config["models"]["run"])  # unknown model names: one clear line before any job

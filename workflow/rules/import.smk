@@ -1,5 +1,6 @@
 # import: features extracted elsewhere, as the same aligned tables (source dvlog / openface).
-# One job for the whole release: it checks every file before writing anything.
+# One job for the whole release: it checks every file before writing anything. D-Vlog: the
+# landmark order per file, the subjects file and its warning -> results/imported/import.json.
 # -> facevox.dataset.importers.import_dvlog / import_openface_dir · tests/test_importers.py
 if SOURCE == "dvlog":
 
@@ -8,9 +9,13 @@ if SOURCE == "dvlog":
             os.path.join(config["dvlog_root"], "labels.csv"),
             expand(os.path.join(config["dvlog_root"], "{video}", "{video}_{kind}.npy"), video=VIDEOS,
                    kind=["visual", "acoustic"]),
+            [config["dvlog"]["subjects"]] if config["dvlog"]["subjects"] else [],
         output:
             sheet="results/imported/samples.tsv",
+            summary="results/imported/import.json",
             aligned=expand("results/align/{video}.parquet", video=VIDEOS),
+        params:
+            cfg=stage_json("dvlog"),
         log:
             "results/logs/import_dvlog.log",
         benchmark:
@@ -18,7 +23,8 @@ if SOURCE == "dvlog":
         conda:
             "../../envs/facevox.yaml"
         shell:
-            "python -m facevox import-dvlog {config[dvlog_root]:q} results/align {output.sheet:q} > {log:q} 2>&1"
+            ("python -m facevox import-dvlog {config[dvlog_root]:q} results/align {output.sheet:q} "
+             "--params {params.cfg:q} --summary {output.summary:q} > {log:q} 2>&1")
 
 elif SOURCE == "openface":
 

@@ -90,8 +90,19 @@ def cmd_shards(a):
 def cmd_import_dvlog(a):
     from facevox.dataset.importers import import_dvlog
 
-    sheet = import_dvlog(a.root, a.out_dir, a.sheet)
-    print(f"{a.sheet}: {len(sheet)} D-Vlog videos imported into {a.out_dir}")
+    sheet = import_dvlog(a.root, a.out_dir, a.sheet, params=json_option(a.params), summary_out=a.summary)
+    print(f"{a.sheet}: {len(sheet)} D-Vlog videos imported into {a.out_dir}; landmark order of the files: "
+          f"{sheet.attrs['landmark_orders']}; {len(sheet.attrs['warnings'])} warning(s)")
+
+
+def cmd_export_dvlog(a):
+    from facevox.dataset.exporters import export_dvlog
+
+    rec = export_dvlog(a.sheet, a.aligned_dir, a.out_dir, params=json_option(a.params),
+                       positive_label=a.positive_label)
+    filled = sum(v["acoustic_values_filled"] for v in rec["per_video"].values())
+    log.info("export_dvlog: %d videos -> %s (landmarks %s, labels %s, %d acoustic NaN written as 0)",
+             rec["videos"], a.out_dir, rec["landmark_order"], rec["labels"], filled)
 
 
 def cmd_import_openface(a):
@@ -298,7 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
             "SYNTHETIC demo arousal/valence labels from a video's FAU windows (make demo only)",
             "fau_windows", "out").add_argument("--video-id", required=True)
     command("import-dvlog", cmd_import_dvlog, "D-Vlog released features -> aligned tables + sample sheet",
-            "root", "out_dir", "sheet")
+            "root", "out_dir", "sheet", params=True).add_argument(
+        "--summary", help="write a JSON summary (landmark order per file, warnings) here")
+    command("export-dvlog", cmd_export_dvlog, "1 Hz aligned tables + sheet -> the D-Vlog layout "
+            "(labels.csv, <id>/<id>_visual.npy, _acoustic.npy)", "sheet", "aligned_dir", "out_dir",
+            params=True).add_argument("--positive-label", default="depression",
+                                      help="the sheet's label written as 'depression' (models.positive_label)")
     command("import-openface", cmd_import_openface, "a folder of OpenFace CSVs -> aligned tables + sample sheet",
             "folder", "out_dir", "sheet").add_argument("--rate-hz", default="native")
     command("use-aligned", cmd_use_aligned, "check an imported aligned table and take it into results/",

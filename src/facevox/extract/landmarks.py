@@ -91,6 +91,14 @@ def predictor_path() -> Path:
 
 
 @lru_cache(maxsize=1)
+def mean_shape() -> np.ndarray:
+    """dlib's 68-point mean shape [68, 2] (float64): the ``initial_shape`` the shape
+    predictor starts every face from, read from the model file itself (normalised box
+    coordinates, x to the right, y down; dlib's point order)."""
+    return shape_model.load(predictor_path()).initial.reshape(N_LANDMARKS, 2).astype(np.float64)
+
+
+@lru_cache(maxsize=1)
 def _dlib_detector():
     import dlib
 
