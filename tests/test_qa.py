@@ -159,6 +159,45 @@ def test_no_frames():
     assert rec["flags"] == "no_frames,low_face_rate,audio_no_audio_stream"
 
 
+def lm_meta(promise, w, h) -> dict:
+    """Landmarks metadata as facevox.extract.landmarks.run records the detection scale."""
+    return {"multi_face_rate": 0.0, "min_face_px_promised": promise, "frame_width": w, "frame_height": h}
+
+
+OK_AUDIO = {"audio_status": "ok", "audio_duration_s": 10.0}
+
+
+@pytest.mark.parametrize("face, meta, flags", [
+    # 320x180 at the defaults: promise 81 px = 0.45 of 180 >= 0.25; 9/20 faces < 0.5
+    ([1] * 9 + [0] * 11, lm_meta(81.0, 320, 180), "low_face_rate,long_face_gap,small_frame_missed_faces"),
+    # portrait 180x320: the shorter side is the width (81/180 = 0.45)
+    ([0] * 20, lm_meta(81.0, 180, 320), "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"),
+    # exactly a quarter of the shorter side counts as small: 45 / 180 = 0.25
+    ([0] * 20, lm_meta(45.0, 320, 180), "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"),
+    # 1280x720 at the defaults: 160 / 720 = 0.22 < 0.25: a miss there is not the frame's size
+    ([0] * 20, lm_meta(160.0, 1280, 720), "no_face,low_face_rate,long_face_gap"),
+    # faces found on half the frames (not low): no hint even on a small frame
+    ([1] * 10 + [0] * 10, lm_meta(81.0, 320, 180), ""),
+    # an older table without the promise
+    ([0] * 20, {"multi_face_rate": 0.0}, "no_face,low_face_rate,long_face_gap"),
+], ids=["small-low", "portrait", "quarter-edge", "hd-not-small", "not-low", "no-promise"])
+def test_small_frame_missed_faces(face, meta, flags):
+    rec = qa.record("v", probe(), landmarks(TIMES, face), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
+    assert rec["flags"] == flags
+
+
+def test_small_frame_hint_names_the_setting():
+    meta = lm_meta(81.0, 320, 180)
+    rec = qa.record("v", probe(), landmarks(TIMES, [0] * 20), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
+    (hint,) = qa.hints(rec, meta)
+    # 81 / 180 = 45 %; half of 81 = 40.5 -> 40
+    assert hint == ("v: a face on 0 % of the frames of this 320x180 video, and faces smaller than 81 px "
+                    "(45 % of the frame's shorter side) are not looked for: set landmarks.min_face_px "
+                    "below the faces' size (e.g. 40; each halving ~4x slower detection)")
+    ok = qa.record("v", probe(), landmarks(TIMES, [1] * 20), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
+    assert qa.hints(ok, meta) == []
+
+
 # --------------------------------------------------------------------------- run / collect
 def test_run_writes_the_record(tmp_path):
     n = len(TIMES)
