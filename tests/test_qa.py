@@ -168,19 +168,18 @@ OK_AUDIO = {"audio_status": "ok", "audio_duration_s": 10.0}
 
 
 @pytest.mark.parametrize("face, meta, flags", [
-    # 320x180 at the defaults: promise 81 px = 0.45 of 180 >= 0.25; 9/20 faces < 0.5
+    # 320x180 at the defaults (promise 81 px); 9/20 faces < 0.5
     ([1] * 9 + [0] * 11, lm_meta(81.0, 320, 180), "low_face_rate,long_face_gap,small_frame_missed_faces"),
-    # portrait 180x320: the shorter side is the width (81/180 = 0.45)
-    ([0] * 20, lm_meta(81.0, 180, 320), "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"),
-    # exactly a quarter of the shorter side counts as small: 45 / 180 = 0.25
-    ([0] * 20, lm_meta(45.0, 320, 180), "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"),
-    # 1280x720 at the defaults: 160 / 720 = 0.22 < 0.25: a miss there is not the frame's size
+    # portrait 288x512: the shorter side (288) is the width
+    ([0] * 20, lm_meta(129.6, 288, 512), "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"),
+    # 640x360 is not small (shorter side 360, not below): a faceless video there is just no_face
+    ([0] * 20, lm_meta(160.0, 640, 360), "no_face,low_face_rate,long_face_gap"),
     ([0] * 20, lm_meta(160.0, 1280, 720), "no_face,low_face_rate,long_face_gap"),
     # faces found on half the frames (not low): no hint even on a small frame
     ([1] * 10 + [0] * 10, lm_meta(81.0, 320, 180), ""),
-    # an older table without the promise
+    # an older table without the frame size and promise
     ([0] * 20, {"multi_face_rate": 0.0}, "no_face,low_face_rate,long_face_gap"),
-], ids=["small-low", "portrait", "quarter-edge", "hd-not-small", "not-low", "no-promise"])
+], ids=["small-low", "portrait", "640x360-edge", "hd", "not-low", "no-promise"])
 def test_small_frame_missed_faces(face, meta, flags):
     rec = qa.record("v", probe(), landmarks(TIMES, face), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
     assert rec["flags"] == flags

@@ -16,12 +16,11 @@ Fields (contract.QA_COLUMNS):
   - ``low_face_rate`` - a face in fewer than ``LOW_FACE_RATE`` of the frames;
   - ``long_face_gap`` - a stretch of more than ``LONG_GAP_S`` without a face;
   - ``small_frame_missed_faces`` - faces in fewer than ``LOW_FACE_RATE`` of
-    the frames of a frame that is small for the landmark stage's promise: its
-    smallest promised face (``min_face_px_promised`` in the landmarks metadata)
-    is at least ``SMALL_FRAME_FACE_SHARE`` of the frame's shorter side, so a
-    visible face may be smaller than what was looked for.  Fix: lower
-    ``landmarks.min_face_px`` below the faces' size (:func:`hints` says by how
-    much; the QA log shows it);
+    the frames, and the frame is small (shorter side below ``SMALL_FRAME_PX``):
+    a visible face there may be smaller than the smallest face the landmark
+    stage looked for (``min_face_px_promised`` in its metadata).  Fix: lower
+    ``landmarks.min_face_px`` below the faces' size (:func:`hints` says so with
+    the numbers; the QA log shows it);
   - ``multiple_faces`` - at least ``MULTI_FACE_RATE`` of the landmark stage's
     detections found two or more faces: only the best-scoring one is tracked,
     so the features may mix two people;
@@ -50,7 +49,7 @@ LONG_GAP_S = 5.0
 DURATION_MISMATCH_S = 0.5
 MULTI_FACE_RATE = 0.1
 SHORT_VIDEO_S = 2.0
-SMALL_FRAME_FACE_SHARE = 0.25
+SMALL_FRAME_PX = 360
 
 log = logging.getLogger("facevox.extract.qa")
 
@@ -122,14 +121,13 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
 
 
 def small_frame(landmarks_meta: dict | None) -> bool:
-    """The frame is small for the landmark stage's promise: the smallest face it looked
-    for is at least SMALL_FRAME_FACE_SHARE of the frame's shorter side.  False for a
-    table that does not record the promise."""
+    """The landmarks table's frames are small: shorter side below SMALL_FRAME_PX.
+    False for a table that does not record its frame size and promise."""
     meta = landmarks_meta or {}
     promise, w, h = meta.get("min_face_px_promised"), meta.get("frame_width"), meta.get("frame_height")
     if not (promise and w and h):
         return False
-    return promise >= SMALL_FRAME_FACE_SHARE * min(w, h)
+    return min(w, h) < SMALL_FRAME_PX
 
 
 def hints(rec: dict, landmarks_meta: dict | None) -> list[str]:
