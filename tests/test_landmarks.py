@@ -82,6 +82,7 @@ def test_320x180_copy_is_found_by_default(downscaled, tmp_path):
     assert (meta["frame_width"], meta["frame_height"]) == (320, 180)
     assert meta["min_face_px_promised"] == 81.0 and meta["detect_scale_used"] == round(80 / 81, 4)
     assert meta["params"]["detect_scale"] is None and meta["params"]["hog_window_px"] == 80
+    assert landmarks.describe_promise(summary) == "320x180 searched at x0.9877: faces from 81 px"
     pts = points_from_columns(df[df["success"]])
     assert 70 < np.median(df.loc[df["success"], "box_width"]) < 110
     assert pts[..., 0].max() < 320 and pts[..., 1].max() < 180

@@ -218,6 +218,28 @@ def test_run_writes_the_record(tmp_path):
     assert (rec["face_found_rate"], rec["longest_gap_s"], rec["voiced_fraction"]) == (0.75, 2.5, 0.375)
 
 
+def test_run_logs_the_small_frame_hint(tmp_path, caplog):
+    n = len(TIMES)
+    lm = {"frame": np.arange(n, dtype=np.int32), "timestamp_s": TIMES, "success": np.zeros(n, bool),
+          "detected": np.ones(n, bool), "confidence": np.full(n, np.nan, np.float32)}
+    lm.update({c: np.full(n, np.nan, np.float32) for c in ["box_left", "box_top", "box_width", "box_height"]})
+    lm.update({c: np.full(n, np.nan, np.float32) for c in LANDMARK_COLUMNS})
+    write_table(pd.DataFrame(lm), tmp_path / "lm.parquet", LANDMARKS_SCHEMA,
+                {"stage": "landmarks", **lm_meta(81.0, 320, 180)})
+    eg = egemaps(F0)
+    eg.insert(0, "start_s", np.arange(len(F0)) * 0.01)
+    eg.insert(1, "end_s", np.arange(len(F0)) * 0.01 + 0.02)
+    write_table(eg, tmp_path / "eg.parquet", EGEMAPS_SCHEMA, {"stage": "egemaps", **OK_AUDIO})
+    write_json(probe(), tmp_path / "probe.json")
+    with caplog.at_level("WARNING", logger="facevox.extract.qa"):
+        rec = qa.run("small", tmp_path / "probe.json", tmp_path / "lm.parquet", tmp_path / "eg.parquet",
+                     tmp_path / "small.json")
+    assert rec["flags"] == "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("small: a face on 0 % of the frames of this 320x180 video")
+    assert "set landmarks.min_face_px" in line
+
+
 def test_collect_writes_sorted_tsv_in_contract_order(tmp_path):
     recs = {
         "c": qa.record("c", probe(), landmarks(TIMES, FACE), egemaps(F0),

@@ -398,6 +398,14 @@ def detection_summary(tracker: FaceTracker) -> dict:
             "min_face_px_promised": round(ds.min_face_px, 1)}
 
 
+def describe_promise(summary: dict) -> str:
+    """One phrase for logs: the frame size, detection scale and promised smallest face."""
+    if summary.get("min_face_px_promised") is None:
+        return "no frame decoded"
+    return (f"{summary['frame_width']}x{summary['frame_height']} searched at x{summary['detect_scale_used']:g}: "
+            f"faces from {summary['min_face_px_promised']:g} px")
+
+
 def to_frame(times, success, detected, conf, boxes, points) -> pd.DataFrame:
     n = len(times)
     pts = np.asarray(points, np.float32).reshape(n, N_LANDMARKS, 2)
