@@ -33,7 +33,7 @@ How a frame is processed
   (defaults 160 px and 0.45), and the frame is resized by ``80 / promise`` so
   that face still spans the window (:func:`detection_scale`).  640x360 and
   larger frames are thus halved (as the fixed ``detect_scale: 0.5`` did);
-  a 320x180 frame is searched at 0.99x, finding its ~85-px faces; a factor
+  a 320x180 frame is searched at 0.99x (promise 81 px); a factor
   above 1 enlarges the frame (at most 4x: a 20-px face).  ``detect_scale``
   overrides the rule; ``upsample`` doubles the factor on top (halving the
   promise).  The promise kept is written to the table's metadata
@@ -85,8 +85,9 @@ MAX_SHIFT = 0.5
 #: the face is about VERIFY_FACE_PX pixels wide (the HOG window is 80 px).
 VERIFY_MARGIN = 1.5
 VERIFY_FACE_PX = 90
-#: dlib's frontal face detector scans an 80x80-pixel HOG window (dlib's
-#: frontal_face_detector.h; the smallest box it reports is ~73 px).
+#: dlib's frontal face detector scans an 80x80-pixel HOG window: its examples say
+#: it finds faces of about 80x80 px or larger (measured here: the smallest box it
+#: reports is 73 px; reliable down to a ~60-px face, see the module docstring).
 HOG_WINDOW_PX = 80
 #: The largest enlargement of a frame for detection (a 20-px face, the schema's
 #: lowest min_face_px); bounds the cost on tiny frames.
@@ -261,7 +262,7 @@ class FaceTracker:
         x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
-        # Shrunk (or, for a face smaller than the window, enlarged) to ~VERIFY_FACE_PX.
+        # Shrunk (or, for a face below VERIFY_FACE_PX, enlarged) so the face is ~VERIFY_FACE_PX.
         scale = min(MAX_DETECT_SCALE, VERIFY_FACE_PX / side)
         roi = _resize(gray[y0:y1, x0:x1], scale)
         rects, scores, _ = self.detector.run(roi, 0, float(self.p["min_score"]))
