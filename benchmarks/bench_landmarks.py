@@ -120,12 +120,13 @@ def main(argv=None) -> int:
     tracker = landmarks.FaceTracker()
     gray = np.ascontiguousarray(next(iter(iter_gray_frames(video))).image)
     face = tracker.step(gray)
-    small = cv2.resize(gray, None, fx=tracker.p["detect_scale"], fy=tracker.p["detect_scale"],
-                       interpolation=cv2.INTER_AREA)
+    ds = tracker.detection_scale(gray.shape)
+    small = cv2.resize(gray, None, fx=ds.scale, fy=ds.scale,
+                       interpolation=cv2.INTER_AREA if ds.scale < 1 else cv2.INTER_LINEAR)
     calls = {
         "shape predictor, facevox.extract.shape_model (numba)": per_call_ms(lambda: tracker.predict(gray, face.box)),
         "shape predictor, dlib's own": per_call_ms(lambda: tracker.dlib_predict(gray, face.box)),
-        f"detector, frame x{tracker.p['detect_scale']}": per_call_ms(lambda: tracker.detector.run(small, 0, 0.0), 50),
+        f"detector, frame x{ds.scale:.3g}": per_call_ms(lambda: tracker.detector.run(small, 0, 0.0), 50),
         "detector, verification region": per_call_ms(lambda: tracker.verify(gray, face.box), 50),
         "detector, full resolution": per_call_ms(lambda: tracker.detector.run(gray, 0, 0.0), 20),
     }
@@ -144,7 +145,9 @@ def main(argv=None) -> int:
         f"median of {a.repeats} runs.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
         f"Python {platform.python_version()}, {platform.platform()}.",
-        f"Settings: detect_scale={p['detect_scale']}, upsample={p['upsample']}, "
+        f"Settings: detection scale {ds.scale:.3g} (detect_scale={p['detect_scale']}, min_face_px="
+        f"{p['min_face_px']}, min_face_fraction={p['min_face_fraction']}: faces >= {ds.min_face_px:g} px), "
+        f"upsample={p['upsample']}, "
         f"redetect_every={p['redetect_every']}, verify_every={p['verify_every']}.",
         "",
         "| what | frames/s |",

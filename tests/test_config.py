@@ -11,7 +11,9 @@ from facevox.errors import FacevoxError
 REPO_CONFIG = ROOT / "config.yaml"
 
 LANDMARK_DEFAULTS = {
-    "detect_scale": 0.5,
+    "min_face_px": 160,
+    "min_face_fraction": 0.45,
+    "detect_scale": None,
     "upsample": 0,
     "redetect_every": 30,
     "verify_every": 5,
@@ -56,6 +58,9 @@ def test_params_are_not_mutated():
     ("landmarks", {"detect_scale": 2}, "landmarks.detect_scale"),  # maximum 1
     ("landmarks", {"detect_scale": "half"}, "landmarks.detect_scale"),
     ("landmarks", {"upsample": 3}, "landmarks.upsample"),
+    ("landmarks", {"min_face_px": 10}, "landmarks.min_face_px"),  # minimum 20
+    ("landmarks", {"min_face_fraction": 0}, "landmarks.min_face_fraction"),  # exclusiveMinimum 0
+    ("landmarks", {"min_face_fraction": 1.5}, "landmarks.min_face_fraction"),  # maximum 1
     ("landmarks", {"upsample": 0.5}, "landmarks.upsample"),  # integer
     ("landmarks", {"redetect_every": 0}, "landmarks.redetect_every"),
     ("landmarks", {"verify_every": 0}, "landmarks.verify_every"),

@@ -1,9 +1,11 @@
 """Stage landmarks (facevox.extract.landmarks): dlib HOG + 68 points, detect-then-track."""
 import numpy as np
+import pandas as pd
 import pytest
 
-from facevox.extract import landmarks
-from facevox.contract import LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns
+from facevox.config import stage_params
+from facevox.extract import landmarks, qa
+from facevox.contract import F0_COLUMN, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns
 from facevox.io import read_table
 from facevox.media import iter_gray_frames
 
@@ -37,8 +39,81 @@ def test_wolfgang_face_everywhere_and_plausible(wolfgang_table):
     assert df["timestamp_s"].iloc[0] == 0.0
     assert np.allclose(np.diff(df["timestamp_s"]), 1001 / 24000)
     assert meta["stage"] == "landmarks" and meta["params"]["redetect_every"] == 30
+    # 640x360 at the defaults: halved, as the fixed detect_scale 0.5 did (80 / 160)
+    assert (meta["frame_width"], meta["frame_height"]) == (640, 360)
+    assert meta["detect_scale_used"] == 0.5 and meta["min_face_px_promised"] == 160.0
     # Most frames are tracked, not detected: that is where the speed is.
     assert df["detected"].mean() < 0.35
+
+
+@pytest.mark.parametrize("shape, params, scale, promise", [
+    # defaults: promise min(160, 0.45 * shorter side); scale 80 / promise
+    ((360, 640), {}, 0.5, 160.0),  # 0.45 * 360 = 162 > 160
+    ((1080, 1920), {}, 0.5, 160.0),
+    ((180, 320), {}, 80 / 81, 81.0),  # 0.45 * 180 = 81
+    ((320, 180), {}, 80 / 81, 81.0),  # portrait: the shorter side is the width
+    ((270, 480), {}, 80 / 121.5, 121.5),
+    ((90, 160), {}, 80 / 40.5, 40.5),  # enlarged ~2x
+    ((36, 64), {}, 4.0, 20.0),  # 0.45 * 36 = 16.2 -> 4.94x, capped at 4x: 80 / 4 = 20 px
+    ((360, 640), {"min_face_px": 40}, 2.0, 40.0),
+    ((360, 640), {"min_face_fraction": 0.25}, 80 / 90, 90.0),  # 0.25 * 360 = 90 < 160
+    # explicit detect_scale overrides the rule; upsample halves the promise on top
+    ((180, 320), {"detect_scale": 0.5}, 0.5, 160.0),
+    ((180, 320), {"detect_scale": 0.5, "upsample": 1}, 0.5, 80.0),
+    ((360, 640), {"upsample": 1}, 0.5, 80.0),
+], ids=["640x360", "1920x1080", "320x180", "portrait", "480x270", "160x90", "64x36-cap",
+        "min-face-40", "fraction", "override", "override-upsample", "upsample"])
+def test_detection_scale(shape, params, scale, promise):
+    ds = landmarks.detection_scale(shape, stage_params("landmarks", params))
+    assert ds.scale == pytest.approx(scale)
+    assert ds.min_face_px == pytest.approx(promise)
+    assert ds.upsample == params.get("upsample", 0)
+    assert ds.factor * ds.min_face_px == pytest.approx(landmarks.HOG_WINDOW_PX)
+
+
+def test_320x180_copy_is_found_by_default(downscaled, tmp_path):
+    """single_face.mp4 at 320x180 (an ~87-px face): the fixed detect_scale 0.5 shrank it to
+    ~43 px, below the 80-px HOG window, and found it nowhere; the default rule keeps it."""
+    video = downscaled("single_face.mp4", 320, 180)
+    summary = landmarks.run(video, tmp_path / "small.parquet")
+    df, meta = read_table(tmp_path / "small.parquet", LANDMARKS_SCHEMA)
+    assert len(df) == 72 and df["success"].mean() >= 0.95
+    assert summary["face_found_rate"] == df["success"].mean()
+    assert (meta["frame_width"], meta["frame_height"]) == (320, 180)
+    assert meta["min_face_px_promised"] == 81.0 and meta["detect_scale_used"] == round(80 / 81, 4)
+    assert meta["params"]["detect_scale"] is None and meta["params"]["hog_window_px"] == 80
+    assert landmarks.describe_promise(summary) == "320x180 searched at x0.9877: faces from 81 px"
+    pts = points_from_columns(df[df["success"]])
+    assert 70 < np.median(df.loc[df["success"], "box_width"]) < 110
+    assert pts[..., 0].max() < 320 and pts[..., 1].max() < 180
+
+
+def test_small_frame_miss_is_flagged_with_the_setting(downscaled, tmp_path):
+    """The old fixed scale on the 320x180 copy: no face, and QA names the setting."""
+    video = downscaled("single_face.mp4", 320, 180)
+    landmarks.run(video, tmp_path / "old.parquet", {"detect_scale": 0.5})
+    df, meta = read_table(tmp_path / "old.parquet", LANDMARKS_SCHEMA)
+    assert not df["success"].any() and meta["min_face_px_promised"] == 160.0
+    rec = qa.record("v", {"video": None, "audio": None}, df, pd.DataFrame({F0_COLUMN: []}),
+                    {"audio_status": "no_audio_stream"}, landmarks_meta=meta)
+    assert "small_frame_missed_faces" in rec["flags"].split(",")
+    (hint,) = qa.hints(rec, meta)
+    assert "faces smaller than 160 px" in hint and "landmarks.min_face_px" in hint
+
+
+def test_tiny_frame_is_enlarged_and_its_track_verified(downscaled):
+    """160x90 (a ~43-px face): detected on the frame enlarged ~2x, and the verification
+    (which enlarges a face below VERIFY_FACE_PX) confirms the track on every frame."""
+    video = downscaled("single_face.mp4", 160, 90)
+    tracker = landmarks.FaceTracker()
+    found = verified = 0
+    for frame in iter_gray_frames(video):
+        face = tracker.step(frame.image)
+        if face is not None:
+            found += 1
+            verified += tracker.verify(frame.image, face.box) is not None
+    assert found == verified == 72
+    assert tracker.scales[(90, 160)].scale == pytest.approx(80 / 40.5)
 
 
 def test_tracking_matches_per_frame_full_resolution_detection(wolfgang):

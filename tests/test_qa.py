@@ -159,6 +159,44 @@ def test_no_frames():
     assert rec["flags"] == "no_frames,low_face_rate,audio_no_audio_stream"
 
 
+def lm_meta(promise, w, h) -> dict:
+    """Landmarks metadata as facevox.extract.landmarks.run records the detection scale."""
+    return {"multi_face_rate": 0.0, "min_face_px_promised": promise, "frame_width": w, "frame_height": h}
+
+
+OK_AUDIO = {"audio_status": "ok", "audio_duration_s": 10.0}
+
+
+@pytest.mark.parametrize("face, meta, flags", [
+    # 320x180 at the defaults (promise 81 px); 9/20 faces < 0.5
+    ([1] * 9 + [0] * 11, lm_meta(81.0, 320, 180), "low_face_rate,long_face_gap,small_frame_missed_faces"),
+    # portrait 288x512: the shorter side (288) is the width
+    ([0] * 20, lm_meta(129.6, 288, 512), "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"),
+    # 640x360 is not small (shorter side 360, not below): a faceless video there is just no_face
+    ([0] * 20, lm_meta(160.0, 640, 360), "no_face,low_face_rate,long_face_gap"),
+    ([0] * 20, lm_meta(160.0, 1280, 720), "no_face,low_face_rate,long_face_gap"),
+    # faces found on half the frames (not low): no hint even on a small frame
+    ([1] * 10 + [0] * 10, lm_meta(81.0, 320, 180), ""),
+    # an older table without the frame size and promise
+    ([0] * 20, {"multi_face_rate": 0.0}, "no_face,low_face_rate,long_face_gap"),
+], ids=["small-low", "portrait", "640x360-edge", "hd", "not-low", "no-promise"])
+def test_small_frame_missed_faces(face, meta, flags):
+    rec = qa.record("v", probe(), landmarks(TIMES, face), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
+    assert rec["flags"] == flags
+
+
+def test_small_frame_hint_names_the_setting():
+    meta = lm_meta(81.0, 320, 180)
+    rec = qa.record("v", probe(), landmarks(TIMES, [0] * 20), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
+    (hint,) = qa.hints(rec, meta)
+    # 81 / 180 = 45 %; half of 81 = 40.5 -> 40
+    assert hint == ("v: a face on 0 % of the frames of this 320x180 video, and faces smaller than 81 px "
+                    "(45 % of the frame's shorter side) are not looked for: set landmarks.min_face_px "
+                    "below the faces' size (e.g. 40; each halving ~4x slower detection)")
+    ok = qa.record("v", probe(), landmarks(TIMES, [1] * 20), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
+    assert qa.hints(ok, meta) == []
+
+
 # --------------------------------------------------------------------------- run / collect
 def test_run_writes_the_record(tmp_path):
     n = len(TIMES)
@@ -178,6 +216,28 @@ def test_run_writes_the_record(tmp_path):
                  tmp_path / "qa" / "vid1.json")
     assert read_json(tmp_path / "qa" / "vid1.json") == rec
     assert (rec["face_found_rate"], rec["longest_gap_s"], rec["voiced_fraction"]) == (0.75, 2.5, 0.375)
+
+
+def test_run_logs_the_small_frame_hint(tmp_path, caplog):
+    n = len(TIMES)
+    lm = {"frame": np.arange(n, dtype=np.int32), "timestamp_s": TIMES, "success": np.zeros(n, bool),
+          "detected": np.ones(n, bool), "confidence": np.full(n, np.nan, np.float32)}
+    lm.update({c: np.full(n, np.nan, np.float32) for c in ["box_left", "box_top", "box_width", "box_height"]})
+    lm.update({c: np.full(n, np.nan, np.float32) for c in LANDMARK_COLUMNS})
+    write_table(pd.DataFrame(lm), tmp_path / "lm.parquet", LANDMARKS_SCHEMA,
+                {"stage": "landmarks", **lm_meta(81.0, 320, 180)})
+    eg = egemaps(F0)
+    eg.insert(0, "start_s", np.arange(len(F0)) * 0.01)
+    eg.insert(1, "end_s", np.arange(len(F0)) * 0.01 + 0.02)
+    write_table(eg, tmp_path / "eg.parquet", EGEMAPS_SCHEMA, {"stage": "egemaps", **OK_AUDIO})
+    write_json(probe(), tmp_path / "probe.json")
+    with caplog.at_level("WARNING", logger="facevox.extract.qa"):
+        rec = qa.run("small", tmp_path / "probe.json", tmp_path / "lm.parquet", tmp_path / "eg.parquet",
+                     tmp_path / "small.json")
+    assert rec["flags"] == "no_face,low_face_rate,long_face_gap,small_frame_missed_faces"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("small: a face on 0 % of the frames of this 320x180 video")
+    assert "set landmarks.min_face_px" in line
 
 
 def test_collect_writes_sorted_tsv_in_contract_order(tmp_path):

