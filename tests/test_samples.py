@@ -10,7 +10,8 @@ import pytest
 
 from facevox.contract import SAMPLE_COLUMNS
 from facevox.errors import FacevoxError, InputError
-from facevox.samples import (SampleSheetError, check_label_config, check_labels, nearest, probe_samples,
+from facevox.extract.probe import probe_samples
+from facevox.samples import (SampleSheetError, check_label_config, check_labels, nearest,
                              read_samples)
 
 HEADER = SAMPLE_COLUMNS  # video_id path subject_id split label score gender

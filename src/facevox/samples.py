@@ -19,7 +19,7 @@ is one of ``contract.SPLITS``, ``score`` is a finite number and - given the labe
 set (config ``labels:``, which also holds ``models.positive_label``) - ``label``
 is one of it; a wrong split or label names the nearest valid one (``Normal`` ->
 ``normal``, ``depressed`` -> ``depression``), so a typo cannot turn a two-class
-run into a three-class one.  :func:`probe_samples` goes further and opens every
+run into a three-class one.  :func:`facevox.extract.probe.probe_samples` goes further and opens every
 file (``facevox check-samples --probe``).
 """
 from __future__ import annotations
@@ -189,50 +189,3 @@ def read_samples(path, check_files: bool = True, labels: Sequence[str] | None = 
     df = df.set_index("video_id", drop=False)
     df.attrs["line"] = dict(zip(df.index, line_numbers))
     return df
-
-
-def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
-    """Open every file of a sheet (:func:`read_samples`' result) the way the stages will.
-
-    ``source`` videos: each ``path`` must open as media (container readable, a video
-    stream with a decodable frame, not cut short: facevox.media.check_media); an
-    ``openface_csv`` must pass the OpenFace reader.  ``source`` aligned: each
-    ``path`` must be an aligned table (contract.ALIGNED_SCHEMA).  Every bad file is
-    listed in one :class:`SampleSheetError`; otherwise returns
-    ``{"with_audio": [ids], "without_audio": [ids]}`` (videos) or ``{}``.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from facevox.contract import ALIGNED_SCHEMA, check_table
-    from facevox.extract.action_units import read_openface_csv
-    from facevox.media import check_media
-
-    name = Path(sheet).name
-    lines = samples.attrs.get("line", {})
-    problems: list[str] = []
-    audio: dict[str, list] = {"with_audio": [], "without_audio": []}
-    for vid, row in samples.iterrows():
-        where = f"{name} line {lines.get(vid, '?')} (video_id {vid!r})"
-        if source == "aligned":  # the footer and its schema; the data pages are read by the jobs
-            try:
-                check_table(pq.read_schema(row["path"]).empty_table(), ALIGNED_SCHEMA, row["path"])
-            except (OSError, pa.ArrowInvalid) as exc:
-                problems.append(f"{where}: {row['path']}: not a readable Parquet file ({exc})")
-            except ValueError as exc:
-                problems.append(f"{where}: {exc}")
-            continue
-        try:
-            info = check_media(row["path"])
-            audio["with_audio" if info["audio"] else "without_audio"].append(vid)
-        except InputError as exc:
-            problems.append(f"{where}: {exc}")
-        openface = row.get("openface_csv")
-        if isinstance(openface, str) and openface:
-            try:
-                read_openface_csv(openface)
-            except FacevoxError as exc:
-                problems.append(f"{where}: openface_csv {exc}")
-    if problems:
-        raise SampleSheetError(sheet, problems)
-    return audio if source != "aligned" else {}

@@ -151,7 +151,8 @@ def cmd_check_samples(a):
     """The sheet as the workflow will read it (labels from the config), and with
     --probe every file opened; every problem is listed, one per line."""
     from facevox.config import load_config
-    from facevox.samples import check_label_config, probe_samples, read_samples
+    from facevox.extract.probe import probe_samples
+    from facevox.samples import check_label_config, read_samples
 
     cfg = load_config(a.config)
     check_label_config(cfg["labels"], cfg["models"]["positive_label"])

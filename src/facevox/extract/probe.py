@@ -137,3 +137,52 @@ def run(video, out) -> dict:
     info["provenance"] = provenance("probe", inputs={"video": video})
     write_json(info, out)
     return info
+
+
+def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
+    """Open every file of a sheet (:func:`read_samples`' result) the way the stages will.
+
+    ``source`` videos: each ``path`` must open as media (container readable, a video
+    stream with a decodable frame, not cut short: facevox.media.check_media); an
+    ``openface_csv`` must pass the OpenFace reader.  ``source`` aligned: each
+    ``path`` must be an aligned table (contract.ALIGNED_SCHEMA).  Every bad file is
+    listed in one :class:`SampleSheetError`; otherwise returns
+    ``{"with_audio": [ids], "without_audio": [ids]}`` (videos) or ``{}``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from facevox.contract import ALIGNED_SCHEMA, check_table
+    from facevox.extract.action_units import read_openface_csv
+    from facevox.errors import FacevoxError
+    from facevox.media import check_media
+    from facevox.samples import SampleSheetError
+
+    name = Path(sheet).name
+    lines = samples.attrs.get("line", {})
+    problems: list[str] = []
+    audio: dict[str, list] = {"with_audio": [], "without_audio": []}
+    for vid, row in samples.iterrows():
+        where = f"{name} line {lines.get(vid, '?')} (video_id {vid!r})"
+        if source == "aligned":  # the footer and its schema; the data pages are read by the jobs
+            try:
+                check_table(pq.read_schema(row["path"]).empty_table(), ALIGNED_SCHEMA, row["path"])
+            except (OSError, pa.ArrowInvalid) as exc:
+                problems.append(f"{where}: {row['path']}: not a readable Parquet file ({exc})")
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
+            continue
+        try:
+            info = check_media(row["path"])
+            audio["with_audio" if info["audio"] else "without_audio"].append(vid)
+        except InputError as exc:
+            problems.append(f"{where}: {exc}")
+        openface = row.get("openface_csv")
+        if isinstance(openface, str) and openface:
+            try:
+                read_openface_csv(openface)
+            except FacevoxError as exc:
+                problems.append(f"{where}: openface_csv {exc}")
+    if problems:
+        raise SampleSheetError(sheet, problems)
+    return audio if source != "aligned" else {}
