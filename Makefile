@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-deps demo test test-heavy test-slurm bench bench-models dag clean-results
+.PHONY: install system-deps demo test lint test-heavy test-slurm bench bench-models dag clean-results
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ demo: install
 
 test: install system-deps
 	$(BIN)/python -m pytest
+
+# ruff (rules in pyproject.toml) and Snakemake's own linter on the workflow
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/facevox demo-data --out resources/demo >/dev/null  # the DAG needs a sample sheet
+	$(BIN)/snakemake --lint --configfile config.yaml config/demo.yaml
 
 # The heavy bad-input corpus cases (4K frames): tests/test_corpus.py
 test-heavy: install system-deps

@@ -2,6 +2,7 @@
 # Thin on purpose: config + validation, the rule files, and the final targets.
 # Every rule is one call into src/facevox (rule file -> function -> tests/test_<stage>.py).
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -10,8 +11,9 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)  # facevox importable here and, through PYTHONPATH, in every job
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, SRC)  # facevox importable here (DAG time) even where it is not installed ...
+# ... and in every job's shell, wherever it runs (local, SLURM, --use-conda): the rules call `python -m facevox`
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 configfile: "config.yaml"
 
@@ -23,6 +25,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    video=VIDEO_ID.pattern.strip("^$"),
+    model="[a-z0-9_]+",
+    seed="[0-9]+",
+
+
 include: "workflow/rules/import.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/egemaps.smk"

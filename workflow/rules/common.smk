@@ -1,5 +1,5 @@
-# Shared by every rule file: the sample sheet and every input function the rules use.
-# What a model family needs (data folder, sheet, score, GPU, config keys) comes from one
+# Shared by every .smk file - the sample sheet and all input functions that the rules use;
+# what a model family needs (data folder, sheet, score, GPU, config keys) comes from one
 # table, facevox.models.families; the rules only ask it.
 import json
 import shlex
@@ -22,7 +22,7 @@ if SOURCE in ("videos", "aligned"):
         raise FacevoxError(f"config: source {SOURCE} needs `samples:` (a sample sheet)")
     SAMPLES = read_samples(config["samples"], labels=config["labels"])  # validated: clear message per bad row
     SHEET = config["samples"]
-else:  # imported by a rule (import.smk): the sheet is the import's output
+else:  # imported by import.smk: the sheet is the import's output
     folder = config["dvlog_root"] if SOURCE == "dvlog" else config["openface_dir"]
     if not folder:
         raise FacevoxError(f"config: source {SOURCE} needs `{'dvlog_root' if SOURCE == 'dvlog' else 'openface_dir'}:`")
@@ -36,10 +36,6 @@ SHARDS = f"results/shards/{config['shards']['feature_set']}"
 REPORT = config["report"]
 TABLE_TASKS = table_tasks(config["models"]["run"])
 RUN_CARD = "results/run_card.json"
-
-
-wildcard_constraints:
-    video=VIDEO_ID.pattern.strip("^$"),
 
 
 def video_path(wildcards):

@@ -36,7 +36,8 @@ rule export_dvlog:
         "results/export/dvlog/labels.csv",
     params:
         cfg=json.dumps({"export_order": config["dvlog"]["export_order"]}),
-        aligned=EXPORT_ALIGNED,
+        aligned=lambda wildcards, input: os.path.dirname(input.aligned[0]) if input.aligned else EXPORT_ALIGNED,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
         positive=config["models"]["positive_label"],
     log:
         "results/logs/export_dvlog.log",
@@ -45,5 +46,5 @@ rule export_dvlog:
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox export-dvlog {input.sheet:q} {params.aligned:q} results/export/dvlog "
+        "python -m facevox export-dvlog {input.sheet:q} {params.aligned:q} {params.out:q} "
         "--params {params.cfg:q} --positive-label {params.positive:q} > {log:q} 2>&1"

@@ -6,11 +6,6 @@
 # -> facevox.training.loop.train / facevox.training.loop.evaluate · tests/test_train.py, tests/test_evaluate.py
 
 
-wildcard_constraints:
-    model="[a-z0-9_]+",
-    seed="[0-9]+",
-
-
 rule train:
     input:
         unpack(train_inputs),
