@@ -111,36 +111,3 @@ def test_run_swaps_the_whole_folder_in(tmp_path):
                                                                   "part-00002.parquet"]
     assert os.stat(out).st_mode & 0o777 == DIR_MODE
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shards.tmp")]
-
-
-def test_fau_window_dataset(tmp_path):
-    from facevox.extract import fau_windows
-    from facevox.dataset.datasets import FauWindowDataset
-    from tests.test_fau_windows import au_table
-
-    write_table(fau_windows.windows(au_table(120)), tmp_path / "w.parquet", FAU_WINDOWS_SCHEMA, {"stage": "test"})
-    ds = FauWindowDataset({"a": tmp_path / "w.parquet"}, columns=["AU01_r_mean", "AU45_r_mean"])
-    x, vid = ds[0]
-    assert vid == "a" and tuple(x.shape) == (24, 2)
-    assert float(x[12, 0]) == pytest.approx(59.5) and float(x[:, 1].abs().sum()) == 0.0  # NaN -> 0
-    with pytest.raises(FacevoxError, match="unknown FAU"):
-        FauWindowDataset({"a": tmp_path / "w.parquet"}, columns=["AU99_r_mean"])
-
-
-def test_face_clip_dataset(tmp_path, feat_media):
-    from facevox.extract import faces, landmarks
-    from facevox.dataset.datasets import FaceClipDataset
-
-    video = feat_media / "single_face.mp4"
-    landmarks.run(video, tmp_path / "lm.parquet")
-    faces.run(video, tmp_path / "lm.parquet", tmp_path / "f.parquet",
-                      {"keep_face_images": True, "size": 64, "stride": 2})  # 36 crops
-    ev = FaceClipDataset({"v": tmp_path / "f.parquet"}, clip_len=16, mode="eval")
-    assert len(ev) == 3  # ceil(36 / 16)
-    clip, vid = ev[2]
-    assert vid == "v" and tuple(clip.shape) == (3, 16, 64, 64) and 0 <= float(clip.min()) <= float(clip.max()) <= 1
-    assert (clip[:, 4:] == clip[:, 3:4]).all()  # rows 32..35 real, then the last frame repeated
-    tr = FaceClipDataset({"v": tmp_path / "f.parquet"}, clip_len=16, mode="train", seed=3)
-    a, _ = tr[0]
-    b, _ = tr[0]
-    assert len(tr) == 1 and (a == b).all()  # same seed and epoch: same clip
