@@ -92,9 +92,52 @@ class Task(Protocol):
     def score(self, result: dict, settings: dict) -> float:
         """Development score of :meth:`evaluate_split`'s metrics, higher is better."""
 
+    def left_out(self) -> list[dict]:
+        """Every item of the data not used, as :func:`left_out_record` entries (all splits)."""
 
-def sheet_videos(sheet, folder, suffix: str, need: str, what: str):
-    """Videos of the sheet per split whose table exists, and those left out (no value)."""
+
+#: Why an item is left out (``left_out`` records; the tables' and report's notes say it in words).
+LEFT_OUT_REASONS = {
+    "max_missing_fraction": "over models.max_missing_fraction still missing",
+    "no_label": "no label the model knows",
+    "no_slices": "no slice (shorter than one slice)",
+    "no_face": "no face crop",
+    "no_score": "no score in the sheet",
+    "excluded_input": "input excluded (unreadable)",
+}
+
+
+def left_out_record(split: str, reason: str, unit: str, per_video: dict[str, int]) -> dict:
+    """One left-out entry: ``count`` items (``unit``: slices, windows or videos) of ``split``
+    not used for ``reason`` (a key of :data:`LEFT_OUT_REASONS`); ``videos`` maps each video
+    id to its items left out, in data order."""
+    if reason not in LEFT_OUT_REASONS:
+        raise ValueError(f"unknown left-out reason {reason!r}")
+    return {"split": split, "reason": reason, "unit": unit, "count": int(sum(per_video.values())),
+            "videos": {str(v): int(n) for v, n in per_video.items()}}
+
+
+def why_unpredicted(videos: list[str], records: list[dict]) -> dict[str, str]:
+    """Each unpredicted video -> the reasons (``+``-joined, in record order) its items were left
+    out for (``records``: the split's :func:`left_out_record` entries); ``unknown`` if none."""
+    out = {}
+    for vid in videos:
+        reasons = [r["reason"] for r in records if vid in r["videos"]]
+        out[vid] = "+".join(dict.fromkeys(reasons)) or "unknown"
+    return out
+
+
+def log_left_out(name: str, records: list[dict]) -> None:
+    """One warning line per left-out entry (the training log), naming the videos."""
+    for rec in records:
+        vids = ", ".join(f"{v} ({n})" if rec["unit"] != "videos" else v for v, n in rec["videos"].items())
+        log.warning("%s: %s split: %d %s left out (%s): %s", name, rec["split"], rec["count"], rec["unit"],
+                    LEFT_OUT_REASONS[rec["reason"]], vids)
+
+
+def sheet_videos(sheet, folder, suffix: str, need: str, what: str, no_value: dict | None = None):
+    """Videos of the sheet per split whose table exists; those of a split without the value
+    ``need`` (``score``) are appended to ``no_value[split]`` when given."""
     from facevox.samples import read_samples
     from facevox.dataset.splits import check_subject_splits
 
@@ -107,6 +150,8 @@ def sheet_videos(sheet, folder, suffix: str, need: str, what: str):
         if split not in SPLITS:
             continue
         if need == "score" and row.get("score") in (None, ""):
+            if no_value is not None:
+                no_value.setdefault(split, []).append(vid)
             continue
         path = folder / f"{vid}{suffix}"
         if not path.is_file():
@@ -182,16 +227,14 @@ class Regression:
         self.settings = settings
         self.vision = settings["vision"]
         self.scale = float(self.vision["score_scale"])
-        self.samples, listed = sheet_videos(sheet, folder, ".parquet", "score", what)
+        self.no_score: dict[str, list[str]] = {}
+        self.samples, listed = sheet_videos(sheet, folder, ".parquet", "score", what, self.no_score)
         self.frames = _FaceFrames(folder, self.vision["size"])
         self.root = Path(folder)
         # a video without any face crop cannot be scored: left out (evaluation lists it as unpredicted)
         self.faceless = [v for vs in listed.values() for v in vs
                          if not pq.read_table(self.root / f"{v}.parquet", columns=["success"]).column("success")
                          .to_numpy(zero_copy_only=False).any()]
-        if self.faceless:
-            log.warning("%s: no face in %d video(s), left out: %s", self.root, len(self.faceless),
-                        ", ".join(self.faceless))
         self.all_videos = listed
         self.videos = {s: [v for v in vs if v not in self.faceless] for s, vs in listed.items()}
         if not self.videos.get("train"):
@@ -213,6 +256,16 @@ class Regression:
 
     def check(self, payload: dict) -> None:
         pass
+
+    def left_out(self) -> list[dict]:
+        out = []
+        for split in SPLITS:
+            faceless = [v for v in self.all_videos.get(split, []) if v in self.faceless]
+            if faceless:
+                out.append(left_out_record(split, "no_face", "videos", dict.fromkeys(faceless, 1)))
+            if self.no_score.get(split):
+                out.append(left_out_record(split, "no_score", "videos", dict.fromkeys(self.no_score[split], 1)))
+        return out
 
     def loss(self, cfg: dict, device):
         import torch
@@ -237,4 +290,6 @@ class Regression:
                               "n_items": np.array([len(per_video[v]) for v in vids], np.int32)})
         result = regression_metrics(true, pred)
         result["unpredicted"] = [v for v in self.all_videos[split] if v not in per_video]
+        result["unpredicted_reasons"] = why_unpredicted(result["unpredicted"],
+                                                        [r for r in self.left_out() if r["split"] == split])
         return result, table
