@@ -149,7 +149,8 @@ def sheet_videos(sheet, folder, suffix: str, need: str, what: str, no_value: dic
         split = row.get("split")
         if split not in SPLITS:
             continue
-        if need == "score" and row.get("score") in (None, ""):
+        score = row.get("score")  # iterrows turns the sheet's None into NaN
+        if need == "score" and (score is None or score == "" or (isinstance(score, float) and math.isnan(score))):
             if no_value is not None:
                 no_value.setdefault(split, []).append(vid)
             continue
