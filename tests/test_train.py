@@ -226,9 +226,10 @@ def test_every_slice_drop_reaches_the_log_and_the_metrics_json(tmp_path, caplog)
     assert test["unpredicted_reasons"] == {"test000": "max_missing_fraction", "test003": "no_slices"}
     assert test["slices_left_out"] == 2
     assert saved["splits"]["dev"]["unpredicted_reasons"] == {"dev001": "no_label"}
-    assert "lr: train split: 1 slices left out (over models.max_missing_fraction still missing): train001 (1)" \
+    assert "lr: train split: 1 slice left out (over models.max_missing_fraction still missing): train001 (1)" \
         in caplog.text
-    assert "lr: test split: 1 videos left out (no slice (shorter than one slice)): test003" in caplog.text
+    assert "lr: dev split: 2 slices left out (no label the model knows): dev001 (2)" in caplog.text
+    assert "lr: test split: 1 video left out (no slice (shorter than one slice)): test003" in caplog.text
 
 
 def test_an_excluded_input_named_by_the_shard_set_reaches_the_metrics_json(planted, tmp_path):

@@ -25,7 +25,7 @@ Per video (``build``):
 3. the video is sliced (slices.slice_video).
 
 A video that yields no slice is named in the manifest's ``left_out`` (reason
-``no_slices``; the entry format of facevox.training.tasks.base.left_out_record), which
+``no_slices``; the entry format of facevox.contract.left_out_record), which
 training copies into the metrics JSON.
 
 Memory: two passes over the aligned tables (statistics, then slices), one video
@@ -50,7 +50,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facevox.config import stage_params
-from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS, shard_schema
+from facevox.contract import (ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS,
+                              left_out_record, shard_schema)
 from facevox.errors import FacevoxError
 from facevox.io import DIR_MODE, read_table, write_json
 from facevox.provenance import dumps, provenance
@@ -215,8 +216,7 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
                 unsliced.append(vid)
         parts = writer.close()
         if unsliced:  # named, so training and the tables can say which videos are missing
-            manifest["left_out"].append({"split": split, "reason": "no_slices", "unit": "videos",
-                                         "count": len(unsliced), "videos": dict.fromkeys(unsliced, 1)})
+            manifest["left_out"].append(left_out_record(split, "no_slices", "videos", dict.fromkeys(unsliced, 1)))
         manifest["splits"][split] = {"videos": len(split_videos), "slices": n_slices, "parts": parts}
     write_json(manifest, out_dir / "manifest.json")
     return manifest

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
-from facevox.contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, SPLITS
+from facevox.contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, SPLITS, describe_left_out, left_out_record
 from facevox.errors import FacevoxError
 from facevox.training.metrics import regression_metrics
 
@@ -96,27 +96,6 @@ class Task(Protocol):
         """Every item of the data not used, as :func:`left_out_record` entries (all splits)."""
 
 
-#: Why an item is left out (``left_out`` records; the tables' and report's notes say it in words).
-LEFT_OUT_REASONS = {
-    "max_missing_fraction": "over models.max_missing_fraction still missing",
-    "no_label": "no label the model knows",
-    "no_slices": "no slice (shorter than one slice)",
-    "no_face": "no face crop",
-    "no_score": "no score in the sheet",
-    "excluded_input": "input excluded (unreadable)",
-}
-
-
-def left_out_record(split: str, reason: str, unit: str, per_video: dict[str, int]) -> dict:
-    """One left-out entry: ``count`` items (``unit``: slices, windows or videos) of ``split``
-    not used for ``reason`` (a key of :data:`LEFT_OUT_REASONS`); ``videos`` maps each video
-    id to its items left out, in data order."""
-    if reason not in LEFT_OUT_REASONS:
-        raise ValueError(f"unknown left-out reason {reason!r}")
-    return {"split": split, "reason": reason, "unit": unit, "count": int(sum(per_video.values())),
-            "videos": {str(v): int(n) for v, n in per_video.items()}}
-
-
 def why_unpredicted(videos: list[str], records: list[dict]) -> dict[str, str]:
     """Each unpredicted video -> the reasons (``+``-joined, in record order) its items were left
     out for (``records``: the split's :func:`left_out_record` entries); ``unknown`` if none."""
@@ -130,9 +109,7 @@ def why_unpredicted(videos: list[str], records: list[dict]) -> dict[str, str]:
 def log_left_out(name: str, records: list[dict]) -> None:
     """One warning line per left-out entry (the training log), naming the videos."""
     for rec in records:
-        vids = ", ".join(f"{v} ({n})" if rec["unit"] != "videos" else v for v, n in rec["videos"].items())
-        log.warning("%s: %s split: %d %s left out (%s): %s", name, rec["split"], rec["count"], rec["unit"],
-                    LEFT_OUT_REASONS[rec["reason"]], vids)
+        log.warning("%s: %s", name, describe_left_out(rec))
 
 
 def sheet_videos(sheet, folder, suffix: str, need: str, what: str, no_value: dict | None = None):
