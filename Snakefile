@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -16,7 +16,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PY
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+from facevox.config import check_workflow_config
+
+# The schema's defaults filled in, every problem one short line naming the key and the files to
+# fix (snakemake.utils.validate would print the whole schema section and configuration).
+check_workflow_config(config, workflow.configfiles)
 
 
 report: "workflow/report/workflow.rst"
