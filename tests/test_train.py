@@ -248,3 +248,22 @@ def test_an_excluded_input_named_by_the_shard_set_reaches_the_metrics_json(plant
     assert saved["left_out"] == [entry]
     assert saved["splits"]["test"]["unpredicted"] == ["bad"]
     assert saved["splits"]["test"]["unpredicted_reasons"] == {"bad": "excluded_input"}
+
+
+def test_a_doubtful_dev_split_and_the_cpu_fallback_are_warnings_in_the_metrics_json(tmp_path, monkeypatch):
+    """One dev video of one class, dev score AUC (undefined), device auto without a GPU: each is
+    one warning line in the log, the model file and the metrics JSON."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    shards = planted_shards(tmp_path, {"train": 4, "dev": 1, "test": 2}, rows=300)
+    params = {"select_by": "auc", **_params("stst", epochs=2)}
+    train("stst", shards, tmp_path / "m.ckpt", seed=0, params=params)
+    saved = evaluate(tmp_path / "m.ckpt", shards, tmp_path / "m.json", tmp_path / "m.parquet", params=params)
+    assert saved["device"] == "cpu" and saved["device_requested"] == "auto"
+    assert saved["warnings"] == [
+        "device auto: no CUDA GPU visible, trained on the CPU",
+        "dev split too small: 1 video(s), fewer than models.min_dev_videos (4) - the best epoch and early "
+        "stopping rest on them",
+        "dev split of one class: every dev video is 'normal' - the dev score says little about the other class",
+        "dev score undefined: NaN (e.g. AUC of a one-class dev split) - epochs compete on dev loss only",
+    ]
+    assert json.loads((tmp_path / "m.json").read_text())["warnings"] == saved["warnings"]

@@ -154,6 +154,25 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     return payload
 
 
+def dev_doubts(dev: dict, table, score: float, min_videos: int) -> list[str]:
+    """Why the dev split may not pick a sound epoch, one line each (text before the first ``:``
+    is the kind): fewer than ``min_videos`` videos (``models.min_dev_videos``; a job run by the
+    workflow uses the schema default, since the setting never reruns a training), one class
+    only (classification; the prediction table's ``label``), an undefined score (NaN, e.g.
+    AUC of one class: the epochs then compete on dev loss only)."""
+    out = []
+    n = int(dev.get("n", 0) or 0)
+    if n < min_videos:
+        out.append(f"dev split too small: {n} video(s), fewer than models.min_dev_videos ({min_videos}) - "
+                   f"the best epoch and early stopping rest on them")
+    if table is not None and "label" in getattr(table, "columns", ()) and table["label"].nunique() == 1:
+        out.append(f"dev split of one class: every dev video is {table['label'].iloc[0]!r} - the dev score "
+                   f"says little about the other class")
+    if score == -math.inf:
+        out.append("dev score undefined: NaN (e.g. AUC of a one-class dev split) - epochs compete on dev loss only")
+    return out
+
+
 def _resume_dir(out: Path) -> Path:
     return out.with_name(out.name + ".resume")
 
@@ -258,19 +277,15 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
                   "slices_per_s": seen / max(seconds, 1e-9)}
         improved = True
         if has_dev:
-            dev, _ = task.evaluate_split(predict_fn, "dev", cfg, batch)
+            dev, dev_table = task.evaluate_split(predict_fn, "dev", cfg, batch)
             record["dev"] = {k: dev[k] for k in ("accuracy", "f1_weighted", "auc", "rmse", "mae", "ccc", "ccc_mean")
                              if k in dev}
             score = task.score(dev, settings)
             record["dev_score"], record["dev_loss"] = score, dev.get("loss", 0.0)
-            if dev.get("n", 0) < settings["min_dev_videos"] and not any(w.startswith("dev split") for w in warnings):
-                warnings.append(f"dev split of {dev.get('n')} video(s) (< models.min_dev_videos "
-                                f"{settings['min_dev_videos']}): the best epoch and early stopping rest on it")
-                log.warning("%s: %s", spec.name, warnings[-1])
-            if score == -math.inf and not any(w.startswith("dev score") for w in warnings):
-                warnings.append(f"dev score undefined at epoch {epoch} (e.g. AUC of a one-class dev split, "
-                                f"{dev.get('n', '?')} dev videos): that epoch competes on dev loss only")
-                log.warning("%s: %s", spec.name, warnings[-1])
+            for doubt in dev_doubts(dev, dev_table, score, settings["min_dev_videos"]):
+                if not any(w.split(":")[0] == doubt.split(":")[0] for w in warnings):
+                    warnings.append(doubt)
+                    log.warning("%s: %s (epoch %d)", spec.name, doubt, epoch)
             # a tie on the dev score goes to the epoch with the lower dev loss
             improved = state["best"] is None or (score, -record["dev_loss"]) > (state["best"]["score"],
                                                                                  -state["best"]["loss"])
