@@ -24,7 +24,8 @@ development score, evaluation tables); the loop itself is the same for all:
 
 The device is chosen inside the job (facevox.training.device.pick_device): the model file and
 the metrics JSON record it with the one asked for (``device_requested``), and ``warnings``
-says when ``auto`` fell back to the CPU, when there was no dev split or its score was undefined.
+says when ``auto`` fell back to the CPU and when the dev split was missing, small, of one class
+or gave an undefined score (:func:`dev_doubts`).
 
 Nothing is dropped silently: every slice, window or video the task does not use
 (``Task.left_out``: reason, count and the video ids) is logged as one warning line per
