@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -18,7 +18,11 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHO
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+from facevox.config import check_workflow_config
+
+# The schema's defaults filled in, every problem one short line naming the key and the files to
+# fix (snakemake.utils.validate would print the whole schema section and configuration).
+check_workflow_config(config, workflow.configfiles)
 
 
 report: "workflow/report/workflow.rst"

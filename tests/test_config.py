@@ -109,6 +109,7 @@ OTHER_DEFAULTS = {
                        "fusion_multiply", "lr", "svm", "rf", "knn_fusion"],
                "seeds": [0, 1, 2], "device": "auto", "threads": 2, "positive_label": "depression",
                "max_missing_fraction": 0.5, "max_memory_gb": 8, "select_by": "f1_weighted", "overrides": {},
+               "min_split_videos": 3, "min_dev_videos": 4,
                "vision": {"clip_len": 64, "size": 224, "clips_per_video": 1, "frames_per_video": 64,
                           "eval_frames_per_video": 256, "score_scale": 63},
                "affect": {"dimensions": ["arousal", "valence"], "delays_s": {"arousal": 4.0, "valence": 2.8},
@@ -212,3 +213,28 @@ def test_labels_default_and_validation(tmp_path):
     path.write_text("labels: [high, high]\n")
     with pytest.raises(FacevoxError, match="config labels: .*non-unique"):
         load_config(path)
+
+
+# --------------------------------------------------------------------------- the workflow's check
+def test_workflow_config_check_fills_defaults_in_place_and_is_short():
+    """The Snakefile's check: defaults filled into the same dict, every problem one line naming
+    the key (nearest valid key / allowed values) and the files to fix - no schema dump."""
+    from facevox.config import check_workflow_config
+
+    cfg = {"landmarks": {"upsample": 1}}
+    assert check_workflow_config(cfg) is cfg
+    assert cfg["landmarks"]["upsample"] == 1 and cfg["landmarks"]["redetect_every"] == 30
+    assert cfg["models"]["min_dev_videos"] == 4 and cfg["models"]["vision"]["clip_len"] == 64
+    bad = {"landmarks": {"redetect_evry": 30}, "models": {"device": "gpu", "seeds": "0"}}
+    with pytest.raises(FacevoxError) as info:
+        check_workflow_config(bad, ["my.yaml"])
+    lines = str(info.value).splitlines()
+    assert lines == [
+        "3 problem(s) in the configuration:",
+        "  config landmarks: unknown key 'redetect_evry'; nearest valid: 'redetect_every' (valid: min_face_px, "
+        "min_face_fraction, detect_scale, upsample, redetect_every, verify_every, min_score, threads, predictor)",
+        "  config models.device: 'gpu' is not one of auto, cpu, cuda",
+        "  config models.seeds: '0' is not of type array",
+        "Fix them in my.yaml or the --config values given (every key and its default: "
+        "workflow/schemas/config.schema.yaml)",
+    ]

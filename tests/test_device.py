@@ -3,8 +3,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
+from facevox.errors import FacevoxError
 from facevox.training import device
 
 
@@ -14,6 +16,14 @@ def test_cpu_when_asked_or_without_cuda(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert device.pick_device("auto").type == "cpu"
     assert "no CUDA GPU visible" in caplog.text
+
+
+def test_cuda_without_a_visible_gpu_is_an_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(FacevoxError, match=r"models.device is cuda but this job sees no CUDA GPU "
+                                           r"\(CUDA_VISIBLE_DEVICES=''.*set models.device: auto"):
+        device.pick_device("cuda")
 
 
 def test_two_jobs_take_different_slots(tmp_path):

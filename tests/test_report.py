@@ -289,7 +289,15 @@ def test_run_card_fields(tmp_path):
     _benchmarks(tmp_path / "bench")
     metrics, _ = _write_model(tmp_path, seeds=(0,))
     config = {"models": {"run": ["stst"], "seeds": [0]}, "report": {"bootstrap_seed": 0}}
-    card = run_card.run_card(tmp_path / "card.json", config, tmp_path / "bench", metrics, root=repo)
+    rec = json.loads(metrics[0].read_text())
+    rec |= {"device": "cpu", "device_requested": "auto",
+            "warnings": ["device auto: no CUDA GPU visible, trained on the CPU"],
+            "left_out": [{"split": "train", "reason": "max_missing_fraction", "unit": "slices", "count": 8,
+                          "videos": {"v1": 5, "v2": 3}}]}
+    metrics[0].write_text(json.dumps(rec))
+    study = ["split dev: no video - training keeps the last epoch, no early stopping (give some subjects split dev)"]
+    card = run_card.run_card(tmp_path / "card.json", config, tmp_path / "bench", metrics, root=repo,
+                             study_warnings=study)
     assert json.loads((tmp_path / "card.json").read_text()) == card
     assert card["format"] == "facevox-run-card/1"
     assert card["git"] == {"commit": commit, "dirty": False if git else None}
@@ -304,8 +312,14 @@ def test_run_card_fields(tmp_path):
     assert card["stages"] == {"qa": {"jobs": 1, "wall_seconds": 0.25, "cpu_seconds": 0.2, "max_rss_mb": 50.0},
                               "train": {"jobs": 2, "wall_seconds": 4.0, "cpu_seconds": 3.0, "max_rss_mb": 300.0}}
     assert card["total_job_wall_seconds"] == 4.25
-    assert card["trainings"] == [{"model": "stst", "seed": 0, "task": "classification", "device": None,
-                                  "train_seconds": None, "best_epoch": 4, "n_parameters": None}]
+    assert card["trainings"] == [{"model": "stst", "seed": 0, "task": "classification", "device": "cpu",
+                                  "device_requested": "auto", "train_seconds": None, "best_epoch": 4,
+                                  "n_parameters": None,
+                                  "warnings": ["device auto: no CUDA GPU visible, trained on the CPU"],
+                                  "left_out": [{"split": "train", "reason": "max_missing_fraction",
+                                                "unit": "slices", "count": 8}]}]
+    assert card["study_warnings"] == study
+    assert card["training_warnings"] == {"device auto: no CUDA GPU visible, trained on the CPU": ["stst/seed0"]}
     assert run_card.git_state(tmp_path / "bench") == {"commit": None, "dirty": None}  # not a git checkout
 
 
@@ -344,6 +358,10 @@ def test_cli_tables_and_plots(parser, tmp_path):
 def test_cli_run_card_rejects_bad_config(parser, tmp_path):
     args = parser.parse_args(["run-card", str(tmp_path / "c.json"), "--config-json", "[1]"])
     with pytest.raises(FacevoxError, match="JSON object"):
+        args.func(args)
+    args = parser.parse_args(["run-card", str(tmp_path / "c.json"), "--config-json", "{}",
+                              "--study-warnings-json", "[oops"])
+    with pytest.raises(FacevoxError, match="--study-warnings-json is not valid JSON"):
         args.func(args)
 
 

@@ -8,7 +8,7 @@ import pytest
 from facevox.contract import SAMPLE_COLUMNS, SPLITS
 from facevox.errors import FacevoxError
 from facevox.samples import SampleSheetError
-from facevox.dataset.splits import check_subject_splits, make_splits, split_counts
+from facevox.dataset.splits import check_subject_splits, make_splits, split_counts, study_warnings
 
 RATIOS = np.array([0.7, 0.1, 0.2])
 
@@ -139,3 +139,40 @@ def test_make_splits_exact_counts_small_example():
 def test_make_splits_rejects_bad_ratios(ratios):
     with pytest.raises(FacevoxError, match="split ratios"):
         make_splits(sheet([["a", "s1", None]]), ratios=ratios)
+
+
+# --------------------------------------------------------------------------- degenerate studies
+def _study(splits_labels):
+    df = sheet([[f"v{i}", f"s{i}", s] for i, (s, _) in enumerate(splits_labels)])
+    df["label"] = [lab for _, lab in splits_labels]
+    return df
+
+
+def test_study_warnings_of_the_12_video_7_1_2_split():
+    """The issue's study: 7 train, 1 dev (one class), 2 test videos; a configured label unused."""
+    df = _study([("train", "depression")] * 4 + [("train", "normal")] * 3 + [("dev", "normal")]
+                + [("test", "depression"), ("test", "normal")] + [("", "normal")] * 2)
+    assert study_warnings(df, ["depression", "normal", "anxious"]) == [
+        "split dev: 1 video(s), fewer than models.min_dev_videos (4) - too few to pick the best epoch or "
+        "stop early on",
+        "split dev: one class only ('normal', 1 video(s)) - AUC undefined, F1 of one class",
+        "split test: 2 video(s), fewer than models.min_split_videos (3) - its metrics rest on very few videos",
+        "label 'anxious' (config labels): no video of the sheet has it",
+    ]
+    assert study_warnings(df, ["depression", "normal"], min_split_videos=2, min_dev_videos=1) == [
+        "split dev: one class only ('normal', 1 video(s)) - AUC undefined, F1 of one class"]
+
+
+def test_study_warnings_no_dev_label_without_train_and_sound_studies():
+    df = _study([("train", "normal")] * 3 + [("test", "depression"), ("test", "normal"), ("test", "normal")])
+    assert study_warnings(df, ["depression", "normal"]) == [
+        "split train: one class only ('normal', 3 video(s)) - AUC undefined, F1 of one class",
+        "split dev: no video - training keeps the last epoch, no early stopping (give some subjects split dev)",
+        "label 'depression': no train video has it - models cannot learn it",
+    ]
+    sound = _study([("train", "depression"), ("train", "normal")] * 2 + [("dev", "depression"), ("dev", "normal")] * 2
+                   + [("test", "depression"), ("test", "normal"), ("test", "normal")])
+    assert study_warnings(sound, ["depression", "normal"]) == []
+    no_labels = _study([("train", None)] * 3 + [("dev", None)] * 4 + [("test", None)] * 3)
+    assert study_warnings(no_labels, ["depression", "normal"]) == []  # regression study: no label checks
+    assert study_warnings(_study([("", "normal")] * 3), ["depression", "normal"]) == []  # nothing trained

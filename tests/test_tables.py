@@ -327,3 +327,34 @@ def test_reference_yaml_duplicate(tmp_path):
     path.write_text(f"entries:\n  - {entry % 1}\n  - {entry % 2}\n")
     with pytest.raises(InputError, match="auc of lr \\[base\\] on D test is also given by p t1"):
         tables.load_references(path)
+
+
+# --------------------------------------------------------------------------- nothing dropped silently
+def test_notes_name_unpredicted_videos_left_out_items_and_warnings(tmp_path):
+    """'(+1 unpred.)' is backed by a note naming the video and why; every left-out entry of the
+    metrics JSON (any split) and every training warning is a note, with the seeds when not all."""
+    left = [{"split": "train", "reason": "max_missing_fraction", "unit": "slices", "count": 8,
+             "videos": {"v1": 5, "v2": 3}},
+            {"split": "test", "reason": "no_slices", "unit": "videos", "count": 1, "videos": {"v9": 1}}]
+    files = []
+    for seed in (0, 1):
+        rec = classification_json("stst", seed, cls_metrics(0.7, 0.7))
+        rec["splits"]["test"] |= {"unpredicted": ["v9"], "unpredicted_reasons": {"v9": "no_slices"}}
+        rec["left_out"] = left
+        rec["warnings"] = ["device auto: no CUDA GPU visible, trained on the CPU"] if seed == 1 else []
+        files.append(write(tmp_path / f"stst{seed}.json", rec))
+    tables.write_tables(files, [], REFERENCES, tmp_path / "t", order=["stst"])
+    text = (tmp_path / "t" / "classification.md").read_text()
+    row = dict(zip(md_header(text), md_rows(text)["STST"]))
+    assert row["Videos"] == "10 (+1 unpred.)"
+    notes = [line[2:] for line in text.splitlines() if line.startswith("- STST: ")]
+    assert notes == [
+        "STST: unpredicted in the test split: v9 (no_slices)",
+        "STST: left out, train split: 8 slices left out (over models.max_missing_fraction still missing): "
+        "v1 (5), v2 (3)",
+        "STST: left out, test split: 1 video left out (no slice (shorter than one slice)): v9",
+        "STST: warning: device auto: no CUDA GPU visible, trained on the CPU (seed 1)",
+    ]
+    csv = pd.read_csv(tmp_path / "t" / "classification.csv")
+    assert csv.loc[0, "unpredicted_videos"] == "v9"
+    assert csv.loc[0, "left_out"].startswith("train split: 8 slices left out")

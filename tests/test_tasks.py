@@ -93,3 +93,67 @@ def test_landmark_mirror_is_an_involution_pairing_left_and_right():
     assert sorted(MIRROR_68.tolist()) == list(range(68))
     assert (MIRROR_68[MIRROR_68] == np.arange(68)).all()
     assert MIRROR_68[36] == 45 and MIRROR_68[48] == 54 and MIRROR_68[0] == 16 and MIRROR_68[30] == 30
+
+
+# --------------------------------------------------------------------------- nothing dropped silently
+def test_faceless_and_scoreless_videos_reach_the_metrics_json(tmp_path):
+    """Regression tasks: a video without any face crop and one without a score are left out,
+    named with their reason in the model file and the metrics JSON."""
+    import json
+
+    import pandas as pd
+
+    from facevox.contract import ALIGNED_FACES_SCHEMA
+    from facevox.io import write_table
+    from facevox.training.loop import load_checkpoint
+
+    sheet = planted_faces(tmp_path, {"train": 4, "dev": 1, "test": 3}, frames=4, size=16)
+    path = tmp_path / "faces" / "test000.parquet"
+    table = pd.read_parquet(path).assign(success=False)
+    write_table(table[ALIGNED_FACES_SCHEMA.names], path, ALIGNED_FACES_SCHEMA, {"stage": "test"})
+    lines = sheet.read_text().splitlines(keepends=True)
+    cut = [ln.split("\t") for ln in lines]
+    lines = ["\t".join(c[:5] + [""] + c[6:]) if c[0] == "test001" else ln for c, ln in zip(cut, lines)]
+    sheet.write_text("".join(lines))
+    params = {"vision": {**VISION, "size": 32}, "overrides": {"sta_drn": {
+        "width": 4, "layers": [1, 1, 1, 1], "epochs": 1, "batch_size": 8}}}
+    train("sta_drn", tmp_path / "faces", tmp_path / "m.ckpt", params=params, sheet=sheet)
+    evaluate(tmp_path / "m.ckpt", tmp_path / "faces", tmp_path / "m.json", tmp_path / "m.parquet",
+             params=params, sheet=sheet)
+    expected = [{"split": "test", "reason": "no_face", "unit": "videos", "count": 1, "videos": {"test000": 1}},
+                {"split": "test", "reason": "no_score", "unit": "videos", "count": 1, "videos": {"test001": 1}}]
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["left_out"] == expected == load_checkpoint(tmp_path / "m.ckpt")["left_out"]
+    test = saved["splits"]["test"]
+    assert test["n"] == 1 and test["unpredicted"] == ["test000"]
+    assert test["unpredicted_reasons"] == {"test000": "no_face"}
+
+
+def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
+    """FAU task: windows without any label (annotation ends early) are left out and named;
+    windows without a face (NaN functionals, entered as 0) are counted."""
+    import json
+
+    import pandas as pd
+
+    from facevox.contract import FAU_STAT_COLUMNS, FAU_WINDOWS_SCHEMA
+    from facevox.io import write_table
+
+    sheet = planted_fau(tmp_path, {"train": 2, "dev": 1, "test": 1}, windows=40)
+    labels = tmp_path / "labels" / "test000.csv"
+    rows = labels.read_text().splitlines(keepends=True)
+    labels.write_text("".join(rows[:31]))  # header + 30 rows: windows 30..39 have no label
+    path = tmp_path / "fau" / "test000.parquet"
+    table = pd.read_parquet(path)
+    table.loc[:4, FAU_STAT_COLUMNS] = np.nan  # windows 0..4: no face
+    write_table(table[FAU_WINDOWS_SCHEMA.names], path, FAU_WINDOWS_SCHEMA, {"stage": "test"})
+    params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": 2.0, "valence": 2.0}},
+              "overrides": {"shallow_b": {"epochs": 1}}}
+    train("shallow_b", tmp_path / "fau", tmp_path / "b.ckpt", params=params, sheet=sheet)
+    evaluate(tmp_path / "b.ckpt", tmp_path / "fau", tmp_path / "b.json", tmp_path / "b.parquet",
+             params=params, sheet=sheet)
+    saved = json.loads((tmp_path / "b.json").read_text())
+    assert saved["left_out"] == [{"split": "test", "reason": "no_label", "unit": "windows", "count": 10,
+                                  "videos": {"test000": 10}}]
+    assert saved["splits"]["test"]["windows_no_face"] == 5
+    assert saved["splits"]["dev"]["windows_no_face"] == 0

@@ -159,3 +159,111 @@ def test_training_refuses_a_subject_in_two_splits(planted, tmp_path):
     pq.write_table(table, part)
     with pytest.raises(SampleSheetError, match="subj_train000"):
         train("lr", leaky, tmp_path / "m.ckpt")
+
+
+# --------------------------------------------------------------------------- nothing dropped silently
+def _drop_project(folder):
+    """Planted project (6 train / 2 dev / 4 test videos of 600 frames = 2 slices of 300) with one
+    example of every slice-level drop path:
+
+    * train001: no face on frames 300-599 -> its 2nd slice is over max_missing_fraction;
+    * dev001: empty label -> both its slices have no label;
+    * test000: no face at all -> both slices over max_missing_fraction, video unpredicted;
+    * test003: 200 frames with ``pad: drop`` -> no slice at all, named by the shard set.
+    """
+    import pandas as pd
+
+    from facevox.contract import ALIGNED_SCHEMA
+    from facevox.dataset.shards import run
+    from facevox.dataset.synthetic import planted_project
+    from facevox.io import write_table
+
+    sheet = planted_project(folder, {"train": 6, "dev": 2, "test": 4}, rows=600)
+    aligned = folder / "aligned"
+
+    def edit(vid, fn):
+        table = pd.read_parquet(aligned / f"{vid}.parquet")
+        write_table(fn(table), aligned / f"{vid}.parquet", ALIGNED_SCHEMA, {"stage": "test"})
+
+    def no_face(start):
+        def fn(t):
+            t.loc[t.index >= start, "face_success"] = False
+            return t
+        return fn
+
+    edit("train001", no_face(300))
+    edit("test000", no_face(0))
+    edit("test003", lambda t: t.iloc[:200].copy())
+    lines = sheet.read_text().splitlines(keepends=True)
+    lines = [ln.replace("\tdepression\t", "\t\t") if ln.startswith("dev001\t") else ln for ln in lines]
+    sheet.write_text("".join(lines))
+    out = folder / "shards"
+    run(sheet, aligned, out, {"pad": "drop"})
+    return out
+
+
+def test_every_slice_drop_reaches_the_log_and_the_metrics_json(tmp_path, caplog):
+    shards = _drop_project(tmp_path)
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert manifest["left_out"] == [{"split": "test", "reason": "no_slices", "unit": "videos", "count": 1,
+                                     "videos": {"test003": 1}}]
+    caplog.set_level("WARNING", logger="facevox.training.loop")
+    train("lr", shards, tmp_path / "m.ckpt", seed=0)
+    result = evaluate(tmp_path / "m.ckpt", shards, tmp_path / "m.json", tmp_path / "m.parquet")
+    expected = [
+        {"split": "test", "reason": "no_slices", "unit": "videos", "count": 1, "videos": {"test003": 1}},
+        {"split": "train", "reason": "max_missing_fraction", "unit": "slices", "count": 1,
+         "videos": {"train001": 1}},
+        {"split": "dev", "reason": "no_label", "unit": "slices", "count": 2, "videos": {"dev001": 2}},
+        {"split": "test", "reason": "max_missing_fraction", "unit": "slices", "count": 2,
+         "videos": {"test000": 2}},
+    ]
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["left_out"] == expected == result["left_out"]
+    assert load_checkpoint(tmp_path / "m.ckpt")["left_out"] == expected
+    test = saved["splits"]["test"]
+    assert test["n"] == 2 and test["unpredicted"] == ["test000", "test003"]
+    assert test["unpredicted_reasons"] == {"test000": "max_missing_fraction", "test003": "no_slices"}
+    assert test["slices_left_out"] == 2
+    assert saved["splits"]["dev"]["unpredicted_reasons"] == {"dev001": "no_label"}
+    assert "lr: train split: 1 slice left out (over models.max_missing_fraction still missing): train001 (1)" \
+        in caplog.text
+    assert "lr: dev split: 2 slices left out (no label the model knows): dev001 (2)" in caplog.text
+    assert "lr: test split: 1 video left out (no slice (shorter than one slice)): test003" in caplog.text
+
+
+def test_an_excluded_input_named_by_the_shard_set_reaches_the_metrics_json(planted, tmp_path):
+    """The shard manifest's ``left_out`` entries (e.g. an input the run excluded) are copied
+    into the metrics JSON and the unpredicted videos' reasons as they are."""
+    import shutil
+
+    shards = tmp_path / "shards"
+    shutil.copytree(planted, shards)
+    manifest = json.loads((shards / "manifest.json").read_text())
+    entry = {"split": "test", "reason": "excluded_input", "unit": "videos", "count": 1, "videos": {"bad": 1}}
+    manifest["left_out"] = [entry]
+    (shards / "manifest.json").write_text(json.dumps(manifest))
+    train("lr", shards, tmp_path / "m.ckpt", seed=0)
+    saved = evaluate(tmp_path / "m.ckpt", shards, tmp_path / "m.json", tmp_path / "m.parquet")
+    assert saved["left_out"] == [entry]
+    assert saved["splits"]["test"]["unpredicted"] == ["bad"]
+    assert saved["splits"]["test"]["unpredicted_reasons"] == {"bad": "excluded_input"}
+
+
+def test_a_doubtful_dev_split_and_the_cpu_fallback_are_warnings_in_the_metrics_json(tmp_path, monkeypatch):
+    """One dev video of one class, dev score AUC (undefined), device auto without a GPU: each is
+    one warning line in the log, the model file and the metrics JSON."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    shards = planted_shards(tmp_path, {"train": 4, "dev": 1, "test": 2}, rows=300)
+    params = {"select_by": "auc", **_params("stst", epochs=2)}
+    train("stst", shards, tmp_path / "m.ckpt", seed=0, params=params)
+    saved = evaluate(tmp_path / "m.ckpt", shards, tmp_path / "m.json", tmp_path / "m.parquet", params=params)
+    assert saved["device"] == "cpu" and saved["device_requested"] == "auto"
+    assert saved["warnings"] == [
+        "device auto: no CUDA GPU visible, trained on the CPU",
+        "dev split too small: 1 video(s), fewer than models.min_dev_videos (4) - the best epoch and early "
+        "stopping rest on them",
+        "dev split of one class: every dev video is 'normal' - the dev score says little about the other class",
+        "dev score undefined: NaN (e.g. AUC of a one-class dev split) - epochs compete on dev loss only",
+    ]
+    assert json.loads((tmp_path / "m.json").read_text())["warnings"] == saved["warnings"]

@@ -146,6 +146,35 @@ def test_bad_config_value_is_rejected(tmp_path, feat_media):
     assert "detect_scale" in proc.stdout + proc.stderr
 
 
+def test_config_typo_is_a_few_lines_naming_the_key_and_the_file(tmp_path, feat_media):
+    """Not Snakemake's schema and config dump: the problem, the nearest key, the files to fix."""
+    write_project(tmp_path, {"ok": feat_media / "single_face.mp4"}, landmarks="{redetect_evry: 30}")
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert ("config landmarks: unknown key 'redetect_evry'; nearest valid: 'redetect_every'") in text
+    assert f"Fix them in {tmp_path / 'config.yaml'}" in text
+    assert "Failed validating" not in text and len(text.splitlines()) < 15, text
+
+
+def test_degenerate_study_warns_once_at_dag_time(tmp_path, feat_media):
+    """One train and one test video, no dev split: one line each, before any job."""
+    write_project(tmp_path, {"a": feat_media / "single_face.mp4", "b": feat_media / "single_face.mp4"})
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(sheet.read_text().replace("\ts0\t\t\t\t", "\ts0\ttrain\tnormal\t\t")
+                     .replace("\ts1\t\t\t\t", "\ts1\ttest\tdepression\t\t"))
+    text = snakemake(tmp_path, "-n").stderr
+    warnings = [ln for ln in text.splitlines() if ln.startswith("facevox study warning: ")]
+    assert warnings == ["facevox study warning: " + w for w in [
+        "split train: 1 video(s), fewer than models.min_split_videos (3) - its metrics rest on very few videos",
+        "split train: one class only ('normal', 1 video(s)) - AUC undefined, F1 of one class",
+        "split dev: no video - training keeps the last epoch, no early stopping (give some subjects split dev)",
+        "split test: 1 video(s), fewer than models.min_split_videos (3) - its metrics rest on very few videos",
+        "split test: one class only ('depression', 1 video(s)) - AUC undefined, F1 of one class",
+        "label 'depression': no train video has it - models cannot learn it",
+    ]]
+
+
 @pytest.mark.slow
 def test_dvlog_features_run_through_the_same_dag(tmp_path):
     """source: dvlog - D-Vlog's released features are imported by a rule and go on to the shards;

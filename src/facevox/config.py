@@ -3,6 +3,12 @@
 Each stage takes its section of the config (``config["landmarks"]`` ...);
 :func:`stage_params` fills the schema's defaults and validates, so a stage
 called from Python, the CLI or a rule sees the same parameters.
+
+:func:`check_workflow_config` is what the Snakefile runs instead of Snakemake's
+``validate``: the same defaults filled in place, but every problem is one short line
+(``config <section>.<key>: ...``, an unknown key with the nearest valid one, a bad value
+with what is allowed) and the message says which files to fix - not the schema and the
+whole configuration that ``snakemake.utils.validate`` prints.
 """
 from __future__ import annotations
 
@@ -36,6 +42,57 @@ def _with_defaults(node: dict, value: dict) -> dict:
     return out
 
 
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
+def problem_line(error: jsonschema.ValidationError, root: tuple = ()) -> list[str]:
+    """One jsonschema error as short lines naming the key (``config a.b: ...``)."""
+    from facevox.samples import nearest
+
+    path = [*root, *map(str, error.absolute_path)]
+    where = "config " + ".".join(path) if path else "config"
+    inst, kind = error.instance, error.validator
+    if kind == "additionalProperties" and isinstance(inst, dict):
+        valid = list(error.schema.get("properties", {}))
+        lines = []
+        for key in [k for k in inst if k not in valid]:
+            hint = f"; nearest valid: {nearest(str(key), valid)!r}" if valid else ""
+            lines.append(f"{where}: unknown key {key!r}{hint} (valid: {', '.join(valid)})")
+        if lines:
+            return lines
+    if kind == "enum":
+        return [f"{where}: {_short(inst)} is not one of {', '.join(map(str, error.validator_value))}"]
+    if kind == "type":
+        return [f"{where}: {_short(inst)} is not of type {error.validator_value}"]
+    message = error.message if len(error.message) <= 200 else error.message[:196] + " ..."
+    return [f"{where}: {message}"]
+
+
+def config_problems(cfg: dict, sub: dict | None = None, root: tuple = ()) -> list[str]:
+    """Every schema problem of ``cfg`` (the whole config, or the section ``sub`` of the schema
+    at ``root``) as short lines, in key order."""
+    node = schema() if sub is None else sub
+    validator = jsonschema.validators.validator_for(node)(node)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
+    return [line for e in errors for line in problem_line(e, root)]
+
+
+def check_workflow_config(config: dict, files=()) -> dict:
+    """Fill the schema's defaults into ``config`` (in place, nested sections included, as
+    Snakemake's ``validate(..., set_default=True)``) and raise a FacevoxError listing every
+    problem on one line each, ending with where to fix them (``files``: the config files)."""
+    config.update(_with_defaults(schema(), config))
+    problems = config_problems(config)
+    if problems:
+        where = ", ".join(map(str, files)) or "config.yaml"
+        raise FacevoxError(f"{len(problems)} problem(s) in the configuration:\n  " + "\n  ".join(problems)
+                           + f"\nFix them in {where} or the --config values given (every key and its default: "
+                           f"{SCHEMA_PATH.relative_to(ROOT)})")
+    return config
+
+
 def stage_params(section: str, params: dict | None = None) -> dict:
     """``params`` for one config section, with the schema's defaults filled and checked."""
     sub = schema()["properties"].get(section)
@@ -44,11 +101,9 @@ def stage_params(section: str, params: dict | None = None) -> dict:
     if params is not None and not isinstance(params, dict):
         raise FacevoxError(f"config {section}: must be a mapping of settings, got {params!r}")
     merged = _with_defaults(sub, params or {})
-    try:
-        jsonschema.validate(merged, sub)
-    except jsonschema.ValidationError as exc:
-        where = ".".join([section, *map(str, exc.absolute_path)])
-        raise FacevoxError(f"config {where}: {exc.message}") from None
+    problems = config_problems(merged, sub, (section,))
+    if problems:
+        raise FacevoxError("; ".join(problems))
     return merged
 
 
@@ -69,10 +124,9 @@ def load_config(path=None) -> dict:
             out[section] = stage_params(section, cfg.get(section))
         elif section != "samples":
             out[section] = cfg.get(section, sub.get("default"))
-            try:
-                jsonschema.validate(out[section], sub)
-            except jsonschema.ValidationError as exc:
-                raise FacevoxError(f"config {section}: {exc.message}") from None
+            problems = config_problems(out[section], sub, (section,))
+            if problems:
+                raise FacevoxError("; ".join(problems))
     return out
 
 

@@ -272,3 +272,36 @@ def check_table(table: pa.Table, schema: pa.Schema, what: str) -> None:
             f"{what}: table does not match the facevox contract "
             f"(missing {missing[:5]}, unexpected {extra[:5]}, or different types/order)"
         )
+
+
+# --------------------------------------------------------------------------- left-out items
+#: Why a slice, window or video is not used (``left_out`` entries: the shard manifest, the
+#: model file, the metrics JSON; the tables' notes say it in these words).
+LEFT_OUT_REASONS = {
+    "max_missing_fraction": "over models.max_missing_fraction still missing",
+    "no_label": "no label the model knows",
+    "no_slices": "no slice (shorter than one slice)",
+    "no_face": "no face crop",
+    "no_score": "no score in the sheet",
+    "excluded_input": "input excluded (unreadable)",
+}
+
+
+def left_out_record(split: str, reason: str, unit: str, per_video: dict[str, int]) -> dict:
+    """One left-out entry: ``count`` items (``unit``: slices, windows or videos) of ``split``
+    not used for ``reason`` (a key of :data:`LEFT_OUT_REASONS`); ``videos`` maps each video
+    id to its items left out, in data order."""
+    if reason not in LEFT_OUT_REASONS:
+        raise ValueError(f"unknown left-out reason {reason!r}")
+    return {"split": split, "reason": reason, "unit": unit, "count": int(sum(per_video.values())),
+            "videos": {str(v): int(n) for v, n in per_video.items()}}
+
+
+def describe_left_out(record: dict) -> str:
+    """One left-out entry in words, e.g. ``train split: 8 slices left out (over
+    models.max_missing_fraction still missing): v1 (5), v2 (3)`` - videos with their items
+    left out, or only the ids when whole videos are."""
+    unit = record["unit"] if record["count"] != 1 else record["unit"].removesuffix("s")
+    ids = ", ".join(v if record["unit"] == "videos" else f"{v} ({n})" for v, n in record["videos"].items())
+    why = LEFT_OUT_REASONS.get(record["reason"], record["reason"])
+    return f"{record['split']} split: {record['count']} {unit} left out ({why}): {ids}"

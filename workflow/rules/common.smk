@@ -3,9 +3,11 @@
 # table, facevox.models.families; the rules only ask it.
 import json
 import shlex
+import sys
 
 from facevox.contract import SPLITS
 from facevox.dataset.importers import dvlog_samples, openface_samples
+from facevox.dataset.splits import study_warnings
 from facevox.dataset.labels import label_file
 from facevox.errors import FacevoxError
 from facevox.extract.action_units import resolve_backend
@@ -32,6 +34,13 @@ else:  # imported by import.smk: the sheet is the import's output
 check_run(config["models"]["run"])  # unknown model names: one clear line before any job
 check_overrides(config["models"]["overrides"])
 VIDEOS = list(SAMPLES.index)
+# A degenerate study (tiny or one-class split, dev too small for early stopping, a label with
+# no video): one line each when the DAG is built (not again in every job), kept in the run card.
+STUDY_WARNINGS = study_warnings(SAMPLES, config["labels"], min_split_videos=config["models"]["min_split_videos"],
+                                min_dev_videos=config["models"]["min_dev_videos"])
+if workflow.is_main_process:
+    for _line in STUDY_WARNINGS:
+        print(f"facevox study warning: {_line}", file=sys.stderr)
 SHARDS = f"results/shards/{config['shards']['feature_set']}"
 REPORT = config["report"]
 TABLE_TASKS = table_tasks(config["models"]["run"])

@@ -7,7 +7,10 @@ Tests: tests/test_report.py (the CLI entry), tests/test_tables.py
 """
 from __future__ import annotations
 
+import json
 import logging
+
+from facevox.errors import FacevoxError
 
 log = logging.getLogger("facevox")
 
@@ -44,7 +47,12 @@ def cmd_run_card(a):
     from facevox.config import json_option
     from facevox.report.run_card import run_card
 
-    card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root)
+    try:
+        study = json.loads(a.study_warnings_json or "[]")
+    except json.JSONDecodeError as exc:
+        raise FacevoxError(f"--study-warnings-json is not valid JSON ({exc})") from None
+    card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root,
+                    study_warnings=study)
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
              card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
 
@@ -78,3 +86,5 @@ def register(sub, command) -> None:
     p.add_argument("--benchmarks", default="results/benchmarks", help="folder of Snakemake benchmark TSVs")
     p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files (training device and time)")
     p.add_argument("--root", default=".", help="the git checkout whose commit to record")
+    p.add_argument("--study-warnings-json", default="[]",
+                   help="JSON list of the study's warnings found when the DAG was built (splits.study_warnings)")

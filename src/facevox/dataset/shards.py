@@ -24,6 +24,10 @@ Per video (``build``):
    applied to every split;
 3. the video is sliced (slices.slice_video).
 
+A video that yields no slice is named in the manifest's ``left_out`` (reason
+``no_slices``; the entry format of facevox.contract.left_out_record), which
+training copies into the metrics JSON.
+
 Memory: two passes over the aligned tables (statistics, then slices), one video
 and at most one part's slices in memory at a time.
 
@@ -46,7 +50,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facevox.config import stage_params
-from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS, shard_schema
+from facevox.contract import (ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS,
+                              left_out_record, shard_schema)
 from facevox.errors import FacevoxError
 from facevox.io import DIR_MODE, read_table, write_json
 from facevox.provenance import dumps, provenance
@@ -193,12 +198,13 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
     meta = provenance("shards", params=p, inputs={})
     schema = schema.with_metadata({b"facevox": dumps(meta).encode()})
     manifest = {"feature_set": feature_set, "columns": columns, "length": p["length"],
-                "norm": "norm.json", "params": p, "splits": {}}
+                "norm": "norm.json", "params": p, "splits": {}, "left_out": []}
     for split in SPLITS:
         n_slices = 0
         split_videos = [v for v in videos if split_of[v] == split]
 
         writer = _PartWriter(out_dir, split, schema, p["rows_per_group"], p["slices_per_part"])
+        unsliced = []
         for vid in split_videos:
             values, missing = features(vid)
             sl, n_real, n_missing, starts = slice_video(stats.apply(values), missing, p["length"], p["hop"],
@@ -206,7 +212,11 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
             if len(sl):
                 writer.add(_records(samples, vid, sl, n_real, n_missing, starts))
                 n_slices += len(sl)
+            else:
+                unsliced.append(vid)
         parts = writer.close()
+        if unsliced:  # named, so training and the tables can say which videos are missing
+            manifest["left_out"].append(left_out_record(split, "no_slices", "videos", dict.fromkeys(unsliced, 1)))
         manifest["splits"][split] = {"videos": len(split_videos), "slices": n_slices, "parts": parts}
     write_json(manifest, out_dir / "manifest.json")
     return manifest

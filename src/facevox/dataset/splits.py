@@ -30,6 +30,13 @@ must be in one split, or a model is tested on people it was trained on.
        to train, the next ``c_dev`` to dev, the rest to test; every video of a
        subject gets its subject's split.  Existing splits are overwritten.
 
+:func:`study_warnings` - what makes a study's numbers shaky, one line each (DAG time)
+    A split with fewer than ``min_split_videos`` videos; a split whose labelled videos
+    are all of one class (AUC undefined, F1 of one class); no dev split, or a dev split
+    of fewer than ``min_dev_videos`` videos or of one class (the best epoch and early
+    stopping rest on it); a configured label no video has, or no train video has.
+    Label checks apply only when some video has a label (a regression study has none).
+
 Tests: tests/test_splits.py
 """
 from __future__ import annotations
@@ -138,4 +145,45 @@ def make_splits(samples: pd.DataFrame, ratios=(0.7, 0.1, 0.2), seed: int = 0) ->
         for rank, i in enumerate(order):
             split_of[members[i]] = SPLITS[int(np.searchsorted(bounds, rank, side="right"))]
     out["split"] = [split_of[s] for s in subjects]
+    return out
+
+
+def study_warnings(samples: pd.DataFrame, labels=(), *, min_split_videos: int = 3,
+                   min_dev_videos: int = 4) -> list[str]:
+    """The degenerate-study warnings of a sample sheet (rules in the module docstring), one
+    line each, in split order then label order; [] for a sound study.
+
+    ``samples``: the sheet as ``read_samples`` returns it; ``labels``: config ``labels:``.
+    """
+    splits = _cells(samples["split"]) if "split" in samples.columns else [""] * len(samples)
+    cells = _cells(samples["label"]) if "label" in samples.columns else [""] * len(samples)
+    any_label = any(cells)
+    out = []
+    if "train" not in splits:
+        return out  # nothing is trained: no split to judge
+    for split in SPLITS:
+        rows = [i for i, s in enumerate(splits) if s == split]
+        if split == "dev":
+            if not rows:
+                out.append("split dev: no video - training keeps the last epoch, no early stopping "
+                           "(give some subjects split dev)")
+                continue
+            if len(rows) < min_dev_videos:
+                out.append(f"split dev: {len(rows)} video(s), fewer than models.min_dev_videos ({min_dev_videos}) - "
+                           f"too few to pick the best epoch or stop early on")
+        elif 0 < len(rows) < min_split_videos:
+            out.append(f"split {split}: {len(rows)} video(s), fewer than models.min_split_videos "
+                       f"({min_split_videos}) - its metrics rest on very few videos")
+        classes = sorted({cells[i] for i in rows if cells[i]})
+        if any_label and len(classes) == 1:
+            n = sum(1 for i in rows if cells[i])
+            out.append(f"split {split}: one class only ({classes[0]!r}, {n} video(s)) - AUC undefined, "
+                       f"F1 of one class")
+    if any_label:
+        for label in labels:
+            have = [splits[i] for i, c in enumerate(cells) if c == label]
+            if not have:
+                out.append(f"label {label!r} (config labels): no video of the sheet has it")
+            elif "train" not in have:
+                out.append(f"label {label!r}: no train video has it - models cannot learn it")
     return out

@@ -67,7 +67,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 #: key but the run-level ones below is read by all.
 FAMILY_KEYS = frozenset(k for f in FAMILIES.values() for k in f.reads)
 #: ``models.*`` keys that say what runs, not how one training runs.
-RUN_KEYS = frozenset({"run", "seeds", "threads", "overrides"})
+RUN_KEYS = frozenset({"run", "seeds", "threads", "overrides", "min_split_videos", "min_dev_videos"})
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ checkout) and whether the tree has uncommitted changes, SHA-256 of the resolved
 configuration (``json.dumps(config, sort_keys=True, separators=(",", ":"))``) and the
 configuration itself, Python / platform / package versions, CPU model, core count,
 memory and GPU names (``nvidia-smi``; empty without one), the device each training
-ran on (metrics JSON), and per stage the number of jobs and the sums of their wall
+ran on and the one asked for (metrics JSON; ``device: auto`` falling back to the CPU is a
+training warning), what each training left out, the study's warnings found when the DAG was
+built (facevox.dataset.splits.study_warnings), and per stage the number of jobs and the sums of their wall
 and CPU seconds and their largest resident memory, from Snakemake's benchmark TSVs
 (``results/benchmarks/<stage>/**.tsv`` or ``results/benchmarks/<stage>.tsv``). Sums of
 job times are not elapsed time when jobs ran in parallel.
@@ -132,13 +134,25 @@ def stage_times(benchmarks_dir) -> dict[str, dict]:
     return stages
 
 
-def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".") -> dict:
-    """Write the run card JSON to ``out`` and return it."""
+def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".",
+             study_warnings=()) -> dict:
+    """Write the run card JSON to ``out`` and return it.
+
+    ``study_warnings``: the lines facevox.dataset.splits.study_warnings gave when the DAG was
+    built (kept as ``study_warnings``); each training's ``device_requested``, ``warnings`` (CPU
+    fallback, dev split) and left-out totals come from its metrics JSON, and every distinct
+    training warning with its (model, seed) pairs is listed under ``training_warnings``.
+    """
     stages = stage_times(benchmarks_dir)
-    trainings = []
+    trainings, training_warnings = [], {}
     for rec in (read_metrics(p) for p in metrics_paths):
-        trainings.append({k: rec.get(k) for k in ("model", "seed", "task", "device", "train_seconds", "best_epoch",
-                                                  "n_parameters")})
+        entry = {k: rec.get(k) for k in ("model", "seed", "task", "device", "device_requested", "train_seconds",
+                                         "best_epoch", "n_parameters")}
+        entry["warnings"] = list(rec.get("warnings") or [])
+        entry["left_out"] = [{k: r[k] for k in ("split", "reason", "unit", "count")} for r in rec.get("left_out") or []]
+        trainings.append(entry)
+        for w in entry["warnings"]:
+            training_warnings.setdefault(w, []).append(f"{rec.get('model')}/seed{rec.get('seed')}")
     card = {
         "format": RUN_CARD_FORMAT,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -157,6 +171,8 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
         "wall_time_note": "sums of job wall times per stage from results/benchmarks; jobs that ran in parallel "
                           "overlap, so the sums exceed the elapsed time",
         "trainings": trainings,
+        "study_warnings": list(study_warnings),
+        "training_warnings": training_warnings,
     }
     write_json(card, out)
     return card

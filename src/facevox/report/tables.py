@@ -33,7 +33,11 @@ Cells (exact format, also in every table's notes):
   fraction with 3 decimals; regression MAE / RMSE in the labels' units with 2 decimals,
   PCC / CCC with 3; continuous CCC with 3.
 * "Videos": videos predicted in the split (a range when seeds differ), plus the largest
-  number a seed left unpredicted (no usable slice; not in the metrics).
+  number a seed left unpredicted (no usable slice; not in the metrics). The notes name
+  every unpredicted video with its reason, every slice, window or video left out (the
+  metrics JSON's ``left_out``, any split) and the training ``warnings`` (CPU fallback of
+  ``device: auto``, a small or undefined dev split); the CSV has ``unpredicted_videos``
+  and ``left_out`` columns.
 * CI: ``[low, high]`` of the video-level bootstrap (facevox.report.bootstrap.bootstrap_ci:
   percentile, seed mean of the metric per resample, same drawn videos for every seed),
   same units and decimals as the cell. Needs the prediction tables.
@@ -70,6 +74,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from facevox.contract import describe_left_out
 from facevox.errors import FacevoxError, InputError
 from facevox.io import atomic_path, read_json
 from facevox.models.families import display_name, family
@@ -265,6 +270,12 @@ class Row:
     notes: list[str] = field(default_factory=list)
     ci: dict[str, dict] = field(default_factory=dict)
     n_parameters: int | None = None
+    #: Unpredicted video of the split -> (reason, the seeds that did not predict it).
+    unpredicted_videos: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    #: The left-out entries of the row's metrics files (every split), one each.
+    left_out: list[dict] = field(default_factory=list)
+    #: Training warnings (device fallback, dev split) -> the seeds that had them.
+    warnings: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -315,7 +326,31 @@ class Table:
             for note in row.notes:
                 notes.setdefault(note, []).append(row.label)
         out += [f"{', '.join(labels)} (reported): {note}" for note, labels in notes.items()]
+        out += data_notes(self.rows, self.split)
         return out
+
+
+def _seeds_text(seeds: list[int], all_seeds: list[int]) -> str:
+    return "" if sorted(seeds) == sorted(all_seeds) else f" (seed{'s' if len(seeds) > 1 else ''} " \
+        f"{', '.join(map(str, sorted(seeds)))})"
+
+
+def data_notes(rows: list[Row], split: str) -> list[str]:
+    """What the rows' metrics files say was not used: the unpredicted videos of ``split``
+    by name and reason, every left-out entry (all splits: a train drop changes the model),
+    and the training warnings; rows with the same text share one note."""
+    grouped: dict[str, list[str]] = {}
+    for row in rows:
+        lines = []
+        if row.unpredicted_videos:
+            lines.append(f"unpredicted in the {split} split: " + ", ".join(
+                f"{v} ({reason}){_seeds_text(seeds, row.seeds)}"
+                for v, (reason, seeds) in row.unpredicted_videos.items()))
+        lines += [f"left out, {describe_left_out(rec)}" for rec in row.left_out]
+        lines += [f"warning: {w}{_seeds_text(seeds, row.seeds)}" for w, seeds in row.warnings.items()]
+        for line in lines:
+            grouped.setdefault(line, []).append(row.label)
+    return [f"{', '.join(labels)}: {line}" for line, labels in grouped.items()]
 
 
 def _row_key(order: list[str]):
@@ -365,6 +400,16 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
                   unpredicted=[len(rec["splits"].get(split, {}).get("unpredicted") or []) for rec, _ in members],
                   stats={m.key: summarise(v.get(m.key, math.nan) for v in values) for m in metrics},
                   n_parameters=members[0][0].get("n_parameters"))
+        for rec, _ in members:
+            part = rec["splits"].get(split, {}) or {}
+            reasons = part.get("unpredicted_reasons") or {}
+            for vid in part.get("unpredicted") or []:
+                row.unpredicted_videos.setdefault(vid, (reasons.get(vid, "no usable item"), []))[1].append(rec["seed"])
+            for entry in rec.get("left_out") or []:
+                if entry not in row.left_out:
+                    row.left_out.append(entry)
+            for warning in rec.get("warnings") or []:
+                row.warnings.setdefault(warning, []).append(rec["seed"])
         for ref in refs:
             if ref.model == model and ref.variant == variant:
                 row.reported[(ref.metric, f"{ref.dataset} {ref.split}")] = ref.value
@@ -421,6 +466,8 @@ def table_frame(table: Table) -> pd.DataFrame:
                "videos_min": min(row.videos) if row.videos else None,
                "videos_max": max(row.videos) if row.videos else None,
                "unpredicted_max": max(row.unpredicted) if row.unpredicted else 0,
+               "unpredicted_videos": " ".join(row.unpredicted_videos),
+               "left_out": "; ".join(describe_left_out(r) for r in row.left_out),
                "n_parameters": row.n_parameters}
         for m in table.metrics:
             s = row.stats[m.key]

@@ -11,7 +11,9 @@
   trainings under ``snakemake --resources gpu=2`` land on different GPUs and a
   killed job frees its slot at once.  When every slot is taken (more jobs than
   ``gpu=`` allows) the GPU with the most free memory is shared, with a warning.
-* no usable GPU -> CPU with a log line (``cuda`` asked explicitly: also a warning).
+* no usable GPU: ``auto`` -> CPU with a warning (the training loop records the fallback
+  in the model file and the metrics JSON); ``cuda`` -> a FacevoxError saying so (a run
+  asked for a GPU must not quietly train for hours on the CPU).
 
 Tests: tests/test_device.py
 """
@@ -21,6 +23,8 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+
+from facevox.errors import FacevoxError
 
 log = logging.getLogger("facevox.training.device")
 
@@ -62,13 +66,18 @@ def pick_device(prefer: str = "auto", slot_dir=DEFAULT_SLOT_DIR):
     import torch
 
     if prefer not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {prefer!r}")
+        raise FacevoxError(f"models.device must be auto, cpu or cuda, not {prefer!r}")
     if prefer == "cpu":
         log.info("device: cpu (config)")
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        (log.warning if prefer == "cuda" else log.info)(
-            "device: cpu - no CUDA GPU visible (CUDA_VISIBLE_DEVICES=%r)", os.environ.get("CUDA_VISIBLE_DEVICES"))
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if prefer == "cuda":
+            raise FacevoxError(f"models.device is cuda but this job sees no CUDA GPU (CUDA_VISIBLE_DEVICES="
+                               f"{visible!r}, torch {torch.__version__}, CUDA build {torch.version.cuda}); "
+                               "run it where a GPU is visible, or set models.device: auto (falls back to the "
+                               "CPU, recorded in the metrics) or cpu")
+        log.warning("device: cpu - auto: no CUDA GPU visible (CUDA_VISIBLE_DEVICES=%r)", visible)
         return torch.device("cpu")
     count = torch.cuda.device_count()
     if count == 1:

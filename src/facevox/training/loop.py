@@ -22,7 +22,15 @@ development score, evaluation tables); the loop itself is the same for all:
   best epoch's weights (the last epoch's when there is no dev split), the full
   configuration, classes, history and provenance; the resume folder is removed.
 
-The device is chosen inside the job (facevox.training.device.pick_device).
+The device is chosen inside the job (facevox.training.device.pick_device): the model file and
+the metrics JSON record it with the one asked for (``device_requested``), and ``warnings``
+says when ``auto`` fell back to the CPU and when the dev split was missing, small, of one class
+or gave an undefined score (:func:`dev_doubts`).
+
+Nothing is dropped silently: every slice, window or video the task does not use
+(``Task.left_out``: reason, count and the video ids) is logged as one warning line per
+reason and split when training starts, kept in the model file and written to the
+metrics JSON (``left_out``; per split ``unpredicted`` with ``unpredicted_reasons``).
 
 Tests: tests/test_train.py
 """
@@ -47,6 +55,7 @@ from facevox.io import atomic_path
 from facevox.models import create_model, get_spec, n_parameters, split_overrides
 from facevox.provenance import provenance
 from facevox.training.tasks import make_task
+from facevox.training.tasks.base import log_left_out
 
 log = logging.getLogger("facevox.training.loop")
 
@@ -125,13 +134,15 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     arch_over, train_over = split_overrides(model_name, settings["overrides"].get(model_name))
     cfg = spec.training_config(**train_over)
     task = make_task(spec.family, data, settings, sheet)
+    left_out = task.left_out()
+    log_left_out(model_name, left_out)
     data_kwargs = task.model_kwargs(spec.family)
     arch = {**spec.defaults, **arch_over}
     out = Path(out)
     started = time.perf_counter()
     base = {"format": MODEL_FORMAT, "model": model_name, "family": spec.family, "seed": seed,
             "arch": arch, "training": cfg, "settings": {k: v for k, v in settings.items() if k != "overrides"},
-            "task": task.kind, "paper": spec.paper, **task.describe()}
+            "task": task.kind, "paper": spec.paper, "left_out": left_out, **task.describe()}
     if FAMILIES[spec.family].estimator == "sklearn":
         payload = _train_sklearn(spec, task, arch, data_kwargs, seed, base)
     else:
@@ -142,6 +153,25 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     _save(payload, out)
     shutil.rmtree(_resume_dir(out), ignore_errors=True)
     return payload
+
+
+def dev_doubts(dev: dict, table, score: float, min_videos: int) -> list[str]:
+    """Why the dev split may not pick a sound epoch, one line each (text before the first ``:``
+    is the kind): fewer than ``min_videos`` videos (``models.min_dev_videos``; a job run by the
+    workflow uses the schema default, since the setting never reruns a training), one class
+    only (classification; the prediction table's ``label``), an undefined score (NaN, e.g.
+    AUC of one class: the epochs then compete on dev loss only)."""
+    out = []
+    n = int(dev.get("n", 0) or 0)
+    if n < min_videos:
+        out.append(f"dev split too small: {n} video(s), fewer than models.min_dev_videos ({min_videos}) - "
+                   f"the best epoch and early stopping rest on them")
+    if table is not None and "label" in getattr(table, "columns", ()) and table["label"].nunique() == 1:
+        out.append(f"dev split of one class: every dev video is {table['label'].iloc[0]!r} - the dev score "
+                   f"says little about the other class")
+    if score == -math.inf:
+        out.append("dev score undefined: NaN (e.g. AUC of a one-class dev split) - epochs compete on dev loss only")
+    return out
 
 
 def _resume_dir(out: Path) -> Path:
@@ -159,7 +189,7 @@ def _train_sklearn(spec, task, arch, data_kwargs, seed, base) -> dict:
     history = [{"epoch": 1, "train_loss": math.nan, "seconds": seconds, "slices_per_s": len(x) / max(seconds, 1e-9)}]
     log.info("%s: fitted on %d slices in %.2f s", spec.name, len(x), seconds)
     return {**base, "estimator": model, "data_kwargs": data_kwargs, "history": history, "best_epoch": 1,
-            "n_parameters": None, "device": "cpu"}
+            "n_parameters": None, "device": "cpu", "device_requested": "cpu", "warnings": []}
 
 
 def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: Path, on_epoch_end) -> dict:
@@ -169,6 +199,9 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     from facevox.training.device import pick_device
 
     device = pick_device(settings["device"])
+    warnings = []
+    if settings["device"] == "auto" and device.type == "cpu":
+        warnings.append("device auto: no CUDA GPU visible, trained on the CPU")
     torch.manual_seed(seed)
     model = create_model(spec.name, **arch, **data_kwargs).to(device)
     optimizer = _optimizer(model.parameters(), cfg)
@@ -178,7 +211,8 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     loss_fn = task.loss(cfg, device)
     has_dev = task.has_dev()
     if not has_dev:
-        log.warning("%s: no usable dev data - the last epoch is kept, no early stopping", spec.name)
+        warnings.append("no usable dev data: the last epoch is kept, no early stopping")
+        log.warning("%s: %s", spec.name, warnings[-1])
 
     key = _config_key(base=base, data=data_kwargs, content=task.key_text, device=device.type)
     resume = _resume_dir(out) / "last.ckpt"
@@ -192,6 +226,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
                 scheduler.load_state_dict(saved["scheduler"])
             scaler.load_state_dict(saved["scaler"])
             state = saved["state"]
+            warnings += [w for w in state.get("warnings", []) if w not in warnings]
             log.info("%s: resuming after epoch %d (%s)", spec.name, state["epoch"], resume)
         else:
             log.info("%s: %s is from another configuration - starting afresh", spec.name, resume)
@@ -243,11 +278,15 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
                   "slices_per_s": seen / max(seconds, 1e-9)}
         improved = True
         if has_dev:
-            dev, _ = task.evaluate_split(predict_fn, "dev", cfg, batch)
+            dev, dev_table = task.evaluate_split(predict_fn, "dev", cfg, batch)
             record["dev"] = {k: dev[k] for k in ("accuracy", "f1_weighted", "auc", "rmse", "mae", "ccc", "ccc_mean")
                              if k in dev}
             score = task.score(dev, settings)
             record["dev_score"], record["dev_loss"] = score, dev.get("loss", 0.0)
+            for doubt in dev_doubts(dev, dev_table, score, settings["min_dev_videos"]):
+                if not any(w.split(":")[0] == doubt.split(":")[0] for w in warnings):
+                    warnings.append(doubt)
+                    log.warning("%s: %s (epoch %d)", spec.name, doubt, epoch)
             # a tie on the dev score goes to the epoch with the lower dev loss
             improved = state["best"] is None or (score, -record["dev_loss"]) > (state["best"]["score"],
                                                                                  -state["best"]["loss"])
@@ -259,6 +298,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["history"].append(record)
+        state["warnings"] = warnings
         log.info("%s epoch %d/%d: train loss %.4f, %s, %.1f s, %.1f items/s", spec.name, epoch, cfg["epochs"],
                  record["train_loss"], f"dev score {record['dev_score']:.4f}" if has_dev else "no dev",
                  seconds, record["slices_per_s"])
@@ -274,7 +314,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     best = state["best"] or {"epoch": state["epoch"], "weights": model.state_dict()}
     return {**base, "state_dict": best["weights"], "data_kwargs": data_kwargs, "history": state["history"],
             "best_epoch": best["epoch"], "n_parameters": n_parameters(model), "device": str(device),
-            "amp": use_amp}
+            "device_requested": settings["device"], "amp": use_amp, "warnings": warnings}
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -326,7 +366,9 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     result = {"model": payload["model"], "seed": payload["seed"], "family": payload["family"],
               "task": task.kind, "vote": cfg["vote"], "best_epoch": payload["best_epoch"],
               "n_parameters": payload["n_parameters"], "train_seconds": payload["train_seconds"],
-              "device": payload["device"], "history": payload["history"], **task.describe(), "splits": {}}
+              "device": payload["device"], "device_requested": payload.get("device_requested"),
+              "warnings": payload.get("warnings", []), "history": payload["history"], **task.describe(),
+              "left_out": task.left_out(), "splits": {}}
     tables = []
     for split in task.splits():
         result["splits"][split], table = task.evaluate_split(predict_fn, split, cfg, batch)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
-from facevox.contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, SPLITS
+from facevox.contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, SPLITS, describe_left_out, left_out_record
 from facevox.errors import FacevoxError
 from facevox.training.metrics import regression_metrics
 
@@ -92,9 +92,29 @@ class Task(Protocol):
     def score(self, result: dict, settings: dict) -> float:
         """Development score of :meth:`evaluate_split`'s metrics, higher is better."""
 
+    def left_out(self) -> list[dict]:
+        """Every item of the data not used, as :func:`left_out_record` entries (all splits)."""
 
-def sheet_videos(sheet, folder, suffix: str, need: str, what: str):
-    """Videos of the sheet per split whose table exists, and those left out (no value)."""
+
+def why_unpredicted(videos: list[str], records: list[dict]) -> dict[str, str]:
+    """Each unpredicted video -> the reasons (``+``-joined, in record order) its items were left
+    out for (``records``: the split's :func:`left_out_record` entries); ``unknown`` if none."""
+    out = {}
+    for vid in videos:
+        reasons = [r["reason"] for r in records if vid in r["videos"]]
+        out[vid] = "+".join(dict.fromkeys(reasons)) or "unknown"
+    return out
+
+
+def log_left_out(name: str, records: list[dict]) -> None:
+    """One warning line per left-out entry (the training log), naming the videos."""
+    for rec in records:
+        log.warning("%s: %s", name, describe_left_out(rec))
+
+
+def sheet_videos(sheet, folder, suffix: str, need: str, what: str, no_value: dict | None = None):
+    """Videos of the sheet per split whose table exists; those of a split without the value
+    ``need`` (``score``) are appended to ``no_value[split]`` when given."""
     from facevox.samples import read_samples
     from facevox.dataset.splits import check_subject_splits
 
@@ -106,7 +126,10 @@ def sheet_videos(sheet, folder, suffix: str, need: str, what: str):
         split = row.get("split")
         if split not in SPLITS:
             continue
-        if need == "score" and row.get("score") in (None, ""):
+        score = row.get("score")  # iterrows turns the sheet's None into NaN
+        if need == "score" and (score is None or score == "" or (isinstance(score, float) and math.isnan(score))):
+            if no_value is not None:
+                no_value.setdefault(split, []).append(vid)
             continue
         path = folder / f"{vid}{suffix}"
         if not path.is_file():
@@ -182,16 +205,14 @@ class Regression:
         self.settings = settings
         self.vision = settings["vision"]
         self.scale = float(self.vision["score_scale"])
-        self.samples, listed = sheet_videos(sheet, folder, ".parquet", "score", what)
+        self.no_score: dict[str, list[str]] = {}
+        self.samples, listed = sheet_videos(sheet, folder, ".parquet", "score", what, self.no_score)
         self.frames = _FaceFrames(folder, self.vision["size"])
         self.root = Path(folder)
         # a video without any face crop cannot be scored: left out (evaluation lists it as unpredicted)
         self.faceless = [v for vs in listed.values() for v in vs
                          if not pq.read_table(self.root / f"{v}.parquet", columns=["success"]).column("success")
                          .to_numpy(zero_copy_only=False).any()]
-        if self.faceless:
-            log.warning("%s: no face in %d video(s), left out: %s", self.root, len(self.faceless),
-                        ", ".join(self.faceless))
         self.all_videos = listed
         self.videos = {s: [v for v in vs if v not in self.faceless] for s, vs in listed.items()}
         if not self.videos.get("train"):
@@ -213,6 +234,16 @@ class Regression:
 
     def check(self, payload: dict) -> None:
         pass
+
+    def left_out(self) -> list[dict]:
+        out = []
+        for split in SPLITS:
+            faceless = [v for v in self.all_videos.get(split, []) if v in self.faceless]
+            if faceless:
+                out.append(left_out_record(split, "no_face", "videos", dict.fromkeys(faceless, 1)))
+            if self.no_score.get(split):
+                out.append(left_out_record(split, "no_score", "videos", dict.fromkeys(self.no_score[split], 1)))
+        return out
 
     def loss(self, cfg: dict, device):
         import torch
@@ -237,4 +268,6 @@ class Regression:
                               "n_items": np.array([len(per_video[v]) for v in vids], np.int32)})
         result = regression_metrics(true, pred)
         result["unpredicted"] = [v for v in self.all_videos[split] if v not in per_video]
+        result["unpredicted_reasons"] = why_unpredicted(result["unpredicted"],
+                                                        [r for r in self.left_out() if r["split"] == split])
         return result, table

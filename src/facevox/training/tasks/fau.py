@@ -2,7 +2,9 @@
 
 Labels are aligned to the window centres after delay compensation
 (facevox.dataset.labels); full-batch training, NaN labels (outside the annotation,
-padding) masked from the loss; CCC per dimension over the concatenated windows of a
+padding) masked from the loss (windows without any label are ``left_out``: counted and
+named in the metrics JSON); windows without a face (NaN functionals) enter as 0, counted
+as ``windows_no_face`` per split; CCC per dimension over the concatenated windows of a
 split, as AVEC computes it.
 
 Tests: tests/test_train.py, tests/test_tasks.py
@@ -21,7 +23,7 @@ import pyarrow.parquet as pq
 from facevox.contract import FAU_STAT_COLUMNS
 from facevox.errors import FacevoxError
 from facevox.training.metrics import ccc
-from facevox.training.tasks.base import CONTINUOUS_SCHEMA, sheet_videos
+from facevox.training.tasks.base import CONTINUOUS_SCHEMA, left_out_record, sheet_videos
 
 class FauContinuous:
     """Whole FAU-window sequences -> time-continuous affect (see the module docstring)."""
@@ -37,18 +39,31 @@ class FauContinuous:
         self.dimensions = list(self.affect["dimensions"])
         self.root = Path(folder)
         samples, videos = sheet_videos(sheet, folder, ".parquet", "split", "FAU-window")
-        self.videos, self.x, self.y, self.centres = {}, {}, {}, {}
+        self.videos, self.x, self.y, self.centres, self.no_face = {}, {}, {}, {}, {}
         for split, vids in videos.items():
             for vid in vids:
                 path = label_file(vid, samples.loc[vid, "affect_labels"], self.affect["labels_dir"])
                 table = pq.read_table(self.root / f"{vid}.parquet").to_pandas()
-                self.x[vid] = np.nan_to_num(table[FAU_STAT_COLUMNS].to_numpy(np.float32))
+                features = table[FAU_STAT_COLUMNS].to_numpy(np.float32)
+                self.no_face[vid] = int(np.isnan(features).any(1).sum())  # windows without a face: values 0
+                self.x[vid] = np.nan_to_num(features)
                 aligned = window_labels(path, table, self.dimensions, self.affect["delays_s"])
                 self.y[vid] = aligned[self.dimensions].to_numpy(np.float32)
                 self.centres[vid] = table["centre_s"].to_numpy(np.float64)
                 self.videos.setdefault(split, []).append(vid)
         self.data = self.videos
         self.key_text = repr({v: (float(np.nansum(self.y[v])), self.x[v].shape) for v in self.x})
+
+    def left_out(self) -> list[dict]:
+        """Per split, the windows with no label in any dimension (outside the annotation):
+        masked from the loss and from the CCC."""
+        out = []
+        for split, vids in self.videos.items():
+            per_video = {v: int(np.isnan(self.y[v]).all(1).sum()) for v in vids}
+            per_video = {v: n for v, n in per_video.items() if n}
+            if per_video:
+                out.append(left_out_record(split, "no_label", "windows", per_video))
+        return out
 
     def model_kwargs(self, family: str) -> dict:
         return {"n_features": len(FAU_STAT_COLUMNS), "n_outputs": len(self.dimensions)}
@@ -122,7 +137,8 @@ class FauContinuous:
         values = {d: ccc(np.concatenate(trues[d]), np.concatenate(preds[d])) if trues[d] else math.nan
                   for d in self.dimensions}
         result = {"n": len(self.videos.get(split, [])), "ccc": values,
-                  "ccc_mean": float(np.mean(list(values.values()))) if values else math.nan, "unpredicted": []}
+                  "ccc_mean": float(np.mean(list(values.values()))) if values else math.nan, "unpredicted": [],
+                  "windows_no_face": sum(self.no_face[v] for v in self.videos.get(split, []))}
         table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=CONTINUOUS_SCHEMA.names)
         return result, table
 

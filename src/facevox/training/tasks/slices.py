@@ -5,6 +5,7 @@ Tests: tests/test_train.py, tests/test_tasks.py
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -18,14 +19,18 @@ from facevox.contract import EGEMAPS_COLUMNS, LANDMARK_COLUMNS
 from facevox.errors import FacevoxError
 from facevox.models.families import FAMILIES
 from facevox.training.evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
+from facevox.training.tasks.base import left_out_record, why_unpredicted
 
 class SliceClassification:
     """Sequence / sklearn models on a shard set: slices -> class, videos by voting.
 
     Slices whose still-missing rows exceed ``max_missing_fraction`` of their real
-    rows are left out (counted); remaining NaN values (short missing stretches
+    rows are left out, and so are slices whose label is not a train class (empty
+    label, or a label only dev/test has); remaining NaN values (short missing stretches
     inside a kept slice) become 0, i.e. the training minimum after min-max
-    normalisation, and are counted in the log and the metrics.
+    normalisation, and are counted in the log and the metrics. :meth:`left_out`
+    names every slice and video not used, with the shard set's own ``left_out``
+    entries (videos without a slice, excluded inputs) - the metrics JSON carries them.
     """
 
     def __init__(self, shard_dir, settings: dict, family: str = "sequence"):
@@ -57,6 +62,7 @@ class SliceClassification:
         self.acoustic = [i for i, c in enumerate(columns) if c in set(EGEMAPS_COLUMNS)]
         self.columns, self.length = columns, train.length
         self.key_text = (self.root / "manifest.json").read_text()
+        self.manifest_left_out = list(json.loads(self.key_text).get("left_out") or [])
         self._cache: dict[str, tuple] = {}
         self.filled = {}
 
@@ -71,11 +77,35 @@ class SliceClassification:
         return {"n_visual": len(self.visual), "n_acoustic": len(self.acoustic),
                 "n_classes": len(self.classes), "seq_len": self.length}
 
-    def usable(self, split: str) -> np.ndarray:
+    def _reasons(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per slice of ``split``: (no usable label, too much still missing)."""
         ds = self.data[split]
-        labels = np.array([ds.labels.get(x, -1) for x in ds.label_names])
-        ok = (ds.n_missing <= self.settings["max_missing_fraction"] * np.maximum(ds.n_real, 1)) & (labels >= 0)
-        return ok
+        labels = np.array([ds.labels.get(x, -1) for x in ds.label_names], np.int64)
+        missing = ds.n_missing > self.settings["max_missing_fraction"] * np.maximum(ds.n_real, 1)
+        return labels < 0, missing
+
+    def usable(self, split: str) -> np.ndarray:
+        no_label, missing = self._reasons(split)
+        return ~no_label & ~missing
+
+    def left_out(self) -> list[dict]:
+        """The shard set's left-out entries (videos without a slice, excluded inputs), then per
+        split the slices without a known label and those over ``max_missing_fraction``."""
+        out = [rec for rec in self.manifest_left_out if rec.get("split") in self.data]
+        for split, ds in self.data.items():
+            no_label, missing = self._reasons(split)
+            for reason, mask in (("no_label", no_label), ("max_missing_fraction", missing & ~no_label)):
+                if mask.any():
+                    per_video: dict[str, int] = {}
+                    for i in np.flatnonzero(mask):
+                        per_video[ds.video_ids[i]] = per_video.get(ds.video_ids[i], 0) + 1
+                    out.append(left_out_record(split, reason, "slices", per_video))
+        return out
+
+    def _unsliced(self, split: str) -> list[str]:
+        """Videos of ``split`` the shard set has no slice of (its ``left_out`` entries)."""
+        return [v for rec in self.manifest_left_out if rec.get("split") == split and rec.get("unit") == "videos"
+                for v in rec.get("videos", {})]
 
     def load(self, split: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features [N, L, C], labels [N] and slice indices [N] (into the split's dataset, in the
@@ -199,12 +229,14 @@ class SliceClassification:
         video_ids, y, probs = self.predict(predict_fn, split, batch_size)
         truth = dict(zip(ds.video_ids, ds.label_names))
         table, unpredicted = video_predictions(split, video_ids, truth, probs, self.classes, self.positive,
-                                               vote, list(dict.fromkeys(ds.video_ids)))
+                                               vote, list(dict.fromkeys(ds.video_ids)) + self._unsliced(split))
         result = split_metrics(table, self.classes, self.positive)
         result["slice_level"] = slice_metrics(y, probs, self.classes, self.positive)
         picked = probs[np.arange(len(y)), y] if len(y) else np.zeros(0)
         result["loss"] = float(-np.log(np.clip(picked, 1e-12, 1)).mean()) if len(y) else math.nan
         result["unpredicted"] = unpredicted
+        result["unpredicted_reasons"] = why_unpredicted(unpredicted, [r for r in self.left_out()
+                                                                       if r["split"] == split])
         result["slices_left_out"] = int((~self.usable(split)).sum())
         result["values_filled"] = self.filled.get(split, 0)
         return result, table
