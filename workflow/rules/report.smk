@@ -88,6 +88,7 @@ rule run_card:
     params:
         cfg=json.dumps(config, sort_keys=True, default=str),
         metrics=model_targets(),
+        inputs=f"--inputs {INPUTS_TABLE}" if SOURCE == "videos" else "",
     log:
         "results/logs/run_card.log",
     benchmark:
@@ -96,4 +97,4 @@ rule run_card:
         "../../envs/facevox.yaml"
     shell:
         "python -m facevox run-card {output:q} --config-json {params.cfg:q} --benchmarks results/benchmarks"
-        " --metrics {params.metrics:q} > {log:q} 2>&1"
+        " --metrics {params.metrics:q} {params.inputs} > {log:q} 2>&1"

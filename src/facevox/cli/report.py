@@ -44,7 +44,8 @@ def cmd_run_card(a):
     from facevox.config import json_option
     from facevox.report.run_card import run_card
 
-    card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root)
+    card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root,
+                    inputs_tsv=a.inputs)
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
              card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
 
@@ -78,3 +79,4 @@ def register(sub, command) -> None:
     p.add_argument("--benchmarks", default="results/benchmarks", help="folder of Snakemake benchmark TSVs")
     p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files (training device and time)")
     p.add_argument("--root", default=".", help="the git checkout whose commit to record")
+    p.add_argument("--inputs", help="results/inputs.tsv: the excluded inputs and their reasons go into the card")

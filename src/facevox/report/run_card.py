@@ -132,8 +132,22 @@ def stage_times(benchmarks_dir) -> dict[str, dict]:
     return stages
 
 
-def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".") -> dict:
-    """Write the run card JSON to ``out`` and return it."""
+def excluded_inputs(inputs_tsv) -> dict[str, dict]:
+    """The excluded videos of results/inputs.tsv (facevox.extract.exclusion): id -> stage, problem, path."""
+    try:
+        table = pd.read_csv(inputs_tsv, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(inputs_tsv, f"not a readable inputs table ({exc})") from None
+    if not {"video_id", "status", "stage", "problem", "path"} <= set(table.columns):
+        raise InputError(inputs_tsv, "not an inputs table (columns video_id, status, stage, problem, path)")
+    rows = table[table["status"] == "excluded"]
+    return {r.video_id: {"stage": r.stage, "problem": r.problem, "path": r.path} for r in rows.itertuples()}
+
+
+def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".",
+             inputs_tsv=None) -> dict:
+    """Write the run card JSON to ``out`` and return it; with ``inputs_tsv`` (results/inputs.tsv)
+    it lists the excluded inputs (``excluded_inputs``) and how many videos were included."""
     stages = stage_times(benchmarks_dir)
     trainings = []
     for rec in (read_metrics(p) for p in metrics_paths):
@@ -158,5 +172,7 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
                           "overlap, so the sums exceed the elapsed time",
         "trainings": trainings,
     }
+    if inputs_tsv:
+        card["excluded_inputs"] = excluded_inputs(inputs_tsv)
     write_json(card, out)
     return card
