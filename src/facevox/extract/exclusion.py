@@ -86,7 +86,7 @@ def screen(sheet, records, out_tsv, out_sheet, on_bad_input: str = "exclude") ->
     one in the order given.  Writes ``out_tsv`` (INPUTS_COLUMNS, every video of the sheet)
     and ``out_sheet`` (the sheet's rows of the included videos, paths absolute).  With
     ``on_bad_input: fail`` and an excluded video, raises a FacevoxError listing them all
-    (after writing ``out_tsv``, which the error names).  Returns the inputs table.
+    (Snakemake then removes ``out_tsv``; qa.tsv lists them too).  Returns the inputs table.
     """
     from facevox.samples import read_samples
 
@@ -111,7 +111,7 @@ def screen(sheet, records, out_tsv, out_sheet, on_bad_input: str = "exclude") ->
         log.warning("excluded %s: %s", vid, describe(rec))
     if reasons and on_bad_input == "fail":
         raise FacevoxError(f"{len(reasons)} of {len(samples)} input(s) cannot be read (on_bad_input: fail; "
-                           f"set on_bad_input: exclude to run without them; list in {out_tsv}):\n  "
+                           "set on_bad_input: exclude to run without them):\n  "
                            + "\n  ".join(f"{vid}: {describe(rec)}" for vid, rec in reasons.items()))
     included = samples.loc[[v for v in samples.index if v not in reasons]]
     with atomic_path(out_sheet) as tmp:
@@ -141,9 +141,9 @@ def summary_lines(records, on_bad_input: str = "exclude") -> list[str]:
     reasons = excluded_so_far(records)
     if not reasons:
         return []
-    what = ("the run went on without them" if on_bad_input == "exclude"
-            else "on_bad_input: fail stops the run before shards and training")
-    lines = [f"facevox: {len(reasons)} input(s) EXCLUDED, they cannot be read ({what}; listed in "
-             "results/inputs.tsv, results/qa.tsv and the report):"]
+    what = ("the run went on without them; listed in results/inputs.tsv, results/qa.tsv and the report"
+            if on_bad_input == "exclude" else
+            "on_bad_input: fail stops the run before shards and training; listed in results/qa.tsv")
+    lines = [f"facevox: {len(reasons)} input(s) EXCLUDED, they cannot be read ({what}):"]
     lines += [f"  {vid}: {describe(rec)}: {rec.get('path')}" for vid, rec in reasons.items()]
     return lines
