@@ -57,10 +57,10 @@ def stage_json(section):
 
 # --------------------------------------------------------------------------- inputs
 def inputs_records():
-    """What the gate reads per video: the probe record, then the aligned table (which carries
-    egemaps' and landmarks' excluded records on)."""
+    """What the gate reads per video: the records every later stage derives from (probe,
+    egemaps, landmarks), in that order (the first excluded one gives the reason)."""
     return [f"results/{stage}/{video}.{ext}" for video in VIDEOS
-            for stage, ext in (("probe", "json"), ("align", "parquet"))]
+            for stage, ext in (("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"))]
 
 
 # --------------------------------------------------------------------------- action_units

@@ -1,6 +1,6 @@
 # inputs: which videos the aggregates read. A per-video stage that cannot read its video writes an
 # excluded record with the reason instead of failing (no retry, no hole in the DAG); this gate reads
-# every video's probe record and aligned table and writes results/inputs.tsv (every video: included
+# every video's probe, egemaps and landmarks records and writes results/inputs.tsv (every video: included
 # or excluded, and why) and the sheet of the included videos, which shards, train and evaluate read.
 # on_bad_input: fail stops the run here, before shards and training, listing every excluded video.
 # -> facevox.extract.exclusion.screen · tests/test_exclusion.py

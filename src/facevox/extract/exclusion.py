@@ -16,10 +16,10 @@ whose input is an excluded record writes the same reason again (align after land
 fau_windows after action_units ...).  The probe also excludes a file whose container opens
 but holds no video stream (audio only).
 
-The gate (:func:`screen`, rule ``inputs``) reads the probe record and the aligned table of
-every video and writes ``results/inputs.tsv`` (every video: included or excluded, and why)
+The gate (:func:`screen`, rule ``inputs``) reads the probe, egemaps and landmarks records
+of every video (every later stage derives from them) and writes ``results/inputs.tsv`` (every video: included or excluded, and why)
 and the sheet of the included videos, which the aggregates read (shards, training,
-evaluation).  ``on_bad_input: exclude`` (the default) lets them run without the excluded
+evaluation, export).  ``on_bad_input: exclude`` (the default) lets them run without the excluded
 videos; ``fail`` stops the run there, before shards and training, listing every excluded
 video with its reason.  A good video's outputs are never touched by another video's fate.
 
