@@ -15,7 +15,7 @@ from facevox.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align", "action_units", "fau_windows", "qa_video")
-PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("aligned", "parquet"),
+PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("align", "parquet"),
                      ("action_units", "parquet"), ("fau_windows", "parquet"), ("qa", "json")]
 
 
@@ -101,7 +101,8 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     shutil.copyfile(feat_media / "no_face.mp4", project / "videos/single_face.mp4")
     assert planned_outputs(project) == {
         *(f"results/{d}/single.{ext}" for d, ext in PER_VIDEO_OUTPUTS),
-        "results/qa.tsv", "results/inputs.tsv", "results/plots/qa_overview.png", "results/run_card.json",
+        "results/qa.tsv", "results/inputs.tsv", "results/samples.included.tsv", "results/plots/qa_overview.png",
+        "results/run_card.json",
     }
 
     # A changed stage parameter reruns that stage and what depends on it, for every video.
