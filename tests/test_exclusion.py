@@ -126,8 +126,8 @@ def test_screen_lists_every_video_and_lets_the_good_ones_through(tmp_path):
     assert included["path"].tolist() == [f"{tmp_path}/v/a.mp4", f"{tmp_path}/v/c.mp4"]  # absolute: read from results/
     assert excluded_inputs(tmp_path / "inputs.tsv") == {"b": {k: empty[k] for k in ("stage", "problem", "path")}}
     assert summary_lines(records) == [
-        "facevox: 1 input(s) EXCLUDED, they cannot be read (the run went on without them; listed in "
-        "results/inputs.tsv, results/qa.tsv and the report):",
+        ("facevox: 1 input(s) EXCLUDED, they cannot be read (the run went on without them; listed in "
+         "results/inputs.tsv, results/qa.tsv and the report):"),
         f"  b: file is empty (0 bytes) (stage probe): {tmp_path}/v/b.mp4"]
     assert summary_lines(records[:2]) == []  # the run stopped before b's records: nothing to say yet
 
