@@ -39,6 +39,7 @@ wildcard_constraints:
 
 include: "workflow/rules/import.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/inputs.smk"
 include: "workflow/rules/egemaps.smk"
 include: "workflow/rules/landmarks.smk"
 include: "workflow/rules/align.smk"
@@ -56,3 +57,20 @@ rule all:
     input:
         final_targets(),
     default_target: True
+
+
+def excluded_summary():
+    """The run's last lines: every input excluded so far, with its reason (source: videos)."""
+    if SOURCE == "videos":
+        from facevox.extract.exclusion import summary_lines
+
+        for line in summary_lines(inputs_records(), config["on_bad_input"]):
+            print(line, file=sys.stderr)
+
+
+onsuccess:
+    excluded_summary()
+
+
+onerror:
+    excluded_summary()

@@ -120,7 +120,7 @@ OTHER_DEFAULTS = {
 
 def test_load_repo_config():
     cfg = load_config(REPO_CONFIG)
-    assert set(cfg) == {"samples", "source", "labels", "dvlog_root", "openface_dir"} | SECTIONS
+    assert set(cfg) == {"samples", "source", "on_bad_input", "labels", "dvlog_root", "openface_dir"} | SECTIONS
     assert cfg["labels"] == ["depression", "normal"]
     assert cfg["samples"] == "resources/demo/samples.tsv"
     assert cfg["landmarks"] == LANDMARK_DEFAULTS
@@ -140,7 +140,8 @@ def test_repo_config_equals_schema_defaults():
 def test_load_config_without_a_file_gives_defaults():
     cfg = load_config()
     assert cfg == {"landmarks": LANDMARK_DEFAULTS, "egemaps": {"silence_dbfs": -60.0},
-                   "align": {"rate_hz": "native"}, "source": "videos", "labels": ["depression", "normal"],
+                   "align": {"rate_hz": "native"}, "source": "videos", "on_bad_input": "exclude",
+                   "labels": ["depression", "normal"],
                    "dvlog_root": "", "openface_dir": "", **OTHER_DEFAULTS}
 
 
@@ -179,7 +180,7 @@ def test_load_config_unreadable(tmp_path, text):
 
 def test_schema_is_the_workflow_schema():
     assert config.SCHEMA_PATH == ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    assert set(schema()["properties"]) == {"samples", "source", "labels", "dvlog_root", "openface_dir"} | SECTIONS
+    assert set(schema()["properties"]) == {"samples", "source", "on_bad_input", "labels", "dvlog_root", "openface_dir"} | SECTIONS
 
 
 @pytest.mark.parametrize("text", ["align: native\n", "landmarks: 5\n"], ids=["align-scalar", "landmarks-int"])

@@ -24,12 +24,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from facevox.cli import main
 from facevox.contract import (ALIGNED_FACES_SCHEMA, ALIGNED_SCHEMA, AU_COLUMNS, AU_SCHEMA, EGEMAPS_COLUMNS,
                               EGEMAPS_SCHEMA, FAU_STAT_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_COLUMNS,
                               LANDMARKS_SCHEMA, QA_COLUMNS, points_from_columns)
+from facevox.errors import ExcludedInput
+from facevox.extract.exclusion import exclusion_of
 from facevox.extract.fau_windows import n_windows
 from facevox.io import read_json, read_table
 from facevox.dataset.slices import slice_video
@@ -145,21 +148,25 @@ def test_unusable_file_is_one_clear_error(extract, name):
 
 
 @pytest.mark.parametrize("name", ERRORS)
-def test_every_stage_that_reads_the_video_names_the_problem(case, tmp_path, name):
-    """The per-stage commands the rules call; an audio-only file has a probe and eGeMAPS,
-    but no landmarks."""
+def test_every_stage_that_reads_the_video_records_the_problem(case, tmp_path, name):
+    """The per-stage commands the rules call write an excluded record with the problem and
+    exit 0 (facevox.extract.exclusion: not retried); an audio-only file has a probe (its
+    record says excluded) and eGeMAPS, and an excluded landmarks table."""
     video = case(name)
     readable = name == "audio_only"
     for command, out in [("probe", "p.json"), ("egemaps", "e.parquet"), ("landmarks", "l.parquet")]:
         rc, _, err = run_cli(command, video, tmp_path / out)
+        assert rc == 0, command
         if readable and command != "landmarks":
-            assert rc == 0 and (tmp_path / out).exists(), command
-        else:
-            assert rc == 2, command
-            assert err.startswith(f"facevox: error: {video}: {ERRORS[name]}") and err.count("\n") == 1
-            assert not (tmp_path / out).exists()
+            assert "excluded record" not in err, command
+            continue
+        assert err.startswith(f"facevox: excluded: {video}: {ERRORS[name]}") and err.count("\n") == 1
+        assert exclusion_of(tmp_path / out)["problem"].startswith(ERRORS[name]), command
     if readable:
-        assert read_json(tmp_path / "p.json")["video"] is None
+        probe = read_json(tmp_path / "p.json")
+        assert probe["video"] is None and probe["excluded"]["problem"] == ERRORS[name]
+        with pytest.raises(ExcludedInput, match=r"excluded by stage landmarks: has no video stream"):
+            read_table(tmp_path / "l.parquet")
 
 
 @pytest.mark.parametrize("name", ["not_video", "audio_only"])
@@ -423,10 +430,10 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_keep_going_completes_the_good_videos(case, tmp_path):
-    """A sheet with a good video (odd path) and a bad one: with --keep-going the good one's
-    whole chain completes; the bad one's stages fail with the error in each job's log
-    (no traceback), and the aggregate QA table, which needs every video, is not made."""
+def test_a_bad_video_is_excluded_and_the_good_one_completes(case, tmp_path):
+    """A sheet with a good video (odd path) and a bad one: the good one's whole chain
+    completes; every stage of the bad one writes an excluded record (no traceback, rc 0),
+    and the QA table lists both (the bad one flagged `excluded`, with the reason)."""
     videos = {"good": case("odd_path"), "text": case("not_video")}
     rows = ["video_id\tpath"]
     for vid, src in videos.items():
@@ -438,17 +445,21 @@ def test_keep_going_completes_the_good_videos(case, tmp_path):
     (tmp_path / "config.yaml").write_text("samples: samples.tsv\n")
 
     proc = snakemake(tmp_path, "--cores", "2", "--keep-going")
-    assert proc.returncode != 0  # the bad videos failed ...
+    assert proc.returncode == 0, proc.stderr
     results = tmp_path / "results"
     for folder, ext in [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"),
-                        ("aligned", "parquet"), ("action_units", "parquet"), ("fau_windows", "parquet"),
+                        ("align", "parquet"), ("action_units", "parquet"), ("fau_windows", "parquet"),
                         ("qa", "json")]:
         assert (results / folder / f"good.{ext}").exists(), folder  # ... the good one completed
-        assert not (results / folder / f"text.{ext}").exists()
+        assert exclusion_of(results / folder / f"good.{ext}") is None, folder
+        assert exclusion_of(results / folder / f"text.{ext}") or folder == "qa", folder
     assert read_json(results / "qa/good.json")["flags"] == ""
     text_log = (results / "logs/probe/text.log").read_text()
-    assert f"facevox: error: {tmp_path / 'videos/text/not_video.mp4'}: not a readable media file" in text_log
-    assert "not a readable media file" in (results / "logs/landmarks/text.log").read_text()
-    assert not (results / "qa.tsv").exists()
+    assert f"facevox: excluded: {tmp_path / 'videos/text/not_video.mp4'}: not a readable media file" in text_log
+    qa = pd.read_csv(results / "qa.tsv", sep="\t", keep_default_na=False).set_index("video_id")
+    assert qa.loc["text", "flags"] == "excluded"
+    assert qa.loc["text", "excluded_reason"].endswith("the file is text, not media (stage probe)")
+    last = "\n".join(proc.stderr.strip().splitlines()[-5:])  # the run's last lines say what was excluded
+    assert "facevox: 1 input(s) EXCLUDED" in last and "text: not a readable media file" in last
     for log in results.glob("logs/**/*.log"):
         assert "Traceback" not in log.read_text(), log

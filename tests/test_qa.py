@@ -86,6 +86,7 @@ def test_record_fields(good_record):
         "duration_mismatch_s": pytest.approx(10.2 - 10.0),
         "au_backend": None,
         "flags": "",
+        "excluded_reason": None,  # a readable video
     }
 
 
@@ -265,7 +266,7 @@ def test_collect_writes_sorted_tsv_in_contract_order(tmp_path):
         "video_id": "a", "n_frames": "20", "video_duration_s": "10.0", "face_found_rate": "0.75",
         "longest_gap_s": "2.5", "audio_present": "False", "audio_status": "no_audio_stream",
         "audio_duration_s": "0.0", "voiced_fraction": "0.0", "duration_mismatch_s": "NA",
-        "au_backend": "NA", "flags": "audio_no_audio_stream",
+        "au_backend": "NA", "flags": "audio_no_audio_stream", "excluded_reason": "NA",
     }
     assert rows[1]["flags"] == "audio_silent,duration_mismatch,variable_frame_rate"
     assert rows[1]["duration_mismatch_s"] == "-1.0"

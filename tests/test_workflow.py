@@ -15,7 +15,7 @@ from facevox.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align", "action_units", "fau_windows", "qa_video")
-PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("aligned", "parquet"),
+PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("align", "parquet"),
                      ("action_units", "parquet"), ("fau_windows", "parquet"), ("qa", "json")]
 
 
@@ -60,9 +60,10 @@ def test_dry_run_dag(project):
         assert f"results/probe/{vid}.json" in outputs
         assert f"results/landmarks/{vid}.parquet" in outputs
         assert f"results/align/{vid}.parquet" in outputs
-    assert "results/qa.tsv" in outputs
+    assert {"results/qa.tsv", "results/inputs.tsv"} <= outputs  # inputs: which videos the aggregates read
     report = {"results/plots/qa_overview.png", "results/run_card.json"}  # no splits: no models, no tables
-    assert report <= outputs and len(outputs) == 2 * len(PER_VIDEO_RULES) + 1 + len(report)
+    # + qa.tsv, and the gate's inputs.tsv and samples.included.tsv
+    assert report <= outputs and len(outputs) == 2 * len(PER_VIDEO_RULES) + 3 + len(report)
     assert not any(o.startswith("results/faces/") for o in outputs)  # privacy default
 
 
@@ -100,7 +101,8 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     shutil.copyfile(feat_media / "no_face.mp4", project / "videos/single_face.mp4")
     assert planned_outputs(project) == {
         *(f"results/{d}/single.{ext}" for d, ext in PER_VIDEO_OUTPUTS),
-        "results/qa.tsv", "results/plots/qa_overview.png", "results/run_card.json",
+        "results/qa.tsv", "results/inputs.tsv", "results/samples.included.tsv", "results/plots/qa_overview.png",
+        "results/run_card.json",
     }
 
     # A changed stage parameter reruns that stage and what depends on it, for every video.
@@ -300,3 +302,77 @@ def test_models_train_evaluate_and_rerun_only_what_changed(tmp_path):
     again = planned_outputs(tmp_path)
     assert {"results/models/lr/seed1.ckpt", "results/models/blstm/seed1.ckpt"} <= again
     assert not any("seed0" in o for o in again)
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_excluded_and_reported(tmp_path, talking_video, speech_wav):
+    """Issue 18.1: 4 good videos + a 0-byte file + a cut-off MP4 + a text file named .mp4 + an
+    audio-only file, with the workstation profile (--keep-going, retries). on_bad_input: fail
+    stops before the shards with the four reasons (the good videos' extraction done); then
+    exclude (the default) runs on from there, recomputing none of it, to the model and the
+    report, and every listing (inputs.tsv, qa.tsv, run card, report, last lines) names the four."""
+    import base64
+
+    from tests.conftest import read_audio, write_media
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(1, 5):
+        shutil.copyfile(talking_video, videos / f"g{i}.mp4")
+    (videos / "empty.mp4").write_bytes(b"")
+    data = talking_video.read_bytes()  # PyAV writes the index (moov) last: a cut loses it
+    (videos / "cut.mp4").write_bytes(data[: len(data) // 2])
+    (videos / "text.mp4").write_text("This is a text file renamed to .mp4.\n")
+    write_media(videos / "voice.mp4", audio=read_audio(speech_wav))
+    rows = [("g1", "train", "depression"), ("g2", "train", "normal"), ("g3", "dev", "depression"),
+            ("g4", "test", "normal"), ("empty", "train", "normal"), ("cut", "train", "depression"),
+            ("text", "dev", "normal"), ("voice", "test", "depression")]
+    (tmp_path / "samples.tsv").write_text("video_id\tpath\tsubject_id\tsplit\tlabel\n" + "".join(
+        f"{vid}\tvideos/{vid}.mp4\ts{vid}\t{split}\t{label}\n" for vid, split, label in rows))
+    base = ("samples: samples.tsv\nshards: {length: 20}\nreport: {bootstrap_resamples: 20}\n"
+            "models: {run: [lr], seeds: [0], device: cpu}\n")
+    reasons = {"empty": "file is empty (0 bytes)",
+               "cut": "not a readable media file (Invalid data found when processing input): cut off: an MP4/MOV "
+                      f"file of {len(data) // 2} bytes whose 'mdat' box needs",
+               "text": "not a readable media file (Invalid data found when processing input): the file is text, "
+                       "not media",
+               "voice": "has no video stream (audio only)"}
+    profile = ("--profile", str(REPO / "workflow/profiles/workstation"), "--cores", "2")
+
+    (tmp_path / "config.yaml").write_text(base + "on_bad_input: fail\n")
+    failed = snakemake(tmp_path, *profile, check=False)
+    text = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "4 of 8 input(s) cannot be read (on_bad_input: fail" in text
+    for vid, reason in reasons.items():
+        assert f"  {vid}: {reason}" in text, vid
+    assert text.count("Error in rule inputs") == 1  # not retried, and the only failed job
+    assert not (tmp_path / "results/shards").exists() and not (tmp_path / "results/models").exists()
+    made = {p: p.stat().st_mtime_ns for p in (tmp_path / "results").glob("*/g*.*")}
+    assert len(made) == 4 * len(PER_VIDEO_RULES)  # the good videos' extraction completed
+
+    (tmp_path / "config.yaml").write_text(base)  # on_bad_input: exclude, the default
+    done = snakemake(tmp_path, *profile)
+    assert {p: p.stat().st_mtime_ns for p in made} == made  # nothing recomputed
+    last = done.stderr.strip().splitlines()[-7:]
+    assert last[0].startswith("facevox: 4 input(s) EXCLUDED, they cannot be read (the run went on without them")
+    for vid, reason in reasons.items():
+        assert any(line.startswith(f"  {vid}: {reason}") for line in last[1:5]), vid
+    qa = pd.read_csv(tmp_path / "results/qa.tsv", sep="\t", keep_default_na=False).set_index("video_id")
+    assert sorted(qa.index) == sorted(v for v, _, _ in rows)
+    for vid, reason in reasons.items():
+        assert qa.loc[vid, "flags"] == "excluded" and qa.loc[vid, "excluded_reason"].startswith(reason), vid
+    assert (qa.loc[["g1", "g2", "g3", "g4"], "flags"] != "excluded").all()
+    manifest = json.loads((tmp_path / "results/shards/landmarks_egemaps/manifest.json").read_text())
+    assert {k: v["videos"] for k, v in manifest["splits"].items()} == {"train": 2, "dev": 1, "test": 1}
+    assert (tmp_path / "results/models/lr/seed0.ckpt").exists()
+    card = json.loads((tmp_path / "results/run_card.json").read_text())
+    assert sorted(card["excluded_inputs"]) == sorted(reasons)
+    assert all(card["excluded_inputs"][v]["problem"].startswith(r) for v, r in reasons.items())
+
+    snakemake(tmp_path, "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert '"Inputs"' in html and "classification.html" in html
+    uri = re.search(r"filename=inputs\.tsv;base64,([A-Za-z0-9+/=]+)", html).group(1)
+    table = base64.b64decode(uri).decode()
+    for vid, reason in reasons.items():
+        assert f"{vid}\texcluded\tprobe\t{reason}" in table, vid

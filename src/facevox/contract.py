@@ -243,6 +243,7 @@ QA_COLUMNS = [
     "duration_mismatch_s",
     "au_backend",
     "flags",
+    "excluded_reason",  # why an excluded video (flag `excluded`) could not be read: facevox.extract.exclusion
 ]
 
 #: Sample sheet columns: required ones and those that may be left empty.

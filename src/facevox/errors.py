@@ -12,3 +12,13 @@ class InputError(FacevoxError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class ExcludedInput(InputError):
+    """The input is an *excluded* record (facevox.extract.exclusion): an earlier stage could
+    not read this video and wrote the reason instead of data. ``record`` is that reason
+    (``{"stage", "path", "problem"}``); a stage that meets one passes it on unchanged."""
+
+    def __init__(self, path, record: dict):
+        self.record = dict(record)
+        super().__init__(path, f"excluded by stage {record.get('stage')}: {record.get('problem')}")

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facevox.contract import PROVENANCE_KEY, check_table
-from facevox.errors import InputError
+from facevox.errors import ExcludedInput, InputError
 from facevox.provenance import dumps
 
 
@@ -61,11 +61,18 @@ def write_table(df: pd.DataFrame | pa.Table, path, schema: pa.Schema, provenance
 
 
 def read_table(path, schema: pa.Schema | None = None) -> tuple[pd.DataFrame, dict]:
-    """Read a facevox Parquet file; return the frame and its provenance record."""
+    """Read a facevox Parquet file; return the frame and its provenance record.
+
+    An *excluded* record (no rows, the reason under ``excluded`` in its provenance:
+    facevox.extract.exclusion) raises :class:`ExcludedInput`, so no reader takes it for
+    a video without data."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(path, f"not a readable Parquet file ({exc})") from None
+    excluded = read_provenance_from(table.schema).get("excluded")
+    if excluded:
+        raise ExcludedInput(path, excluded)
     if schema is not None:
         check_table(table, schema, str(path))
     return table.to_pandas(), read_provenance_from(table.schema)

@@ -38,11 +38,49 @@ def open_media(path) -> Iterator[av.container.InputContainer]:
     try:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as exc:
-        raise InputError(path, f"not a readable media file ({_reason(exc)})") from None
+        hint = sniff(path)
+        raise InputError(path, f"not a readable media file ({_reason(exc)})" + (f": {hint}" if hint else "")) from None
     try:
         yield container
     finally:
         container.close()
+
+
+def sniff(path) -> str | None:
+    """Why FFmpeg could not open ``path``, where its bytes say: an MP4/MOV file (ISO base
+    media boxes, ``ftyp`` first) without its index box ``moov`` or whose last box runs past
+    the end of the file was cut off (e.g. ``head -c``, an interrupted download: the index
+    is written last); a file whose first 4 KiB are UTF-8 without NUL bytes is text."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+        if head[4:8] == b"ftyp":
+            offset, boxes = 0, []
+            while offset + 8 <= size:
+                fh.seek(offset)
+                header = fh.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1 and len(header) == 16:  # 64-bit size
+                    length = int.from_bytes(header[8:16], "big")
+                if length < 8:
+                    break
+                boxes.append(kind)
+                if offset + length > size:
+                    return (f"cut off: an MP4/MOV file of {size} bytes whose '{kind.decode('latin-1')}' box "
+                            f"needs {offset + length} (an interrupted download or copy?)")
+                offset += length
+            if b"moov" not in boxes:
+                return "cut off: an MP4/MOV file without its index ('moov' box; an interrupted download or copy?)"
+            return None
+    if b"\0" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a character cut at the 4 KiB boundary
+                return None
+        return "the file is text, not media"
+    return None
 
 
 def _reason(exc: Exception) -> str:

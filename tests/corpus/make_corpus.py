@@ -217,18 +217,20 @@ def _uhd(b: Builder, out: Path) -> None:
 
 CASES: dict[str, Case] = {c.name: c for c in [
     Case("empty", "empty.mp4", _empty,
-         "error: 'file is empty (0 bytes)'"),
+         "error: 'file is empty (0 bytes)'; in the workflow an excluded record (exclusion.py)"),
     Case("truncated", "truncated.mp4", _truncated,
          "flagged: the frames and audio before the cut are processed; probe truncated, "
          "QA flags 'audio_truncated,short_video,truncated'"),
     Case("truncated_no_index", "truncated_no_index.mp4", _truncated_no_index,
-         "error: 'not a readable media file (...)' (the MP4 index was in the cut-off end)"),
+         "error: 'not a readable media file (...): cut off: ...' (the MP4 index was in the cut-off end); "
+         "in the workflow an excluded record"),
     Case("not_video", "not_video.mp4", _not_video,
-         "error: 'not a readable media file (...)'"),
+         "error: 'not a readable media file (...): the file is text, not media'; in the workflow an excluded record"),
     Case("no_audio", "no_audio.mp4", _no_audio,
          "flagged: empty eGeMAPS table, audio_success false, QA flag 'audio_no_audio_stream'"),
     Case("audio_only", "audio_only.mp4", _audio_only,
-         "error: 'has no video stream (audio only)' (probe and egemaps succeed, landmarks fails)"),
+         "error: 'has no video stream (audio only)' (in the workflow: the probe's record says excluded, "
+         "egemaps succeeds, landmarks writes an excluded record)"),
     Case("no_face", "no_face.mp4", _no_face,
          "flagged: every landmark/AU NaN, FAU windows with n_used 0, QA flags 'no_face,low_face_rate'"),
     Case("partial_face", "partial_face.mp4", _partial_face,

@@ -31,6 +31,10 @@ else:  # imported by import.smk: the sheet is the import's output
     SAMPLES = dvlog_samples(folder, config["dvlog"]["subjects"]) if SOURCE == "dvlog" else openface_samples(folder)
     check_labels(SAMPLES, config["labels"], folder)
     SHEET = "results/imported/samples.tsv"
+INPUTS_TABLE = "results/inputs.tsv"  # every video: included or excluded, and why (rule inputs)
+INCLUDED_SHEET = "results/samples.included.tsv"
+if SOURCE == "videos":  # the aggregates read the videos the gate let through (facevox.extract.exclusion)
+    SHEET = INCLUDED_SHEET
 check_run(config["models"]["run"])  # unknown model names: one clear line before any job
 check_overrides(config["models"]["overrides"])
 VIDEOS = list(SAMPLES.index)
@@ -54,6 +58,14 @@ def video_path(wildcards):
 def stage_json(section):
     """A stage's config section as JSON: the `params` that make its jobs stale when changed."""
     return json.dumps(config[section], sort_keys=True)
+
+
+# --------------------------------------------------------------------------- inputs
+def inputs_records():
+    """What the gate reads per video: the records every later stage derives from (probe,
+    egemaps, landmarks), in that order (the first excluded one gives the reason)."""
+    return [f"results/{stage}/{video}.{ext}" for video in VIDEOS
+            for stage, ext in (("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"))]
 
 
 # --------------------------------------------------------------------------- action_units
@@ -166,4 +178,4 @@ def final_targets():
     targets += expand("results/fau_windows/{video}.parquet", video=VIDEOS)
     if config["faces"]["keep_face_images"]:
         targets += expand("results/faces/{video}.parquet", video=VIDEOS)
-    return targets + shards + ["results/qa.tsv"] + model_targets() + report_targets()
+    return targets + shards + [INPUTS_TABLE, "results/qa.tsv"] + model_targets() + report_targets()

@@ -89,6 +89,7 @@ rule run_card:
         cfg=json.dumps(config, sort_keys=True, default=str),
         metrics=model_targets(),
         study=json.dumps(STUDY_WARNINGS),
+        inputs=f"--inputs {INPUTS_TABLE}" if SOURCE == "videos" else "",
     log:
         "results/logs/run_card.log",
     benchmark:
@@ -97,4 +98,4 @@ rule run_card:
         "../../envs/facevox.yaml"
     shell:
         "python -m facevox run-card {output:q} --config-json {params.cfg:q} --benchmarks results/benchmarks"
-        " --metrics {params.metrics:q} --study-warnings-json {params.study:q} > {log:q} 2>&1"
+        " --metrics {params.metrics:q} --study-warnings-json {params.study:q} {params.inputs} > {log:q} 2>&1"

@@ -19,6 +19,9 @@ def cmd_probe(a):
     from facevox.extract import probe
 
     info = probe.run(a.video, a.out)
+    if info.get("excluded"):
+        log.warning("probe %s: excluded: %s", a.video, info["excluded"]["problem"])
+        return
     v = info["video"] or {}
     log.info("probe %s: %s, video %s frames at %.3f fps (vfr=%s), audio %s", a.video, info["container"],
              v.get("n_frames"), v.get("avg_fps") or 0, v.get("variable_frame_rate"),
@@ -136,6 +139,9 @@ def cmd_qa_video(a):
     from facevox.extract import qa
 
     rec = qa.run(a.video_id, a.probe, a.landmarks, a.egemaps, a.out, aus_path=a.action_units)
+    if rec["excluded_reason"]:
+        log.info("qa %s: excluded: %s", a.video_id, rec["excluded_reason"])
+        return
     log.info("qa %s: face %.1f %%, audio %s, flags [%s]", a.video_id, 100 * rec["face_found_rate"],
              rec["audio_status"], rec["flags"])
 
@@ -145,6 +151,13 @@ def cmd_qa(a):
 
     df = qa.collect(a.records, a.out)
     log.info("qa: %d videos, %d flagged", len(df), int((df["flags"] != "").sum()))
+
+
+def cmd_inputs(a):
+    from facevox.extract.exclusion import screen
+
+    table = screen(a.sheet, a.records, a.out, a.included, a.on_bad_input)
+    log.info("inputs: %d of %d videos included", int((table["status"] == "included").sum()), len(table))
 
 
 def cmd_check_samples(a):
@@ -330,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
             "video_id", "probe", "landmarks", "egemaps", "out").add_argument(
         "--action-units", help="the video's AU table (its backend goes into QA)")
     command("qa", cmd_qa, "stage qa: gather per-video QA records into one TSV", "out", "records")
+    command("inputs", cmd_inputs, "which videos the aggregates read: excluded records -> inputs TSV + "
+            "the sheet of the included videos", "sheet", "out", "included", "records").add_argument(
+        "--on-bad-input", choices=["exclude", "fail"], default="exclude",
+        help="fail: stop (rc 2) listing every excluded video")
 
     from facevox.cli.report import register as register_report
 
@@ -352,13 +369,40 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: Per-video stage commands whose unreadable input becomes an excluded record
+#: (facevox.extract.exclusion): the output's contract table (name in facevox.contract) or json.
+EXCLUDABLE = {"probe": "json", "egemaps": "EGEMAPS_SCHEMA", "landmarks": "LANDMARKS_SCHEMA",
+              "align": "ALIGNED_SCHEMA", "faces": "ALIGNED_FACES_SCHEMA", "action-units": "AU_SCHEMA",
+              "fau-windows": "FAU_WINDOWS_SCHEMA"}
+
+
+def exclude(args, exc) -> None:
+    """Write the excluded record of a per-video stage command in place of its output."""
+    from facevox import contract
+    from facevox.extract.exclusion import describe, record_of, write_excluded
+
+    stage = args.command.replace("-", "_")
+    kind = EXCLUDABLE[args.command]
+    record = record_of(exc, stage)
+    write_excluded(args.out, kind if kind == "json" else getattr(contract, kind), record, stage)
+    print(f"facevox: excluded: {record['path']}: {describe(record)} -> excluded record {args.out}",
+          file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    from facevox.errors import InputError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("numexpr").setLevel(logging.WARNING)  # its thread-count note is noise in job logs
     try:
         args.func(args)
+    except InputError as exc:
+        if args.command not in EXCLUDABLE:
+            print(f"facevox: error: {exc}", file=sys.stderr)
+            return 2
+        exclude(args, exc)  # deterministic: the job succeeds with the reason, and is not retried
     except FacevoxError as exc:
         print(f"facevox: error: {exc}", file=sys.stderr)
         return 2

@@ -52,7 +52,7 @@ def cmd_run_card(a):
     except json.JSONDecodeError as exc:
         raise FacevoxError(f"--study-warnings-json is not valid JSON ({exc})") from None
     card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root,
-                    study_warnings=study)
+                    study_warnings=study, inputs_tsv=a.inputs)
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
              card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
 
@@ -88,3 +88,4 @@ def register(sub, command) -> None:
     p.add_argument("--root", default=".", help="the git checkout whose commit to record")
     p.add_argument("--study-warnings-json", default="[]",
                    help="JSON list of the study's warnings found when the DAG was built (splits.study_warnings)")
+    p.add_argument("--inputs", help="results/inputs.tsv: the excluded inputs and their reasons go into the card")

@@ -17,7 +17,7 @@ import numpy as np
 
 from facevox.errors import InputError
 from facevox.io import write_json
-from facevox.media import _reason, index_shortfall, open_media
+from facevox.media import _reason, index_shortfall, no_video_stream, open_media
 from facevox.provenance import provenance
 
 
@@ -132,8 +132,12 @@ def probe(path) -> dict:
 
 
 def run(video, out) -> dict:
-    """Probe ``video`` and write the description (with provenance) as JSON to ``out``."""
+    """Probe ``video`` and write the description (with provenance) as JSON to ``out``.
+    A file without a video stream gets an ``excluded`` reason (facevox.extract.exclusion);
+    an unreadable one raises InputError (the CLI writes its excluded record)."""
     info = probe(video)
+    if info["video"] is None:  # readable, but nothing for the face stages (exclusion.py)
+        info["excluded"] = {"stage": "probe", "path": str(video), "problem": no_video_stream(info["audio"] is not None)}
     info["provenance"] = provenance("probe", inputs={"video": video})
     write_json(info, out)
     return info

@@ -29,7 +29,10 @@ Fields (contract.QA_COLUMNS):
     ``DURATION_MISMATCH_S``;
   - ``short_video`` - shorter than ``SHORT_VIDEO_S`` (one 50-frame FAU window
     at 25 fps): every FAU window is truncated and a slice is mostly padding;
-  - ``variable_frame_rate``, ``truncated`` - from the probe.
+  - ``variable_frame_rate``, ``truncated`` - from the probe;
+  - ``excluded`` - the video could not be read (on_bad_input, facevox.extract.exclusion):
+    the only flag of its row, the measures empty, ``excluded_reason`` the problem and the
+    stage that met it.
 
 Rule: workflow/rules/qa.smk · Tests: tests/test_qa.py
 """
@@ -41,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from facevox.contract import EGEMAPS_SCHEMA, F0_COLUMN, LANDMARKS_SCHEMA, QA_COLUMNS
+from facevox.errors import ExcludedInput
 from facevox.io import atomic_path, read_json, read_provenance, read_table, write_json
 
 #: Flag thresholds.
@@ -117,6 +121,16 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
     if probe.get("truncated"):
         flags.append("truncated")
     rec["flags"] = ",".join(flags)
+    rec["excluded_reason"] = None
+    return rec
+
+
+def excluded_record(video_id: str, reason: dict) -> dict:
+    """The QA row of an excluded video: flag ``excluded``, the reason, no measures."""
+    from facevox.extract.exclusion import describe
+
+    rec = dict.fromkeys(QA_COLUMNS)
+    rec.update(video_id=video_id, flags="excluded", excluded_reason=describe(reason))
     return rec
 
 
@@ -147,9 +161,22 @@ def hints(rec: dict, landmarks_meta: dict | None) -> list[str]:
 
 def run(video_id: str, probe_path, landmarks_path, egemaps_path, out, aus_path=None) -> dict:
     probe = read_json(probe_path)
-    lm, lm_meta = read_table(landmarks_path, LANDMARKS_SCHEMA)
-    eg, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
-    au_backend = read_provenance(aus_path).get("au_backend") if aus_path else None
+    reason = probe.get("excluded")
+    if not reason:
+        try:
+            lm, lm_meta = read_table(landmarks_path, LANDMARKS_SCHEMA)
+            eg, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
+        except ExcludedInput as exc:
+            reason = exc.record
+    if not reason and aus_path:
+        au_meta = read_provenance(aus_path)
+        reason = au_meta.get("excluded")
+    if reason:
+        rec = excluded_record(video_id, reason)
+        log.warning("%s: excluded: %s", video_id, rec["excluded_reason"])
+        write_json(rec, out)
+        return rec
+    au_backend = au_meta.get("au_backend") if aus_path else None
     rec = record(video_id, probe, lm, eg, eg_meta, au_backend, lm_meta)
     for line in hints(rec, lm_meta):
         log.warning(line)

@@ -134,14 +134,28 @@ def stage_times(benchmarks_dir) -> dict[str, dict]:
     return stages
 
 
+def excluded_inputs(inputs_tsv) -> dict[str, dict]:
+    """The excluded videos of results/inputs.tsv (facevox.extract.exclusion): id -> stage, problem, path."""
+    try:
+        table = pd.read_csv(inputs_tsv, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(inputs_tsv, f"not a readable inputs table ({exc})") from None
+    if not {"video_id", "status", "stage", "problem", "path"} <= set(table.columns):
+        raise InputError(inputs_tsv, "not an inputs table (columns video_id, status, stage, problem, path)")
+    rows = table[table["status"] == "excluded"]
+    return {r.video_id: {"stage": r.stage, "problem": r.problem, "path": r.path} for r in rows.itertuples()}
+
+
 def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".",
-             study_warnings=()) -> dict:
+             study_warnings=(), inputs_tsv=None) -> dict:
     """Write the run card JSON to ``out`` and return it.
 
     ``study_warnings``: the lines facevox.dataset.splits.study_warnings gave when the DAG was
     built (kept as ``study_warnings``); each training's ``device_requested``, ``warnings`` (CPU
     fallback, dev split) and left-out totals come from its metrics JSON, and every distinct
     training warning with its (model, seed) pairs is listed under ``training_warnings``.
+    With ``inputs_tsv`` (results/inputs.tsv) it lists the excluded inputs (``excluded_inputs``)
+    and how many videos were included.
     """
     stages = stage_times(benchmarks_dir)
     trainings, training_warnings = [], {}
@@ -174,5 +188,7 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
         "study_warnings": list(study_warnings),
         "training_warnings": training_warnings,
     }
+    if inputs_tsv:
+        card["excluded_inputs"] = excluded_inputs(inputs_tsv)
     write_json(card, out)
     return card
