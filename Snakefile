@@ -59,15 +59,6 @@ rule all:
     default_target: True
 
 
-def excluded_summary():
-    """The run's last lines: every input excluded so far, with its reason (source: videos)."""
-    if SOURCE == "videos":
-        from facevox.extract.exclusion import summary_lines
-
-        for line in summary_lines(inputs_records(), config["on_bad_input"]):
-            print(line, file=sys.stderr)
-
-
 onsuccess:
     excluded_summary()
 

@@ -179,3 +179,13 @@ def final_targets():
     if config["faces"]["keep_face_images"]:
         targets += expand("results/faces/{video}.parquet", video=VIDEOS)
     return targets + shards + [INPUTS_TABLE, "results/qa.tsv"] + model_targets() + report_targets()
+
+
+# --------------------------------------------------------------------------- run summary
+def excluded_summary():
+    """The run's last lines: every input excluded so far, with its reason (source: videos)."""
+    if SOURCE == "videos":
+        from facevox.extract.exclusion import summary_lines
+
+        for line in summary_lines(inputs_records(), config["on_bad_input"]):
+            print(line, file=sys.stderr)
