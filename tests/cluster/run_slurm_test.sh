@@ -191,7 +191,16 @@ awk '/^rule / {rule = $2; sub(":", "", rule); wc = ""}
      /^    wildcards:/ {wc = $0; sub(/^ *wildcards: /, "", wc); gsub(/[a-z_]+=/, "", wc); gsub(/, /, "_", wc)}
      /^    resources:.*gpu=[1-9]/ {print "rule_" rule "_wildcards_" wc}' "$WORK/log/dry-run.log" \
   | sort > "$WORK/log/gpu-jobs.expected"
-step "SLURM run of $N_JOBS jobs, $(wc -l < "$WORK/log/gpu-jobs.expected") with gpu: 1 (--profile workflow/profiles/slurm)"
+# The per-video rules are one group (`group: video`, workflow/rules/common.smk): one SLURM job per
+# video runs that video's whole chain; every other job is submitted on its own.
+GROUPED="probe egemaps landmarks align action_units fau_windows faces qa_video demo_affect_labels align_1hz"
+read -r N_GROUPED N_VIDEOS < <(awk -v grouped=" $GROUPED " '
+     /^rule / {rule = $2; sub(":", "", rule)}
+     /^    wildcards:/ && index(grouped, " " rule " ") {n++; if (match($0, /video=[^,]*/)) v[substr($0, RSTART + 6, RLENGTH - 6)] = 1}
+     END {print n + 0, length(v)}' "$WORK/log/dry-run.log")
+N_SUBMIT=$((N_JOBS - N_GROUPED + N_VIDEOS))
+step "SLURM run of $N_JOBS jobs ($N_GROUPED of them in $N_VIDEOS per-video groups: $N_SUBMIT submissions)," \
+     "$(wc -l < "$WORK/log/gpu-jobs.expected") with gpu: 1 (--profile workflow/profiles/slurm)"
 t=$SECONDS
 FACEVOX_SLURM_ACCOUNT=facevox FACEVOX_SLURM_PARTITION=cpu FACEVOX_SLURM_GPU_PARTITION=gpu \
   timeout "${SLURM_RUN_TIMEOUT:-1800}" snakemake --profile workflow/profiles/slurm "${CONFIG[@]}" \
@@ -215,12 +224,15 @@ n_sacct=$(grep -c ' COMPLETED ' "$WORK/log/sacct.txt" || true)
 n_sbatch=$(grep -c 'has been submitted with SLURM jobid' "$WORK/log/slurm-run.log" || true)
 n_logs=$(find .snakemake/slurm_logs -name '*.log' | wc -l)
 n_ctld=$(grep -c '_job_complete: JobId=[0-9]* done' "$WORK/log/slurmctld.log" || true)
-step "jobs: DAG $N_JOBS; submitted $n_sbatch; COMPLETED in squeue $n_done, in sacct -c $n_sacct;" \
+step "jobs: DAG $N_JOBS ($N_SUBMIT submissions); submitted $n_sbatch; COMPLETED in squeue $n_done, in sacct -c $n_sacct;" \
      "slurmctld 'done' $n_ctld; SLURM job logs $n_logs"
 [ "$N_JOBS" -gt 0 ] || fail "empty DAG"
+[ "$N_VIDEOS" -gt 0 ] && [ "$N_GROUPED" -gt "$N_VIDEOS" ] || fail "no per-video group in the DAG"
 for n in "$n_sbatch" "$n_done" "$n_sacct" "$n_ctld" "$n_logs"; do
-  [ "$n" = "$N_JOBS" ] || fail "not every job of the DAG ran once as a SLURM job"
+  [ "$n" = "$N_SUBMIT" ] || fail "not one SLURM job per video group and per other job ($n, expected $N_SUBMIT)"
 done
+step "sbatch submissions: $n_sbatch = $N_VIDEOS per-video groups + $((N_SUBMIT - N_VIDEOS)) other jobs" \
+     "(ungrouped: $N_JOBS)"
 # gpu: 1 -> sbatch --gpus=1 (tres-per-job gres:gpu:1) on partition gpu; no other job has a GPU
 grep 'gres:gpu:1' "$WORK/log/squeue.txt" | awk '{print $NF}' | sort > "$WORK/log/gpu-jobs.slurm"
 diff "$WORK/log/gpu-jobs.expected" "$WORK/log/gpu-jobs.slurm" \

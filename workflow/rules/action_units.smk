@@ -9,6 +9,8 @@ rule action_units:
         cfg=stage_json("action_units"),
         backend=au_backend,  # auto resolved here: fetching py-feat's weights makes these jobs stale
         openface=openface_option,
+    group:
+        PER_VIDEO
     log:
         "results/logs/action_units/{video}.log",
     benchmark:

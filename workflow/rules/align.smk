@@ -29,6 +29,8 @@ elif SOURCE == "videos":
             "results/align/{video}.parquet",
         params:
             cfg=stage_json("align"),
+        group:
+            PER_VIDEO
         log:
             "results/logs/align/{video}.log",
         benchmark:

@@ -49,6 +49,10 @@ SHARDS = f"results/shards/{config['shards']['feature_set']}"
 REPORT = config["report"]
 TABLE_TASKS = table_tasks(config["models"]["run"])
 RUN_CARD = "results/run_card.json"
+# The per-video rules form one group: on a cluster each video's chain (probe ... qa_video) is
+# one submitted job (`--group-components video=N` packs N videos into one); locally groups
+# change nothing. The aggregates (inputs gate, qa, shards, train, ...) are jobs of their own.
+PER_VIDEO = "video"
 
 
 def video_path(wildcards):

@@ -7,6 +7,8 @@ rule egemaps:
         "results/egemaps/{video}.parquet",
     params:
         cfg=stage_json("egemaps"),
+    group:
+        PER_VIDEO
     log:
         "results/logs/egemaps/{video}.log",
     benchmark:

@@ -18,6 +18,8 @@ if EXPORT_1HZ:
             "results/export/aligned_1hz/{video}.parquet",
         params:
             cfg=json.dumps({**config["align"], "rate_hz": 1}, sort_keys=True),
+        group:
+            PER_VIDEO
         log:
             "results/logs/align_1hz/{video}.log",
         benchmark:

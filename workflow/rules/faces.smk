@@ -9,6 +9,8 @@ rule faces:
         "results/faces/{video}.parquet",
     params:
         cfg=stage_json("faces"),
+    group:
+        PER_VIDEO
     log:
         "results/logs/faces/{video}.log",
     benchmark:

@@ -8,6 +8,8 @@ rule fau_windows:
         "results/fau_windows/{video}.parquet",
     params:
         cfg=stage_json("fau_windows"),
+    group:
+        PER_VIDEO
     log:
         "results/logs/fau_windows/{video}.log",
     benchmark:

@@ -8,6 +8,8 @@ rule landmarks:
     params:
         cfg=stage_json("landmarks"),
     threads: config["landmarks"]["threads"]
+    group:
+        PER_VIDEO
     log:
         "results/logs/landmarks/{video}.log",
     benchmark:

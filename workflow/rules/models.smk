@@ -61,6 +61,8 @@ if config["models"]["affect"]["demo_labels"]:
             "results/fau_windows/{video}.parquet",
         output:
             os.path.join(config["models"]["affect"]["labels_dir"] or "results/affect_labels", "{video}.csv"),
+        group:
+            PER_VIDEO
         log:
             "results/logs/demo_affect_labels/{video}.log",
         benchmark:

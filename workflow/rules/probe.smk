@@ -5,6 +5,8 @@ rule probe:
         video=video_path,
     output:
         "results/probe/{video}.json",
+    group:
+        PER_VIDEO
     log:
         "results/logs/probe/{video}.log",
     benchmark:

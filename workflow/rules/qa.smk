@@ -8,6 +8,8 @@ rule qa_video:
         action_units="results/action_units/{video}.parquet",
     output:
         "results/qa/{video}.json",
+    group:
+        PER_VIDEO
     log:
         "results/logs/qa_video/{video}.log",
     benchmark:
