@@ -132,7 +132,8 @@ def machine_lines() -> list[str]:
         f"- CPU: {cpu}; {os.cpu_count()} logical CPUs ({usable} usable by this process); RAM {ram}",
         f"- OS: {os_name}",
         f"- Python {platform.python_version()}; torch {torch.__version__}; opensmile {version('opensmile')}; "
-        f"snakemake {version('snakemake')}; dlib {version('dlib-bin') if version('dlib') == 'not installed' else version('dlib')}; "
+        f"snakemake {version('snakemake')}; "
+        f"dlib {version('dlib-bin') if version('dlib') == 'not installed' else version('dlib')}; "
         f"PyAV {version('av')}; numba {version('numba')}",
         f"- facevox commit {commit}",
     ]
@@ -516,7 +517,8 @@ def main(argv=None) -> int:
     lines = ([f"> {a.note}", ""] if a.note else []) + [
         "# facevox benchmark suite (`make bench`)", "",
         f"`python benchmarks/bench_suite.py --videos {a.videos} --speech-s {a.speech_s:g} --repeats {a.repeats} "
-        f"--models {a.models or empty} --steps {a.steps} --change {a.change}`: {minutes:.1f} min, load average (1/5/15 min) "
+        f"--models {a.models or empty} --steps {a.steps} --change {a.change}`: {minutes:.1f} min, "
+        f"load average (1/5/15 min) "
         f"{load_before} before, {load_average()} after.", "",
         *machine_lines(), "",
         "| measurement | measured | target | met |", "|---|---:|---|---|",

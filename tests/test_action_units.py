@@ -7,10 +7,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from facevox.extract import action_units as au
-from facevox.extract import landmarks, shape_model
 from facevox.contract import AU_COLUMNS, AU_SCHEMA, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, check_table
 from facevox.errors import FacevoxError, InputError
+from facevox.extract import action_units as au
+from facevox.extract import landmarks, shape_model
 from facevox.io import read_table
 
 GEOMETRIC = ["AU01_r", "AU02_r", "AU04_r", "AU05_r", "AU12_r", "AU15_r", "AU25_r", "AU26_r", "AU45_r"]

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox.dataset import labels as affect_labels
-from facevox.extract import fau_windows
-from facevox.dataset.labels import align_labels, read_labels
 from facevox.contract import AU_COLUMNS, AU_SCHEMA
+from facevox.dataset import labels as affect_labels
+from facevox.dataset.labels import align_labels, read_labels
 from facevox.errors import FacevoxError, InputError
+from facevox.extract import fau_windows
 
 
 def write(tmp_path, text, name="labels.csv"):

@@ -11,8 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox.extract import align as align_mod
-from facevox.extract.align import align
 from facevox.contract import (
     ALIGNED_SCHEMA,
     EGEMAPS_COLUMNS,
@@ -22,6 +20,8 @@ from facevox.contract import (
     LANDMARKS_SCHEMA,
 )
 from facevox.errors import FacevoxError
+from facevox.extract import align as align_mod
+from facevox.extract.align import align
 from facevox.io import read_table, write_table
 
 N_LM = len(LANDMARK_COLUMNS)  # 136

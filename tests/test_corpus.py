@@ -28,14 +28,25 @@ import pandas as pd
 import pytest
 
 from facevox.cli import main
-from facevox.contract import (ALIGNED_FACES_SCHEMA, ALIGNED_SCHEMA, AU_COLUMNS, AU_SCHEMA, EGEMAPS_COLUMNS,
-                              EGEMAPS_SCHEMA, FAU_STAT_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_COLUMNS,
-                              LANDMARKS_SCHEMA, QA_COLUMNS, points_from_columns)
+from facevox.contract import (
+    ALIGNED_FACES_SCHEMA,
+    ALIGNED_SCHEMA,
+    AU_COLUMNS,
+    AU_SCHEMA,
+    EGEMAPS_COLUMNS,
+    EGEMAPS_SCHEMA,
+    FAU_STAT_COLUMNS,
+    FAU_WINDOWS_SCHEMA,
+    LANDMARK_COLUMNS,
+    LANDMARKS_SCHEMA,
+    QA_COLUMNS,
+    points_from_columns,
+)
+from facevox.dataset.slices import slice_video
 from facevox.errors import ExcludedInput
 from facevox.extract.exclusion import exclusion_of
 from facevox.extract.fau_windows import n_windows
 from facevox.io import read_json, read_table
-from facevox.dataset.slices import slice_video
 from tests.corpus.make_corpus import CASES, FACE_FRAMES, Builder, make_case
 
 REPO = Path(__file__).resolve().parents[1]

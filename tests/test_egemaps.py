@@ -4,8 +4,8 @@ import wave
 import numpy as np
 import pytest
 
-from facevox.extract import egemaps
 from facevox.contract import EGEMAPS_COLUMNS, EGEMAPS_SCHEMA, F0_COLUMN
+from facevox.extract import egemaps
 from facevox.io import read_table
 
 

@@ -82,7 +82,8 @@ def test_an_audio_only_probe_is_excluded_but_describes_the_file(tmp_path, speech
     rc, err = run_cli("probe", speech_wav, tmp_path / "p.json")
     info = read_json(tmp_path / "p.json")
     assert rc == 0 and info["video"] is None and info["audio"]["sample_rate"] == 22050
-    assert info["excluded"] == {"stage": "probe", "path": str(speech_wav), "problem": "has no video stream (audio only)"}
+    assert info["excluded"] == {"stage": "probe", "path": str(speech_wav),
+                                "problem": "has no video stream (audio only)"}
 
 
 # --------------------------------------------------------------------------- the gate
@@ -167,4 +168,5 @@ def test_qa_table_lists_the_excluded_video_with_its_reason(tmp_path):
     assert rows.loc["x", "excluded_reason"] == "file is empty (0 bytes) (stage probe)"
     assert rows.loc["a", "excluded_reason"] == "NA"
     write_json({"video": {}}, tmp_path / "ok.json")
-    assert exclusion_of(tmp_path / "ok.json") is None and exclusion_of(tmp_path / "x.json") is None  # QA rows are no records
+    # QA rows are no records
+    assert exclusion_of(tmp_path / "ok.json") is None and exclusion_of(tmp_path / "x.json") is None

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from facevox.extract import faces, landmarks, shape_model
 from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y
 from facevox.errors import FacevoxError
+from facevox.extract import faces, landmarks, shape_model
 from facevox.io import read_table
 
 

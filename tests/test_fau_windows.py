@@ -7,10 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox.extract import fau_windows
-from facevox.contract import (AU_COLUMNS, AU_SCHEMA, FAU_AVEC_STAT_COLUMNS, FAU_STAT_COLUMNS,
-                              FAU_WINDOWS_AVEC_SCHEMA, FAU_WINDOWS_SCHEMA)
+from facevox.contract import (
+    AU_COLUMNS,
+    AU_SCHEMA,
+    FAU_AVEC_STAT_COLUMNS,
+    FAU_STAT_COLUMNS,
+    FAU_WINDOWS_AVEC_SCHEMA,
+    FAU_WINDOWS_SCHEMA,
+)
 from facevox.errors import FacevoxError
+from facevox.extract import fau_windows
 from facevox.io import read_table, write_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "avec2019"
@@ -129,7 +135,8 @@ def test_avec_hand_computed_100_frames():
     aus = au_table(100)
     df, w = fau_windows.compute(aus, {"convention": "avec", "window_s": 1.0, "hop_s": 0.1})
     assert list(df.columns) == FAU_WINDOWS_AVEC_SCHEMA.names
-    assert FAU_AVEC_STAT_COLUMNS[:2] == ["confidence_mean", "AU01_r_mean"] and FAU_AVEC_STAT_COLUMNS[18] == "confidence_std"
+    assert FAU_AVEC_STAT_COLUMNS[:2] == ["confidence_mean", "AU01_r_mean"]
+    assert FAU_AVEC_STAT_COLUMNS[18] == "confidence_std"
     assert (w["half"], w["window_frames"], w["hop_frames"], w["window_s"]) == (25, 51, 5.0, 1.02)
     assert len(df) == 21 and len(fau_windows.windows(aus, 50, 5)) == 20
     w0, w10, last = df.iloc[0], df.iloc[10], df.iloc[-1]

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, LANDMARK_COLUMNS, SAMPLE_COLUMNS
-from facevox.errors import InputError
 from facevox.dataset.importers import ImportProblems, import_dvlog, import_openface_dir, safe_video_id
+from facevox.errors import InputError
 from facevox.io import read_table, write_table
 from facevox.samples import read_samples
 

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from facevox.config import stage_params
-from facevox.extract import landmarks, qa
 from facevox.contract import F0_COLUMN, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns
+from facevox.extract import landmarks, qa
 from facevox.io import read_table
 from facevox.media import iter_gray_frames
 

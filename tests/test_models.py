@@ -5,9 +5,7 @@ Architecture-specific checks live in tests/test_models_<name>.py.
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from facevox.config import SCHEMA_PATH
 from facevox.errors import FacevoxError
 from facevox.models import TRAINING_KEYS, check_overrides, create_model, get_spec, list_models, split_overrides
 from facevox.models.families import FAMILIES, catalogue, check_run, display_name, family_of, job_settings

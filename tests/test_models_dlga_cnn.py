@@ -7,8 +7,17 @@ import torch
 
 from facevox.errors import FacevoxError
 from facevox.models import create_model, get_spec, n_parameters
-from facevox.models.dlga_cnn import (ABLATIONS, DLGACNN, WSPP, ChannelMaxPool, LALModule, extract_patches,
-                                     patch_centres, patch_origins, wspp_weights)
+from facevox.models.dlga_cnn import (
+    ABLATIONS,
+    DLGACNN,
+    WSPP,
+    ChannelMaxPool,
+    LALModule,
+    extract_patches,
+    patch_centres,
+    patch_origins,
+    wspp_weights,
+)
 
 torch.set_num_threads(1)
 

@@ -6,11 +6,18 @@ import torch
 
 from facevox.contract import FAU_STAT_COLUMNS
 from facevox.errors import FacevoxError
-from facevox.models.shallow_fau import ccc_loss
 from facevox.models import create_model, get_spec, list_models, n_parameters
 from facevox.models.shallow_fau import (
-    FoldedCNN, ShallowCNN, StackedCNN, feature_attributions, filter_lags, filter_weights, fold_b_into_d,
-    masked_ccc_loss, receptive_field,
+    FoldedCNN,
+    ShallowCNN,
+    StackedCNN,
+    ccc_loss,
+    feature_attributions,
+    filter_lags,
+    filter_weights,
+    fold_b_into_d,
+    masked_ccc_loss,
+    receptive_field,
 )
 
 torch.set_num_threads(1)

@@ -5,8 +5,7 @@ from torch import nn
 
 from facevox.errors import FacevoxError
 from facevox.models import create_model, get_spec, n_parameters
-from facevox.models.sta_drn import (
-    IMAGENET_MEAN, IMAGENET_STD, VARIANTS, AttentionBranch, Bottleneck, STADRN, STAModule)
+from facevox.models.sta_drn import IMAGENET_MEAN, IMAGENET_STD, STADRN, VARIANTS, AttentionBranch, Bottleneck, STAModule
 
 torch.set_num_threads(1)
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from facevox.extract import probe
 from facevox.errors import InputError
+from facevox.extract import probe
 
 
 def test_wolfgang_facts(wolfgang):

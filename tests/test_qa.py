@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox.extract import qa
 from facevox.contract import (
     EGEMAPS_COLUMNS,
     EGEMAPS_SCHEMA,
@@ -14,6 +13,7 @@ from facevox.contract import (
     LANDMARKS_SCHEMA,
     QA_COLUMNS,
 )
+from facevox.extract import qa
 from facevox.io import read_json, write_json, write_table
 
 

@@ -11,8 +11,7 @@ import pytest
 from facevox.contract import SAMPLE_COLUMNS
 from facevox.errors import FacevoxError, InputError
 from facevox.extract.probe import probe_samples
-from facevox.samples import (SampleSheetError, check_label_config, check_labels, nearest,
-                             read_samples)
+from facevox.samples import SampleSheetError, check_label_config, check_labels, nearest, read_samples
 
 HEADER = SAMPLE_COLUMNS  # video_id path subject_id split label score gender
 
@@ -305,7 +304,8 @@ def test_probe_lists_every_bad_file(probe_sheet):
     assert problems[1] == f"samples.tsv line 5 (video_id 'empty'): {media / 'empty.mp4'}: file is empty (0 bytes)"
     assert problems[2].startswith(f"samples.tsv line 6 (video_id 'cut'): {media / 'cut.mp4'}: cut off: holds ")
     assert problems[2].endswith(" of the 72 video frames its index lists")
-    assert problems[3] == f"samples.tsv line 7 (video_id 'speech'): {media / 'speech.wav'}: has no video stream (audio only)"
+    assert problems[3] == (f"samples.tsv line 7 (video_id 'speech'): {media / 'speech.wav'}: "
+                           "has no video stream (audio only)")
 
 
 def test_probe_says_which_videos_have_audio(probe_sheet):
@@ -325,7 +325,8 @@ def test_check_samples_command(probe_sheet, tmp_path, capsys):
     probe_sheet.write_text("\n".join(lines) + "\n")
     assert main(["check-samples", str(probe_sheet), "--probe"]) == 0
     assert capsys.readouterr().out == (f"{probe_sheet}: 2 videos, all files present, labels among "
-                                       "['depression', 'normal']; every video opens (1 with audio, 1 without: silent)\n")
+                                       "['depression', 'normal']; every video opens "
+                                       "(1 with audio, 1 without: silent)\n")
     probe_sheet.write_text("video_id\tpath\tlabel\n"
                            "talking\tmedia/talking.mp4\tNormal\n")
     assert main(["check-samples", str(probe_sheet)]) == 2
@@ -359,7 +360,8 @@ def test_probe_of_aligned_tables(tmp_path):
 def test_probe_reads_the_openface_csv(tmp_path, video_only):
     shutil.copy(video_only, tmp_path / "v.mp4")
     (tmp_path / "of.csv").write_text("frame,timestamp\n1,0.0\n")
-    sheet = write_sheet(tmp_path / "samples.tsv", [["v", "v.mp4", "of.csv"]], header=["video_id", "path", "openface_csv"])
+    sheet = write_sheet(tmp_path / "samples.tsv", [["v", "v.mp4", "of.csv"]],
+                        header=["video_id", "path", "openface_csv"])
     with pytest.raises(SampleSheetError) as info:
         probe_samples(read_samples(sheet), sheet)
     [problem] = info.value.problems

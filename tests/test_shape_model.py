@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from facevox.extract import landmarks, shape_model
 from facevox.errors import FacevoxError
+from facevox.extract import landmarks, shape_model
 from facevox.media import iter_gray_frames
 
 

@@ -4,13 +4,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, LANDMARK_COLUMNS, shard_schema
 from facevox.dataset import shards
-from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_COLUMNS, shard_schema
 from facevox.dataset.datasets import SliceDataset
+from facevox.dataset.slices import NormStats
 from facevox.errors import FacevoxError
 from facevox.io import write_table
 from facevox.samples import SampleSheetError
-from facevox.dataset.slices import NormStats
 
 COLUMNS = LANDMARK_COLUMNS + EGEMAPS_COLUMNS
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from facevox.errors import FacevoxError
 from facevox.dataset.slices import NormStats, interpolate_gaps, slice_starts, slice_video
+from facevox.errors import FacevoxError
 
 
 def quadratic(t):

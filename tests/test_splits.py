@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from facevox.contract import SAMPLE_COLUMNS, SPLITS
+from facevox.dataset.splits import check_subject_splits, make_splits, split_counts, study_warnings
 from facevox.errors import FacevoxError
 from facevox.samples import SampleSheetError
-from facevox.dataset.splits import check_subject_splits, make_splits, split_counts, study_warnings
 
 RATIOS = np.array([0.7, 0.1, 0.2])
 
@@ -106,9 +106,9 @@ def test_make_splits_subject_level_and_stratified():
         for split, ratio in zip(SPLITS, RATIOS):
             assert abs(stratum.get(split, 0) - ratio * len(group)) <= 2, (label, gender, split)
     # the documented rule is tighter: each stratum within one subject of its quota
-    for (label, gender), group in first.groupby(["label", "gender"]):
+    for stratum_key, group in first.groupby(["label", "gender"]):
         stratum = by_subject[group.index].value_counts()
-        assert all(abs(stratum.get(s, 0) - r * len(group)) < 1 for s, r in zip(SPLITS, RATIOS))
+        assert all(abs(stratum.get(s, 0) - r * len(group)) < 1 for s, r in zip(SPLITS, RATIOS)), stratum_key
 
 
 def test_make_splits_deterministic_per_seed():

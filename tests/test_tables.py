@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facevox.report import tables
 from facevox.errors import FacevoxError, InputError
+from facevox.report import tables
 from facevox.report.bootstrap import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]

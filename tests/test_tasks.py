@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from facevox.dataset.synthetic import FAU_SIGNAL, planted_faces, planted_fau
-from facevox.training.tasks import MIRROR_68, jitter
 from facevox.training.loop import evaluate, train
+from facevox.training.tasks import MIRROR_68, jitter
 
 VISION = {"clip_len": 8, "size": 32, "frames_per_video": 4, "clips_per_video": 2, "eval_frames_per_video": 8}
 

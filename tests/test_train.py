@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from facevox.errors import FacevoxError
 from facevox.dataset.synthetic import planted_shards
+from facevox.errors import FacevoxError
 from facevox.training.loop import evaluate, load_checkpoint, train
 
 #: Paper architectures at small widths, Adam: what learns the planted signal in seconds on a CPU.
@@ -128,8 +128,8 @@ def test_bad_settings_are_named(planted, tmp_path):
 
 
 def test_streaming_pools_cover_every_slice_once_per_epoch(planted):
-    from facevox.training.tasks import SliceClassification
     from facevox.training.loop import run_settings
+    from facevox.training.tasks import SliceClassification
 
     settings = run_settings({"max_memory_gb": 4 * 300 * 161 * 4 / 2**30})  # room for 4 slices
     task = SliceClassification(planted, settings)

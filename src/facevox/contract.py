@@ -168,7 +168,8 @@ FAU_AVEC_STAT_COLUMNS = [f"{c}_{stat}" for stat in ("mean", "std") for c in FAU_
 _FAU_WINDOW_INDEX_FIELDS = [
     _f("window", pa.int32(), None, "0-based window index"),
     _f("centre_frame", pa.int32(), None, "frame at the window's centre"),
-    _f("centre_s", pa.float64(), "s", "paper: timestamp of the centre frame; avec: window index x hop (the script's time)"),
+    _f("centre_s", pa.float64(), "s",
+       "paper: timestamp of the centre frame; avec: window index x hop (the script's time)"),
     _f("first_frame", pa.int32(), None, "first frame of the (edge-truncated) window"),
     _f("last_frame", pa.int32(), None, "last frame of the window, inclusive"),
     _f("n_used", pa.int32(), None, "frames that entered the statistics"),

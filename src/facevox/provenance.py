@@ -6,7 +6,7 @@ the same input with the same parameters gives a byte-identical file.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -17,7 +17,7 @@ TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-python-headless", "nump
          "torch", "scikit-learn", "py-feat")
 
 
-@lru_cache(maxsize=None)
+@cache
 def tool_versions() -> dict[str, str]:
     versions = {}
     for dist in TOOLS:

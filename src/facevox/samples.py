@@ -28,8 +28,8 @@ import difflib
 import io
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 

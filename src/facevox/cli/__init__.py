@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -124,9 +123,9 @@ def cmd_use_aligned(a):
 
 
 def cmd_split(a):
+    from facevox.dataset.splits import make_splits
     from facevox.io import atomic_path
     from facevox.samples import read_samples
-    from facevox.dataset.splits import make_splits
 
     ratios = tuple(float(x) for x in a.ratios.split(","))
     df = make_splits(read_samples(a.sheet), ratios=ratios, seed=a.seed)
@@ -201,9 +200,9 @@ def cmd_demo_data(a):
 
 def cmd_extract(a):
     """Every per-video stage on one file, with the same functions the rules call."""
-    from facevox.extract import action_units, align, faces, egemaps, fau_windows, landmarks, probe, qa
     from facevox.config import load_config
     from facevox.errors import InputError
+    from facevox.extract import action_units, align, egemaps, faces, fau_windows, landmarks, probe, qa
     from facevox.media import no_video_stream
 
     cfg = load_config(a.config)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from facevox.errors import FacevoxError
 from facevox.dataset.shards import read_manifest
+from facevox.errors import FacevoxError
 
 
 class SliceDataset:

@@ -109,7 +109,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from facevox.extract.align import align
 from facevox.contract import (
     ALIGNED_SCHEMA,
     EGEMAPS_COLUMNS,
@@ -120,7 +119,8 @@ from facevox.contract import (
     SAMPLE_COLUMNS,
 )
 from facevox.errors import InputError
-from facevox.extract.openface import read_openface_table, shown as _shown
+from facevox.extract.align import align
+from facevox.extract.openface import read_openface_table
 from facevox.io import atomic_path, write_json, write_table
 from facevox.provenance import provenance
 from facevox.samples import VIDEO_ID, id_problem

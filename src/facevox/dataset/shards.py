@@ -50,12 +50,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facevox.config import stage_params
-from facevox.contract import (ALIGNED_SCHEMA, EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS,
-                              left_out_record, shard_schema)
+from facevox.contract import (
+    ALIGNED_SCHEMA,
+    EGEMAPS_COLUMNS,
+    FEATURE_SETS,
+    LANDMARK_COLUMNS,
+    SPLITS,
+    left_out_record,
+    shard_schema,
+)
+from facevox.dataset.slices import NormStats, interpolate_gaps, slice_video
 from facevox.errors import FacevoxError
 from facevox.io import DIR_MODE, read_table, write_json
 from facevox.provenance import dumps, provenance
-from facevox.dataset.slices import NormStats, interpolate_gaps, slice_video
+
 
 def video_features(aligned: pd.DataFrame, columns: list[str], max_gap: int) -> tuple[np.ndarray, np.ndarray]:
     """[T, C] features with short gaps filled per modality, and the still-missing mask [T]."""

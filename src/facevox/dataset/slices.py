@@ -164,7 +164,7 @@ class NormStats:
     videos: list[str]
 
     @classmethod
-    def fit(cls, tables, columns: list[str], method: str = "minmax") -> "NormStats":
+    def fit(cls, tables, columns: list[str], method: str = "minmax") -> NormStats:
         """Fit on the real frames of the *training* videos: ``tables`` is a dict
         {video_id: [T, C]} or an iterable of (video_id, [T, C]) pairs.
 
@@ -222,7 +222,7 @@ class NormStats:
             Path(tmp).write_text(json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
-    def load(cls, path) -> "NormStats":
+    def load(cls, path) -> NormStats:
         try:
             return cls(**json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError, TypeError) as exc:

@@ -29,8 +29,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facevox.contract import (ALIGNED_FACES_SCHEMA, ALIGNED_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_COLUMNS,
-                       FAU_STAT_COLUMNS, FAU_WINDOWS_SCHEMA, LANDMARK_X, LANDMARK_Y)
+from facevox.contract import (
+    ALIGNED_FACES_SCHEMA,
+    ALIGNED_SCHEMA,
+    CROP_LANDMARK_X,
+    CROP_LANDMARK_Y,
+    EGEMAPS_COLUMNS,
+    FAU_STAT_COLUMNS,
+    FAU_WINDOWS_SCHEMA,
+    LANDMARK_X,
+    LANDMARK_Y,
+)
 from facevox.io import atomic_path, write_table
 
 F0_COLUMN = "F0semitoneFrom27.5Hz_sma3nz"
@@ -128,7 +137,7 @@ def planted_faces(folder, n_videos: dict[str, int], frames: int = 24, size: int 
             score = float(rng.uniform(0, 63))
             radius = 2 + score / 63 * (size * 0.4)
             images = []
-            for f in range(frames):
+            for _ in range(frames):
                 cx, cy = size / 2 + rng.normal(0, 1, 2)
                 disc = ((xx - cx) ** 2 + (yy - cy) ** 2) <= radius ** 2
                 img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
@@ -165,7 +174,8 @@ def planted_fau(folder, n_videos: dict[str, int], windows: int = 400, hop_s: flo
             values = {c: np.convolve(rng.normal(0, 1, windows), kernel, "same").astype(np.float32)
                       for c in FAU_STAT_COLUMNS}
             t = np.arange(windows) * hop_s
-            data = {"window": np.arange(windows, dtype=np.int32), "centre_frame": np.arange(windows, dtype=np.int32) * 5,
+            data = {"window": np.arange(windows, dtype=np.int32),
+                    "centre_frame": np.arange(windows, dtype=np.int32) * 5,
                     "centre_s": t, "first_frame": np.zeros(windows, np.int32),
                     "last_frame": np.zeros(windows, np.int32), "n_used": np.full(windows, 50, np.int32), **values}
             write_table(pd.DataFrame(data)[FAU_WINDOWS_SCHEMA.names], folder / "fau" / f"{vid}.parquet",

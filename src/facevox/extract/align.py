@@ -32,6 +32,7 @@ from facevox.errors import FacevoxError
 from facevox.io import read_table, write_table
 from facevox.provenance import provenance
 
+
 def _rate(value) -> float | None:
     if value in (None, "native"):
         return None

@@ -17,7 +17,8 @@ fau_windows after action_units ...).  The probe also excludes a file whose conta
 but holds no video stream (audio only).
 
 The gate (:func:`screen`, rule ``inputs``) reads the probe, egemaps and landmarks records
-of every video (every later stage derives from them) and writes ``results/inputs.tsv`` (every video: included or excluded, and why)
+of every video (every later stage derives from them) and writes ``results/inputs.tsv``
+(every video: included or excluded, and why)
 and the sheet of the included videos, which the aggregates read (shards, training,
 evaluation, export).  ``on_bad_input: exclude`` (the default) lets them run without the excluded
 videos; ``fail`` stops the run there, before shards and training, listing every excluded

@@ -29,8 +29,14 @@ import numpy as np
 import pandas as pd
 
 from facevox.config import stage_params
-from facevox.contract import (ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, LANDMARKS_SCHEMA, points_from_columns,
-                       points_to_columns)
+from facevox.contract import (
+    ALIGNED_FACES_SCHEMA,
+    CROP_LANDMARK_X,
+    CROP_LANDMARK_Y,
+    LANDMARKS_SCHEMA,
+    points_from_columns,
+    points_to_columns,
+)
 from facevox.errors import FacevoxError
 from facevox.io import read_table, write_table
 from facevox.media import iter_rgb_frames

@@ -67,8 +67,14 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from facevox.config import stage_params
-from facevox.contract import (AU_SCHEMA, FAU_AVEC_INPUT_COLUMNS, FAU_AVEC_STAT_COLUMNS, FAU_INPUT_COLUMNS,
-                              FAU_WINDOWS_AVEC_SCHEMA, FAU_WINDOWS_SCHEMA)
+from facevox.contract import (
+    AU_SCHEMA,
+    FAU_AVEC_INPUT_COLUMNS,
+    FAU_AVEC_STAT_COLUMNS,
+    FAU_INPUT_COLUMNS,
+    FAU_WINDOWS_AVEC_SCHEMA,
+    FAU_WINDOWS_SCHEMA,
+)
 from facevox.errors import FacevoxError, InputError
 from facevox.io import read_table, write_table
 from facevox.provenance import provenance

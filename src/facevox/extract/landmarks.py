@@ -62,10 +62,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facevox.extract import shape_model
 from facevox.config import stage_params
 from facevox.contract import LANDMARKS_SCHEMA, N_LANDMARKS, points_to_columns
 from facevox.errors import FacevoxError
+from facevox.extract import shape_model
 from facevox.io import write_table
 from facevox.media import iter_gray_frames
 from facevox.provenance import provenance

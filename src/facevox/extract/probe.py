@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -19,6 +20,9 @@ from facevox.errors import InputError
 from facevox.io import write_json
 from facevox.media import _reason, index_shortfall, no_video_stream, open_media
 from facevox.provenance import provenance
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -157,8 +161,8 @@ def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
     import pyarrow.parquet as pq
 
     from facevox.contract import ALIGNED_SCHEMA, check_table
-    from facevox.extract.action_units import read_openface_csv
     from facevox.errors import FacevoxError
+    from facevox.extract.action_units import read_openface_csv
     from facevox.media import check_media
     from facevox.samples import SampleSheetError
 

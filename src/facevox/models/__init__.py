@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from facevox.errors import FacevoxError
 from facevox.models.families import FAMILIES, catalogue, display_name, family_of  # noqa: F401 (re-exported)

@@ -202,7 +202,8 @@ def patch_centres(landmarks, cheek_offset: float = CHEEK_OFFSET):
     shift = _SHIFT * cheek_offset
     if isinstance(landmarks, torch.Tensor):
         shift = torch.as_tensor(shift, dtype=landmarks.dtype, device=landmarks.device)
-        first, second = torch.as_tensor(_FIRST, device=landmarks.device), torch.as_tensor(_SECOND, device=landmarks.device)
+        first = torch.as_tensor(_FIRST, device=landmarks.device)
+        second = torch.as_tensor(_SECOND, device=landmarks.device)
     else:
         first, second = _FIRST, _SECOND
     return (landmarks[..., first, :] + landmarks[..., second, :]) / 2 + shift

@@ -72,7 +72,7 @@ Tests: tests/test_models_jamfn.py
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -93,8 +93,8 @@ Tests: tests/test_models_shallow_fau.py
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -418,23 +418,27 @@ def shallow_a(**kwargs) -> StackedCNN:
     return StackedCNN(**kwargs)
 
 
-@register("shallow_b", display="Shallow CNN B", family="fau", defaults=_SHALLOW, training=TRAINING, paper=f"{PAPER} section 4.2")
+@register("shallow_b", display="Shallow CNN B", family="fau", defaults=_SHALLOW, training=TRAINING,
+          paper=f"{PAPER} section 4.2")
 def shallow_b(**kwargs) -> ShallowCNN:
     return ShallowCNN(dense=True, **kwargs)
 
 
-@register("shallow_c", display="Shallow CNN C", family="fau", defaults=_SHALLOW, training=TRAINING, paper=f"{PAPER} section 4.3")
+@register("shallow_c", display="Shallow CNN C", family="fau", defaults=_SHALLOW, training=TRAINING,
+          paper=f"{PAPER} section 4.3")
 def shallow_c(**kwargs) -> ShallowCNN:
     return ShallowCNN(dense=False, **kwargs)
 
 
-@register("shallow_d", display="Shallow CNN D", family="fau", defaults={**_SHALLOW, "activation": "linear"}, training=TRAINING,
+@register("shallow_d", display="Shallow CNN D", family="fau", defaults={**_SHALLOW, "activation": "linear"},
+          training=TRAINING,
           paper=f"{PAPER} section 4.4, eqs. 1-4 (fold a trained B with fold_b_into_d)")
 def shallow_d(**kwargs) -> FoldedCNN:
     return FoldedCNN(**kwargs)
 
 
-@register("shallow_e", display="Shallow CNN E", family="fau", defaults={**_SHALLOW, "features": None}, training=TRAINING,
+@register("shallow_e", display="Shallow CNN E", family="fau", defaults={**_SHALLOW, "features": None},
+          training=TRAINING,
           paper=f"{PAPER} sections 4.5 and 5.2")
 def shallow_e(features: Sequence[str | int] | None = None, n_features: int = 36,
               feature_names: Sequence[str] | None = None, **kwargs) -> ShallowCNN:

@@ -29,24 +29,13 @@ Tests: tests/test_report.py
 """
 from __future__ import annotations
 
-import datetime
-import hashlib
-import json
 import math
-import os
-import platform
-import subprocess
-import sys
 import warnings
-from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from facevox import __version__
-from facevox.errors import FacevoxError, InputError
-from facevox.io import atomic_path, write_json
+from facevox.errors import FacevoxError
 
 #: Classification metrics the bootstrap computes from confusion counts.
 CLASSIFICATION_STATS = ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted",

@@ -33,26 +33,14 @@ Tests: tests/test_report.py
 """
 from __future__ import annotations
 
-import datetime
-import hashlib
-import json
 import math
-import os
-import platform
-import subprocess
-import sys
-import warnings
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from facevox import __version__
 from facevox.errors import FacevoxError, InputError
-from facevox.io import atomic_path, write_json
-
-
+from facevox.io import atomic_path
 
 # =========================================================================== plots
 FIG_DPI = 110

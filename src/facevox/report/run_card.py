@@ -17,24 +17,19 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import math
 import os
 import platform
 import subprocess
 import sys
-import warnings
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from facevox import __version__
-from facevox.errors import FacevoxError, InputError
-from facevox.io import atomic_path, write_json
+from facevox.errors import InputError
+from facevox.io import write_json
 from facevox.report.tables import read_metrics
-
-
 
 # =========================================================================== run card
 RUN_CARD_FORMAT = "facevox-run-card/1"
@@ -169,7 +164,7 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
             training_warnings.setdefault(w, []).append(f"{rec.get('model')}/seed{rec.get('seed')}")
     card = {
         "format": RUN_CARD_FORMAT,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "facevox_version": __version__,
         "git": git_state(root),
         "config_sha256": config_hash(config),

@@ -50,9 +50,9 @@ import numpy as np
 
 from facevox.config import stage_params
 from facevox.errors import FacevoxError
-from facevox.models.families import FAMILIES
 from facevox.io import atomic_path
 from facevox.models import create_model, get_spec, n_parameters, split_overrides
+from facevox.models.families import FAMILIES
 from facevox.provenance import provenance
 from facevox.training.tasks import make_task
 from facevox.training.tasks.base import log_left_out

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from facevox.contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, SPLITS, describe_left_out, left_out_record
 from facevox.errors import FacevoxError
@@ -115,8 +116,8 @@ def log_left_out(name: str, records: list[dict]) -> None:
 def sheet_videos(sheet, folder, suffix: str, need: str, what: str, no_value: dict | None = None):
     """Videos of the sheet per split whose table exists; those of a split without the value
     ``need`` (``score``) are appended to ``no_value[split]`` when given."""
-    from facevox.samples import read_samples
     from facevox.dataset.splits import check_subject_splits
+    from facevox.samples import read_samples
 
     samples = read_samples(sheet, check_files=False)
     check_subject_splits(samples, str(sheet))  # leakage guard: a subject in one split only

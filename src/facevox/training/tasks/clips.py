@@ -14,6 +14,7 @@ import numpy as np
 
 from facevox.training.tasks.base import Regression, jitter
 
+
 class ClipRegression(Regression):
     def __init__(self, sheet, folder, settings: dict):
         super().__init__(sheet, folder, settings, "aligned-face")

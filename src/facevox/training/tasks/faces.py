@@ -12,6 +12,7 @@ import numpy as np
 
 from facevox.training.tasks.base import MIRROR_68, Regression, jitter
 
+
 class FaceRegression(Regression):
     def __init__(self, sheet, folder, settings: dict):
         super().__init__(sheet, folder, settings, "aligned-face")

@@ -11,19 +11,18 @@ Tests: tests/test_train.py, tests/test_tasks.py
 """
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facevox.contract import FAU_STAT_COLUMNS
 from facevox.errors import FacevoxError
 from facevox.training.metrics import ccc
 from facevox.training.tasks.base import CONTINUOUS_SCHEMA, left_out_record, sheet_videos
+
 
 class FauContinuous:
     """Whole FAU-window sequences -> time-continuous affect (see the module docstring)."""

@@ -6,13 +6,11 @@ Tests: tests/test_train.py, tests/test_tasks.py
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facevox.contract import EGEMAPS_COLUMNS, LANDMARK_COLUMNS
@@ -20,6 +18,7 @@ from facevox.errors import FacevoxError
 from facevox.models.families import FAMILIES
 from facevox.training.evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
 from facevox.training.tasks.base import left_out_record, why_unpredicted
+
 
 class SliceClassification:
     """Sequence / sklearn models on a shard set: slices -> class, videos by voting.
