@@ -468,8 +468,8 @@ def resolve_backend(backend: str) -> str:
 
 def mediapipe_aus(video) -> tuple[pd.DataFrame, list[str], list[str], Path]:
     """The ``mediapipe`` backend's AU table, its estimated AU and extension columns, the model path."""
-    with au_mediapipe.FaceLandmarkerAU() as model:
-        out = model.video(video)
+    model = au_mediapipe.FaceLandmarkerAU()
+    out = model.video(video)
     values = {c: out[c] for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}
     values.update(zip(BLENDSHAPE_COLUMNS, out["blendshapes"].T))
     df = au_frame(out["frame"], out["timestamp_s"], out["success"], out["confidence"], values)

@@ -327,37 +327,33 @@ def video_ms(times_s, previous: int | None, t0: float) -> int:
 
 class FaceLandmarkerAU:
     """FaceLandmarker (VIDEO mode, one face, blendshapes, transformation matrix) plus the bundle's
-    BlazeFace detector for the confidence; a context manager (``close()`` frees the graphs)."""
+    BlazeFace detector for the confidence.  The bundle is read and checked once; each video gets
+    fresh tasks (VIDEO mode tracks across frames and needs its own clock), closed after it."""
 
     def __init__(self):
-        data = _load_model_bytes()
+        self.model = _load_model_bytes()
         import mediapipe as mp  # noqa: F401 - after the checks: the import is slow
-        from mediapipe.tasks.python import BaseOptions, vision
 
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            detector = z.read(DETECTOR_MEMBER)
+        with zipfile.ZipFile(io.BytesIO(self.model)) as z:
+            self.detector_model = z.read(DETECTOR_MEMBER)
         self._mp = mp
-        self.landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_buffer=data), running_mode=vision.RunningMode.VIDEO,
-            num_faces=1, output_face_blendshapes=True, output_facial_transformation_matrixes=True))
-        self.detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
-            base_options=BaseOptions(model_asset_buffer=detector), running_mode=vision.RunningMode.VIDEO,
-            min_detection_confidence=MIN_DETECTION_CONFIDENCE))
         self.path = model_path()
-
-    def close(self):
-        for task in (self.landmarker, self.detector):
-            task.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def video(self, video) -> dict[str, np.ndarray]:
         """Per decoded frame: frame, timestamp_s, success, confidence, the 17 AUs, pose, gaze and
         ``blendshapes`` [N, 52]; NaN rows (confidence included) without a face."""
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self.model), running_mode=vision.RunningMode.VIDEO,
+            num_faces=1, output_face_blendshapes=True, output_facial_transformation_matrixes=True))
+        detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=self.detector_model), running_mode=vision.RunningMode.VIDEO,
+            min_detection_confidence=MIN_DETECTION_CONFIDENCE))
+        with landmarker, detector:
+            return self._video(video, landmarker, detector)
+
+    def _video(self, video, landmarker, detector) -> dict[str, np.ndarray]:
         mp = self._mp
         frames, times, success, conf, shapes, extra = [], [], [], [], [], []
         nan_shapes = np.full(len(BLENDSHAPE_NAMES), np.nan)
@@ -368,7 +364,7 @@ class FaceLandmarkerAU:
             ms = video_ms(frame.time_s, ms, t0)
             h, w = frame.image.shape[:2]
             image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.image))
-            result = self.landmarker.detect_for_video(image, ms)
+            result = landmarker.detect_for_video(image, ms)
             frames.append(frame.index)
             times.append(frame.time_s)
             found = bool(result.face_landmarks)
@@ -382,7 +378,7 @@ class FaceLandmarkerAU:
             shapes.append(np.array([c.score for c in result.face_blendshapes[0]]))
             R, pose = head_pose(result.facial_transformation_matrixes[0])
             extra.append(np.concatenate([pose, gaze_vectors(pts, R)]))
-            conf.append(self._detector_score(image, ms, pts[NOSE_TIP]))
+            conf.append(detector_score(detector.detect_for_video(image, ms), pts[NOSE_TIP]))
         if not frames:
             return {"frame": np.zeros(0, np.int32), "timestamp_s": np.zeros(0), "success": np.zeros(0, bool),
                     "confidence": np.zeros(0), "blendshapes": np.zeros((0, len(BLENDSHAPE_NAMES))),
@@ -395,11 +391,14 @@ class FaceLandmarkerAU:
         out.update(zip(POSE_COLUMNS + GAZE_COLUMNS, extra.T))
         return out
 
-    def _detector_score(self, image, ms: int, nose) -> float:
-        best = 0.0
-        for det in self.detector.detect_for_video(image, ms).detections:
-            b = det.bounding_box
-            if b.origin_x <= nose[0] <= b.origin_x + b.width and b.origin_y <= nose[1] <= b.origin_y + b.height:
-                best = max(best, float(det.categories[0].score))
-        return best
+
+
+def detector_score(result, nose) -> float:
+    """The best BlazeFace score among the detections whose box holds the nose tip; 0.0 if none."""
+    best = 0.0
+    for det in result.detections:
+        b = det.bounding_box
+        if b.origin_x <= nose[0] <= b.origin_x + b.width and b.origin_y <= nose[1] <= b.origin_y + b.height:
+            best = max(best, float(det.categories[0].score))
+    return best
 
