@@ -84,3 +84,19 @@ def test_run_round_trip(tmp_path):
     df, meta = read_table(tmp_path / "w.parquet", FAU_WINDOWS_SCHEMA)
     assert summary["n_windows"] == len(df) == 24
     assert meta["au_backend"] == "landmarks" and meta["params"] == {"window": 50, "hop": 5, "no_face": "drop"}
+
+
+def test_pose_and_gaze_functionals_beside_the_aus():
+    """Issue 15: pose/gaze mean and std per window, after the AU functionals (NaN when absent)."""
+    from facevox.contract import FAU_POSE_GAZE_STAT_COLUMNS, FAU_STAT_COLUMNS
+
+    aus = au_table(120)
+    aus["pose_Rx"] = (np.arange(120) * 0.01).astype(np.float32)  # radians
+    aus["gaze_angle_x"] = np.float32(-0.2)
+    out = fau_windows.windows(aus, window=50, hop=5)
+    assert list(out.columns[-len(FAU_POSE_GAZE_STAT_COLUMNS):]) == FAU_POSE_GAZE_STAT_COLUMNS
+    assert list(out.columns).index("pose_Rx_mean") == 6 + len(FAU_STAT_COLUMNS)
+    assert out["pose_Rx_mean"].iloc[0] == pytest.approx(0.12)  # mean(0..24) * 0.01
+    assert out["pose_Rx_std"].iloc[0] == pytest.approx(0.01 * np.sqrt((25**2 - 1) / 12), rel=1e-5)
+    assert out["gaze_angle_x_mean"].eq(np.float32(-0.2)).all() and out["gaze_angle_x_std"].eq(0).all()
+    assert out["pose_Tz_mean"].isna().all()  # a backend without translation

@@ -203,6 +203,11 @@ AU_SCHEMA = pa.schema(
 #: Columns the FAU windows summarise (mean and std of each).
 FAU_INPUT_COLUMNS = AU_COLUMNS + ["confidence"]
 FAU_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_INPUT_COLUMNS for stat in ("mean", "std")]
+#: Head pose and gaze functionals beside them (as AVEC's OpenFace features have them), in the
+#: FAU window table after FAU_STAT_COLUMNS; the FAU models read FAU_STAT_COLUMNS by name.
+FAU_POSE_GAZE_COLUMNS = ["pose_Rx", "pose_Ry", "pose_Rz", "pose_Tx", "pose_Ty", "pose_Tz",
+                         "gaze_angle_x", "gaze_angle_y"]
+FAU_POSE_GAZE_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_POSE_GAZE_COLUMNS for stat in ("mean", "std")]
 
 FAU_WINDOWS_SCHEMA = pa.schema(
     [
@@ -213,6 +218,8 @@ FAU_WINDOWS_SCHEMA = pa.schema(
         _f("last_frame", pa.int32(), None, "last frame of the window, inclusive"),
         _f("n_used", pa.int32(), None, "frames that entered the statistics"),
         *[_f(c, pa.float32(), None, "moving mean / std (ddof 0)") for c in FAU_STAT_COLUMNS],
+        *[_f(c, pa.float32(), "mm" if c.startswith("pose_T") else "rad", "moving mean / std (ddof 0)")
+          for c in FAU_POSE_GAZE_STAT_COLUMNS],
     ]
 )
 

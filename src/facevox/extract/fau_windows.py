@@ -2,7 +2,9 @@
 
 For every column of ``contract.FAU_INPUT_COLUMNS`` (the 17 AU intensities and the
 confidence) and every window: the mean and the standard deviation with ddof 0,
-named ``AU01_r_mean``, ``AU01_r_std``, ..., ``confidence_std``.
+named ``AU01_r_mean``, ``AU01_r_std``, ..., ``confidence_std``; then the same for
+head pose and gaze (``contract.FAU_POSE_GAZE_COLUMNS``: ``pose_Rx_mean`` ...
+``gaze_angle_y_std``; NaN where the AU backend has none).
 
 Windows (``window`` = W frames, ``hop`` = H frames, both in config):
 
@@ -17,8 +19,8 @@ Frames without a face (config ``no_face``):
 
 * ``drop`` (default): left out of the statistics; ``n_used`` counts the frames that
   entered; a window with none has NaN statistics.
-* ``zero``: enter with every AU and the confidence set to 0 (what OpenFace
-  writes for them).
+* ``zero``: enter with every AU, pose and gaze value and the confidence set to 0
+  (what OpenFace writes for them).
 
 An AU its backend did not estimate (all NaN) stays NaN.
 
@@ -33,7 +35,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from facevox.config import stage_params
-from facevox.contract import AU_SCHEMA, FAU_INPUT_COLUMNS, FAU_WINDOWS_SCHEMA
+from facevox.contract import AU_SCHEMA, FAU_INPUT_COLUMNS, FAU_POSE_GAZE_COLUMNS, FAU_WINDOWS_SCHEMA
 from facevox.io import read_table, write_table
 from facevox.provenance import provenance
 
@@ -49,7 +51,8 @@ def n_windows(n_frames: int, hop: int) -> int:
 def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "drop") -> pd.DataFrame:
     """FAU functionals of one video's AU table (contract.AU_SCHEMA)."""
     n = len(aus)
-    values = aus[FAU_INPUT_COLUMNS].to_numpy(np.float64)
+    columns = FAU_INPUT_COLUMNS + FAU_POSE_GAZE_COLUMNS
+    values = aus[columns].to_numpy(np.float64)
     face = aus["success"].to_numpy(bool)
     if no_face == "zero":
         values = np.where(face[:, None], values, 0.0)
@@ -85,7 +88,7 @@ def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "d
         "last_frame": aus["frame"].to_numpy(np.int32)[last],
         "n_used": n_used.astype(np.int32),
     }
-    for j, col in enumerate(FAU_INPUT_COLUMNS):
+    for j, col in enumerate(columns):
         out[f"{col}_mean"] = means[:, j].astype(np.float32)
         out[f"{col}_std"] = stds[:, j].astype(np.float32)
     df = pd.DataFrame(out)
