@@ -13,7 +13,10 @@ otherwise.  Rows (median of ``--repeats``):
 * extraction: ``facevox extract`` in-process (probe, eGeMAPS, landmarks, align,
   action_units with ``auto`` -> mediapipe, FAU windows, QA), all frames of the video.
 
-Prints a Markdown table; nothing is written unless ``--out`` is given.
+Frames/s per core is frames / CPU seconds of this process (``time.process_time``: all
+its threads, pinned to the one core), which a busy shared machine changes far less
+than wall time; wall time is shown beside it.  Prints a Markdown table; nothing is
+written unless ``--out`` is given.
 """
 from __future__ import annotations
 
@@ -62,15 +65,17 @@ def main() -> None:
              lambda: action_units.run(a.video, None, tmp / "au.parquet", {"backend": "mediapipe"})),
             ("extraction (facevox extract, auto AU backend)", extract)]
     print(f"{a.video.name}: {n} frames, core {a.core}, load average before {os.getloadavg()[0]:.2f}")
-    lines = ["| measurement | s (median) | frames/s per core |", "| --- | --- | --- |"]
+    lines = ["| measurement | CPU s (median) | frames/s per core (CPU) | wall s | frames/s (wall) |",
+             "| --- | --- | --- | --- | --- |"]
     for name, fn in rows:
-        times = []
+        cpu, wall = [], []
         for _ in range(a.repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
-            times.append(time.perf_counter() - t)
-        s = statistics.median(times)
-        lines.append(f"| {name} | {s:.2f} | {n / s:.0f} |")
+            cpu.append(time.process_time() - c)
+            wall.append(time.perf_counter() - t)
+        c, w = statistics.median(cpu), statistics.median(wall)
+        lines.append(f"| {name} | {c:.2f} | {n / c:.0f} | {w:.2f} | {n / w:.0f} |")
         print(lines[-1], flush=True)
     print(f"load average after {os.getloadavg()[0]:.2f}; AU backend of extract: "
           f"{action_units.backend_choice('auto')}")

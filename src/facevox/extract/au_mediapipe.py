@@ -42,8 +42,11 @@ previous value + 1 where two frames fall within the same millisecond.
   the iris centre (468 right, 473 left): ``g_head = normalise(dx, dy, -sqrt(r^2 -
   dx^2 - dy^2))`` with ``(dx, dy)`` the iris centre's offset from the corner midpoint;
   ``g = R g_head``.  No per-person calibration: an iris that sits off the corner
-  line at rest reads as a constant gaze offset.  ``gaze_angle_x/y`` =
-  ``atan2(x, -z)``, ``atan2(y, -z)`` of the mean of the two vectors (as OpenFace).
+  line at rest reads as a constant gaze offset (on the test video gaze_angle_y sits
+  ~0.2-0.4 rad "up" while she looks near the camera), and the two eyes can differ by
+  ~0.2 rad; a mirrored frame gives the mirrored gaze_angle_x within 0.1 rad.
+  ``gaze_angle_x/y`` = ``atan2(x, -z)``, ``atan2(y, -z)`` of the mean of the two
+  vectors (as OpenFace).  Treat gaze as a relative, within-video signal.
 
 The 17 AUs
 ----------
