@@ -30,7 +30,7 @@ $(FACE_LANDMARKER): | $(STAMP)
 # libgl1 + libglib2.0-0: the libGL / libgthread that opencv-contrib-python's cv2 (mediapipe's OpenCV) loads.
 system-deps:
 	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null && \
-	  ldconfig -p | grep -q 'libGL.so.1 ' && ldconfig -p | grep -q 'libgthread-2.0.so.0 ' || { \
+	  ldconfig -p | grep 'libGL.so.1 ' >/dev/null && ldconfig -p | grep 'libgthread-2.0.so.0 ' >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    espeak-ng ffmpeg libgl1 libglib2.0-0; }
