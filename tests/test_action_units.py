@@ -584,3 +584,15 @@ def test_mirroring_flips_yaw_roll_and_horizontal_gaze(posed_videos, n):
     # The iris model is rougher than the pose (the mesh is not exactly mirror-symmetric): 0.1 rad.
     gx = np.median(posed_videos[n, "base"]["gaze_angle_x"])
     assert np.median(posed_videos[n, "hflip"]["gaze_angle_x"]) == pytest.approx(-gx, abs=0.1)
+
+
+def test_mediapipe_applies_rotation_metadata(rotated_video, feat_media):
+    """single_face.mp4 stored sideways with rotate=90: decoded upright, so the same faces and a
+    head roll near the original's, not 90 degrees off."""
+    model = amp.FaceLandmarkerAU()
+    upright = model.video(feat_media / "single_face.mp4")
+    rotated = model.video(rotated_video)
+    assert upright["success"].all() and rotated["success"].all() and len(rotated["frame"]) == 72
+    roll = np.degrees(np.median(rotated["pose_Rz"]) - np.median(upright["pose_Rz"]))
+    assert abs(roll) < 3.0
+    assert np.median(np.abs(rotated["AU12_r"] - upright["AU12_r"])) < 0.05

@@ -124,7 +124,7 @@ from pathlib import Path
 import numpy as np
 
 from facevox.contract import AU_COLUMNS, BLENDSHAPE_NAMES, GAZE_COLUMNS, POSE_COLUMNS
-from facevox.errors import FacevoxError
+from facevox.errors import FacevoxError, InputError
 from facevox.io import atomic_path
 from facevox.media import iter_rgb_frames
 
@@ -367,7 +367,10 @@ class FaceLandmarkerAU:
             ms = video_ms(frame.time_s, ms, t0)
             h, w = frame.image.shape[:2]
             image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.image))
-            result = landmarker.detect_for_video(image, ms)
+            try:
+                result = landmarker.detect_for_video(image, ms)
+            except (ValueError, RuntimeError) as exc:  # MediaPipe's status errors
+                raise InputError(video, f"MediaPipe FaceLandmarker failed on frame {frame.index} ({exc})") from None
             frames.append(frame.index)
             times.append(frame.time_s)
             found = bool(result.face_landmarks)
