@@ -269,7 +269,9 @@ def test_run_landmarks_backend(feat_media, single_face_landmarks, tmp_path, empt
     lm, _ = read_table(single_face_landmarks, LANDMARKS_SCHEMA)
     why = summary.pop("why")
     assert summary == {"backend": "landmarks", "n_frames": 72, "face_rate": 1.0}
-    assert why.startswith("auto: py-feat weights not cached") and "fetch-face-landmarker" in why
+    assert why == ("auto: py-feat weights not cached (`facevox fetch-models` downloads them); "
+                   + au.au_mediapipe.unavailable_reason())
+    assert "`facevox fetch-face-landmarker`" in why or "mediapipe is not installed" in why
     assert meta["stage"] == "action_units" and meta["au_backend"] == "landmarks" and meta["au_backend_why"] == why
     assert meta["au_estimated"] == GEOMETRIC and meta["au_scale"] == au.AU_SCALE["landmarks"]
     assert meta["params"]["backend"] == "auto" and meta["params"]["baseline_quantile"] == 0.1
@@ -374,8 +376,9 @@ def test_auto_order_pyfeat_mediapipe_landmarks(empty_cache, monkeypatch, tmp_pat
 
 def test_mediapipe_without_bundle_fails_fast_with_the_fix(no_bundle, tmp_path):
     start = time.perf_counter()
-    with pytest.raises(FacevoxError, match="fetch-face-landmarker"):
+    with pytest.raises(FacevoxError, match="make install") as exc:
         au.run("video.mp4", None, tmp_path / "au.parquet", {"backend": "mediapipe"})
+    assert str(exc.value) == amp.unavailable_reason()
     assert time.perf_counter() - start < 2.0 and not (tmp_path / "au.parquet").exists()
 
 
