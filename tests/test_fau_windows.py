@@ -35,7 +35,7 @@ def au_table(n=120, fps=50.0, face=None):
         df[c] = np.float32(np.nan)
     df["AU01_r"] = frames.astype(np.float32)
     df["AU02_r"] = (frames % 7).astype(np.float32)
-    return df[AU_SCHEMA.names]
+    return df.reindex(columns=AU_SCHEMA.names)  # the pose, gaze and blendshape columns NaN
 
 
 @pytest.mark.parametrize("n, hop, expected", [(120, 5, 24), (121, 5, 25), (1, 5, 1), (0, 5, 0), (50, 1, 50)])
@@ -214,3 +214,19 @@ def test_avec_equals_the_avec2019_script(case):
     theirs = script[FAU_AVEC_STAT_COLUMNS].to_numpy(np.float32)
     assert np.array_equal(ours, theirs, equal_nan=True)
     assert c["float32_equal"] and c["max_abs_delta_vs_script_float64"] < 3e-7
+
+
+def test_pose_and_gaze_functionals_beside_the_aus():
+    """Issue 15: pose/gaze mean and std per window, after the AU functionals (NaN when absent)."""
+    from facevox.contract import FAU_POSE_GAZE_STAT_COLUMNS, FAU_STAT_COLUMNS
+
+    aus = au_table(120)
+    aus["pose_Rx"] = (np.arange(120) * 0.01).astype(np.float32)  # radians
+    aus["gaze_angle_x"] = np.float32(-0.2)
+    out = fau_windows.windows(aus, window=50, hop=5)
+    assert list(out.columns[-len(FAU_POSE_GAZE_STAT_COLUMNS):]) == FAU_POSE_GAZE_STAT_COLUMNS
+    assert list(out.columns).index("pose_Rx_mean") == 6 + len(FAU_STAT_COLUMNS)
+    assert out["pose_Rx_mean"].iloc[0] == pytest.approx(0.12)  # mean(0..24) * 0.01
+    assert out["pose_Rx_std"].iloc[0] == pytest.approx(0.01 * np.sqrt((25**2 - 1) / 12), rel=1e-5)
+    assert out["gaze_angle_x_mean"].eq(np.float32(-0.2)).all() and out["gaze_angle_x_std"].eq(0).all()
+    assert out["pose_Tz_mean"].isna().all()  # a backend without translation

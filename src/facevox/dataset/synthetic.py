@@ -178,7 +178,7 @@ def planted_fau(folder, n_videos: dict[str, int], windows: int = 400, hop_s: flo
                     "centre_frame": np.arange(windows, dtype=np.int32) * 5,
                     "centre_s": t, "first_frame": np.zeros(windows, np.int32),
                     "last_frame": np.zeros(windows, np.int32), "n_used": np.full(windows, 50, np.int32), **values}
-            write_table(pd.DataFrame(data)[FAU_WINDOWS_SCHEMA.names], folder / "fau" / f"{vid}.parquet",
+            write_table(pd.DataFrame(data).reindex(columns=FAU_WINDOWS_SCHEMA.names), folder / "fau" / f"{vid}.parquet",
                         FAU_WINDOWS_SCHEMA, {"stage": "synthetic", "planted": str(FAU_SIGNAL)})
             signal = np.zeros(windows)
             for column, (weight, lag) in FAU_SIGNAL.items():

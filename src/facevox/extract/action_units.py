@@ -1,11 +1,14 @@
 """Stage `action_units`: per-frame intensities of the 17 OpenFace/AVEC action units.
 
 Every backend writes the same table (``contract.AU_SCHEMA``): ``frame``,
-``timestamp_s``, ``success``, ``confidence`` and the 17 ``AU*_r`` columns.  An AU
-the backend cannot estimate is NaN on every row; every AU and the confidence are
-NaN on frames without a face.  The file metadata says which backend ran
-(``au_backend``), which columns are real estimates (``au_estimated``) and on what
-scale their values lie (``au_scale``): the three scales are not comparable.
+``timestamp_s``, ``success``, ``confidence``, the 17 ``AU*_r`` columns and the
+extension ``contract.AU_EXTRA_COLUMNS`` (head pose, gaze, the 52 MediaPipe
+blendshapes).  A column the backend cannot estimate is NaN on every row; every
+value and the confidence are NaN on frames without a face.  The file metadata says
+which backend ran (``au_backend``) and why (``au_backend_why``), which AU columns
+are real estimates (``au_estimated``), which extension columns are
+(``extra_estimated``) and on what scale the AUs lie (``au_scale``): the scales are
+not comparable.
 
 Backends (config ``action_units.backend``)
 ------------------------------------------
@@ -27,8 +30,16 @@ Backends (config ``action_units.backend``)
 * ``landmarks`` - geometric estimates from the 68 landmarks, no weights
   (:func:`geometric_aus`): AU01, AU02, AU04, AU05, AU12, AU15, AU25, AU26, AU45.
   Confidence: 1.0 on frames with a face.
+* ``mediapipe`` - MediaPipe FaceLandmarker's 52 blendshapes mapped to all 17
+  AUs (0-1), head pose from its transformation matrix and gaze from the iris
+  points, on every decoded frame (facevox.extract.au_mediapipe, whose docstring
+  has the mapping).  Confidence: the bundle's BlazeFace detector score.
 * ``auto`` - ``pyfeat`` when its weights are in the local cache, else
-  ``landmarks`` (:func:`resolve_backend`, also used by the Snakemake rule).
+  ``mediapipe`` when mediapipe and its model bundle are installed, else
+  ``landmarks`` (:func:`resolve_backend`, also used by the Snakemake rule;
+  :func:`backend_choice` says why).
+  ``openface`` copies the CSV's pose and gaze columns too (OpenFace's units are the
+  contract's); py-feat and landmarks leave them NaN.
 
 The geometric AUs
 -----------------
@@ -100,7 +111,9 @@ import numpy as np
 import pandas as pd
 
 from facevox.config import stage_params
-from facevox.contract import AU_COLUMNS, AU_SCHEMA, LANDMARKS_SCHEMA, points_from_columns
+from facevox.contract import (AU_COLUMNS, AU_EXTRA_COLUMNS, AU_SCHEMA, BLENDSHAPE_COLUMNS, GAZE_COLUMNS,
+                              GAZE_VECTOR_COLUMNS, LANDMARKS_SCHEMA, POSE_COLUMNS, points_from_columns)
+from facevox.extract import au_mediapipe
 from facevox.errors import FacevoxError, InputError
 from facevox.io import read_table, write_table
 from facevox.media import iter_gray_frames
@@ -111,12 +124,13 @@ AU_SCALE = {
     "openface": "OpenFace 2.x intensity 0-5",
     "pyfeat": "py-feat xgb output: probability that the AU is present, 0-1",
     "landmarks": "landmark geometry: inter-ocular-normalised change from the neutral baseline, 0-5",
+    "mediapipe": au_mediapipe.AU_SCALE,
 }
 
 
 def au_frame(frame, timestamp_s, success, confidence, values: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The AU table in ``AU_SCHEMA`` order; AUs missing from ``values`` and every
-    value (confidence included) on rows without ``success`` are NaN."""
+    """The AU table in ``AU_SCHEMA`` order; AU and extension columns missing from ``values``
+    and every value (confidence included) on rows without ``success`` are NaN."""
     success = np.asarray(success, bool)
     nan = np.float32(np.nan)
     data = {
@@ -125,7 +139,7 @@ def au_frame(frame, timestamp_s, success, confidence, values: dict[str, np.ndarr
         "success": success,
         "confidence": np.where(success, np.asarray(confidence, np.float32), nan),
     }
-    for col in AU_COLUMNS:
+    for col in AU_COLUMNS + AU_EXTRA_COLUMNS:
         v = values.get(col)
         data[col] = np.full(len(success), nan) if v is None else np.where(success, np.asarray(v, np.float32), nan)
     return pd.DataFrame(data)[AU_SCHEMA.names]
@@ -156,13 +170,28 @@ def read_openface_csv(path) -> pd.DataFrame:
     if problems:
         raise InputError(path, "; ".join(problems))
     estimated = [c for c in AU_COLUMNS if c in raw.columns]
+    extra = openface_pose_gaze(raw)
     frame = raw["frame"].to_numpy(np.float64)
     success = raw["success"].to_numpy(np.float64) == 1
     df = au_frame(frame.astype(np.int64) - 1, raw["timestamp"], success,
                   np.clip(raw["confidence"].to_numpy(np.float64), 0, 1),
-                  {c: raw[c].to_numpy(np.float64) for c in estimated})
+                  {**{c: raw[c].to_numpy(np.float64) for c in estimated}, **extra})
     df.attrs["au_estimated"] = estimated
+    df.attrs["extra_estimated"] = list(extra)
     return df
+
+
+def openface_pose_gaze(raw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """OpenFace's pose_T*/pose_R* (mm, rad) and gaze_* columns that the CSV has, numeric ones only,
+    under the same names (the contract's units are OpenFace's).  OpenFace before 2.0.4 writes no
+    ``gaze_angle_*``: they are computed from the two vectors as OpenFace does (atan2 of the mean)."""
+    out = {c: pd.to_numeric(raw[c], errors="coerce").to_numpy(np.float64)
+           for c in POSE_COLUMNS + GAZE_COLUMNS if c in raw.columns}
+    if "gaze_angle_x" not in out and all(c in out for c in GAZE_VECTOR_COLUMNS):
+        g = (np.stack([out[f"gaze_0_{a}"] for a in "xyz"]) + np.stack([out[f"gaze_1_{a}"] for a in "xyz"])) / 2
+        out["gaze_angle_x"] = np.arctan2(g[0], -g[2])
+        out["gaze_angle_y"] = np.arctan2(g[1], -g[2])
+    return {c: out[c] for c in POSE_COLUMNS + GAZE_COLUMNS if c in out}
 
 
 # -- landmarks: geometric AUs ------------------------------------------------
@@ -419,23 +448,46 @@ def from_pyfeat(aus: pd.DataFrame, frames: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 # -- the stage ----------------------------------------------------------------
 
+def backend_choice(backend: str) -> tuple[str, str]:
+    """(the backend that runs, why): ``auto`` is pyfeat when its weights are cached, else
+    mediapipe when it and its bundle are installed, else landmarks."""
+    if backend != "auto":
+        return backend, "set in the config (action_units.backend)"
+    if pyfeat_weights_available():
+        return "pyfeat", "auto: py-feat's AU weights are cached"
+    why = "py-feat weights not cached (`facevox fetch-models` downloads them)"
+    if au_mediapipe.available():
+        return "mediapipe", f"auto: {why}"
+    return "landmarks", f"auto: {why}; {au_mediapipe.unavailable_reason()}"
+
+
 def resolve_backend(backend: str) -> str:
-    """The backend that runs: ``auto`` is pyfeat when its weights are cached, else landmarks."""
-    if backend == "auto":
-        return "pyfeat" if pyfeat_weights_available() else "landmarks"
-    return backend
+    """The backend that runs (:func:`backend_choice`)."""
+    return backend_choice(backend)[0]
+
+
+def mediapipe_aus(video) -> tuple[pd.DataFrame, list[str], list[str], Path]:
+    """The ``mediapipe`` backend's AU table, its estimated AU and extension columns, the model path."""
+    model = au_mediapipe.FaceLandmarkerAU()
+    out = model.video(video)
+    values = {c: out[c] for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}
+    values.update(zip(BLENDSHAPE_COLUMNS, out["blendshapes"].T))
+    df = au_frame(out["frame"], out["timestamp_s"], out["success"], out["confidence"], values)
+    return df, list(AU_COLUMNS), POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS, model.path
 
 
 def run(video, landmarks_path, out, params: dict | None = None, openface_csv=None) -> dict:
     p = stage_params("action_units", params)
-    backend = resolve_backend(p["backend"])
+    backend, why = backend_choice(p["backend"])
     record = dict(p)
+    extra_estimated: list[str] = []
     if backend == "openface":
         if not openface_csv:
             raise FacevoxError(f"{video}: action_units.backend is openface but the sample sheet's "
                                "openface_csv column is empty for this video")
         df = read_openface_csv(openface_csv)
         estimated = df.attrs["au_estimated"]
+        extra_estimated = df.attrs["extra_estimated"]
         inputs = {"openface_csv": openface_csv}
     elif backend == "landmarks":
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
@@ -443,6 +495,12 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
         record["geometric_aus"] = {col: {"direction": d, "full_scale": s, "baseline": b}
                                    for col, (d, s, b) in GEOMETRIC_AUS.items()}
         inputs = {"landmarks": landmarks_path}
+    elif backend == "mediapipe":
+        df, estimated, extra_estimated, model_file = mediapipe_aus(video)
+        record["model"] = f"{au_mediapipe.MODEL_FILE} (sha256 {au_mediapipe.MODEL_SHA256}, from {au_mediapipe.MODEL_WHEEL})"
+        record["au_from_blendshapes"] = {c: {"rule": r, "blendshapes": n}
+                                         for c, (r, n) in au_mediapipe.AU_FROM_BLENDSHAPES.items()}
+        inputs = {"video": video, "model": model_file}
     else:
         model = PyFeatAU()
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
@@ -450,9 +508,9 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
         record["model"] = f"{PYFEAT_AU_REPO}/{PYFEAT_AU_FILE}"
         inputs = {"video": video, "landmarks": landmarks_path, "model": model.path}
     summary = {"backend": backend, "n_frames": int(len(df)),
-               "face_rate": float(df["success"].mean()) if len(df) else 0.0}
-    meta = provenance("action_units", params=record, inputs=inputs, au_backend=backend,
-                      au_estimated=estimated, au_scale=AU_SCALE[backend],
+               "face_rate": float(df["success"].mean()) if len(df) else 0.0, "why": why}
+    meta = provenance("action_units", params=record, inputs=inputs, au_backend=backend, au_backend_why=why,
+                      au_estimated=estimated, extra_estimated=extra_estimated, au_scale=AU_SCALE[backend],
                       n_frames=summary["n_frames"], face_rate=summary["face_rate"])
     write_table(df, out, AU_SCHEMA, meta)
     return summary

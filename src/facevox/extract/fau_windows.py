@@ -2,8 +2,10 @@
 
 For every column of ``contract.FAU_INPUT_COLUMNS`` (the 17 AU intensities and the
 confidence) and every window: the mean and the standard deviation with ddof 0,
-named ``AU01_r_mean``, ``AU01_r_std``, ..., ``confidence_std``.  Two conventions
-(config ``convention``) decide which frames a window holds:
+named ``AU01_r_mean``, ``AU01_r_std``, ..., ``confidence_std``; with ``paper``, then the
+same for head pose and gaze (``contract.FAU_POSE_GAZE_COLUMNS``: ``pose_Rx_mean`` ...
+``gaze_angle_y_std``; NaN where the AU backend has none).  Two conventions (config
+``convention``) decide which frames a window holds:
 
 ``paper`` (default; ``window`` = W frames, ``hop`` = H frames):
 
@@ -15,7 +17,8 @@ named ``AU01_r_mean``, ``AU01_r_std``, ..., ``confidence_std``.  Two conventions
 * ``centre_s`` is the timestamp of the centre frame.
 * Frames without a face (config ``no_face``): ``drop`` (default) leaves them out
   (``n_used`` counts the frames that entered; a window with none is NaN);
-  ``zero`` enters them with every AU and the confidence set to 0.
+  ``zero`` enters them with every AU, pose and gaze value and the confidence set to 0
+  (what OpenFace writes for them).
 * Columns: ``contract.FAU_WINDOWS_SCHEMA`` (a mean/std pair per input column).
 
 ``avec``: what the AVEC 2019 baseline script computes
@@ -72,6 +75,7 @@ from facevox.contract import (
     FAU_AVEC_INPUT_COLUMNS,
     FAU_AVEC_STAT_COLUMNS,
     FAU_INPUT_COLUMNS,
+    FAU_POSE_GAZE_COLUMNS,
     FAU_WINDOWS_AVEC_SCHEMA,
     FAU_WINDOWS_SCHEMA,
 )
@@ -141,7 +145,8 @@ def windowing(params: dict, timestamps) -> dict:
 def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "drop") -> pd.DataFrame:
     """``paper`` FAU functionals of one video's AU table (contract.AU_SCHEMA)."""
     n = len(aus)
-    values = aus[FAU_INPUT_COLUMNS].to_numpy(np.float64)
+    columns = FAU_INPUT_COLUMNS + FAU_POSE_GAZE_COLUMNS
+    values = aus[columns].to_numpy(np.float64)
     face = aus["success"].to_numpy(bool)
     if no_face == "zero":
         values = np.where(face[:, None], values, 0.0)
@@ -177,7 +182,7 @@ def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "d
         "last_frame": aus["frame"].to_numpy(np.int32)[last],
         "n_used": n_used.astype(np.int32),
     }
-    for j, col in enumerate(FAU_INPUT_COLUMNS):
+    for j, col in enumerate(columns):
         out[f"{col}_mean"] = means[:, j].astype(np.float32)
         out[f"{col}_std"] = stds[:, j].astype(np.float32)
     df = pd.DataFrame(out)

