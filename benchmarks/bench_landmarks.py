@@ -18,9 +18,12 @@ The process is pinned to one core (sched_setaffinity) and every library to one t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +36,7 @@ import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from facevox import landmarks  # noqa: E402
+from facevox.extract import landmarks  # noqa: E402
 from facevox.dataset.demo import feat_media_dir  # noqa: E402
 from facevox.media import iter_gray_frames  # noqa: E402
 
@@ -65,6 +68,63 @@ def opencv_decode(path) -> int:
     while cap.grab() and cap.retrieve()[0]:
         n += 1
     return n
+
+
+#: The decode-only process: PyAV as the stage decodes (one slice thread), nothing else imported.
+DECODE_ONLY = """import sys, av
+with av.open(sys.argv[1]) as c:
+    s = c.streams.video[0]
+    s.thread_type = "SLICE"
+    s.codec_context.thread_count = 1
+    n = sum(1 for _ in c.decode(s))
+print(n)
+"""
+
+
+def run_process(cmd: list[str], core: int) -> tuple[float, float]:
+    """(wall s, CPU s: user + system) of one child process pinned to ``core``."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+    _, err = proc.communicate()
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:4]} failed: {err.decode()[-2000:]}")
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = r.ru_utime + r.ru_stime - run_process.cpu_so_far
+    run_process.cpu_so_far = r.ru_utime + r.ru_stime
+    return wall, cpu
+
+
+run_process.cpu_so_far = 0.0
+
+
+def process_ratio(video, repeats: int, params: dict | None = None) -> dict:
+    """The landmark stage against decode-only as whole processes (interpreter, imports,
+    model loads, Parquet write included), each pinned to the same core, taking turns
+    ``repeats`` times (after one untimed round: file cache, numba cache).  Returns the
+    medians {"decode_wall", "decode_cpu", "stage_wall", "stage_cpu"} in seconds and the
+    ratios stage / decode-only in frames/s ("ratio_wall", "ratio_cpu")."""
+    core = sorted(os.sched_getaffinity(0))[0]
+    run_process.cpu_so_far = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = [sys.executable, "-m", "facevox", "landmarks", str(video), str(Path(tmp) / "lm.parquet")]
+        if params:
+            stage += ["--params", json.dumps(params)]
+        decode = [sys.executable, "-c", DECODE_ONLY, str(video)]
+        times = {"decode": [], "stage": []}
+        for i in range(repeats + 1):
+            for name, cmd in (("decode", decode), ("stage", stage)):
+                wall, cpu = run_process(cmd, core)
+                if i:
+                    times[name].append((wall, cpu))
+    out = {}
+    for name, v in times.items():
+        out[f"{name}_wall"] = statistics.median(w for w, _ in v)
+        out[f"{name}_cpu"] = statistics.median(c for _, c in v)
+    out["ratio_wall"] = out["decode_wall"] / out["stage_wall"]
+    out["ratio_cpu"] = out["decode_cpu"] / out["stage_cpu"]
+    return out
 
 
 def per_call_ms(fn, n: int = 200) -> float:
@@ -99,7 +159,15 @@ def main(argv=None) -> int:
     ap.add_argument("video", nargs="?", default=str(feat_media_dir() / "WolfgangLanger_Pexels.mp4"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "landmarks.md"))
+    ap.add_argument("--processes", action="store_true",
+                    help="only the whole-process comparison (process_ratio), printed as one line")
     a = ap.parse_args(argv)
+    if a.processes:
+        r = process_ratio(a.video, a.repeats)
+        print(f"{Path(a.video).name}: decode-only {r['decode_wall']:.2f} s wall / {r['decode_cpu']:.2f} s CPU, "
+              f"landmark stage {r['stage_wall']:.2f} s / {r['stage_cpu']:.2f} s: ratio {r['ratio_wall']:.3f}x wall, "
+              f"{r['ratio_cpu']:.3f}x CPU (median of {a.repeats}, load {os.getloadavg()[0]:.1f})")
+        return 0
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})

@@ -71,7 +71,7 @@ import bench_landmarks  # noqa: E402  (sets OMP/OPENBLAS/MKL_NUM_THREADS=1 for t
 import bench_models  # noqa: E402
 import torch  # noqa: E402
 
-from facevox import egemaps, landmarks  # noqa: E402
+from facevox.extract import egemaps, landmarks  # noqa: E402
 from facevox.contract import AUDIO_SAMPLE_RATE  # noqa: E402
 from facevox.dataset.demo import DEMO_VIDEOS, feat_media_dir  # noqa: E402
 from facevox.media import decode_audio  # noqa: E402

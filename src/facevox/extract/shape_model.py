@@ -260,6 +260,16 @@ def _prefetch(typingctx, arr, offset):
     return sig, codegen
 
 
+@numba.njit(cache=True, inline="always")
+def _prefetch_leaf(leaves_q, c, t, leaf):
+    """Prefetch the cache lines of ``leaves_q[c, t, leaf]`` (C-contiguous int16)."""
+    _, n_trees, n_leaves, dims = leaves_q.shape
+    base = ((c * n_trees + t) * n_leaves + leaf) * dims
+    for off in range(0, dims, 32):  # 32 int16 = one 64-byte cache line
+        _prefetch(leaves_q, base + off)
+    _prefetch(leaves_q, base + dims - 1)
+
+
 #: Bump when the cached arrays change meaning (quantisation, layout).
 CACHE_FORMAT = 1
 #: Quantised leaves: int16 steps of one scale per cascade, max |leaf| of the cascade / this.
@@ -281,7 +291,7 @@ def quantise(leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @numba.njit(cache=True, fastmath=False)
 def _predict_fast(img, left, top, right, bottom, initial, idx1, idx2, thresh, leaves_q, step,
-                  anchor, deltas, depth):
+                  anchor, deltas, depth, memo_leaf, memo_acc):
     """dlib's cascade as in :func:`_predict`, but: the trees walked branch-free to a fixed
     depth, four at a time (same leaves: bit-identical walk), and the leaves int16 summed
     exactly in int32 per cascade, then scaled once (one rounding per cascade instead of
@@ -293,6 +303,7 @@ def _predict_fast(img, left, top, right, bottom, initial, idx1, idx2, thresh, le
     pix = np.zeros(anchor.shape[1], np.float32)
     acc = np.zeros(dims, np.int32)
     leaf_of = np.zeros(n_trees, np.int64)
+    chg = np.zeros(n_trees, np.int64)
     height, width = img.shape
     sx = np.float64(right - left)
     sy = np.float64(bottom - top)
@@ -356,18 +367,41 @@ def _predict_fast(img, left, top, right, bottom, initial, idx1, idx2, thresh, le
             for _ in range(depth):
                 a0 = 2 * a0 + 2 - np.int64(pix[idx1[c, t, a0]] - pix[idx2[c, t, a0]] > thresh[c, t, a0])
             leaf_of[t] = a0 - n_splits
-        # The leaves' sum, exact in int32 (so in any order).  Each leaf is fetched
+        # The leaves' sum, exact in int32 (so in any order).  With a memo of the last
+        # call's leaves and sums, only the trees that reach another leaf are read: sum
+        # += new - old (bit-identical to the full sum; ~70 % of the trees of a tracked
+        # face reach the same leaf as on the frame before).  Each leaf is fetched
         # PREFETCH_TREES trees ahead: the loads then overlap instead of waiting in turn.
-        acc[:] = 0
-        for t in range(n_trees):
-            if t + PREFETCH_TREES < n_trees:
-                base = ((c * n_trees + t + PREFETCH_TREES) * (n_splits + 1) + leaf_of[t + PREFETCH_TREES]) * dims
-                for off in range(0, dims, 32):  # 32 int16 = one 64-byte cache line
-                    _prefetch(leaves_q, base + off)
-                _prefetch(leaves_q, base + dims - 1)
+        full = memo_leaf[c, 0] < 0
+        n_chg = 0
+        if full:
+            acc[:] = 0
+            for t in range(n_trees):
+                chg[t] = t
+            n_chg = n_trees
+        else:
+            acc[:] = memo_acc[c]
+            for t in range(n_trees):
+                if leaf_of[t] != memo_leaf[c, t]:
+                    chg[n_chg] = t
+                    n_chg += 1
+        for j in range(n_chg):
+            if j + PREFETCH_TREES < n_chg:
+                tp = chg[j + PREFETCH_TREES]
+                _prefetch_leaf(leaves_q, c, tp, leaf_of[tp])
+                if not full:
+                    _prefetch_leaf(leaves_q, c, tp, memo_leaf[c, tp])
+            t = chg[j]
             li = leaf_of[t]
-            for k in range(dims):
-                acc[k] += leaves_q[c, t, li, k]
+            if full:
+                for k in range(dims):
+                    acc[k] += leaves_q[c, t, li, k]
+            else:
+                lo = memo_leaf[c, t]
+                for k in range(dims):
+                    acc[k] += np.int32(leaves_q[c, t, li, k]) - np.int32(leaves_q[c, t, lo, k])
+            memo_leaf[c, t] = li
+        memo_acc[c, :] = acc
         s = step[c]
         for k in range(dims):
             shape[k] = shape[k] + np.float32(acc[k]) * s
@@ -376,6 +410,24 @@ def _predict_fast(img, left, top, right, bottom, initial, idx1, idx2, thresh, le
         out[i, 0] = left + shape[2 * i] * sx
         out[i, 1] = top + shape[2 * i + 1] * sy
     return out
+
+
+@numba.njit(cache=True)
+def centre_radius(points):
+    """Centroid (x, y) of points [n, 2] and their RMS distance from it (float64 sums)."""
+    n = points.shape[0]
+    cx = cy = 0.0
+    for i in range(n):
+        cx += points[i, 0]
+        cy += points[i, 1]
+    cx /= n
+    cy /= n
+    ss = 0.0
+    for i in range(n):
+        dx = points[i, 0] - cx
+        dy = points[i, 1] - cy
+        ss += dx * dx + dy * dy
+    return cx, cy, np.sqrt(ss / n)
 
 
 def _rounded_box(box) -> tuple[float, float, float, float]:
@@ -408,14 +460,24 @@ class ShapeModel:
     def depth(self) -> int:
         return int(self.idx1.shape[2] + 1).bit_length() - 1
 
-    def __call__(self, gray: np.ndarray, box) -> np.ndarray:
+    def memo(self) -> tuple[np.ndarray, np.ndarray]:
+        """A fresh memo for :meth:`__call__`: (leaf reached per cascade and tree, -1 = none;
+        the int32 leaf sums per cascade)."""
+        c, t, _ = self.idx1.shape
+        return np.full((c, t), -1, np.int16), np.zeros((c, self.initial.size), np.int32)
+
+    def __call__(self, gray: np.ndarray, box, memo=None) -> np.ndarray:
         """Landmarks [n, 2] (float32 pixels) in the box (left, top, right, bottom; inclusive).
 
-        The box is rounded to whole pixels first, as dlib's rectangle is.
+        The box is rounded to whole pixels first, as dlib's rectangle is.  ``memo``
+        (from :meth:`memo`, updated in place) lets a call on the next frame of a track
+        read only the leaves that changed; the result is the same with or without it.
         """
         l, t, r, b = _rounded_box(box)
+        memo_leaf, memo_acc = self.memo() if memo is None else memo
         return _predict_fast(gray, l, t, r, b, self.initial, self.idx1, self.idx2, self.thresh,
-                             self.leaves_q, self.step, self.anchor, self.deltas, self.depth)
+                             self.leaves_q, self.step, self.anchor, self.deltas, self.depth,
+                             memo_leaf, memo_acc)
 
     def exact(self, gray: np.ndarray, box) -> np.ndarray:
         """Landmarks with dlib's own float32 leaves and arithmetic (:class:`ExactModel`)."""
