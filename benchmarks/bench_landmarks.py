@@ -1,11 +1,15 @@
 """Landmark stage vs decode-only on the same file, one core; and tracking accuracy.
 
     python benchmarks/bench_landmarks.py [VIDEO] [--repeats 3] [--out benchmarks/results/landmarks.md]
+    python benchmarks/bench_landmarks.py VIDEO --processes   # only the whole-process ratio
 
 Prints (and writes as Markdown):
 * frames/s of PyAV decode-only, OpenCV decode-only (reference), the facevox
   landmark stage (decode + detect + track + Parquet write), and the ratio
   stage / PyAV decode-only (the decoder the stage uses);
+* the same as whole processes (issue 20's measure): ``python -m facevox landmarks``
+  against a PyAV-only process, wall and CPU time (the machine is shared: CPU time
+  is the steadier of the two);
 * the cost of each call (shape predictor: facevox.extract.shape_model and dlib's own;
   detector on the shrunk frame, verification region, full resolution);
 * accuracy: mean landmark distance to per-frame full-resolution detection, in %
@@ -175,6 +179,7 @@ def main(argv=None) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     cv2.setNumThreads(1)
+    load_before = "/".join(f"{x:.1f}" for x in os.getloadavg())
     video = Path(a.video)
     n = pyav_decode(video)
     landmarks._dlib_predictor()  # load once, outside the timings (~1 s)
@@ -204,6 +209,7 @@ def main(argv=None) -> int:
         "detector, verification region": per_call_ms(lambda: tracker.verify(gray, face.box), 50),
         "detector, full resolution": per_call_ms(lambda: tracker.detector.run(gray, 0, 0.0), 20),
     }
+    proc = process_ratio(video, a.repeats)
     ours = accuracy(video)
     ours_dlib = accuracy(video, {"predictor": "dlib"})
     naive = accuracy(video, naive=True)
@@ -218,7 +224,8 @@ def main(argv=None) -> int:
         f"Video: `{video.name}`, {n} frames, {gray.shape[1]}x{gray.shape[0]}; one core, one thread; "
         f"median of {a.repeats} runs.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-        f"Python {platform.python_version()}, {platform.platform()}.",
+        f"Python {platform.python_version()}, {platform.platform()}; load average before "
+        f"{load_before}, after {'/'.join(f'{x:.1f}' for x in os.getloadavg())}.",
         f"Settings: detection scale {ds.scale:.3g} (detect_scale={p['detect_scale']}, min_face_px="
         f"{p['min_face_px']}, min_face_fraction={p['min_face_fraction']}: faces >= {ds.min_face_px:g} px), "
         f"upsample={p['upsample']}, "
@@ -228,6 +235,16 @@ def main(argv=None) -> int:
         "|---|---:|",
         *[f"| {k} | {v:.0f} |" for k, v in fps.items()],
         f"| **ratio landmark stage / PyAV decode-only** | **{ratio:.2f}x** |",
+        "",
+        "Whole processes (`python -m facevox landmarks` against a PyAV decode-only process: interpreter, "
+        "imports, model loads and Parquet write included), pinned to one core, taking turns, "
+        f"median of {a.repeats}:",
+        "",
+        "| process | wall s | CPU s |",
+        "|---|---:|---:|",
+        f"| PyAV decode-only | {proc['decode_wall']:.2f} | {proc['decode_cpu']:.2f} |",
+        f"| landmark stage | {proc['stage_wall']:.2f} | {proc['stage_cpu']:.2f} |",
+        f"| **ratio (frames/s) stage / decode-only** | **{proc['ratio_wall']:.2f}x** | **{proc['ratio_cpu']:.2f}x** |",
         "",
         f"Face found in {100 * df['success'].mean():.1f} % of frames; detector ran (full frame or "
         f"verification region) on {100 * df['detected'].mean():.1f} % of frames.",
