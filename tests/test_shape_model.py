@@ -168,8 +168,8 @@ def test_saved_detector_finds_the_same_faces(wolfgang, tmp_path, monkeypatch):
                 continue
             gray = np.ascontiguousarray(frame.image)
             (r1, s1, k1), (r2, s2, k2) = builtin.run(gray, 0, -0.5), saved.run(gray, 0, -0.5)
-            assert [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in r1] == \
-                [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in r2]
+            assert [(r.left(), r.top(), r.right(), r.bottom()) for r in r1] == \
+                [(r.left(), r.top(), r.right(), r.bottom()) for r in r2]
             assert list(s1) == list(s2) and list(k1) == list(k2) and len(r1) >= 1
         copy.write_bytes(b"garbage")
         landmarks._dlib_detector.cache_clear()

@@ -584,9 +584,8 @@ def load(path, n_points: int = 68) -> ShapeModel:
     model = ShapeModel(exact.initial, exact.idx1, exact.idx2, exact.thresh, leaves_q, step,
                        exact.anchor, exact.deltas, path=str(path))
     try:
-        with atomic_path(cached) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **{k: getattr(model, k) for k in _FIELDS})
+        with atomic_path(cached) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{k: getattr(model, k) for k in _FIELDS})
     except OSError:
         pass
     return model
