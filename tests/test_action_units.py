@@ -312,8 +312,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import zipfile  # noqa: E402
 
-from facevox.contract import (AU_EXTRA_COLUMNS, BLENDSHAPE_COLUMNS, GAZE_COLUMNS,  # noqa: E402
-                              POSE_COLUMNS)
+from facevox.contract import AU_EXTRA_COLUMNS, BLENDSHAPE_COLUMNS, GAZE_COLUMNS, POSE_COLUMNS  # noqa: E402
 from facevox.extract import au_mediapipe as amp  # noqa: E402
 from facevox.media import iter_gray_frames  # noqa: E402
 

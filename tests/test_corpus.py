@@ -44,8 +44,8 @@ from facevox.contract import (
 )
 from facevox.dataset.slices import slice_video
 from facevox.errors import ExcludedInput
-from facevox.extract.exclusion import exclusion_of
 from facevox.extract.action_units import resolve_backend
+from facevox.extract.exclusion import exclusion_of
 from facevox.extract.fau_windows import n_windows
 from facevox.io import read_json, read_table
 from tests.corpus.make_corpus import CASES, FACE_FRAMES, Builder, make_case

@@ -185,3 +185,18 @@ def test_missing_model_message(monkeypatch):
     monkeypatch.setattr(landmarks.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(landmarks.FacevoxError, match="pip install face-recognition-models"):
         landmarks.model_dir()
+
+
+def test_stage_file_equals_extract(feat_media, tmp_path):
+    """run() writes Arrow built from numpy buffers (io.table_from_numpy, no pandas): the
+    file reads back as extract()'s DataFrame, NaN without a face stored as null."""
+    import pyarrow.parquet as pq
+
+    video = feat_media / "face_noface.mov"
+    landmarks.run(video, tmp_path / "lm.parquet")
+    df, _ = read_table(tmp_path / "lm.parquet", LANDMARKS_SCHEMA)
+    ref = landmarks.extract(video)
+    pd.testing.assert_frame_equal(df, ref)
+    table = pq.read_table(tmp_path / "lm.parquet")
+    assert table.column("confidence").null_count == table.column("x_0").null_count == int((~ref["success"]).sum()) > 0
+    assert table.column("success").null_count == 0

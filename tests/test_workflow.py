@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from facevox.contract import ALIGNED_SCHEMA, FAU_WINDOWS_SCHEMA
-from facevox.io import read_table
 from facevox.extract.action_units import resolve_backend
+from facevox.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align", "action_units", "fau_windows", "qa_video")

@@ -6,14 +6,18 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facevox.contract import PROVENANCE_KEY, check_table
 from facevox.errors import ExcludedInput, InputError
 from facevox.provenance import dumps
+
+if TYPE_CHECKING:  # pandas loads on first use (to_pandas / from_pandas): a stage writing Arrow never pays it
+    import pandas as pd
 
 
 def _umask() -> int:
@@ -47,6 +51,27 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def table_from_numpy(columns: dict, schema: pa.Schema) -> pa.Table:
+    """An Arrow table of ``schema`` from numpy columns {name: 1-D array}, as
+    ``pa.Table.from_pandas`` would make it (a float NaN becomes null), built from the
+    arrays' buffers: ``pa.array`` imports pandas (~0.2 s) to look for pandas objects."""
+    arrays = []
+    for field in schema:
+        arr = np.asarray(columns[field.name])
+        if pa.types.is_boolean(field.type):
+            data = np.packbits(arr.astype(bool), bitorder="little")
+            arrays.append(pa.Array.from_buffers(field.type, len(arr), [None, pa.py_buffer(data)]))
+            continue
+        data = np.ascontiguousarray(arr, dtype=field.type.to_pandas_dtype())
+        valid = None
+        if pa.types.is_floating(field.type):
+            nan = np.isnan(data)
+            if nan.any():
+                valid = pa.py_buffer(np.packbits(~nan, bitorder="little"))
+        arrays.append(pa.Array.from_buffers(field.type, len(arr), [valid, pa.py_buffer(data)]))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def write_table(df: pd.DataFrame | pa.Table, path, schema: pa.Schema, provenance: dict,

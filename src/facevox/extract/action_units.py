@@ -111,10 +111,19 @@ import numpy as np
 import pandas as pd
 
 from facevox.config import stage_params
-from facevox.contract import (AU_COLUMNS, AU_EXTRA_COLUMNS, AU_SCHEMA, BLENDSHAPE_COLUMNS, GAZE_COLUMNS,
-                              GAZE_VECTOR_COLUMNS, LANDMARKS_SCHEMA, POSE_COLUMNS, points_from_columns)
-from facevox.extract import au_mediapipe
+from facevox.contract import (
+    AU_COLUMNS,
+    AU_EXTRA_COLUMNS,
+    AU_SCHEMA,
+    BLENDSHAPE_COLUMNS,
+    GAZE_COLUMNS,
+    GAZE_VECTOR_COLUMNS,
+    LANDMARKS_SCHEMA,
+    POSE_COLUMNS,
+    points_from_columns,
+)
 from facevox.errors import FacevoxError, InputError
+from facevox.extract import au_mediapipe
 from facevox.io import read_table, write_table
 from facevox.media import iter_gray_frames
 from facevox.provenance import provenance
