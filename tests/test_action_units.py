@@ -339,7 +339,8 @@ def test_the_installed_bundle_is_the_pinned_one():
     amp.check_model_bytes(data, path)  # sha256 64184e22...
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == ["face_blendshapes.tflite", "face_detector.tflite",
-                                        "face_landmarks_detector.tflite", "geometry_pipeline_metadata_landmarks.binarypb"]
+                                        "face_landmarks_detector.tflite",
+                                        "geometry_pipeline_metadata_landmarks.binarypb"]
 
 
 def test_bundle_extraction_checks_size_and_hash(tmp_path):
@@ -507,7 +508,8 @@ def test_mediapipe_on_wolfgang(wolfgang_mp, feat_media):
     assert meta["au_backend"] == "mediapipe" and meta["au_estimated"] == AU_COLUMNS
     assert meta["extra_estimated"] == EXTRA and "not OpenFace's 0-5" in meta["au_scale"]
     assert meta["au_backend_why"] == "set in the config (action_units.backend)"
-    assert meta["params"]["au_from_blendshapes"]["AU45_r"] == {"rule": "mean", "blendshapes": ["eyeBlinkLeft", "eyeBlinkRight"]}
+    assert meta["params"]["au_from_blendshapes"]["AU45_r"] == {"rule": "mean",
+                                                                "blendshapes": ["eyeBlinkLeft", "eyeBlinkRight"]}
     assert meta["inputs"]["model"] == {"name": "face_landmarker.task", "size_bytes": 3_758_596}
     assert meta["tools"]["mediapipe"] == "1.2.2"
 

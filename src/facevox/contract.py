@@ -186,7 +186,8 @@ def _au_extra_fields() -> list[pa.Field]:
     pose += [_f(f"pose_R{a}", pa.float32(), "rad", f"head rotation, Euler angle about the camera {a} axis "
                 "(R = Rx Ry Rz; see contract)") for a in "xyz"]
     gaze = [_f(c, pa.float32(), None, "unit gaze vector component, camera frame") for c in GAZE_VECTOR_COLUMNS]
-    gaze += [_f("gaze_angle_x", pa.float32(), "rad", "atan2(x, -z) of the mean gaze vector: > 0 looking to the image's right"),
+    gaze += [_f("gaze_angle_x", pa.float32(), "rad",
+                "atan2(x, -z) of the mean gaze vector: > 0 looking to the image's right"),
              _f("gaze_angle_y", pa.float32(), "rad", "atan2(y, -z) of the mean gaze vector: > 0 looking down")]
     shapes = [_f(c, pa.float32(), None, "MediaPipe blendshape score 0-1") for c in BLENDSHAPE_COLUMNS]
     return pose + gaze + shapes
@@ -236,8 +237,9 @@ FAU_WINDOWS_SCHEMA = pa.schema(
     ]
 )
 
-#: ``fau_windows.convention: avec``: the AU functionals of FAU_WINDOWS_SCHEMA (the AVEC script's AU set, no pose or gaze) in
-#: FAU_AVEC_STAT_COLUMNS order.  Readers select functionals by name, so both serve every model.
+#: ``fau_windows.convention: avec``: the AU functionals of FAU_WINDOWS_SCHEMA (the AVEC script's
+#: AU set, no pose or gaze) in FAU_AVEC_STAT_COLUMNS order.  Readers select functionals by name,
+#: so both serve every model.
 FAU_WINDOWS_AVEC_SCHEMA = pa.schema(
     [
         *_FAU_WINDOW_INDEX_FIELDS,

@@ -506,7 +506,8 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
         inputs = {"landmarks": landmarks_path}
     elif backend == "mediapipe":
         df, estimated, extra_estimated, model_file = mediapipe_aus(video)
-        record["model"] = f"{au_mediapipe.MODEL_FILE} (sha256 {au_mediapipe.MODEL_SHA256}, from {au_mediapipe.MODEL_WHEEL})"
+        record["model"] = (f"{au_mediapipe.MODEL_FILE} (sha256 {au_mediapipe.MODEL_SHA256}, "
+                           f"from {au_mediapipe.MODEL_WHEEL})")
         record["au_from_blendshapes"] = {c: {"rule": r, "blendshapes": n}
                                          for c, (r, n) in au_mediapipe.AU_FROM_BLENDSHAPES.items()}
         inputs = {"video": video, "model": model_file}
