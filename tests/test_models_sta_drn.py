@@ -216,7 +216,8 @@ def test_registration_carries_the_paper_settings():
     training = spec.training_config()
     assert (training["optimizer"], training["lr"], training["batch_size"], training["epochs"]) == (
         "adam", 1e-3, 5, 200)
-    assert training["loss"] == "mse" and training["scheduler"] == "cosine"
+    assert training["loss"] == "mse" and training["scheduler"] == "cosine_warm_restarts"
+    assert (training["T0"], training["T_mult"]) == (50, 2)  # eq. 13
     assert training["vote"] == "mean" and training["patience"] is None
 
 
