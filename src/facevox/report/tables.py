@@ -85,7 +85,7 @@ import yaml
 
 from facevox.errors import FacevoxError, InputError
 from facevox.io import atomic_path, read_json
-from facevox.report.bootstrap import LOWER_IS_BETTER
+from facevox.report.bootstrap import LOWER_IS_BETTER, bootstrap_ci, paired_bootstrap
 from facevox.models.families import display_name, family
 
 TASKS = ("classification", "regression", "continuous")
@@ -280,6 +280,12 @@ def format_paired(pair: dict | None, metric: Metric, latex: bool = False) -> tup
     return diff, p, sig
 
 
+def row_label(model: str, variant: str = "") -> str:
+    """A row's label: the model's display name, the variant label in brackets."""
+    name = display_name(model)
+    return f"{name} [{variant}]" if variant else name
+
+
 def _choose_reference(rows: list["Row"], headline: list[str], reference: str) -> tuple["Row | None", str]:
     """The reference row (see the module docstring) and a note when ``reference`` is not in the table."""
     note = ""
@@ -315,8 +321,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        name = display_name(self.model)
-        return f"{name} [{self.variant}]" if self.variant else name
+        return row_label(self.model, self.variant)
 
     def videos_text(self, latex: bool = False) -> str:
         if not self.videos:
@@ -402,8 +407,6 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
     available); without predictions the table has no CI and no paired columns.
     ``reference``: ``best`` or the row the paired comparisons are against.
     """
-    from facevox.report.bootstrap import bootstrap_ci, paired_bootstrap
-
     if task not in TASKS:
         raise FacevoxError(f"unknown table {task!r} (one of {', '.join(TASKS)})")
     order = list(order)
@@ -691,8 +694,8 @@ def write_tables(metrics_paths, predictions_paths, references_path, out_dir, *, 
         raise FacevoxError(f"tables: metrics of a task without a table ({', '.join(tasks)}): {', '.join(stray)}")
     reference = str(reference or "best")
     if reference != "best":
-        labels = {r["model"] for r in records if not r["variant"]} | {
-            Row(r["model"], r["variant"], [], [], [], {}).label for r in records}
+        labels = {r["model"] for r in records if not r["variant"]} | {row_label(r["model"], r["variant"])
+                                                                     for r in records}
         if reference not in labels:
             raise FacevoxError(f"tables: paired reference {reference!r} is none of the rows (models: "
                                f"{', '.join(sorted({r['model'] for r in records}))}; or 'best')")
