@@ -102,7 +102,7 @@ OTHER_DEFAULTS = {
     "action_units": {"backend": "auto", "baseline_quantile": 0.1},
     "fau_windows": {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None, "fps": None,
                     "no_face": "drop"},
-    "faces": {"keep_face_images": False, "size": 224, "stride": 1, "jpeg_quality": 90},
+    "faces": {"keep_face_images": False, "size": 224, "stride": 1, "method": "eye_mouth", "jpeg_quality": 90},
     "shards": {"feature_set": "landmarks_egemaps", "length": 300, "hop": None, "pad": "poly", "degree": 2,
                "max_gap": 15, "normalisation": "minmax", "rows_per_group": 64, "slices_per_part": 2048},
     "models": {"run": ["stst", "jamfn", "depression_detector", "blstm", "tfn", "fusion_concat", "fusion_add",
@@ -110,11 +110,13 @@ OTHER_DEFAULTS = {
                "seeds": [0, 1, 2], "device": "auto", "threads": 2, "positive_label": "depression",
                "max_missing_fraction": 0.5, "max_memory_gb": 8, "select_by": "f1_weighted", "overrides": {},
                "min_split_videos": 3, "min_dev_videos": 4,
-               "vision": {"clip_len": 64, "size": 224, "clips_per_video": 1, "frames_per_video": 64,
+               "vision": {"clip_len": 64, "size": 224, "clips_per_video": 1, "eval_clips": "consecutive",
+                          "frames_per_video": 64,
                           "eval_frames_per_video": 256, "score_scale": 63},
                "affect": {"dimensions": ["arousal", "valence"], "delays_s": {"arousal": 4.0, "valence": 2.8},
                           "labels_dir": "", "demo_labels": False}},
-    "report": {"split": "test", "bootstrap_resamples": 1000, "bootstrap_seed": 0, "ci_level": 0.95},
+    "report": {"split": "test", "bootstrap_resamples": 1000, "bootstrap_seed": 0, "ci_level": 0.95,
+               "paired_reference": "best"},
 }
 
 

@@ -67,3 +67,32 @@ def test_privacy_default_writes_nothing(feat_media, tmp_path):
     with pytest.raises(FacevoxError, match="keep_face_images is false"):
         faces.run(feat_media / "single_face.mp4", tmp_path / "lm.parquet", tmp_path / "f.parquet")
     assert not (tmp_path / "f.parquet").exists()
+
+
+@pytest.mark.parametrize("degrees, scale", [(0, 1.0), (25, 1.3), (-40, 0.6)])
+def test_eyes_method_places_the_eyes_as_sta_drn(neutral_face, degrees, scale):
+    t = np.radians(degrees)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    points = (neutral_face - 100) @ rot.T * scale + (320, 240)
+    out = faces.transform_points(faces.alignment_matrix(points, 256, "eyes"), points)
+    # imutils FaceAligner(desiredFaceWidth=256): left eye at (0.35, 0.35), right at (0.65, 0.35) of 256
+    assert out[36:42].mean(0) == pytest.approx([89.6, 89.6], abs=1e-6)
+    assert out[42:48].mean(0) == pytest.approx([166.4, 89.6], abs=1e-6)
+    # a similarity transform: eye-mouth distance scaled by the same factor as the eyes' distance
+    _, before = eye_angle_and_eye_mouth(points)
+    iod = np.linalg.norm(points[42:48].mean(0) - points[36:42].mean(0))
+    assert eye_angle_and_eye_mouth(out)[1] == pytest.approx(before * 76.8 / iod, rel=1e-9)
+
+
+def test_eyes_method_is_a_config_choice(feat_media, tmp_path):
+    video = feat_media / "single_face.mp4"
+    lm_path = tmp_path / "lm.parquet"
+    landmarks.run(video, lm_path)
+    faces.run(video, lm_path, tmp_path / "f.parquet", {"keep_face_images": True, "stride": 24, "method": "eyes"})
+    df, meta = read_table(tmp_path / "f.parquet", ALIGNED_FACES_SCHEMA)
+    assert meta["params"]["method"] == "eyes" and meta["params"]["left_eye"] == [0.35, 0.35]
+    row = df[df["success"]].iloc[0]
+    pts = np.stack([row[CROP_LANDMARK_X].to_numpy(float), row[CROP_LANDMARK_Y].to_numpy(float)], -1)
+    assert pts[36:42].mean(0) == pytest.approx([0.35 * 224, 0.35 * 224], abs=0.01)
+    with pytest.raises(FacevoxError, match="faces.method must be one of eye_mouth, eyes"):
+        faces.alignment_matrix(pts, 224, "nose")

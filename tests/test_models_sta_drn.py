@@ -215,7 +215,8 @@ def test_registration_carries_the_paper_settings():
     training = spec.training_config()
     assert (training["optimizer"], training["lr"], training["batch_size"], training["epochs"]) == (
         "adam", 1e-3, 5, 200)
-    assert training["loss"] == "mse" and training["scheduler"] == "cosine"
+    assert training["loss"] == "mse" and training["scheduler"] == "cosine_warm_restarts"
+    assert (training["T0"], training["T_mult"]) == (50, 2)  # eq. 13
     assert training["vote"] == "mean" and training["patience"] is None
 
 
@@ -235,3 +236,121 @@ def test_wrong_input_shape_is_rejected():
     model = create_model("sta_drn", **TINY)
     with pytest.raises(FacevoxError, match=r"expected a clip \[B, 3, T, H, W\]"):
         model(torch.rand(1, 1, 4, 16, 16))
+
+
+# --------------------------------------------------------------------------- the authors' checkpoint
+#: The authors' layer names in one bottleneck of stanet_af (TSSTANet/tsstanet.py Bottleneck with
+#: basic_block.AttentionSpatiotemporalBlock as conv2), written out here by hand with the tensors each holds.
+THEIR_BLOCK = {
+    "conv1": ("weight",), "bn1": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+    "conv2.group_conv_temporal": ("weight", "bias"),
+    "conv2.bn_temporal": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+    "conv2.fc_temporal": ("weight", "bias"),
+    "conv2.group_conv_spatial": ("weight", "bias"),
+    "conv2.bn_spatial": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+    "conv2.fc_spatial": ("weight", "bias"),
+    "bn2": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+    "conv3": ("weight",), "bn3": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+}
+BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _their_state_dict(layers=(2, 2, 2, 2), width=8, k=2, seed=0):
+    """A state dict in the authors' naming and shapes, random values (BN statistics included)."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+
+    def put(name, shape, kind):
+        if kind == "num_batches_tracked":
+            sd[name] = torch.tensor(7)
+        elif kind == "running_var":
+            sd[name] = torch.rand(shape, generator=g) + 0.5
+        else:
+            sd[name] = torch.randn(shape, generator=g) * 0.1
+    put("conv_1.weight", (64, 3, 7, 7, 7), "weight")
+    for kind in BN:
+        put(f"bn1.{kind}", () if kind == "num_batches_tracked" else (64,), kind)
+    inplanes = 64
+    for i, n in enumerate(layers):
+        planes = width * 2 ** i
+        for j in range(n * k):
+            shapes = {"conv1": (planes, inplanes, 1, 1, 1), "conv3": (planes * 4, planes, 1, 1, 1)}
+            for branch in ("temporal", "spatial"):
+                shapes[f"conv2.group_conv_{branch}"] = (planes, planes // k, 3, 3, 3)
+                shapes[f"conv2.fc_{branch}"] = (planes, planes // k, 1, 1, 1)
+            for layer, kinds in THEIR_BLOCK.items():
+                for kind in kinds:
+                    channels = planes * 4 if layer == "bn3" else planes
+                    shape = shapes[layer] if kind == "weight" and layer in shapes else (channels,)
+                    if layer in shapes and kind == "bias":
+                        shape = (planes,)
+                    put(f"layer_{i + 1}.{j}.{layer}.{kind}", () if kind == "num_batches_tracked" else shape, kind)
+            if j == 0 and (i > 0 or inplanes != planes * 4):  # their _make_layer's rule
+                put(f"layer_{i + 1}.0.downsample.0.weight", (planes * 4, inplanes, 3, 3, 3), "weight")
+                for kind in BN:
+                    put(f"layer_{i + 1}.0.downsample.1.{kind}",
+                        () if kind == "num_batches_tracked" else (planes * 4,), kind)
+            inplanes = planes * 4
+    put("fc.weight", (1, inplanes), "weight")
+    put("fc.bias", (1,), "bias")
+    return sd
+
+
+def test_the_name_map_is_explicit_and_keeps_the_branches_apart():
+    from facevox.models.sta_drn import authors_key
+
+    assert authors_key("conv_1.weight") == "stem.0.weight"
+    assert authors_key("bn1.running_var") == "stem.1.running_var"
+    assert authors_key("layer_1.0.bn1.weight") == "stages.0.0.reduce.1.weight"
+    assert authors_key("layer_2.3.conv2.group_conv_temporal.weight") == "stages.1.3.sta.temporal.conv.weight"
+    assert authors_key("layer_2.3.conv2.fc_spatial.bias") == "stages.1.3.sta.spatial.fc.bias"
+    assert authors_key("layer_4.0.downsample.0.weight") == "stages.3.0.shortcut.0.weight"
+    assert authors_key("layer_3.1.bn2.num_batches_tracked") == "stages.2.1.sta_bn.num_batches_tracked"
+    assert authors_key("fc.bias") == "fc.bias"
+    assert authors_key("layer_5.0.conv1.weight") is None and authors_key("dropout.weight") is None
+
+
+def test_loading_by_the_name_map_reproduces_the_outputs(tmp_path):
+    from facevox.models.sta_drn import authors_key, load_authors_weights
+
+    theirs = _their_state_dict(layers=(1, 1, 1, 1), width=8)
+    reference = create_model("sta_drn", **TINY).eval()
+    with torch.no_grad():  # the weights set one by one through the map
+        ours = dict(reference.named_parameters()) | dict(reference.named_buffers())
+        for key, value in theirs.items():
+            ours[authors_key(key)].copy_(value)
+    torch.save({f"module.{k}": v for k, v in theirs.items()}, tmp_path / "best.pth")  # a DataParallel save
+    loaded = load_authors_weights(create_model("sta_drn", **TINY), tmp_path / "best.pth").eval()
+    clip = torch.rand(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = reference(clip), loaded(clip)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # the temporal branch got the temporal weights (a load by order would swap them)
+    torch.testing.assert_close(loaded.stages[1][0].sta.temporal.conv.weight,
+                               theirs["layer_2.0.conv2.group_conv_temporal.weight"])
+    assert len(theirs) == len(loaded.state_dict())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda sd: sd.pop("layer_3.0.conv2.fc_temporal.bias"), r"does not fill: stages\.2\.0\.sta\.temporal\.fc\.bias"),
+    (lambda sd: sd.update({"layer_1.0.conv2.attention.weight": torch.zeros(1)}),
+     r"without a counterpart in the name map: layer_1\.0\.conv2\.attention\.weight"),
+    (lambda sd: sd.update({"fc.weight": torch.zeros(1, 7)}), r"fc\.weight \[1, 7\] -> fc\.weight \[1, 256\]"),
+])
+def test_an_unmapped_missing_or_misshaped_key_fails_with_its_name(change, message):
+    from facevox.models.sta_drn import load_authors_weights
+
+    theirs = _their_state_dict(layers=(1, 1, 1, 1), width=8)
+    change(theirs)
+    with pytest.raises(FacevoxError, match=message):
+        load_authors_weights(create_model("sta_drn", **TINY), theirs)
+
+
+def test_the_authors_width_is_16_and_table_4_is_32():
+    assert n_parameters(create_model("sta_drn", width=16)) == 7_822_785  # their weights/best.pth
+    assert n_parameters(create_model("sta_drn")) == 31_269_569  # Table 4, STA-18
+    their = _their_state_dict(width=16)
+    assert sum(v.numel() for k, v in their.items() if "running" not in k and "num_batches" not in k) == 7_822_785
+    with pytest.raises(FacevoxError, match="shapes that differ"):  # width 16 weights into the width 32 default
+        from facevox.models.sta_drn import load_authors_weights
+        load_authors_weights(create_model("sta_drn"), their)

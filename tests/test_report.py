@@ -383,3 +383,57 @@ def test_shallow_cnn_filter_and_attribution_heatmaps(tmp_path):
     assert [p.name for p in written] == ["ccc.png", "filter.png", "attributions.png"]
     _assert_real_png(written[1], 12.0, 7.0)   # one heatmap per dimension
     _assert_real_png(written[2], 15.0, 7.0)   # three time steps
+
+
+# --------------------------------------------------------------------------- paired bootstrap
+def _reg_table(truth, pred, videos=None):
+    return pd.DataFrame({"split": "test", "video_id": videos or [f"v{i:03d}" for i in range(len(truth))],
+                         "score_true": truth, "score_pred": pred})
+
+
+def test_paired_bootstrap_a_better_on_every_video_excludes_zero():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 45, 60)
+    sign = rng.choice([-1.0, 1.0], 60)
+    err_a, err_b = rng.uniform(0, 1.5, 60), rng.uniform(2, 5, 60)  # A's error is smaller on every video
+    a = {0: _reg_table(truth, truth + sign * err_a), 1: _reg_table(truth, truth - sign * err_a)}
+    b = {0: _reg_table(truth, truth + sign * err_b), 1: _reg_table(truth, truth + err_b)}
+    out = bootstrap.paired_bootstrap(a, b, "regression", "mae", resamples=500, seed=0)
+    assert out["difference"] == pytest.approx(err_a.mean() - err_b.mean())  # same |error| for both A seeds
+    assert out["high"] < 0 and out["significant"] and out["better"] == "a"
+    assert out["p_value"] == pytest.approx(2 / 501)  # no resample reaches 0: the smallest p of 500 resamples
+    assert (out["seeds"], out["videos"], out["valid"]) == ([0, 1], 60, 500)
+    # reversed roles: the same interval mirrored, B is the better one
+    rev = bootstrap.paired_bootstrap(b, a, "regression", "mae", resamples=500, seed=0)
+    assert (rev["low"], rev["high"]) == pytest.approx((-out["high"], -out["low"]))
+    assert rev["better"] == "b"
+    # classification: A right on every video, B on 70 %: F1 difference > 0
+    truth_c = np.array(CLASSES * 20)
+    flip = np.where(truth_c == CLASSES[0], CLASSES[1], CLASSES[0])
+    pred_b = np.where(np.arange(40) % 10 < 7, truth_c, flip)
+    cls = bootstrap.paired_bootstrap({0: _cls_table(truth_c, truth_c)}, {0: _cls_table(truth_c, pred_b)},
+                                     "classification", "accuracy", classes=CLASSES, resamples=300)
+    assert cls["difference"] == pytest.approx(0.3) and cls["low"] > 0 and cls["better"] == "a"
+
+
+def test_paired_bootstrap_identical_models_give_p_one():
+    rng = np.random.default_rng(4)
+    truth, pred = _random_classification(rng, 50, CLASSES)
+    table = _cls_table(truth, pred)
+    out = bootstrap.paired_bootstrap({0: table, 1: table}, {0: table.sample(frac=1, random_state=1), 1: table},
+                                     "classification", "f1_weighted", classes=CLASSES, resamples=400)
+    assert out["p_value"] == 1.0 and (out["difference"], out["low"], out["high"]) == (0.0, 0.0, 0.0)
+    assert not out["significant"] and out["better"] == ""
+
+
+def test_paired_bootstrap_pairs_the_same_seeds_and_videos():
+    t = np.arange(20, dtype=float)
+    a = {0: _reg_table(t, t + 1), 1: _reg_table(t, t + 1), 2: _reg_table(t, t + 9)}
+    b = {1: _reg_table(t[:15], t[:15] + 2), 2: _reg_table(t[:15], t[:15] + 10), 3: _reg_table(t, t)}
+    out = bootstrap.paired_bootstrap(a, b, "regression", "mae", resamples=50)
+    # seeds 1 and 2 only, videos v000..v014 only (B's union over its seeds):
+    # A (1 + 9) / 2 - B (2 + 10) / 2 = -1 on every resample
+    assert out["seeds"] == [1, 2] and out["videos"] == 15
+    assert (out["difference"], out["low"], out["high"]) == pytest.approx((-1.0, -1.0, -1.0))
+    none = bootstrap.paired_bootstrap({0: a[0]}, {3: b[3]}, "regression", "mae", resamples=50)
+    assert none["seeds"] == [] and math.isnan(none["difference"]) and not none["significant"]

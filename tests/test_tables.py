@@ -358,3 +358,83 @@ def test_notes_name_unpredicted_videos_left_out_items_and_warnings(tmp_path):
     csv = pd.read_csv(tmp_path / "t" / "classification.csv")
     assert csv.loc[0, "unpredicted_videos"] == "v9"
     assert csv.loc[0, "left_out"].startswith("train split: 8 slices left out")
+
+
+# --------------------------------------------------------------------------- paired comparisons
+def _regression_run(tmp_path, model, seed, truth, pred, variant=None):
+    videos = [f"v{i:02d}" for i in range(len(truth))]
+    table = pd.DataFrame({"split": "test", "video_id": videos, "score_true": truth, "score_pred": pred,
+                          "n_clips": 1})
+    err = pred - truth
+    rec = {"model": model, "seed": seed, "task": "regression", "family": "clip", "history": [],
+           "splits": {"test": {"n": len(truth), "mae": float(np.abs(err).mean()),
+                               "rmse": float(np.sqrt((err ** 2).mean())), "pcc": 0.5, "ccc": 0.5}}}
+    if variant is not None:
+        rec["variant"] = variant
+    name = f"{model}{'_v' if variant else ''}"
+    path = tmp_path / "p" / name / f"seed{seed}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path)
+    return write(tmp_path / "m" / name / f"seed{seed}.json", rec), path
+
+
+@pytest.fixture()
+def paired_files(tmp_path):
+    """sta_drn (error 1 on every video, 2 seeds), dlga_cnn (error 4, 2 seeds), its variant (the same
+    predictions as sta_drn, seed 0 only)."""
+    rng = np.random.default_rng(8)
+    truth = rng.uniform(0, 40, 30)
+    sign = rng.choice([-1.0, 1.0], 30)
+    runs = [_regression_run(tmp_path, "sta_drn", s, truth, truth + sign * 1.0) for s in (0, 1)]
+    runs += [_regression_run(tmp_path, "dlga_cnn", s, truth, truth + sign * 4.0) for s in (0, 1)]
+    runs.append(_regression_run(tmp_path, "dlga_cnn", 0, truth, truth + sign * 1.0, variant="use_wspp=false"))
+    return [m for m, _ in runs], [p for _, p in runs]
+
+
+def test_every_row_is_paired_against_the_best_row(paired_files, tmp_path):
+    metrics, preds = paired_files
+    out = tables.write_tables(metrics, preds, None, tmp_path / "t", resamples=200, seed=1,
+                              order=["sta_drn", "dlga_cnn"])
+    table = out["regression"]
+    assert table.reference == "STA-DRN"  # RMSE 1.00 against 4.00 and 1.00 (tie: the earlier row)
+    text = (tmp_path / "t" / "regression.md").read_text()
+    header = md_header(text)
+    assert header[8:11] == ["\u0394 RMSE vs ref (95 % CI)", "p (RMSE)", "Sig. (RMSE)"]
+    rows = md_rows(text)
+    assert rows["STA-DRN"][8:11] == ["reference", "\u2013", "\u2013"]
+    # dlga_cnn is worse by 3 points on every video: the interval is [+3, +3], p = 2 / 201
+    assert rows["DLGA-CNN"][8:11] == ["+3.00 [+3.00, +3.00]", "0.010", "yes, worse"]
+    # the variant equals the reference on the seed they share (0): no difference, p = 1
+    assert rows["DLGA-CNN [use_wspp=false]"][8:11] == ["+0.00 [+0.00, +0.00]", "1.000", "no"]
+    pair = next(r for r in table.rows if r.variant).paired["rmse"]
+    assert pair["seeds"] == [0] and pair["videos"] == 30
+    assert any("Paired comparison against the reference row STA-DRN" in n for n in table.notes())
+    csv = pd.read_csv(tmp_path / "t" / "regression.csv")
+    dlga = csv[(csv["model"] == "dlga_cnn") & csv["variant"].isna()].iloc[0]
+    assert dlga["rmse_diff"] == pytest.approx(3.0) and dlga["rmse_diff_p"] == pytest.approx(2 / 201)
+    assert bool(dlga["rmse_diff_significant"]) and dlga["paired_reference"] == "STA-DRN"
+    tex = (tmp_path / "t" / "regression.tex").read_text()
+    spec = re.search(r"\\begin\{tabular\}\{([a-z]+)\}", tex).group(1)
+    body = tex[tex.index("\\toprule"):tex.index("\\bottomrule")]
+    for line in [x for x in body.splitlines() if x.endswith("\\\\")]:
+        spans = sum(int(n) - 1 for n in re.findall(r"\\multicolumn\{(\d+)\}", line))
+        assert _strip_escaped(line).count("&") + 1 + spans == len(spec), line
+    assert "yes, worse" in (tmp_path / "t" / "regression.html").read_text()
+
+
+def test_the_reference_can_be_a_named_baseline(paired_files, tmp_path):
+    metrics, preds = paired_files
+    table = tables.write_tables(metrics, preds, None, tmp_path / "t", resamples=200,
+                                reference="dlga_cnn")["regression"]
+    assert table.reference == "DLGA-CNN"
+    sta = next(r for r in table.rows if r.model == "sta_drn")
+    assert sta.paired["rmse"]["difference"] == pytest.approx(-3.0) and sta.paired["rmse"]["better"] == "a"
+    assert tables.format_paired(sta.paired["rmse"], tables.METRICS["regression"][1])[2] == "yes, better"
+    by_label = tables.write_tables(metrics, preds, None, tmp_path / "u", resamples=50,
+                                   reference="DLGA-CNN [use_wspp=false]")["regression"]
+    assert by_label.reference == "DLGA-CNN [use_wspp=false]"
+    with pytest.raises(FacevoxError, match="paired reference 'stst' is none of the rows"):
+        tables.write_tables(metrics, preds, None, tmp_path / "v", reference="stst")
+    # without prediction tables: no paired columns
+    bare = tables.write_tables(metrics, [], None, tmp_path / "w")["regression"]
+    assert not bare.has_paired and not [h for h in tables._header(bare) if "vs ref" in h]

@@ -20,7 +20,9 @@ def faces(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, size, overrides", [
-    ("sta_drn", 32, {"width": 8, "layers": [1, 1, 1, 1], "epochs": 40, "batch_size": 8, "lr": 1e-3}),
+    # one cosine cycle over the 40 epochs of this short run (the paper's warm restarts start with a 50-epoch cycle)
+    ("sta_drn", 32, {"width": 8, "layers": [1, 1, 1, 1], "epochs": 40, "batch_size": 8, "lr": 1e-3,
+                     "scheduler": "cosine"}),
     ("dlga_cnn", 48, {"base_width": 8, "global_channels": 32, "global_dim": 32, "local_dim": 8,
                       "attention_channels": 8, "attention_hidden": 8, "head_hidden": 32, "epochs": 30,
                       "batch_size": 16, "lr": 1e-3}),
@@ -157,3 +159,50 @@ def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
                                   "videos": {"test000": 10}}]
     assert saved["splits"]["test"]["windows_no_face"] == 5
     assert saved["splits"]["dev"]["windows_no_face"] == 0
+
+
+def test_eval_clip_placement_by_hand():
+    from facevox.training.tasks.clips import eval_clip_rows
+
+    starts = lambda rows: [int(r[0]) for r in rows]  # noqa: E731
+    # spread (STA-DRN's ValDataset): ceil(n / L) clips, step L - (s L - n) / (s - 1), last ends at n - 1
+    assert starts(eval_clip_rows(150, 64, "spread")) == [0, 43, 86]
+    assert starts(eval_clip_rows(130, 64, "spread")) == [0, 33, 66]
+    assert starts(eval_clip_rows(128, 64, "spread")) == [0, 64]
+    assert starts(eval_clip_rows(200, 64, "spread")) == [0, 45, 90, 136]  # step 45.33, truncated
+    assert all(r[-1] == 149 and len(r) == 64 for r in eval_clip_rows(150, 64, "spread")[-1:])
+    short = eval_clip_rows(40, 64, "spread")
+    assert len(short) == 1 and short[0].tolist() == [i * 40 // 64 for i in range(64)]
+    # consecutive: back to back, the last padded with the last frame
+    rows = eval_clip_rows(150, 64, "consecutive")
+    assert starts(rows) == [0, 64, 128] and rows[-1].tolist() == list(range(128, 150)) + [149] * 42
+    with pytest.raises(Exception, match="eval_clips must be one of consecutive, spread"):
+        eval_clip_rows(10, 4, "random")
+
+
+def test_spread_clips_are_what_the_clip_task_evaluates(faces):
+    from facevox.training.loop import run_settings
+    from facevox.training.tasks import make_task
+
+    folder, sheet = faces
+    seen = {}
+    for placement in ("consecutive", "spread"):
+        settings = run_settings({"vision": {**VISION, "clip_len": 10, "eval_clips": placement}})
+        task = make_task("clip", folder / "faces", settings, sheet)
+        clips = []
+
+        def predict(inputs, clips=clips):
+            clips.extend(inputs[0])
+            return np.zeros(len(inputs[0]))
+        vid = task.videos["test"][0]
+        task.videos["test"] = [vid]
+        task.evaluate_split(predict, "test", {}, 2)
+        frames, _ = task.frames.load(vid)
+        seen[placement] = clips
+        assert len(frames) == 24
+    assert len(seen["consecutive"]) == 3 and len(seen["spread"]) == 3
+    frames, _ = task.frames.load(vid)
+    # spread: clips start at 0, 7, 14 (step 10 - (30 - 24) / 2); the last ends at the last frame
+    torch.testing.assert_close(seen["spread"][1], frames[7:17].permute(1, 0, 2, 3))
+    torch.testing.assert_close(seen["spread"][2], frames[14:24].permute(1, 0, 2, 3))
+    torch.testing.assert_close(seen["consecutive"][2][:, -1], frames[23])  # padded with the last frame

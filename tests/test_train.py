@@ -267,3 +267,44 @@ def test_a_doubtful_dev_split_and_the_cpu_fallback_are_warnings_in_the_metrics_j
         "dev score undefined: NaN (e.g. AUC of a one-class dev split) - epochs compete on dev loss only",
     ]
     assert json.loads((tmp_path / "m.json").read_text())["warnings"] == saved["warnings"]
+
+
+def _warm_restart_lr(epoch, lr=1e-3, t0=50, t_mult=2):
+    """Eq. 13 of STA-DRN by hand: the rate of 0-based ``epoch`` (cycles of 50, 100, 200 ... epochs)."""
+    start, length = 0, t0
+    while epoch >= start + length:
+        start, length = start + length, length * t_mult
+    return 0.5 * lr * (1 + np.cos(np.pi * (epoch - start) / length))
+
+
+def test_warm_restart_schedule_follows_eq_13_over_200_epochs():
+    from facevox.models import get_spec
+    from facevox.training.loop import _scheduler
+
+    cfg = get_spec("sta_drn").training_config()
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([weight], lr=cfg["lr"])
+    scheduler = _scheduler(optimizer, cfg)
+    seen = []
+    for _ in range(200):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(seen, [_warm_restart_lr(e) for e in range(200)], rtol=1e-9, atol=1e-15)
+    # hand values: start, mid first cycle, restarts after epochs 50 and 150, mid second cycle
+    assert seen[0] == pytest.approx(1e-3) and seen[25] == pytest.approx(5e-4)
+    assert seen[49] == pytest.approx(0.5e-3 * (1 + np.cos(np.pi * 49 / 50)))
+    assert seen[50] == pytest.approx(1e-3) and seen[100] == pytest.approx(5e-4)
+    assert seen[149] < 1e-6 and seen[150] == pytest.approx(1e-3) and seen[199] == pytest.approx(
+        0.5e-3 * (1 + np.cos(np.pi * 49 / 200)))
+
+
+def test_the_loop_uses_the_warm_restart_schedule(planted, tmp_path):
+    params = _params("stst", epochs=7, scheduler="cosine_warm_restarts", T0=2, T_mult=2, lr=1e-3)
+    payload = train("stst", planted, tmp_path / "m.ckpt", seed=0, params=params, threads=2)
+    lrs = [record["lr"] for record in payload["history"]]
+    np.testing.assert_allclose(lrs, [_warm_restart_lr(e, 1e-3, 2, 2) for e in range(7)], rtol=1e-9)
+    assert lrs[2] == pytest.approx(1e-3) and lrs[6] == pytest.approx(1e-3)  # restarts after 2 and 2 + 4 epochs
+    with pytest.raises(FacevoxError, match="T0 must be a positive whole number"):
+        train("stst", planted, tmp_path / "bad.ckpt", params=_params("stst", scheduler="cosine_warm_restarts",
+                                                                     T0=0))

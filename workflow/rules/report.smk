@@ -27,6 +27,7 @@ rule tables:
         resamples=REPORT["bootstrap_resamples"],
         seed=REPORT["bootstrap_seed"],
         level=REPORT["ci_level"],
+        reference=REPORT["paired_reference"],
     log:
         "results/logs/tables.log",
     benchmark:
@@ -36,7 +37,8 @@ rule tables:
     shell:
         "python -m facevox tables {params.outdir:q} --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --references {input.references:q} --tasks {params.tasks} --order {params.order} --split {params.split:q}"
-        " --resamples {params.resamples} --seed {params.seed} --ci-level {params.level} > {log:q} 2>&1"
+        " --resamples {params.resamples} --seed {params.seed} --ci-level {params.level}"
+        " --reference {params.reference:q} > {log:q} 2>&1"
 
 
 rule plots:

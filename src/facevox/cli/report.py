@@ -24,7 +24,7 @@ def cmd_tables(a):
 
     tables = write_tables(a.metrics, a.predictions, a.references, a.out_dir, tasks=_csv(a.tasks) or None,
                           split=a.split, order=_csv(a.order), resamples=a.resamples, seed=a.seed,
-                          level=a.ci_level)
+                          level=a.ci_level, reference=a.reference)
     for task, table in tables.items():
         log.info("tables %s: %d rows, %d reported columns, CI %s -> %s/%s.{csv,md,tex,html}", task,
                  len(table.rows), len(table.reported_columns), "yes" if table.has_ci else "no", a.out_dir, task)
@@ -71,6 +71,8 @@ def register(sub, command) -> None:
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     p.add_argument("--ci-level", type=float, default=0.95)
+    p.add_argument("--reference", default="best",
+                   help="row the paired comparisons are against: best, a model name or a row label")
 
     p = command("plots", cmd_plots, "one model's plots over its seeds (confusion, ROC, scatter, "
                 "training curves) -> PNG files in a folder", "out_dir")

@@ -1,6 +1,9 @@
 """Stage `faces`: square face crops with the eyes level, from the landmarks.
 
-The similarity transform (rotation, uniform scale, shift) for a frame with a face:
+Two alignments (``faces.method``), both a similarity transform (rotation, uniform
+scale, shift) computed from the 68 landmarks of the landmarks stage.
+
+``eye_mouth`` (default) - for a frame with a face:
 
 * ``E`` = midpoint of the two eye centres (points 36-41 and 42-47), ``M`` = mouth
   centre (mean of the outer lip, points 48-59).
@@ -10,7 +13,21 @@ The similarity transform (rotation, uniform scale, shift) for a frame with a fac
 * shift: ``E`` lands at ``(size / 2, EYE_Y * size)`` with ``EYE_Y = 0.35``, so the
   mouth sits at about 0.68 of the height and the chin near 0.9.
 
-The crop is cut from the RGB frame with bilinear interpolation (pixels outside
+``eyes`` - STA-DRN's alignment (the authors crop with imutils' ``FaceAligner`` at
+its defaults, ``desiredLeftEye = (0.35, 0.35)``: their preprocessing script
+``face_detect.py`` of divertingPan/utility_room, linked from the STA-DRN README):
+
+* rotation: the eye line becomes horizontal (as above);
+* scale: the inter-ocular distance (eye centre to eye centre) becomes
+  ``(1 - 2 * 0.35) * size = 0.3 * size``;
+* shift: the eye midpoint lands at ``(size / 2, 0.35 * size)``, so the image-left
+  eye centre sits at ``(0.35, 0.35) * size`` and the image-right one at
+  ``(0.65, 0.35) * size``; cubic interpolation (as imutils).
+
+Their face detection (dlib's HOG detector, the image upsampled twice) belongs to
+the landmarks stage, which is not changed by this option.
+
+The ``eye_mouth`` crop is cut from the RGB frame with bilinear interpolation (pixels outside
 the frame are black), stored as JPEG bytes, together with the 68 landmarks
 mapped into crop coordinates (``cx_*``, ``cy_*``: DLGA-CNN places its 24
 patches there).  Every ``stride``-th frame is kept; frames without a face get a
@@ -43,21 +60,32 @@ from facevox.media import iter_rgb_frames
 from facevox.provenance import provenance
 
 EYE_Y = 0.35
+#: ``eyes`` method: where the image-left eye centre lands, as fractions of the crop (imutils' default).
+EYES_LEFT_EYE = (0.35, 0.35)
+METHODS = ("eye_mouth", "eyes")
 #: Rows per Parquet row group: readers stream a video's crops in blocks of this many.
 ROW_GROUP = 256
 
 
-def alignment_matrix(points: np.ndarray, size: int) -> np.ndarray:
-    """The 2x3 affine matrix (for cv2.warpAffine) that aligns a face with 68 points [68, 2]."""
+def alignment_matrix(points: np.ndarray, size: int, method: str = "eye_mouth") -> np.ndarray:
+    """The 2x3 affine matrix (for cv2.warpAffine) that aligns a face with 68 points [68, 2]
+    by ``method`` (``eye_mouth`` or ``eyes``, see the module docstring)."""
+    if method not in METHODS:
+        raise FacevoxError(f"faces.method must be one of {', '.join(METHODS)}, got {method!r}")
     left_eye = points[36:42].mean(axis=0)
     right_eye = points[42:48].mean(axis=0)
     eyes = (left_eye + right_eye) / 2
-    mouth = points[48:60].mean(axis=0)
     angle = np.arctan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0])
-    scale = (size / 3.0) / np.linalg.norm(eyes - mouth)
+    if method == "eye_mouth":
+        mouth = points[48:60].mean(axis=0)
+        scale = (size / 3.0) / np.linalg.norm(eyes - mouth)
+        centre = np.array([size / 2.0, EYE_Y * size])
+    else:
+        scale = (1 - 2 * EYES_LEFT_EYE[0]) * size / np.linalg.norm(right_eye - left_eye)
+        centre = np.array([size / 2.0, EYES_LEFT_EYE[1] * size])
     cos, sin = scale * np.cos(-angle), scale * np.sin(-angle)
     rot = np.array([[cos, -sin], [sin, cos]])
-    shift = np.array([size / 2.0, EYE_Y * size]) - rot @ eyes
+    shift = centre - rot @ eyes
     return np.hstack([rot, shift[:, None]])
 
 
@@ -65,10 +93,12 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def align_face(rgb: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def align_face(rgb: np.ndarray, points: np.ndarray, size: int,
+               method: str = "eye_mouth") -> tuple[np.ndarray, np.ndarray]:
     """(aligned RGB crop [size, size, 3], landmarks in crop coordinates [68, 2])."""
-    m = alignment_matrix(points, size)
-    crop = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR,
+    m = alignment_matrix(points, size, method)
+    flags = cv2.INTER_CUBIC if method == "eyes" else cv2.INTER_LINEAR
+    crop = cv2.warpAffine(rgb, m, (size, size), flags=flags,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return crop, transform_points(m, points).astype(np.float32)
 
@@ -101,7 +131,7 @@ def extract(video, landmarks: pd.DataFrame, params: dict | None = None) -> pd.Da
         rows["timestamp_s"].append(frame.time_s)
         rows["success"].append(ok)
         if ok:
-            crop, crop_points = align_face(frame.image, points_all[i], size)
+            crop, crop_points = align_face(frame.image, points_all[i], size, p["method"])
             rows["image"].append(encode_jpeg(crop, p["jpeg_quality"]))
             rows["crop"].append(crop_points)
         else:
@@ -125,7 +155,9 @@ def run(video, landmarks_path, out, params: dict | None = None) -> dict:
                            "(set it to true in config.yaml to store aligned crops)")
     landmarks, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
     df = extract(video, landmarks, p)
-    meta = provenance("faces", params={**p, "eye_y": EYE_Y, "eye_mouth": "1/3 of size"},
+    geometry = ({"eye_y": EYE_Y, "eye_mouth": "1/3 of size"} if p["method"] == "eye_mouth"
+                else {"left_eye": list(EYES_LEFT_EYE), "inter_ocular": f"{1 - 2 * EYES_LEFT_EYE[0]:g} of size"})
+    meta = provenance("faces", params={**p, **geometry},
                       inputs={"video": video, "landmarks": landmarks_path})
     write_table(df, out, ALIGNED_FACES_SCHEMA, meta, row_group_size=ROW_GROUP)
     return {"n_rows": int(len(df)), "n_faces": int(df["success"].sum())}

@@ -39,7 +39,9 @@ TRAINING_KEYS: dict[str, Any] = {
     "lr": 1e-4,
     "momentum": 0.0,            # sgd / rmsprop
     "weight_decay": 0.0,
-    "scheduler": "none",        # none | cosine (over `epochs`)
+    "scheduler": "none",        # none | cosine (one cycle over `epochs`) | cosine_warm_restarts (T0, T_mult)
+    "T0": 50,                   # cosine_warm_restarts: epochs of the first cycle
+    "T_mult": 2,                # cosine_warm_restarts: each cycle is T_mult times longer than the last
     "batch_size": 32,           # 0 = full batch
     "epochs": 30,
     "patience": None,           # early stop after this many epochs without a better dev score

@@ -91,20 +91,64 @@ Training (``training=`` of the registration, Sec. 4.2)
 -------------------------------------------------------
 Adam, lr 1e-3, batch 5, 200 epochs; the best-validation checkpoint is kept
 ("save the weights when the validation loss reaches a historical minimum"), which
-is not early stopping, so ``patience`` stays None.  The paper uses cosine annealing
-with warm restarts (eq. 13, ``T_0 = 50``, ``T_mult = 2``); the shared trainer offers
-only one cosine cycle over ``epochs``, so ``scheduler="cosine"`` is the nearest
-option.  Loss: the paper does not name one; ``"mse"`` on the score / 63, as in the
+is not early stopping, so ``patience`` stays None.  Schedule: cosine annealing
+with warm restarts, eq. 13 (``eta_t = 0.5 * 0.001 * (1 + cos(pi * T_cur / T_i))``,
+so the rate falls to 0 within a cycle), ``T_0 = 50``, factor 2:
+``scheduler="cosine_warm_restarts"``, ``T0=50``, ``T_mult=2`` of the shared loop
+(stepped per epoch; restarts after epochs 50 and 150).  Loss: the paper does not name one;
+``"mse"`` on the score / 63, as in the
 authors' training script (their later script adds SmoothL1, which equals half the
 squared error for errors below 1, nearly always so on the 1/63 scale: the sum is
 then 1.5 x MSE, the same minimiser).  Test-time video score = mean over the clips covering the
 video (Sec. 3.3), done by the clip trainer.
 
+Width: 32 (Table 4) or 16 (the authors' weights)
+------------------------------------------------
+``width`` is the stage-1 bottleneck width (``features`` in the authors' code).
+``width=32`` (default) is the network of Table 4: 31,269,569 parameters (31.27 M)
+for STA-18.  The authors' scripts (``train.py``, ``test_update.py``) and their
+released ``weights/best.pth`` use ``features=16``: 7,822,785 parameters.  To use
+their checkpoint, build ``sta_drn`` with ``width=16`` (everything else at the
+defaults) and load it with :func:`load_authors_weights`.
+
+The authors' checkpoint (``load_authors_weights``)
+--------------------------------------------------
+Their module names differ from ours, and our ``STAModule`` registers the spatial
+branch before the temporal one while their block holds the temporal layers first,
+so a load by position would silently swap the two branches.  The load therefore
+goes through an explicit name map (:func:`authors_key`, built from the module
+structure of ``TSSTANet/tsstanet.py`` and ``basic_block.py``, class
+``AttentionSpatiotemporalBlock``, of divertingPan/STA-DRN):
+
+==========================================  ===========================================
+theirs                                      ours
+==========================================  ===========================================
+``conv_1``, ``bn1``                         ``stem.0``, ``stem.1``
+``layer_<i>.<j>.conv1`` / ``bn1``           ``stages.<i-1>.<j>.reduce.0`` / ``reduce.1``
+``...conv2.group_conv_temporal``            ``...sta.temporal.conv``
+``...conv2.bn_temporal`` / ``fc_temporal``  ``...sta.temporal.bn`` / ``sta.temporal.fc``
+``...conv2.group_conv_spatial``             ``...sta.spatial.conv``
+``...conv2.bn_spatial`` / ``fc_spatial``    ``...sta.spatial.bn`` / ``sta.spatial.fc``
+``...bn2``                                  ``...sta_bn``
+``...conv3`` / ``bn3``                      ``...expand.0`` / ``expand.1``
+``...downsample.0`` / ``downsample.1``      ``...shortcut.0`` / ``shortcut.1``
+``fc``                                      ``fc``
+==========================================  ===========================================
+
+(parameters and batch-norm buffers alike; a ``module.`` prefix of a DataParallel
+save is removed).  Any key of theirs the map does not cover, any key of ours the
+checkpoint does not fill and any shape that differs fails with the key's name.
+Their data loader standardises the ``[0, 1]`` frames with the ImageNet mean/std,
+as ``forward`` here does, so the loaded model takes the same ``[0, 1]`` clips;
+their test script clips negative scores with a ReLU, which the model does not.
+
 Tests: tests/test_models_sta_drn.py
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -234,6 +278,7 @@ class STADRN(nn.Module):
         if temporal_stride not in (1, 2):
             raise FacevoxError(f"sta_drn: temporal_stride must be 1 or 2, got {temporal_stride!r}")
         self.layers = stage_layers(depth, layers)
+        self.variant = variant
         self.clip_len = clip_len
         self.size = size
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1), persistent=False)
@@ -291,7 +336,9 @@ class STADRN(nn.Module):
     training={
         "optimizer": "adam",
         "lr": 1e-3,
-        "scheduler": "cosine",
+        "scheduler": "cosine_warm_restarts",
+        "T0": 50,
+        "T_mult": 2,
         "batch_size": 5,
         "epochs": 200,
         "loss": "mse",
@@ -301,3 +348,82 @@ class STADRN(nn.Module):
 )
 def build_sta_drn(**cfg) -> STADRN:
     return STADRN(**cfg)
+
+
+# --------------------------------------------------------------------------- the authors' checkpoint
+#: Their layer names inside one bottleneck -> ours (see the module docstring).
+_BLOCK_NAMES = {
+    "conv1": "reduce.0", "bn1": "reduce.1",
+    "conv2.group_conv_temporal": "sta.temporal.conv", "conv2.bn_temporal": "sta.temporal.bn",
+    "conv2.fc_temporal": "sta.temporal.fc",
+    "conv2.group_conv_spatial": "sta.spatial.conv", "conv2.bn_spatial": "sta.spatial.bn",
+    "conv2.fc_spatial": "sta.spatial.fc",
+    "bn2": "sta_bn", "conv3": "expand.0", "bn3": "expand.1",
+    "downsample.0": "shortcut.0", "downsample.1": "shortcut.1",
+}
+_TOP_NAMES = {"conv_1": "stem.0", "bn1": "stem.1", "fc": "fc"}
+_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_BLOCK_KEY = re.compile(r"layer_([1-4])\.(\d+)\.(.+)\.(" + "|".join(_TENSORS) + r")")
+_TOP_KEY = re.compile(r"(conv_1|bn1|fc)\.(" + "|".join(_TENSORS) + r")")
+
+
+def authors_key(key: str) -> str | None:
+    """Our state-dict key for one key of the authors' ``stanet_af`` checkpoint (None: not in the map)."""
+    match = _TOP_KEY.fullmatch(key)
+    if match:
+        return f"{_TOP_NAMES[match[1]]}.{match[2]}"
+    match = _BLOCK_KEY.fullmatch(key)
+    if match and match[3] in _BLOCK_NAMES:
+        return f"stages.{int(match[1]) - 1}.{match[2]}.{_BLOCK_NAMES[match[3]]}.{match[4]}"
+    return None
+
+
+def authors_state_dict(theirs: Mapping, model: STADRN, source: str = "checkpoint") -> dict:
+    """The authors' state dict renamed to ``model``'s keys, checked: every key of theirs is mapped,
+    every key of ``model`` is filled, every shape agrees - else a FacevoxError naming the keys."""
+    if model.variant != "fusion_v":
+        raise FacevoxError(f"{source}: the authors' checkpoint is stanet_af (variant fusion_v); this model is "
+                           f"variant {model.variant!r}")
+    ours = model.state_dict()
+    renamed, unmapped = {}, []
+    for key, value in theirs.items():
+        key = key.removeprefix("module.")
+        target = authors_key(key)
+        if target is None:
+            unmapped.append(key)
+        else:
+            renamed[target] = (key, value)
+    problems = []
+    if unmapped:
+        problems.append(f"keys without a counterpart in the name map: {', '.join(unmapped)}")
+    extra = [f"{k} (-> {t})" for t, (k, _) in renamed.items() if t not in ours]
+    if extra:
+        problems.append(f"keys mapped to layers this model does not have (other depth or layers?): "
+                        f"{', '.join(extra)}")
+    missing = [k for k in ours if k not in renamed]
+    if missing:
+        problems.append(f"keys of the model the checkpoint does not fill: {', '.join(missing)}")
+    shapes = [f"{k} {list(v.shape)} -> {t} {list(ours[t].shape)}" for t, (k, v) in renamed.items()
+              if t in ours and tuple(v.shape) != tuple(ours[t].shape)]
+    if shapes:
+        problems.append(f"shapes that differ (width 16 for the authors' weights?): {'; '.join(shapes)}")
+    if problems:
+        raise FacevoxError(f"{source}: not loadable into sta_drn by the STA-DRN name map - " + " | ".join(problems))
+    return {t: v for t, (_, v) in renamed.items()}
+
+
+def load_authors_weights(model: STADRN, checkpoint) -> STADRN:
+    """Load the authors' checkpoint (a path to their ``best.pth`` or its state dict) into ``model``
+    through the explicit name map; returns ``model``.  Fails loudly (FacevoxError) on an unmapped,
+    missing or mis-shaped key."""
+    source = "checkpoint"
+    if isinstance(checkpoint, (str, Path)):
+        source = str(checkpoint)
+        try:
+            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
+            raise FacevoxError(f"{source}: not a readable torch state dict ({exc})") from None
+    if not isinstance(checkpoint, Mapping) or not all(torch.is_tensor(v) for v in checkpoint.values()):
+        raise FacevoxError(f"{source}: expected a state dict (name -> tensor) as the authors' scripts save it")
+    model.load_state_dict(authors_state_dict(checkpoint, model, source), strict=True)
+    return model

@@ -1,5 +1,5 @@
-"""Video-level bootstrap intervals (:func:`bootstrap_ci`), used by facevox.report.tables for each
-table's headline metric.
+"""Video-level bootstrap intervals (:func:`bootstrap_ci`) and paired comparisons between two
+models (:func:`paired_bootstrap`), used by facevox.report.tables for each table's headline metric.
 
 * Unit: the **video**. The videos are the union of the video ids in the seeds'
   prediction tables of one split (sorted, so the draw does not depend on file order).
@@ -25,6 +25,26 @@ table's headline metric.
   of facevox.training.metrics (sklearn's ``zero_division=0`` for precision / recall / F1;
   CCC edge cases of :func:`facevox.training.metrics.ccc`); tests check they agree.
 
+Paired comparison (:func:`paired_bootstrap`, model A against a reference model B):
+
+* Pairing: only the seeds both models have (the same seed numbers) and the videos both
+  predicted (each model's videos are the union over those seeds; the intersection is
+  kept), so both sides see exactly the same test items.
+* One resample draws those videos with replacement (the same draw for A, for B and for
+  every seed); its statistic is the difference ``d = mean over seeds of metric(A) - mean
+  over seeds of metric(B)``.  Because both models are evaluated on the same draw, the
+  video-to-video variation they share cancels and the interval is that of the
+  *difference* - narrower than comparing the two rows' separate intervals.
+* ``difference`` is ``d`` on the full set; the interval is the percentile interval of the
+  valid resampled ``d``.
+* p-value (two-sided, for "no difference"): ``min(1, 2 * min(1 + #(d <= 0), 1 + #(d >= 0)) /
+  (valid + 1))`` - twice the smaller tail of the bootstrap distribution at 0, with the
+  usual +1 so it is never exactly 0 (the smallest value is ``2 / (valid + 1)``).  Two
+  identical models give ``d = 0`` in every resample, hence p = 1.
+* ``significant``: the interval excludes 0.  ``better`` says which side is better in the
+  metric's direction (:data:`LOWER_IS_BETTER` for MAE / RMSE): ``"a"``, ``"b"`` or ``""``
+  (not significant).
+
 Tests: tests/test_report.py
 """
 from __future__ import annotations
@@ -42,6 +62,8 @@ CLASSIFICATION_STATS = ("accuracy", "precision_weighted", "recall_weighted", "f1
                         "precision_macro", "recall_macro", "f1_macro")
 #: Regression / continuous metrics the bootstrap computes from sums.
 REGRESSION_STATS = ("mae", "rmse", "pcc", "ccc")
+#: Metrics where a lower value is better (every other one: higher is better).
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
 
 # =========================================================================== bootstrap
@@ -176,17 +198,7 @@ def bootstrap_ci(tables: list[pd.DataFrame], task: str, metric: str, *, classes:
     low, high, level, resamples, valid, seed, videos, seeds``; ``low``/``high`` are NaN
     when no resample is valid.
     """
-    if task not in ("classification", "regression", "continuous"):
-        raise FacevoxError(f"bootstrap: unknown task {task!r}")
-    if task == "continuous" and not metric.startswith("ccc_"):
-        raise FacevoxError(f"bootstrap: continuous metrics are ccc_<dimension>, not {metric!r}")
-    if not 0 < level < 1:
-        raise FacevoxError(f"bootstrap: level must be between 0 and 1, got {level}")
-    need = {"classification": {"video_id", "label", "predicted"}, "continuous": {"video_id"},
-            "regression": {"video_id", "score_true", "score_pred"}}[task]
-    for table in tables:
-        if need - set(table.columns):
-            raise FacevoxError(f"bootstrap: {task} predictions lack columns {sorted(need - set(table.columns))}")
+    _check_inputs(tables, task, metric, level)
     if task == "classification" and classes is None:
         classes = sorted({str(v) for t in tables for c in ("label", "predicted") for v in t[c]})
     videos = sorted({str(v) for t in tables for v in t["video_id"]})
@@ -205,3 +217,69 @@ def bootstrap_ci(tables: list[pd.DataFrame], task: str, metric: str, *, classes:
     return {"metric": metric, "estimate": estimate, "low": float(low), "high": float(high), "level": level,
             "resamples": resamples, "valid": int(len(values)), "seed": seed, "videos": len(videos),
             "seeds": len(tables)}
+
+
+def _check_inputs(tables, task: str, metric: str, level: float) -> None:
+    if task not in ("classification", "regression", "continuous"):
+        raise FacevoxError(f"bootstrap: unknown task {task!r}")
+    if task == "continuous" and not metric.startswith("ccc_"):
+        raise FacevoxError(f"bootstrap: continuous metrics are ccc_<dimension>, not {metric!r}")
+    if not 0 < level < 1:
+        raise FacevoxError(f"bootstrap: level must be between 0 and 1, got {level}")
+    need = {"classification": {"video_id", "label", "predicted"}, "continuous": {"video_id"},
+            "regression": {"video_id", "score_true", "score_pred"}}[task]
+    for table in tables:
+        if need - set(table.columns):
+            raise FacevoxError(f"bootstrap: {task} predictions lack columns {sorted(need - set(table.columns))}")
+
+
+def paired_bootstrap(tables_a: dict, tables_b: dict, task: str, metric: str, *, classes: list[str] | None = None,
+                     resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Paired video-level bootstrap of ``metric(A) - metric(B)`` (see the module docstring).
+
+    ``tables_a`` / ``tables_b``: seed -> prediction table of model A / the reference B, one
+    split.  Returns ``metric, difference, low, high, p_value, significant, better, level,
+    resamples, valid, seed, videos, seeds`` (``seeds``: the paired seed numbers); with no
+    common seed or video the numbers are NaN, ``significant`` False.
+    """
+    _check_inputs([*tables_a.values(), *tables_b.values()], task, metric, level)
+    seeds = sorted(set(tables_a) & set(tables_b))
+    if task == "classification" and classes is None:
+        classes = sorted({str(v) for t in [*tables_a.values(), *tables_b.values()]
+                          for c in ("label", "predicted") for v in t[c]})
+
+    def videos_of(tables):
+        return {str(v) for s in seeds for v in tables[s]["video_id"]}
+    videos = sorted(videos_of(tables_a) & videos_of(tables_b))
+    out = {"metric": metric, "difference": math.nan, "low": math.nan, "high": math.nan, "p_value": math.nan,
+           "significant": False, "better": "", "level": level, "resamples": resamples, "valid": 0, "seed": seed,
+           "videos": len(videos), "seeds": seeds}
+    if not seeds or not videos:
+        return out
+
+    def stats_of(tables):
+        kept = [tables[s][tables[s]["video_id"].astype(str).isin(videos)] for s in seeds]
+        return [_video_stats(t, task, metric, videos, classes) for t in kept]
+    stats_a, stats_b = stats_of(tables_a), stats_of(tables_b)
+    counts = resample_counts(len(videos), resamples, seed).astype(np.float64)
+    full = np.ones((1, len(videos)))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # = an invalid resample
+
+        def seed_mean(weights, stats):
+            return np.nanmean(np.stack([_metric_of(weights @ s, task, metric, classes) for s in stats], 1), 1)
+        diffs = seed_mean(counts, stats_a) - seed_mean(counts, stats_b)
+        estimate = float((seed_mean(full, stats_a) - seed_mean(full, stats_b))[0])
+    diffs = diffs[np.isfinite(diffs)]
+    if not len(diffs):
+        return out | {"difference": estimate}
+    low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    tail = min(1 + int((diffs <= 0).sum()), 1 + int((diffs >= 0).sum()))
+    significant = bool(low > 0 or high < 0)
+    better = ""
+    if significant:
+        a_higher = estimate > 0
+        better = "a" if a_higher != (metric in LOWER_IS_BETTER) else "b"
+    return out | {"difference": estimate, "low": float(low), "high": float(high),
+                  "p_value": min(1.0, 2 * tail / (len(diffs) + 1)), "significant": significant, "better": better,
+                  "valid": int(len(diffs))}

@@ -41,6 +41,19 @@ Cells (exact format, also in every table's notes):
 * CI: ``[low, high]`` of the video-level bootstrap (facevox.report.bootstrap.bootstrap_ci:
   percentile, seed mean of the metric per resample, same drawn videos for every seed),
   same units and decimals as the cell. Needs the prediction tables.
+* Paired comparison (with the prediction tables, two rows or more): for each headline
+  metric, ``Δ <metric> vs ref``: the row's seed mean minus the reference row's, over the
+  seeds and videos the two share, with the interval of a paired bootstrap
+  (facevox.report.bootstrap.paired_bootstrap: the same drawn videos for both rows),
+  ``+1.23 [0.50, 2.10]`` in the cell's units; ``p``: its two-sided bootstrap p-value (3
+  decimals); ``Sig.``: ``yes, better`` / ``yes, worse`` (the interval excludes 0; better
+  in the metric's direction, lower for MAE / RMSE) or ``no``.  The reference row reads
+  ``reference``.  Which row is the reference (``reference``, config
+  ``report.paired_reference``): ``best`` - the row with the best seed mean of the
+  headline metric (continuous: mean over the dimensions), ties to the earlier row - or a
+  model name (its base row; a row label such as ``STST [pos_encoding=sinusoidal]`` picks
+  a variant).  A table without the named row falls back to ``best`` and says so in its
+  notes; a name found in no table is an error.
 * Reported: the number a paper published for the same model and variant, from
   ``resources/reference_results.yaml`` (paper + table in the "Source" column, the
   data set and split in the header). Reported values are only displayed, never used in
@@ -78,12 +91,14 @@ from facevox.contract import describe_left_out
 from facevox.errors import FacevoxError, InputError
 from facevox.io import atomic_path, read_json
 from facevox.models.families import display_name, family
+from facevox.report.bootstrap import LOWER_IS_BETTER, bootstrap_ci, paired_bootstrap
 
 TASKS = ("classification", "regression", "continuous")
 TITLES = {"classification": "Classification", "regression": "Severity regression",
           "continuous": "Continuous affect"}
 DASH = "\u2013"
 PM = "\u00b1"
+DELTA = "\u0394"
 
 
 @dataclass(frozen=True)
@@ -257,6 +272,43 @@ def format_ci(ci: dict | None, metric: Metric, latex: bool = False) -> str:
     return f"[{format_value(ci['low'], metric)}, {format_value(ci['high'], metric)}]"
 
 
+def format_paired(pair: dict | None, metric: Metric, latex: bool = False) -> tuple[str, str, str]:
+    """(``+1.23 [0.50, 2.10]``, ``0.012``, ``yes, better``) of one paired comparison."""
+    dash = "--" if latex else DASH
+    if not pair or not math.isfinite(pair["difference"]):
+        return dash, dash, dash
+    diff = f"{pair['difference'] * metric.scale:+.{metric.decimals}f}"
+    if math.isfinite(pair["low"]):
+        low, high = pair["low"] * metric.scale, pair["high"] * metric.scale
+        diff += f" [{low:+.{metric.decimals}f}, {high:+.{metric.decimals}f}]"
+    p = f"{pair['p_value']:.3f}" if math.isfinite(pair["p_value"]) else dash
+    sig = ("yes, better" if pair["better"] == "a" else "yes, worse") if pair["significant"] else "no"
+    return diff, p, sig
+
+
+def row_label(model: str, variant: str = "") -> str:
+    """A row's label: the model's display name, the variant label in brackets."""
+    name = display_name(model)
+    return f"{name} [{variant}]" if variant else name
+
+
+def _choose_reference(rows: list[Row], headline: list[str], reference: str) -> tuple[Row | None, str]:
+    """The reference row (see the module docstring) and a note when ``reference`` is not in the table."""
+    note = ""
+    if reference != "best":
+        for row in rows:
+            if (row.model == reference and not row.variant) or row.label == reference:
+                return row, ""
+        note = f"({reference} is not in this table: the best row is the reference.)"
+    lower = headline[0].removeprefix("ccc_") in LOWER_IS_BETTER
+    scored = []
+    for i, row in enumerate(rows):
+        values = [row.stats[k].mean for k in headline if k in row.stats and math.isfinite(row.stats[k].mean)]
+        if values:
+            scored.append(((1 if lower else -1) * float(np.mean(values)), i, row))
+    return (min(scored, key=lambda x: x[:2])[2] if scored else None), note
+
+
 @dataclass
 class Row:
     model: str
@@ -276,11 +328,12 @@ class Row:
     left_out: list[dict] = field(default_factory=list)
     #: Training warnings (device fallback, dev split) -> the seeds that had them.
     warnings: dict[str, list[int]] = field(default_factory=dict)
+    paired: dict[str, dict] = field(default_factory=dict)  # metric -> paired_bootstrap against the reference
+    is_reference: bool = False
 
     @property
     def label(self) -> str:
-        name = display_name(self.model)
-        return f"{name} [{self.variant}]" if self.variant else name
+        return row_label(self.model, self.variant)
 
     def videos_text(self, latex: bool = False) -> str:
         if not self.videos:
@@ -302,6 +355,12 @@ class Table:
     seed: int
     level: float
     has_ci: bool
+    reference: str = ""        # label of the reference row of the paired comparisons ("": none)
+    reference_note: str = ""   # why the reference is not the configured one
+
+    @property
+    def has_paired(self) -> bool:
+        return bool(self.reference)
 
     def notes(self) -> list[str]:
         level = f"{100 * self.level:g} %"
@@ -317,6 +376,20 @@ class Table:
             out.append(f"{level} CI: percentile bootstrap over videos ({self.resamples} resamples, seed {self.seed}); "
                        f"each resample draws the split's videos with replacement, the same videos for every seed, "
                        f"and takes the mean over seeds of the metric.")
+        if self.has_paired:
+            out.append(
+                f"Paired comparison against the reference row {self.reference}: '{DELTA} vs ref' is the row's "
+                f"seed mean minus the reference's, computed over the seeds (same seed numbers) and test videos "
+                f"the two rows share, with the {level} interval of a paired bootstrap ({self.resamples} "
+                f"resamples, seed {self.seed}): each resample draws those videos with replacement once for both "
+                f"rows, so the video-to-video variation they share cancels out of the difference (two rows' "
+                f"separate CIs may overlap while the difference is clear). p is the two-sided bootstrap "
+                f"p-value for no difference (twice the smaller share of resampled differences on either side "
+                f"of 0, with +1 in numerator and denominator; identical rows give 1). 'Sig.' says yes when the "
+                f"interval excludes 0, with better or worse in the metric's direction (lower is better for MAE "
+                f"and RMSE). No paper reports such a test; it tells whether a gap between two rows is larger "
+                f"than the test set's sampling noise, not whether it would hold on other data."
+                + (f" {self.reference_note}" if self.reference_note else ""))
         if self.reported_columns:
             out.append("Reported: numbers published by the papers (resources/reference_results.yaml; paper and "
                        "table in 'Source'), shown for comparison only - never part of our means, sds or "
@@ -362,14 +435,14 @@ def _row_key(order: list[str]):
 
 def build_table(records: list[dict], task: str, references: Iterable[Reference] = (),
                 predictions: list[pd.DataFrame | None] | None = None, *, split: str = "test",
-                order: Iterable[str] = (), resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Table:
+                order: Iterable[str] = (), resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                reference: str = "best") -> Table:
     """The table of ``task`` from metrics records (:func:`read_metrics`).
 
     ``predictions[i]`` is the prediction table of ``records[i]`` (all splits; None = not
-    available); without predictions the table has no CI column.
+    available); without predictions the table has no CI and no paired columns.
+    ``reference``: ``best`` or the row the paired comparisons are against.
     """
-    from facevox.report.bootstrap import bootstrap_ci
-
     if task not in TASKS:
         raise FacevoxError(f"unknown table {task!r} (one of {', '.join(TASKS)})")
     order = list(order)
@@ -386,7 +459,7 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
         metrics, headline = list(METRICS[task]), list(HEADLINE[task])
     has_ci = bool(pairs) and all(p is not None for _, p in pairs)
     refs = [r for r in references if r.task == task]
-    rows = []
+    rows, split_tables = [], {}
     for (model, variant), members in groups.items():
         seeds = [rec["seed"] for rec, _ in members]
         dup = {s for s in seeds if seeds.count(s) > 1}
@@ -421,8 +494,20 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
             for key in headline:
                 row.ci[key] = bootstrap_ci(tables, task, key, classes=classes, resamples=resamples, seed=seed,
                                            level=level)
+            split_tables[id(row)] = (dict(zip(seeds, tables)), classes)
         rows.append(row)
     rows.sort(key=_row_key(order))
+    ref_row, ref_note = (_choose_reference(rows, headline, reference) if has_ci and len(rows) > 1
+                         else (None, ""))
+    if ref_row is not None:
+        ref_row.is_reference = True
+        ref_tables, classes = split_tables[id(ref_row)]
+        for row in rows:
+            if row is not ref_row:
+                for key in headline:
+                    row.paired[key] = paired_bootstrap(split_tables[id(row)][0], ref_tables, task, key,
+                                                       classes=classes, resamples=resamples, seed=seed,
+                                                       level=level)
     # reported columns: grouped by "dataset split", in our column order; a reported
     # continuous dimension we did not measure gets its own column after ours
     by_key = {m.key: m for m in metrics}
@@ -431,7 +516,7 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
     by_key |= {m: continuous_metric(m.removeprefix("ccc_")) for m in extra}
     reported_columns = [(by_key[m], g) for g in sorted({g for _, g in used}) for m in by_key if (m, g) in used]
     return Table(task, split, metrics, rows, reported_columns, [by_key[k] for k in headline], resamples, seed,
-                 level, has_ci)
+                 level, has_ci, ref_row.label if ref_row is not None else "", ref_note)
 
 
 # --------------------------------------------------------------------------- renderers
@@ -440,8 +525,28 @@ def _header(table: Table) -> list[str]:
     cols = ["Model", "Seeds", "Videos", *[m.label for m in table.metrics]]
     if table.has_ci:
         cols += [f"{m.label} {level} CI" for m in table.ci_metrics]
+    cols += _paired_header(table)
     cols += [f"{m.label} [reported {g}]" for m, g in table.reported_columns]
     return cols + (["Source"] if table.reported_columns else [])
+
+
+def _paired_header(table: Table, latex: bool = False) -> list[str]:
+    if not table.has_paired:
+        return []
+    level = f"{100 * table.level:g}\\,\\%" if latex else f"{100 * table.level:g} %"
+    delta = "$\\Delta$" if latex else DELTA
+    esc = latex_escape if latex else (lambda s: s)
+    return [h for m in table.ci_metrics for h in (f"{delta} {esc(m.label)} vs ref ({level} CI)",
+                                                   f"p ({esc(m.label)})", f"Sig. ({esc(m.label)})")]
+
+
+def _paired_cells(table: Table, row: Row, latex: bool = False) -> list[str]:
+    if not table.has_paired:
+        return []
+    if row.is_reference:
+        dash = "--" if latex else DASH
+        return [c for _ in table.ci_metrics for c in ("reference", dash, dash)]
+    return [c for m in table.ci_metrics for c in format_paired(row.paired.get(m.key), m, latex)]
 
 
 def _cells(table: Table, row: Row, latex: bool = False) -> list[str]:
@@ -450,6 +555,7 @@ def _cells(table: Table, row: Row, latex: bool = False) -> list[str]:
              *[format_cell(row.stats[m.key], m, latex) for m in table.metrics]]
     if table.has_ci:
         cells += [format_ci(row.ci.get(m.key), m, latex) for m in table.ci_metrics]
+    cells += _paired_cells(table, row, latex)
     cells += [format_value(row.reported.get((m.key, g)), m, latex, REPORTED_DECIMALS)
               for m, g in table.reported_columns]
     if table.reported_columns:
@@ -478,6 +584,14 @@ def table_frame(table: Table) -> pd.DataFrame:
                 rec |= {f"{m.key}_ci_low": ci.get("low"), f"{m.key}_ci_high": ci.get("high"),
                         f"{m.key}_ci_level": table.level, f"{m.key}_ci_resamples": table.resamples,
                         f"{m.key}_ci_seed": table.seed}
+        if table.has_paired:
+            rec["paired_reference"] = table.reference
+            for m in table.ci_metrics:
+                pair = row.paired.get(m.key) or {}
+                rec |= {f"{m.key}_diff": pair.get("difference"), f"{m.key}_diff_low": pair.get("low"),
+                        f"{m.key}_diff_high": pair.get("high"), f"{m.key}_diff_p": pair.get("p_value"),
+                        f"{m.key}_diff_significant": pair.get("significant"),
+                        f"{m.key}_diff_better": pair.get("better")}
         for m, g in table.reported_columns:
             rec[f"{m.key}_reported_{g.replace(' ', '_')}"] = row.reported.get((m.key, g))
         if table.reported_columns:
@@ -511,12 +625,14 @@ def latex_escape(text: str) -> str:
 
 def table_latex(table: Table) -> str:
     """A booktabs table: our columns under one group, the reported ones under another."""
-    n_ours = len(table.metrics) + (len(table.ci_metrics) if table.has_ci else 0)
+    n_paired = len(_paired_header(table))
+    n_ours = len(table.metrics) + (len(table.ci_metrics) if table.has_ci else 0) + n_paired
     level = f"{100 * table.level:g}\\,\\%"
     spec = "lrr" + "c" * n_ours + "r" * len(table.reported_columns) + ("l" if table.reported_columns else "")
     head = ["Model", "Seeds", "Videos", *[latex_escape(m.label) for m in table.metrics]]
     if table.has_ci:
         head += [f"{latex_escape(m.label)} {level} CI" for m in table.ci_metrics]
+    head += _paired_header(table, latex=True)
     head += [latex_escape(m.label) for m, _ in table.reported_columns]
     head += ["Source"] if table.reported_columns else []
     group = [f"\\multicolumn{{{n_ours}}}{{c}}{{ours: mean $\\pm$ sd over seeds (n)}}"]
@@ -532,6 +648,9 @@ def table_latex(table: Table) -> str:
                + latex_escape(UNITS_NOTE[table.task])
                + (f" CI: video-level percentile bootstrap ({table.resamples} resamples, seed {table.seed})."
                   if table.has_ci else "")
+               + (f" $\\Delta$ vs ref: difference to the reference row ({latex_escape(table.reference)}) with "
+                  f"the interval of a paired bootstrap over the shared seeds and videos; p: its two-sided "
+                  f"bootstrap p-value; Sig.: the interval excludes 0." if table.has_paired else "")
                + (" Reported: published numbers (source column), not part of our statistics."
                   if table.reported_columns else ""))
     lines = [
@@ -574,7 +693,7 @@ ul { font-size: 12px; color: #444; max-width: 70em; }
 def table_html(table: Table) -> str:
     head = _header(table)
     n_fixed = 3 + len(table.metrics)
-    n_ci = len(table.ci_metrics) if table.has_ci else 0
+    n_ci = (len(table.ci_metrics) if table.has_ci else 0) + len(_paired_header(table))
 
     def kind(i):
         if i < n_fixed:
@@ -602,10 +721,11 @@ def table_html(table: Table) -> str:
 # --------------------------------------------------------------------------- entry point
 def write_tables(metrics_paths, predictions_paths, references_path, out_dir, *, tasks: Iterable[str] | None = None,
                  split: str = "test", order: Iterable[str] = (), resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> dict[str, Table]:
+                 level: float = 0.95, reference: str = "best") -> dict[str, Table]:
     """``<out_dir>/<task>.{csv,md,tex,html}`` for every task in ``tasks`` (default: those of
     the metrics files). ``predictions_paths[i]`` belongs to ``metrics_paths[i]``; an
-    empty list means no bootstrap intervals."""
+    empty list means no bootstrap intervals and no paired comparisons; ``reference``: the
+    paired comparisons' reference row (``best`` or a model name / row label)."""
     records = [read_metrics(p) for p in metrics_paths]
     predictions_paths = list(predictions_paths or [])
     if predictions_paths and len(predictions_paths) != len(records):
@@ -620,11 +740,18 @@ def write_tables(metrics_paths, predictions_paths, references_path, out_dir, *, 
     stray = [r["_path"] for r in records if r["task"] not in tasks]
     if stray:
         raise FacevoxError(f"tables: metrics of a task without a table ({', '.join(tasks)}): {', '.join(stray)}")
+    reference = str(reference or "best")
+    if reference != "best":
+        labels = {r["model"] for r in records if not r["variant"]} | {row_label(r["model"], r["variant"])
+                                                                     for r in records}
+        if reference not in labels:
+            raise FacevoxError(f"tables: paired reference {reference!r} is none of the rows (models: "
+                               f"{', '.join(sorted({r['model'] for r in records}))}; or 'best')")
     out_dir = Path(out_dir)
     out = {}
     for task in tasks:
         table = build_table(records, task, references, predictions, split=split, order=order,
-                            resamples=resamples, seed=seed, level=level)
+                            resamples=resamples, seed=seed, level=level, reference=reference)
         for ext, text in (("md", table_markdown(table)), ("tex", table_latex(table)), ("html", table_html(table)),
                           ("csv", table_frame(table).to_csv(index=False))):
             with atomic_path(out_dir / f"{task}.{ext}") as tmp:

@@ -9,7 +9,13 @@ development score, evaluation tables); the loop itself is the same for all:
   how the run got there - a resumed run equals an uninterrupted one;
 * optimiser and schedule from the model's training config (the paper's
   values, overridable per model in ``config.yaml``): sgd / adam / adamw /
-  rmsprop, cosine annealing over ``epochs`` or none, optional gradient
+  rmsprop; the schedule (``scheduler``, stepped once per epoch): none, one cosine
+  cycle over ``epochs`` (``cosine``) or cosine annealing with warm restarts
+  (``cosine_warm_restarts``, SGDR, Loshchilov & Hutter 2017; torch's
+  CosineAnnealingWarmRestarts: the first cycle lasts ``T0`` epochs, each next one
+  ``T_mult`` times longer, the rate falls from ``lr`` towards 0 within a cycle and
+  jumps back to ``lr`` at each restart - STA-DRN's eq. 13 with T0 = 50, T_mult = 2
+  restarts after epochs 50 and 150 of 200); optional gradient
   clipping, class weights (``balanced``), mixed precision on CUDA (``amp``);
 * after every epoch: the development score (``select_by``, e.g. video-level
   weighted F1) decides the best epoch, ``patience`` epochs without a better
@@ -110,9 +116,17 @@ def _scheduler(optimizer, cfg: dict):
 
     if cfg["scheduler"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg["epochs"]))
+    if cfg["scheduler"] == "cosine_warm_restarts":
+        t0, t_mult = cfg["T0"], cfg["T_mult"]
+        if isinstance(t0, bool) or not isinstance(t0, int) or t0 < 1:
+            raise FacevoxError(f"scheduler cosine_warm_restarts: T0 must be a positive whole number of epochs, "
+                               f"got {t0!r}")
+        if isinstance(t_mult, bool) or not isinstance(t_mult, int) or t_mult < 1:
+            raise FacevoxError(f"scheduler cosine_warm_restarts: T_mult must be a whole number >= 1, got {t_mult!r}")
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=t0, T_mult=t_mult)
     if cfg["scheduler"] == "none":
         return None
-    raise FacevoxError(f"unknown scheduler {cfg['scheduler']!r} (cosine, none)")
+    raise FacevoxError(f"unknown scheduler {cfg['scheduler']!r} (none, cosine, cosine_warm_restarts)")
 
 
 # --------------------------------------------------------------------------- the loop

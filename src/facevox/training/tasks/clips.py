@@ -2,18 +2,49 @@
 
 Training draws ``clips_per_video`` random clips of ``clip_len`` frames per video and epoch,
 with one horizontal flip and one colour jitter (brightness, contrast, saturation within
-±0.1) for the whole clip; evaluation covers each video with consecutive clips (the last one
-padded with its last frame) and averages their scores; scores are divided by
-``score_scale`` (63, BDI-II) for training.
+±0.1) for the whole clip; evaluation covers each video with clips placed by
+``models.vision.eval_clips`` (:func:`eval_clip_rows`) and averages their scores; scores are
+divided by ``score_scale`` (63, BDI-II) for training.
+
+Test-time clips of a video of ``n`` face frames, ``L = clip_len``:
+
+* ``consecutive`` (default): clips start at ``0, L, 2L, ...``; the last one is padded
+  with the video's last frame;
+* ``spread`` - as the STA-DRN authors place them (``ValDataset`` of
+  ``dataloader/main_dataloader.py``, divertingPan/STA-DRN): ``n <= L`` gives one clip of
+  frames ``i * n // L`` (``i = 0 .. L-1``, frames repeated to stretch the video to ``L``);
+  otherwise ``s = ceil(n / L)`` clips spread over the whole video with overlap, clip ``i``
+  starting at ``int(i * (L - (s * L - n) / (s - 1)))``, so the first starts at frame 0
+  and the last ends at the last frame.  (Their frames are already every
+  ``sample_interval``-th, as ``faces.stride`` makes ours.)
 
 Tests: tests/test_train.py, tests/test_tasks.py
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from facevox.errors import FacevoxError
 from facevox.training.tasks.base import Regression, jitter
 
+EVAL_CLIPS = ("consecutive", "spread")
+
+
+def eval_clip_rows(n: int, clip_len: int, placement: str = "consecutive") -> list[np.ndarray]:
+    """The frame rows of each test-time clip of a video of ``n`` frames (see the module docstring)."""
+    if placement not in EVAL_CLIPS:
+        raise FacevoxError(f"models.vision.eval_clips must be one of {', '.join(EVAL_CLIPS)}, got {placement!r}")
+    if n < 1:
+        return []
+    if placement == "consecutive":
+        return [np.minimum(np.arange(s, s + clip_len), n - 1) for s in range(0, n, clip_len)]
+    if n <= clip_len:
+        return [np.arange(clip_len) * n // clip_len]
+    sections = math.ceil(n / clip_len)
+    step = clip_len - (sections * clip_len - n) / (sections - 1)
+    return [np.arange(int(i * step), int(i * step) + clip_len) for i in range(sections)]
 
 class ClipRegression(Regression):
     def __init__(self, sheet, folder, settings: dict):
@@ -53,8 +84,8 @@ class ClipRegression(Regression):
         per_video: dict[str, list[float]] = {}
         for vid in self.videos.get(split, []):
             frames, _ = self.frames.load(vid)
-            starts = range(0, len(frames), self.clip_len)
-            clips = [self._clip(frames, s).permute(1, 0, 2, 3) for s in starts]
+            rows = eval_clip_rows(len(frames), self.clip_len, self.vision.get("eval_clips", "consecutive"))
+            clips = [frames[r].permute(1, 0, 2, 3) for r in rows]
             for i in range(0, len(clips), max(batch_size, 1)):
                 out = predict_fn((torch.stack(clips[i:i + max(batch_size, 1)]),))
                 per_video.setdefault(vid, []).extend(np.asarray(out, np.float64).tolist())
