@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from facevox.errors import FacevoxError
-from facevox.models.families import FAMILIES, catalogue, display_name, family_of  # noqa: F401 (re-exported)
+from facevox.models.families import (FAMILIES, PROTOCOLS, catalogue, display_name,  # noqa: F401 (re-exported)
+                                     family_of)
 
 #: Training keys every model has (the family's loop reads them); model files override
 #: the values their paper gives.
@@ -38,7 +39,9 @@ TRAINING_KEYS: dict[str, Any] = {
     "lr": 1e-4,
     "momentum": 0.0,            # sgd / rmsprop
     "weight_decay": 0.0,
-    "scheduler": "none",        # none | cosine (over `epochs`)
+    "scheduler": "none",        # none | cosine (over `t_max` epochs)
+    "t_max": None,              # cosine: epochs per half period (None = `epochs`)
+    "eta_min": 0.0,             # cosine: the lowest learning rate
     "batch_size": 32,           # 0 = full batch
     "epochs": 30,
     "patience": None,           # early stop after this many epochs without a better dev score
@@ -47,6 +50,7 @@ TRAINING_KEYS: dict[str, Any] = {
     "grad_clip": None,          # max gradient norm
     "amp": True,                # mixed precision on CUDA
     "loss": "cross_entropy",    # family-specific: cross_entropy | mse | l1 | ccc
+    "protocol": None,           # sequence models: slices | whole (None = the registration's)
 }
 
 @dataclass(frozen=True)
@@ -60,9 +64,14 @@ class ModelSpec:
     display: str = ""
     #: Small sizes of the architecture (same structure) that the tests train in seconds.
     tiny: dict = field(default_factory=dict)
+    #: The paper's protocol (facevox.models.families.PROTOCOLS for sequence models).
+    protocol: str = "slices"
 
     def training_config(self, **overrides) -> dict:
-        return {**TRAINING_KEYS, **self.training, **overrides}
+        cfg = {**TRAINING_KEYS, **self.training, **overrides}
+        if cfg["protocol"] is None:
+            cfg["protocol"] = self.protocol
+        return cfg
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -70,10 +79,11 @@ _loaded = False
 
 
 def register(name: str, *, family: str, display: str, defaults: dict | None = None, training: dict | None = None,
-             paper: str = "", tiny: dict | None = None):
+             paper: str = "", tiny: dict | None = None, protocol: str = "slices"):
     """Class/function decorator: ``@register("stst", family="sequence", display="STST", defaults=...,
-    training=..., paper=..., tiny=...)``.  ``name``, ``family`` and ``display`` must be literals: the
-    catalogue (facevox.models.families) reads them without importing the file."""
+    training=..., paper=..., tiny=..., protocol=...)``.  ``name``, ``family``, ``display`` and
+    ``protocol`` must be literals: the catalogue (facevox.models.families) reads them without
+    importing the file. ``protocol`` (sequence models): ``slices`` or ``whole``, the paper's."""
     if family not in FAMILIES:
         raise ValueError(f"model {name}: unknown family {family!r}")
     unknown = set(training or {}) - set(TRAINING_KEYS)
@@ -83,9 +93,13 @@ def register(name: str, *, family: str, display: str, defaults: dict | None = No
     if unknown:
         raise ValueError(f"model {name}: tiny sizes for unknown keys {sorted(unknown)}")
 
+    if family == "sequence" and protocol not in PROTOCOLS:
+        raise ValueError(f"model {name}: unknown protocol {protocol!r}")
+
     def wrap(builder):
         _REGISTRY[name] = ModelSpec(name, builder, family, dict(defaults or {}), dict(training or {}), paper,
-                                    display, dict(tiny or {}))
+                                    display, dict(tiny or {}),
+                                    protocol if family == "sequence" else FAMILIES[family].task)
         return builder
 
     return wrap
@@ -119,6 +133,10 @@ def split_overrides(name: str, overrides: dict | None) -> tuple[dict, dict]:
     for key, value in (overrides or {}).items():
         if key in spec.defaults:
             arch[key] = value
+        elif key == "protocol" and (spec.family != "sequence" or value not in PROTOCOLS):
+            allowed = ", ".join(PROTOCOLS) if spec.family == "sequence" else spec.protocol
+            raise FacevoxError(f"models.overrides.{name}: protocol {value!r} is not one this model can "
+                               f"train with ({allowed})")
         elif key in TRAINING_KEYS:
             train[key] = value
         else:
