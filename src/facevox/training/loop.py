@@ -9,7 +9,8 @@ development score, evaluation tables); the loop itself is the same for all:
   how the run got there - a resumed run equals an uninterrupted one;
 * optimiser and schedule from the model's training config (the paper's
   values, overridable per model in ``config.yaml``): sgd / adam / adamw /
-  rmsprop, cosine annealing over ``epochs`` or none, optional gradient
+  rmsprop, cosine annealing (half period ``t_max``, default ``epochs``, down to
+  ``eta_min``) or none, optional gradient
   clipping, class weights (``balanced``), mixed precision on CUDA (``amp``);
 * after every epoch: the development score (``select_by``, e.g. video-level
   weighted F1) decides the best epoch, ``patience`` epochs without a better
@@ -100,7 +101,11 @@ def _scheduler(optimizer, cfg: dict):
     import torch
 
     if cfg["scheduler"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg["epochs"]))
+        # t_max None: one half period over the run; the public D-Vlog code uses epochs // 5
+        # (the rate then rises again: PyTorch's closed form is periodic past T_max)
+        t_max = cfg.get("t_max") or cfg["epochs"]
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(t_max)),
+                                                          eta_min=float(cfg.get("eta_min") or 0.0))
     if cfg["scheduler"] == "none":
         return None
     raise FacevoxError(f"unknown scheduler {cfg['scheduler']!r} (cosine, none)")
@@ -124,7 +129,7 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     spec = get_spec(model_name)
     arch_over, train_over = split_overrides(model_name, settings["overrides"].get(model_name))
     cfg = spec.training_config(**train_over)
-    task = make_task(spec.family, data, settings, sheet)
+    task = make_task(spec.family, data, settings, sheet, cfg["protocol"])
     data_kwargs = task.model_kwargs(spec.family)
     arch = {**spec.defaults, **arch_over}
     out = Path(out)
@@ -300,7 +305,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     settings = run_settings(params)
     if "positive" in payload:
         settings["positive_label"] = payload["positive"]
-    task = make_task(payload["family"], data, settings, sheet)
+    task = make_task(payload["family"], data, settings, sheet, payload["training"].get("protocol"))
     try:
         task.check(payload)
     except FacevoxError as exc:
@@ -324,7 +329,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
                 return task.postprocess(model(*[_tensor(t, device) for t in inputs])).cpu().numpy()
         batch = cfg["batch_size"] or 256
     result = {"model": payload["model"], "seed": payload["seed"], "family": payload["family"],
-              "task": task.kind, "vote": cfg["vote"], "best_epoch": payload["best_epoch"],
+              "task": task.kind, "protocol": cfg.get("protocol"), "vote": cfg["vote"], "best_epoch": payload["best_epoch"],
               "n_parameters": payload["n_parameters"], "train_seconds": payload["train_seconds"],
               "device": payload["device"], "history": payload["history"], **task.describe(), "splits": {}}
     tables = []
