@@ -51,7 +51,12 @@ TRAINING_KEYS: dict[str, Any] = {
     "amp": True,                # mixed precision on CUDA
     "loss": "cross_entropy",    # family-specific: cross_entropy | mse | l1 | ccc
     "protocol": None,           # sequence models: slices | whole (None = the registration's)
+    "select_by": None,          # dev metric picking the best epoch (None = models.select_by)
 }
+
+#: Dev metrics a classification run can select its best epoch by (as models.select_by).
+SELECT_BY = ("f1_weighted", "f1_macro", "accuracy", "auc", "loss")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -137,6 +142,8 @@ def split_overrides(name: str, overrides: dict | None) -> tuple[dict, dict]:
             allowed = ", ".join(PROTOCOLS) if spec.family == "sequence" else spec.protocol
             raise FacevoxError(f"models.overrides.{name}: protocol {value!r} is not one this model can "
                                f"train with ({allowed})")
+        elif key == "select_by" and value not in SELECT_BY:
+            raise FacevoxError(f"models.overrides.{name}: select_by {value!r} is not one of {', '.join(SELECT_BY)}")
         elif key in TRAINING_KEYS:
             train[key] = value
         else:

@@ -12,8 +12,8 @@ development score, evaluation tables); the loop itself is the same for all:
   rmsprop, cosine annealing (half period ``t_max``, default ``epochs``, down to
   ``eta_min``) or none, optional gradient
   clipping, class weights (``balanced``), mixed precision on CUDA (``amp``);
-* after every epoch: the development score (``select_by``, e.g. video-level
-  weighted F1) decides the best epoch, ``patience`` epochs without a better
+* after every epoch: the development score (``select_by`` of the model's training
+  config, else of ``models``, e.g. video-level weighted F1) decides the best epoch, ``patience`` epochs without a better
   one stop the run early (a tie goes to the lower dev loss); a checkpoint (``<out>.resume/last.ckpt``, written
   atomically) holds the weights, the optimiser, scheduler and scaler states,
   the best weights and the history.  A killed run started again with the same
@@ -182,6 +182,8 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = task.loss(cfg, device)
     has_dev = task.has_dev()
+    # the model's own selection metric (a paper preset's) before the run-wide one
+    selection = {**settings, "select_by": cfg.get("select_by") or settings["select_by"]}
     if not has_dev:
         log.warning("%s: no usable dev data - the last epoch is kept, no early stopping", spec.name)
 
@@ -251,7 +253,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
             dev, _ = task.evaluate_split(predict_fn, "dev", cfg, batch)
             record["dev"] = {k: dev[k] for k in ("accuracy", "f1_weighted", "auc", "rmse", "mae", "ccc", "ccc_mean")
                              if k in dev}
-            score = task.score(dev, settings)
+            score = task.score(dev, selection)
             record["dev_score"], record["dev_loss"] = score, dev.get("loss", 0.0)
             # a tie on the dev score goes to the epoch with the lower dev loss
             improved = state["best"] is None or (score, -record["dev_loss"]) > (state["best"]["score"],
