@@ -114,7 +114,7 @@ def test_whole_task_streams_within_the_memory_budget(whole_set):
     task = WholeClassification(sheet, aligned, settings)
     batches = list(task.batches(np.random.default_rng(0), 8))
     assert len(batches) == 4 and task._cached_bytes == 0
-    (visual, acoustic, lengths), labels = batches[0]
+    (visual, acoustic, lengths), _ = batches[0]
     assert visual.shape == (8, 1200, 136) and acoustic.shape == (8, 1200, 25) and list(lengths) == [1200] * 8
     assert sorted(np.concatenate([b[1] for b in batches]).tolist()) == [0] * 16 + [1] * 16
     roomy = WholeClassification(sheet, aligned, stage_params("models", {}))

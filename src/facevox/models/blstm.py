@@ -46,8 +46,8 @@ from torch import nn
 
 from facevox.errors import FacevoxError
 from facevox.models import register
-from facevox.models.masking import check_lengths, masked_mean, run_lstm
 from facevox.models.jamfn import PAPER_TRAINING
+from facevox.models.masking import check_lengths, masked_mean, run_lstm
 
 #: JAMFN section 4.2 protocol, shared by the BLSTM / TFN / Fusion_* baselines.
 JAMFN_TRAINING = PAPER_TRAINING

@@ -42,8 +42,8 @@ from torch import nn
 
 from facevox.errors import FacevoxError
 from facevox.models import register
-from facevox.models.masking import check_lengths
 from facevox.models.blstm import JAMFN_TRAINING, BiLSTMEncoder, check_pair
+from facevox.models.masking import check_lengths
 
 MODES = ("concat", "add", "multiply")
 

@@ -51,8 +51,8 @@ from torch import nn
 
 from facevox.errors import FacevoxError
 from facevox.models import register
-from facevox.models.masking import check_lengths, masked_mean, run_lstm
 from facevox.models.blstm import JAMFN_TRAINING, check_pair
+from facevox.models.masking import check_lengths, masked_mean, run_lstm
 
 SUBNETS = ("mlp", "lstm")
 
