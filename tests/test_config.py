@@ -110,6 +110,7 @@ OTHER_DEFAULTS = {
                "seeds": [0, 1, 2], "device": "auto", "threads": 2, "positive_label": "depression",
                "max_missing_fraction": 0.5, "max_memory_gb": 8, "select_by": "f1_weighted", "overrides": {},
                "min_split_videos": 3, "min_dev_videos": 4,
+               "whole": {"feature_set": "landmarks_egemaps", "normalisation": "none", "max_gap": 15},
                "vision": {"clip_len": 64, "size": 224, "clips_per_video": 1, "eval_clips": "consecutive",
                           "frames_per_video": 64,
                           "eval_frames_per_video": 256, "score_scale": 63},

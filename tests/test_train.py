@@ -14,9 +14,9 @@ from facevox.training.loop import evaluate, load_checkpoint, train
 SMALL = {
     "stst": {"d_model": 32, "n_blocks": 1, "dropout": 0.0, "optimizer": "adam", "lr": 1e-3,
              "scheduler": "none", "epochs": 25, "batch_size": 8},
-    "jamfn": {"num_layers": 1, "hidden_size": 32, "conv_channels": 32, "lr": 3e-3, "epochs": 15,
+    "jamfn": {"protocol": "slices", "num_layers": 1, "hidden_size": 32, "conv_channels": 32, "lr": 3e-3, "epochs": 15,
               "batch_size": 8, "patience": None},
-    "depression_detector": {"d_model": 32, "n_layers": 1, "dropout": 0.0, "lr": 1e-3, "epochs": 20,
+    "depression_detector": {"protocol": "slices", "d_model": 32, "n_layers": 1, "dropout": 0.0, "lr": 1e-3, "epochs": 20,
                             "batch_size": 8},
 }
 
@@ -90,17 +90,17 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(planted, tmp_path,
     caplog.set_level("INFO", logger="facevox.training.loop")
     out = tmp_path / "m.ckpt"
     with pytest.raises(Killed):
-        train("blstm", planted, out, params={"overrides": {"blstm": {"epochs": 3, "hidden_size": 8}}},
+        train("blstm", planted, out, params={"overrides": {"blstm": {"protocol": "slices", "epochs": 3, "hidden_size": 8}}},
               on_epoch_end=lambda e, r: (_ for _ in ()).throw(Killed))
     epochs = []
-    train("blstm", planted, out, params={"overrides": {"blstm": {"epochs": 2, "hidden_size": 8}}},
+    train("blstm", planted, out, params={"overrides": {"blstm": {"protocol": "slices", "epochs": 2, "hidden_size": 8}}},
           on_epoch_end=lambda e, r: epochs.append(e))
     assert epochs == [1, 2] and "another configuration" in caplog.text
 
 
 def test_model_file_holds_what_evaluation_and_reports_need(planted, tmp_path):
     payload = train("blstm", planted, tmp_path / "m.ckpt", seed=1,
-                    params={"overrides": {"blstm": {"epochs": 2, "hidden_size": 8}}})
+                    params={"overrides": {"blstm": {"protocol": "slices", "epochs": 2, "hidden_size": 8}}})
     saved = load_checkpoint(tmp_path / "m.ckpt")
     assert saved["model"] == "blstm" and saved["seed"] == 1 and saved["classes"] == ["depression", "normal"]
     assert saved["arch"]["hidden_size"] == 8 and saved["training"]["epochs"] == 2
@@ -113,13 +113,13 @@ def test_model_file_holds_what_evaluation_and_reports_need(planted, tmp_path):
 def test_early_stopping_follows_patience(planted, tmp_path):
     # lr 0: the dev score never improves after epoch 1, so patience 2 stops after epoch 3
     payload = train("blstm", planted, tmp_path / "m.ckpt",
-                    params={"overrides": {"blstm": {"epochs": 10, "patience": 2, "lr": 0.0, "hidden_size": 8}}})
+                    params={"overrides": {"blstm": {"protocol": "slices", "epochs": 10, "patience": 2, "lr": 0.0, "hidden_size": 8}}})
     assert len(payload["history"]) == 3 and payload["best_epoch"] == 1
 
 
 def test_bad_settings_are_named(planted, tmp_path):
     with pytest.raises(FacevoxError, match="unknown key 'hiden_size'"):
-        train("blstm", planted, tmp_path / "m.ckpt", params={"overrides": {"blstm": {"hiden_size": 8}}})
+        train("blstm", planted, tmp_path / "m.ckpt", params={"overrides": {"blstm": {"protocol": "slices", "hiden_size": 8}}})
     with pytest.raises(FacevoxError, match="positive_label 'mdd' is not among the train labels"):
         train("lr", planted, tmp_path / "m.ckpt", params={"positive_label": "mdd"})
     with pytest.raises(FacevoxError, match="not a readable facevox model file"):

@@ -100,7 +100,7 @@ def model_json(wildcards):
 
 def model_gpus(wildcards):
     """gpu=1 for the families that take one, unless models.device is cpu."""
-    return int(family(wildcards.model).gpu and config["models"]["device"] != "cpu")
+    return int(family(wildcards.model, config["models"]).gpu and config["models"]["device"] != "cpu")
 
 
 def split_videos(need_score=False):
@@ -112,10 +112,13 @@ def split_videos(need_score=False):
 
 
 def train_data(wildcards):
-    """The folder a model trains on: the shard set, the aligned faces or the FAU windows."""
-    fam = family(wildcards.model)
+    """The folder a model trains on: the shard set, the aligned tables (protocol whole),
+    the aligned faces or the FAU windows."""
+    fam = family(wildcards.model, config["models"])
     if fam.data == "shards":
         return SHARDS
+    if fam.data == "align":  # every source has them
+        return "results/align"
     if SOURCE != "videos":
         raise FacevoxError(f"model {wildcards.model} needs source: videos (it trains on "
                            f"{'face crops' if fam.data == 'faces' else 'FAU windows'} extracted from the videos)")
@@ -127,7 +130,7 @@ def train_data(wildcards):
 
 def train_inputs(wildcards):
     """Files a (model, seed) job reads - the DAG's edges."""
-    fam = family(wildcards.model)
+    fam = family(wildcards.model, config["models"])
     data = train_data(wildcards)
     if not fam.needs_sheet:
         return {"data": data}

@@ -74,11 +74,49 @@ def planted_video(rows: int, label: str, rng: np.random.Generator, fps: float = 
     return pd.DataFrame(data)[ALIGNED_SCHEMA.names]
 
 
-def planted_project(folder, n_videos: dict[str, int], rows: int = 600, seed: int = 0, fps: float = 30.0) -> Path:
+def planted_whole_video(rows: int, label: str, rng: np.random.Generator, fps: float = 1.0) -> pd.DataFrame:
+    """An aligned table whose label is visible only over the **whole** video.
+
+    No landmark cue (template + noise); eGeMAPS noise; ``F0semitoneFrom27.5Hz_sma3nz`` is
+    ``30 ± 0.5`` (+ in "depression" videos) plus a drift of amplitude 3 st that makes one full
+    sine period over the video (random phase) and frame noise (sd 1). Over the whole video
+    the drift averages to exactly 0, so the video mean tells the label; over any window of
+    a quarter of the video or less the drift's mean (up to ±2.7) swamps the ±0.5 cue.
+    """
+    t = np.arange(rows) / fps
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    template = np.stack([np.cos(angles), np.sin(angles)], 1) * 80 + [320, 240]
+    xy = template[None] + rng.normal(0, 1.5, (rows, 68, 2))
+    audio = rng.normal(0, 1, (rows, len(EGEMAPS_COLUMNS)))
+    drift = 3.0 * np.sin(2 * np.pi * np.arange(rows) / rows + rng.uniform(0, 2 * np.pi))
+    audio[:, EGEMAPS_COLUMNS.index(F0_COLUMN)] = (30 + (0.5 if label == "depression" else -0.5) + drift
+                                                  + rng.normal(0, 1, rows))
+    return _aligned(t, xy, audio)
+
+
+def _aligned(t: np.ndarray, xy: np.ndarray, audio: np.ndarray) -> pd.DataFrame:
+    rows = len(t)
+    data = {
+        "index": np.arange(rows, dtype=np.int32),
+        "timestamp_s": t,
+        "face_success": np.ones(rows, bool),
+        "face_fraction": np.ones(rows, np.float32),
+        "audio_success": np.ones(rows, bool),
+    }
+    data.update({c: xy[:, i, 0].astype(np.float32) for i, c in enumerate(LANDMARK_X)})
+    data.update({c: xy[:, i, 1].astype(np.float32) for i, c in enumerate(LANDMARK_Y)})
+    data.update({c: audio[:, i].astype(np.float32) for i, c in enumerate(EGEMAPS_COLUMNS)})
+    return pd.DataFrame(data)[ALIGNED_SCHEMA.names]
+
+
+def planted_project(folder, n_videos: dict[str, int], rows: int = 600, seed: int = 0, fps: float = 30.0,
+                    signal: str = "slices") -> Path:
     """Write ``folder/aligned/<video>.parquet`` and ``folder/samples.tsv``; return the sheet.
 
-    ``n_videos``: videos per split, e.g. ``{"train": 24, "dev": 8, "test": 8}``.
+    ``n_videos``: videos per split, e.g. ``{"train": 24, "dev": 8, "test": 8}``;
+    ``signal``: ``slices`` (:func:`planted_video`) or ``whole`` (:func:`planted_whole_video`).
     """
+    make = {"slices": planted_video, "whole": planted_whole_video}[signal]
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     lines = ["video_id\tpath\tsubject_id\tsplit\tlabel\tscore\tgender\n"]
@@ -87,8 +125,9 @@ def planted_project(folder, n_videos: dict[str, int], rows: int = 600, seed: int
             vid = f"{split}{i:03d}"
             label = "depression" if i % 2 else "normal"
             path = folder / "aligned" / f"{vid}.parquet"
-            write_table(planted_video(rows, label, rng, fps), path, ALIGNED_SCHEMA,
-                        {"stage": "synthetic", "planted": FREQUENCY_HZ})
+            write_table(make(rows, label, rng, fps), path, ALIGNED_SCHEMA,
+                        {"stage": "synthetic",
+                         "planted": FREQUENCY_HZ if signal == "slices" else "whole-video F0 mean"})
             score = 20 if label == "depression" else 5
             lines.append(f"{vid}\taligned/{vid}.parquet\tsubj_{vid}\t{split}\t{label}\t{score}\t{'fm'[i % 2]}\n")
     sheet = folder / "samples.tsv"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facevox.errors import FacevoxError
-from facevox.models.families import FAMILIES, catalogue, display_name, family_of  # noqa: F401 (re-exported)
+from facevox.models.families import FAMILIES, PROTOCOLS, catalogue, display_name, family_of  # noqa: F401 (re-exported)
 
 #: Training keys every model has (the family's loop reads them); model files override
 #: the values their paper gives.
@@ -39,7 +39,9 @@ TRAINING_KEYS: dict[str, Any] = {
     "lr": 1e-4,
     "momentum": 0.0,            # sgd / rmsprop
     "weight_decay": 0.0,
-    "scheduler": "none",        # none | cosine (one cycle over `epochs`) | cosine_warm_restarts (T0, T_mult)
+    "scheduler": "none",        # none | cosine (over `t_max` epochs) | cosine_warm_restarts (T0, T_mult)
+    "t_max": None,              # cosine: epochs per half period (None = `epochs`)
+    "eta_min": 0.0,             # cosine: the lowest learning rate
     "T0": 50,                   # cosine_warm_restarts: epochs of the first cycle
     "T_mult": 2,                # cosine_warm_restarts: each cycle is T_mult times longer than the last
     "batch_size": 32,           # 0 = full batch
@@ -50,7 +52,13 @@ TRAINING_KEYS: dict[str, Any] = {
     "grad_clip": None,          # max gradient norm
     "amp": True,                # mixed precision on CUDA
     "loss": "cross_entropy",    # family-specific: cross_entropy | mse | l1 | ccc
+    "protocol": None,           # sequence models: slices | whole (None = the registration's)
+    "select_by": None,          # dev metric picking the best epoch (None = models.select_by)
 }
+
+#: Dev metrics a classification run can select its best epoch by (as models.select_by).
+SELECT_BY = ("f1_weighted", "f1_macro", "accuracy", "auc", "loss")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -63,9 +71,14 @@ class ModelSpec:
     display: str = ""
     #: Small sizes of the architecture (same structure) that the tests train in seconds.
     tiny: dict = field(default_factory=dict)
+    #: The paper's protocol (facevox.models.families.PROTOCOLS for sequence models).
+    protocol: str = "slices"
 
     def training_config(self, **overrides) -> dict:
-        return {**TRAINING_KEYS, **self.training, **overrides}
+        cfg = {**TRAINING_KEYS, **self.training, **overrides}
+        if cfg["protocol"] is None:
+            cfg["protocol"] = self.protocol
+        return cfg
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -73,10 +86,11 @@ _loaded = False
 
 
 def register(name: str, *, family: str, display: str, defaults: dict | None = None, training: dict | None = None,
-             paper: str = "", tiny: dict | None = None):
+             paper: str = "", tiny: dict | None = None, protocol: str = "slices"):
     """Class/function decorator: ``@register("stst", family="sequence", display="STST", defaults=...,
-    training=..., paper=..., tiny=...)``.  ``name``, ``family`` and ``display`` must be literals: the
-    catalogue (facevox.models.families) reads them without importing the file."""
+    training=..., paper=..., tiny=..., protocol=...)``.  ``name``, ``family``, ``display`` and
+    ``protocol`` must be literals: the catalogue (facevox.models.families) reads them without
+    importing the file. ``protocol`` (sequence models): ``slices`` or ``whole``, the paper's."""
     if family not in FAMILIES:
         raise ValueError(f"model {name}: unknown family {family!r}")
     unknown = set(training or {}) - set(TRAINING_KEYS)
@@ -86,9 +100,13 @@ def register(name: str, *, family: str, display: str, defaults: dict | None = No
     if unknown:
         raise ValueError(f"model {name}: tiny sizes for unknown keys {sorted(unknown)}")
 
+    if family == "sequence" and protocol not in PROTOCOLS:
+        raise ValueError(f"model {name}: unknown protocol {protocol!r}")
+
     def wrap(builder):
         _REGISTRY[name] = ModelSpec(name, builder, family, dict(defaults or {}), dict(training or {}), paper,
-                                    display, dict(tiny or {}))
+                                    display, dict(tiny or {}),
+                                    protocol if family == "sequence" else FAMILIES[family].task)
         return builder
 
     return wrap
@@ -122,6 +140,12 @@ def split_overrides(name: str, overrides: dict | None) -> tuple[dict, dict]:
     for key, value in (overrides or {}).items():
         if key in spec.defaults:
             arch[key] = value
+        elif key == "protocol" and (spec.family != "sequence" or value not in PROTOCOLS):
+            allowed = ", ".join(PROTOCOLS) if spec.family == "sequence" else spec.protocol
+            raise FacevoxError(f"models.overrides.{name}: protocol {value!r} is not one this model can "
+                               f"train with ({allowed})")
+        elif key == "select_by" and value not in SELECT_BY:
+            raise FacevoxError(f"models.overrides.{name}: select_by {value!r} is not one of {', '.join(SELECT_BY)}")
         elif key in TRAINING_KEYS:
             train[key] = value
         else:

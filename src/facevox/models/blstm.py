@@ -47,6 +47,7 @@ from torch import nn
 from facevox.errors import FacevoxError
 from facevox.models import register
 from facevox.models.jamfn import PAPER_TRAINING
+from facevox.models.masking import check_lengths, masked_mean, run_lstm
 
 #: JAMFN section 4.2 protocol, shared by the BLSTM / TFN / Fusion_* baselines.
 JAMFN_TRAINING = PAPER_TRAINING
@@ -77,9 +78,9 @@ class BiLSTMEncoder(nn.Module):
                             dropout=dropout if num_layers > 1 else 0.0)
         self.out_dim = 2 * hidden_size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.lstm(x)
-        return outputs.mean(dim=1)
+    def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
+        """With ``lengths`` (protocol whole): packed sequences, mean over the real rows."""
+        return masked_mean(run_lstm(self.lstm, x, lengths), lengths)
 
 
 @register(
@@ -87,6 +88,7 @@ class BiLSTMEncoder(nn.Module):
     display="BLSTM",
     tiny={"hidden_size": 32, "dropout": 0.0},
     family="sequence",
+    protocol="whole",
     defaults={"hidden_size": 128, "num_layers": 1, "dropout": 0.5, "early_fusion": False},
     training=JAMFN_TRAINING,
     paper="stst_tao2023.txt sec. 4.4 + Table 5 / jamfn_zhou2023.txt Table 1 (BLSTM row); "
@@ -111,10 +113,12 @@ class BLSTM(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(features, n_classes)
 
-    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor) -> torch.Tensor:
+    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> torch.Tensor:
         check_pair("blstm", visual, acoustic, self.n_visual, self.n_acoustic)
+        lengths = check_lengths("blstm", lengths, *visual.shape[:2])
         if self.early_fusion:
-            features = self.encoder(torch.cat([visual, acoustic], dim=2))
+            features = self.encoder(torch.cat([visual, acoustic], dim=2), lengths)
         else:
-            features = torch.cat([self.visual_encoder(visual), self.acoustic_encoder(acoustic)], dim=1)
+            features = torch.cat([self.visual_encoder(visual, lengths), self.acoustic_encoder(acoustic, lengths)],
+                                 dim=1)
         return self.classifier(self.dropout(features))

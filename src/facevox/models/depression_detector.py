@@ -61,6 +61,7 @@ from torch import nn
 from facevox.errors import FacevoxError
 from facevox.models import register
 from facevox.models.blstm import check_pair
+from facevox.models.masking import check_lengths, masked_mean, padding_mask
 
 
 def _encoder(width: int, n_heads: int, n_layers: int, dropout: float) -> nn.TransformerEncoder:
@@ -79,8 +80,9 @@ class CrossAttention(nn.Module):
         self.value = nn.Linear(d_model, d_model)
         self.attention = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
 
-    def forward(self, queries: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        out, _ = self.attention(self.query(queries), self.key(context), self.value(context), need_weights=False)
+    def forward(self, queries: torch.Tensor, context: torch.Tensor, pads=None) -> torch.Tensor:
+        out, _ = self.attention(self.query(queries), self.key(context), self.value(context), need_weights=False,
+                                key_padding_mask=pads)
         return out
 
 
@@ -89,6 +91,7 @@ class CrossAttention(nn.Module):
     display="Depression Detector",
     tiny={"d_model": 32, "n_layers": 1, "dropout": 0.0},
     family="sequence",
+    protocol="whole",
     defaults={"d_model": 256, "n_heads": 4, "n_layers": 6, "kernel_size": 16, "stride": 4,
               "attention_dropout": 0.1, "dropout": 0.5},
     training={"optimizer": "adam", "lr": 1e-4},
@@ -129,13 +132,27 @@ class DepressionDetector(nn.Module):
         x_a = self.acoustic_downsample(acoustic.transpose(1, 2)).transpose(1, 2)
         return x_v, x_a
 
-    def classify_tokens(self, x_v: torch.Tensor, x_a: torch.Tensor) -> torch.Tensor:
-        """Steps 2-6: logits [B, n_classes] from the token sequences."""
-        u_v = self.visual_encoder(x_v)
-        u_a = self.acoustic_encoder(x_a)
-        joint = torch.cat([self.acoustic_to_visual(u_a, u_v), self.visual_to_acoustic(u_v, u_a)], dim=2)
-        pooled = self.joint_encoder(joint).mean(dim=1)
+    def token_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Tokens of a video of ``lengths`` rows: floor((T + 2 * (k // 2) - k) / stride) + 1."""
+        conv = self.visual_downsample[0]
+        k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+        return torch.div(lengths + 2 * p - k, s, rounding_mode="floor") + 1
+
+    def classify_tokens(self, x_v: torch.Tensor, x_a: torch.Tensor, token_lengths=None) -> torch.Tensor:
+        """Steps 2-6: logits [B, n_classes] from the token sequences; with ``token_lengths``
+        no attention looks at a padded token and the mean is over the real ones."""
+        pads = padding_mask(token_lengths, x_v.shape[1], x_v.device)
+        u_v = self.visual_encoder(x_v, src_key_padding_mask=pads)
+        u_a = self.acoustic_encoder(x_a, src_key_padding_mask=pads)
+        joint = torch.cat([self.acoustic_to_visual(u_a, u_v, pads), self.visual_to_acoustic(u_v, u_a, pads)], dim=2)
+        pooled = masked_mean(self.joint_encoder(joint, src_key_padding_mask=pads), token_lengths)
         return self.classifier(self.dropout(pooled))
 
-    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor) -> torch.Tensor:
-        return self.classify_tokens(*self.tokens(visual, acoustic))
+    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> torch.Tensor:
+        """``lengths`` (protocol whole): real rows per video. The tokens of the real rows are
+        the same whatever follows them (the convolution's own padding is zeros too, and
+        BatchNorm in eval mode is per token), so masking the later tokens makes the logits
+        independent of the batch padding."""
+        lengths = check_lengths("depression_detector", lengths, *visual.shape[:2])
+        x_v, x_a = self.tokens(visual, acoustic)
+        return self.classify_tokens(x_v, x_a, None if lengths is None else self.token_lengths(lengths))

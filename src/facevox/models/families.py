@@ -5,7 +5,9 @@ GPU, which config keys make it stale) and so do the training loop, the tasks and
 tables: what a family needs is written here once.
 
 * :data:`FAMILIES` - one :class:`Family` per kind of model: the training task
-  (facevox.training.tasks), the metrics table it lands in, the data it trains on, whether it
+  (facevox.training.tasks), the metrics table it lands in, the data it trains on (a
+  ``sequence`` model's protocol, :data:`PROTOCOLS`, decides between shards and whole
+  aligned videos: :func:`family`), whether it
   needs the sample sheet / a score per video, the ``models.*`` config keys it reads beyond
   the common ones, and whether it takes a GPU.
 * :func:`catalogue` - every registered model (name -> module, family, display name), read
@@ -19,7 +21,7 @@ Tests: tests/test_models.py
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,7 +36,8 @@ class Family:
     #: Metrics table (facevox.report.tables): classification | regression | continuous.
     table: str
     #: What it trains on: ``shards`` (the shard set), ``faces`` (results/faces, aligned face
-    #: crops) or ``fau_windows`` (results/fau_windows).
+    #: crops), ``fau_windows`` (results/fau_windows) or ``align`` (results/align, whole
+    #: videos: protocol ``whole``).
     data: str
     #: Reads the sample sheet (splits, scores, labels files) in the training job.
     needs_sheet: bool
@@ -63,9 +66,21 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            reads=("affect",), gpu=True),
 )}
 
+#: Training protocols of the ``sequence`` family (``protocol=`` in a registration, the
+#: paper's; ``models.overrides.<model>.protocol`` changes it):
+#:
+#: * ``slices`` - fixed-length slices of the shard set, videos by vote (STST's protocol);
+#: * ``whole`` - each video's whole aligned sequence (results/align/<video>.parquet, read
+#:   with the sheet), zero-padded per batch with the lengths passed to the model, no
+#:   slicing (the public D-Vlog code's protocol; task facevox.training.tasks.whole).
+#:
+#: Every other family has one protocol, its task.
+PROTOCOLS = ("slices", "whole")
+_WHOLE_KEYS = ("whole", "max_memory_gb", "select_by", "positive_label")
+
 #: ``models.*`` keys that only some families read (each family's ``reads``); every other
 #: key but the run-level ones below is read by all.
-FAMILY_KEYS = frozenset(k for f in FAMILIES.values() for k in f.reads)
+FAMILY_KEYS = frozenset([*(k for f in FAMILIES.values() for k in f.reads), *_WHOLE_KEYS])
 #: ``models.*`` keys that say what runs, not how one training runs.
 RUN_KEYS = frozenset({"run", "seeds", "threads", "overrides", "min_split_videos", "min_dev_videos"})
 
@@ -76,6 +91,8 @@ class Entry:
     module: str
     family: str
     display: str
+    #: The paper's training protocol (:data:`PROTOCOLS` for ``sequence`` models, else the task).
+    protocol: str = ""
 
 
 def _literal(node, what: str, where: str):
@@ -108,7 +125,13 @@ def catalogue() -> dict[str, Entry]:
                                    f"known: {', '.join(FAMILIES)}")
             if name in entries:
                 raise FacevoxError(f"{where}: model {name!r} is registered twice")
-            entries[name] = Entry(name, path.stem, family, _literal(kw["display"], "display", where))
+            protocol = _literal(kw["protocol"], "protocol", where) if "protocol" in kw else "slices"
+            if family != "sequence":
+                protocol = FAMILIES[family].task
+            elif protocol not in PROTOCOLS:
+                raise FacevoxError(f"{where}: model {name!r} has unknown protocol {protocol!r}; "
+                                   f"known: {', '.join(PROTOCOLS)}")
+            entries[name] = Entry(name, path.stem, family, _literal(kw["display"], "display", where), protocol)
     return entries
 
 
@@ -128,9 +151,20 @@ def family_of(name: str) -> str:
     return entry(name).family
 
 
-def family(name: str) -> Family:
-    """A model's :class:`Family`."""
-    return FAMILIES[family_of(name)]
+def protocol_of(name: str, models_cfg: dict | None = None) -> str:
+    """A model's training protocol: ``models.overrides.<name>.protocol`` or its registration's."""
+    chosen = ((models_cfg or {}).get("overrides") or {}).get(name, {}).get("protocol")
+    return entry(name).protocol if chosen is None else chosen
+
+
+def family(name: str, models_cfg: dict | None = None) -> Family:
+    """A model's :class:`Family`, as its protocol (under ``models_cfg``) feeds it: a
+    ``sequence`` model with protocol ``whole`` trains on the aligned tables with the sheet."""
+    fam = FAMILIES[family_of(name)]
+    protocol = protocol_of(name, models_cfg)
+    if fam.name == "sequence" and protocol == "whole":
+        return replace(fam, task="whole", data="align", needs_sheet=True, reads=_WHOLE_KEYS)
+    return fam
 
 
 def display_name(name: str) -> str:
@@ -155,7 +189,7 @@ def job_settings(name: str, models_cfg: dict) -> dict:
     """The ``models`` settings one (model, seed) job depends on: the keys its family reads and
     its own overrides, so adding a model or seed, or changing another family's settings,
     leaves finished trainings alone."""
-    fam = family(name)
+    fam = family(name, models_cfg)
     cfg = {k: v for k, v in models_cfg.items()
            if k not in RUN_KEYS and (k not in FAMILY_KEYS or k in fam.reads)}
     cfg["overrides"] = {name: (models_cfg.get("overrides") or {}).get(name, {})}

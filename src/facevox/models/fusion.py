@@ -43,6 +43,7 @@ from torch import nn
 from facevox.errors import FacevoxError
 from facevox.models import register
 from facevox.models.blstm import JAMFN_TRAINING, BiLSTMEncoder, check_pair
+from facevox.models.masking import check_lengths
 
 MODES = ("concat", "add", "multiply")
 
@@ -69,10 +70,11 @@ class FusionBaseline(nn.Module):
             nn.Linear(head_hidden, n_classes),
         )
 
-    def encode(self, visual: torch.Tensor, acoustic: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unimodal encodings (h_v, h_a), each [B, 2 * hidden_size]."""
+    def encode(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unimodal encodings (h_v, h_a), each [B, 2 * hidden_size] (masked with ``lengths``)."""
         check_pair(f"fusion_{self.mode}", visual, acoustic, self.n_visual, self.n_acoustic)
-        return self.visual_encoder(visual), self.acoustic_encoder(acoustic)
+        lengths = check_lengths(f"fusion_{self.mode}", lengths, *visual.shape[:2])
+        return self.visual_encoder(visual, lengths), self.acoustic_encoder(acoustic, lengths)
 
     def fuse(self, h_v: torch.Tensor, h_a: torch.Tensor) -> torch.Tensor:
         if self.mode == "concat":
@@ -81,8 +83,8 @@ class FusionBaseline(nn.Module):
             return h_v + h_a
         return h_v * h_a
 
-    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor) -> torch.Tensor:
-        return self.head(self.fuse(*self.encode(visual, acoustic)))
+    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> torch.Tensor:
+        return self.head(self.fuse(*self.encode(visual, acoustic, lengths)))
 
 
 def _builder(mode: str):
@@ -101,6 +103,7 @@ register(
     "fusion_concat",
     display="Fusion_Concat",
     family="sequence",
+    protocol="whole",
     defaults=_DEFAULTS,
     training=JAMFN_TRAINING,
     paper=_PAPER.format("Fusion_Concat"),
@@ -110,6 +113,7 @@ register(
     "fusion_add",
     display="Fusion_Add",
     family="sequence",
+    protocol="whole",
     defaults=_DEFAULTS,
     training=JAMFN_TRAINING,
     paper=_PAPER.format("Fusion_Add"),
@@ -119,6 +123,7 @@ register(
     "fusion_multiply",
     display="Fusion_Multiply",
     family="sequence",
+    protocol="whole",
     defaults=_DEFAULTS,
     training=JAMFN_TRAINING,
     paper=_PAPER.format("Fusion_Multiply"),

@@ -79,6 +79,7 @@ from torch import nn
 
 from facevox.errors import FacevoxError
 from facevox.models import register
+from facevox.models.masking import check_lengths, masked_mean, padding_mask, run_lstm, zero_padded
 
 FUSIONS = ("jaf", "add", "multiply", "concat")
 
@@ -92,9 +93,10 @@ class SummedBiLSTM(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True,
                             bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, T, input_size]`` -> ``[B, T, hidden_size]`` (forward + backward, eq. 4)."""
-        out, _ = self.lstm(x)  # [B, T, 2 * hidden]: forward then backward (eq. 3)
+    def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
+        """``x [B, T, input_size]`` -> ``[B, T, hidden_size]`` (forward + backward, eq. 4);
+        with ``lengths``, packed, zero past each length."""
+        out = run_lstm(self.lstm, x, lengths)  # [B, T, 2 * hidden]: forward then backward (eq. 3)
         return out[..., :self.hidden_size] + out[..., self.hidden_size:]
 
 
@@ -108,11 +110,13 @@ class JointAttentionFusion(nn.Module):
         self.fc_visual = nn.Linear(channels, 1)        # FC2, eq. 8
         self.fc_joint = nn.Linear(2 * seq_len, 2 * seq_len)  # FC3, eq. 10
 
-    def forward(self, x_acoustic: torch.Tensor, x_visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x_acoustic: torch.Tensor, x_visual: torch.Tensor, lengths=None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """``X_A, X_V [B, T, H]`` -> (``Fusion [B, T, H]``, attention ``[B, 2, T]``).
 
         ``attention[:, 0]`` is softmax(T_A.mixed), ``attention[:, 1]``
-        softmax(T_V.mixed); each sums to 1 over time.
+        softmax(T_V.mixed); each sums to 1 over time (over each video's first
+        ``lengths[b]`` steps: T_A, T_V are zero past them, as for a shorter sequence).
         """
         n_frames = x_acoustic.shape[1]
         if n_frames > self.seq_len:
@@ -120,11 +124,18 @@ class JointAttentionFusion(nn.Module):
                 f"JAMFN was built for sequences of at most seq_len={self.seq_len} frames "
                 f"(its JAF layer FC3 is sized 2*seq_len) but got {n_frames}; rebuild it with seq_len={n_frames}")
         pad = self.seq_len - n_frames
-        t_acoustic = nn.functional.pad(self.fc_acoustic(x_acoustic).squeeze(-1), (0, pad))  # [B, L]
-        t_visual = nn.functional.pad(self.fc_visual(x_visual).squeeze(-1), (0, pad))
+        pads = padding_mask(lengths, n_frames, x_acoustic.device)
+        t_acoustic = self.fc_acoustic(x_acoustic).squeeze(-1)  # [B, T]
+        t_visual = self.fc_visual(x_visual).squeeze(-1)
+        if pads is not None:
+            t_acoustic, t_visual = t_acoustic.masked_fill(pads, 0), t_visual.masked_fill(pads, 0)
+        t_acoustic = nn.functional.pad(t_acoustic, (0, pad))  # [B, L]
+        t_visual = nn.functional.pad(t_visual, (0, pad))
         t_mixed = self.fc_joint(torch.cat([t_acoustic, t_visual], dim=1))  # eqs. 9-10: [B, 2L]
         t_acoustic_mixed, t_visual_mixed = t_mixed.split(self.seq_len, dim=1)  # eq. 11
         attention = torch.stack([t_acoustic_mixed[:, :n_frames], t_visual_mixed[:, :n_frames]], dim=1)
+        if pads is not None:
+            attention = attention.masked_fill(pads[:, None, :], -torch.inf)
         attention = attention.softmax(dim=-1)  # over time, per modality
         fusion = attention[:, 0, :, None] * x_acoustic + attention[:, 1, :, None] * x_visual  # eq. 12
         return fusion, attention
@@ -162,22 +173,28 @@ class JAMFN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * conv_channels if fusion == "concat" else conv_channels, n_classes)
 
-    def forward_with_attention(self, visual: torch.Tensor, acoustic: torch.Tensor
+    def forward_with_attention(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None
                                ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Logits ``[B, n_classes]`` and, for ``fusion="jaf"``, the attention
-        ``[B, 2, T]`` (acoustic, visual) of each kernel size (empty otherwise)."""
+        ``[B, 2, T]`` (acoustic, visual) of each kernel size (empty otherwise).
+
+        ``lengths`` (protocol whole): real frames per video; the LSTMs run packed,
+        their outputs are zero past each length (what the convolutions' own zero
+        padding gives a shorter video), the scale outputs are zeroed there again,
+        and the JAF softmax / the mean run over the real frames only."""
         if visual.shape[:2] != acoustic.shape[:2]:
             raise FacevoxError(f"jamfn: visual {tuple(visual.shape)} and acoustic {tuple(acoustic.shape)} "
                                "must share batch size and number of frames")
-        f_visual = self.visual_lstm(visual).transpose(1, 2)  # [B, hidden, T] for Conv1d
-        f_acoustic = self.acoustic_lstm(acoustic).transpose(1, 2)
+        lengths = check_lengths("jamfn", lengths, *visual.shape[:2])
+        f_visual = self.visual_lstm(visual, lengths).transpose(1, 2)  # [B, hidden, T] for Conv1d
+        f_acoustic = self.acoustic_lstm(acoustic, lengths).transpose(1, 2)
         f_out = 0
         attention = {}
         for i, k in enumerate(self.kernel_sizes):
-            x_visual = self.visual_convs[i](f_visual).transpose(1, 2)  # eq. 6: [B, T, C]
-            x_acoustic = self.acoustic_convs[i](f_acoustic).transpose(1, 2)
+            x_visual = zero_padded(self.visual_convs[i](f_visual).transpose(1, 2), lengths)  # eq. 6: [B, T, C]
+            x_acoustic = zero_padded(self.acoustic_convs[i](f_acoustic).transpose(1, 2), lengths)
             if self.fusion == "jaf":
-                fused, attention[k] = self.jafs[i](x_acoustic, x_visual)
+                fused, attention[k] = self.jafs[i](x_acoustic, x_visual, lengths)
             elif self.fusion == "add":
                 fused = x_acoustic + x_visual
             elif self.fusion == "multiply":
@@ -186,11 +203,11 @@ class JAMFN(nn.Module):
                 fused = torch.cat([x_acoustic, x_visual], dim=-1)
             f_out = f_out + fused  # eq. 13
         # JAF weights sum to 1 over time, so the sum is attention pooling; the others average.
-        pooled = f_out.sum(dim=1) if self.fusion == "jaf" else f_out.mean(dim=1)
+        pooled = f_out.sum(dim=1) if self.fusion == "jaf" else masked_mean(f_out, lengths)
         return self.head(self.dropout(pooled)), attention  # eq. 14
 
-    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_attention(visual, acoustic)[0]
+    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> torch.Tensor:
+        return self.forward_with_attention(visual, acoustic, lengths)[0]
 
 
 #: Section 4.2's optimiser and schedule (the BLSTM / TFN / Fusion_* baselines reuse it).
@@ -209,6 +226,7 @@ PAPER_TRAINING = {
     display="JAMFN",
     tiny={"num_layers": 1, "hidden_size": 32, "conv_channels": 32},
     family="sequence",
+    protocol="whole",
     defaults={
         "hidden_size": 200,
         "num_layers": 6,

@@ -305,6 +305,9 @@ class STST(nn.Module):
             v, a = block(v, a)
         return self.visual_norm(v), self.acoustic_norm(a)
 
-    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor) -> torch.Tensor:
+    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> torch.Tensor:
+        if lengths is not None:
+            raise FacevoxError("stst: its learned position encoding is for fixed-length slices; "
+                               "train it with protocol slices (the paper's)")
         v, a = self.encode(visual, acoustic)
         return self.classifier(torch.cat([v.mean(dim=1), a.mean(dim=1)], dim=-1))

@@ -52,6 +52,7 @@ from torch import nn
 from facevox.errors import FacevoxError
 from facevox.models import register
 from facevox.models.blstm import JAMFN_TRAINING, check_pair
+from facevox.models.masking import check_lengths, masked_mean, run_lstm
 
 SUBNETS = ("mlp", "lstm")
 
@@ -67,8 +68,8 @@ class MeanMLPSubnet(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.mean(dim=1))
+    def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
+        return self.net(masked_mean(x, lengths))
 
 
 class LSTMSubnet(nn.Module):
@@ -79,9 +80,8 @@ class LSTMSubnet(nn.Module):
         self.lstm = nn.LSTM(n_in, hidden, batch_first=True)
         self.project = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.lstm(x)
-        return self.project(outputs.mean(dim=1))
+    def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
+        return self.project(masked_mean(run_lstm(self.lstm, x, lengths), lengths))
 
 
 def tensor_fusion(z_v: torch.Tensor, z_a: torch.Tensor) -> torch.Tensor:
@@ -97,6 +97,7 @@ def tensor_fusion(z_v: torch.Tensor, z_a: torch.Tensor) -> torch.Tensor:
     display="TFN",
     tiny={"dropout": 0.0},
     family="sequence",
+    protocol="whole",
     defaults={"subnet": "mlp", "subnet_hidden": 32, "inference_hidden": 128, "dropout": 0.2},
     training=JAMFN_TRAINING,
     paper="stst_tao2023.txt sec. 4.4 + Table 5 / jamfn_zhou2023.txt Table 1 (TFN row, ref. [57] Zadeh 2017); "
@@ -123,10 +124,11 @@ class TFN(nn.Module):
             nn.Linear(inference_hidden, n_classes),
         )
 
-    def embed(self, visual: torch.Tensor, acoustic: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unimodal embeddings (z_v, z_a), each [B, subnet_hidden]."""
+    def embed(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unimodal embeddings (z_v, z_a), each [B, subnet_hidden] (masked with ``lengths``)."""
         check_pair("tfn", visual, acoustic, self.n_visual, self.n_acoustic)
-        return self.visual_subnet(visual), self.acoustic_subnet(acoustic)
+        lengths = check_lengths("tfn", lengths, *visual.shape[:2])
+        return self.visual_subnet(visual, lengths), self.acoustic_subnet(acoustic, lengths)
 
-    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor) -> torch.Tensor:
-        return self.inference(tensor_fusion(*self.embed(visual, acoustic)))
+    def forward(self, visual: torch.Tensor, acoustic: torch.Tensor, lengths=None) -> torch.Tensor:
+        return self.inference(tensor_fusion(*self.embed(visual, acoustic, lengths)))

@@ -9,16 +9,17 @@ development score, evaluation tables); the loop itself is the same for all:
   how the run got there - a resumed run equals an uninterrupted one;
 * optimiser and schedule from the model's training config (the paper's
   values, overridable per model in ``config.yaml``): sgd / adam / adamw /
-  rmsprop; the schedule (``scheduler``, stepped once per epoch): none, one cosine
-  cycle over ``epochs`` (``cosine``) or cosine annealing with warm restarts
+  rmsprop; the schedule (``scheduler``, stepped once per epoch): none, cosine annealing
+  (``cosine``: half period ``t_max``, default ``epochs``, down to ``eta_min``) or cosine
+  annealing with warm restarts
   (``cosine_warm_restarts``, SGDR, Loshchilov & Hutter 2017; torch's
   CosineAnnealingWarmRestarts: the first cycle lasts ``T0`` epochs, each next one
   ``T_mult`` times longer, the rate falls from ``lr`` towards 0 within a cycle and
   jumps back to ``lr`` at each restart - STA-DRN's eq. 13 with T0 = 50, T_mult = 2
   restarts after epochs 50 and 150 of 200); optional gradient
   clipping, class weights (``balanced``), mixed precision on CUDA (``amp``);
-* after every epoch: the development score (``select_by``, e.g. video-level
-  weighted F1) decides the best epoch, ``patience`` epochs without a better
+* after every epoch: the development score (``select_by`` of the model's training
+  config, else of ``models``, e.g. video-level weighted F1) decides the best epoch, ``patience`` epochs without a better
   one stop the run early (a tie goes to the lower dev loss); a checkpoint (``<out>.resume/last.ckpt``, written
   atomically) holds the weights, the optimiser, scheduler and scaler states,
   the best weights and the history.  A killed run started again with the same
@@ -115,7 +116,11 @@ def _scheduler(optimizer, cfg: dict):
     import torch
 
     if cfg["scheduler"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg["epochs"]))
+        # t_max None: one half period over the run; the public D-Vlog code uses epochs // 5
+        # (the rate then rises again: PyTorch's closed form is periodic past T_max)
+        t_max = cfg.get("t_max") or cfg["epochs"]
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(t_max)),
+                                                          eta_min=float(cfg.get("eta_min") or 0.0))
     if cfg["scheduler"] == "cosine_warm_restarts":
         t0, t_mult = cfg["T0"], cfg["T_mult"]
         if isinstance(t0, bool) or not isinstance(t0, int) or t0 < 1:
@@ -147,7 +152,7 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     spec = get_spec(model_name)
     arch_over, train_over = split_overrides(model_name, settings["overrides"].get(model_name))
     cfg = spec.training_config(**train_over)
-    task = make_task(spec.family, data, settings, sheet)
+    task = make_task(spec.family, data, settings, sheet, cfg["protocol"])
     left_out = task.left_out()
     log_left_out(model_name, left_out)
     data_kwargs = task.model_kwargs(spec.family)
@@ -224,6 +229,8 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = task.loss(cfg, device)
     has_dev = task.has_dev()
+    # the model's own selection metric (a paper preset's) before the run-wide one
+    selection = {**settings, "select_by": cfg.get("select_by") or settings["select_by"]}
     if not has_dev:
         warnings.append("no usable dev data: the last epoch is kept, no early stopping")
         log.warning("%s: %s", spec.name, warnings[-1])
@@ -295,7 +302,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
             dev, dev_table = task.evaluate_split(predict_fn, "dev", cfg, batch)
             record["dev"] = {k: dev[k] for k in ("accuracy", "f1_weighted", "auc", "rmse", "mae", "ccc", "ccc_mean")
                              if k in dev}
-            score = task.score(dev, settings)
+            score = task.score(dev, selection)
             record["dev_score"], record["dev_loss"] = score, dev.get("loss", 0.0)
             for doubt in dev_doubts(dev, dev_table, score, settings["min_dev_videos"]):
                 if not any(w.split(":")[0] == doubt.split(":")[0] for w in warnings):
@@ -354,7 +361,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     settings = run_settings(params)
     if "positive" in payload:
         settings["positive_label"] = payload["positive"]
-    task = make_task(payload["family"], data, settings, sheet)
+    task = make_task(payload["family"], data, settings, sheet, payload["training"].get("protocol"))
     try:
         task.check(payload)
     except FacevoxError as exc:
@@ -378,7 +385,8 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
                 return task.postprocess(model(*[_tensor(t, device) for t in inputs])).cpu().numpy()
         batch = cfg["batch_size"] or 256
     result = {"model": payload["model"], "seed": payload["seed"], "family": payload["family"],
-              "task": task.kind, "vote": cfg["vote"], "best_epoch": payload["best_epoch"],
+              "task": task.kind, "protocol": cfg.get("protocol"), "vote": cfg["vote"],
+              "best_epoch": payload["best_epoch"],
               "n_parameters": payload["n_parameters"], "train_seconds": payload["train_seconds"],
               "device": payload["device"], "device_requested": payload.get("device_requested"),
               "warnings": payload.get("warnings", []), "history": payload["history"], **task.describe(),

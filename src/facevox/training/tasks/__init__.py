@@ -4,6 +4,8 @@ The interface is :class:`~facevox.training.tasks.base.Task`; one task kind per f
 the model's family (facevox.models.families: ``Family.task``):
 
 * ``slices`` (:class:`SliceClassification`) - ``sequence`` and ``sklearn`` models on a shard set;
+* ``whole`` (:class:`WholeClassification`) - ``sequence`` models with protocol ``whole``, on
+  each video's whole aligned sequence (facevox.models.families.PROTOCOLS);
 * ``clips`` (:class:`ClipRegression`) - ``clip`` models (STA-DRN) on aligned face clips;
 * ``faces`` (:class:`FaceRegression`) - ``face`` models (DLGA-CNN) on single aligned faces;
 * ``fau`` (:class:`FauContinuous`) - ``fau`` models (the shallow FAU CNN) on FAU windows.
@@ -22,19 +24,26 @@ from facevox.training.tasks.clips import ClipRegression
 from facevox.training.tasks.faces import FaceRegression
 from facevox.training.tasks.fau import FauContinuous
 from facevox.training.tasks.slices import SliceClassification
+from facevox.training.tasks.whole import WholeClassification
 
 __all__ = ["MIRROR_68", "Task", "jitter", "make_task", "ClipRegression", "FaceRegression", "FauContinuous",
-           "SliceClassification"]
+           "SliceClassification", "WholeClassification"]
 
 #: Task kind (``Family.task``) -> its class.
-TASKS = {"slices": SliceClassification, "clips": ClipRegression, "faces": FaceRegression, "fau": FauContinuous}
+TASKS = {"slices": SliceClassification, "clips": ClipRegression, "faces": FaceRegression, "fau": FauContinuous,
+         "whole": WholeClassification}
 
 
-def make_task(family: str, data, settings: dict, sheet=None) -> Task:
-    """The task of a model family on its data (shard folder, faces folder or FAU folder)."""
+def make_task(family: str, data, settings: dict, sheet=None, protocol: str | None = None) -> Task:
+    """The task of a model family on its data (shard folder, faces, FAU or aligned folder);
+    ``protocol`` (sequence models): ``slices`` (default) or ``whole``."""
     if family not in FAMILIES:
         raise FacevoxError(f"no task for model family {family!r}")
     fam = FAMILIES[family]
+    if family == "sequence" and protocol == "whole":
+        if sheet is None:
+            raise FacevoxError("whole-video models need the sample sheet (--sheet)")
+        return WholeClassification(sheet, data, settings)
     if fam.task == "slices":
         return SliceClassification(data, settings, family)
     if sheet is None:
