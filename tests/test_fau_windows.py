@@ -191,7 +191,12 @@ def test_avec_tables_round_trip_and_models_read_them_by_name(tmp_path):
 
 
 def _frames(name: str) -> pd.DataFrame:
+    """A fixture's per-frame table (the columns the AVEC script reads); the AU table's other
+    columns (pose, gaze, blendshapes) are absent there and stay NaN."""
     df = pd.read_csv(FIXTURES / name)
+    for f in AU_SCHEMA:
+        if f.name not in df:
+            df[f.name] = np.nan
     return df.astype({f.name: f.type.to_pandas_dtype() for f in AU_SCHEMA})[AU_SCHEMA.names]
 
 

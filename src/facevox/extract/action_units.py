@@ -122,9 +122,9 @@ from facevox.contract import (
     POSE_COLUMNS,
     points_from_columns,
 )
-from facevox.errors import FacevoxError, InputError
+from facevox.errors import ExcludedInput, FacevoxError, InputError
 from facevox.extract import au_mediapipe
-from facevox.io import read_table, write_table
+from facevox.io import read_provenance, read_table, write_table
 from facevox.media import iter_gray_frames
 from facevox.provenance import provenance
 
@@ -505,6 +505,12 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
                                    for col, (d, s, b) in GEOMETRIC_AUS.items()}
         inputs = {"landmarks": landmarks_path}
     elif backend == "mediapipe":
+        # MediaPipe finds its own face, but a video whose landmarks stage excluded it is not read
+        # again: the landmarks' excluded record is passed on (facevox.extract.exclusion)
+        if landmarks_path is not None:
+            excluded = read_provenance(landmarks_path).get("excluded")
+            if excluded:
+                raise ExcludedInput(landmarks_path, excluded)
         df, estimated, extra_estimated, model_file = mediapipe_aus(video)
         record["model"] = (f"{au_mediapipe.MODEL_FILE} (sha256 {au_mediapipe.MODEL_SHA256}, "
                            f"from {au_mediapipe.MODEL_WHEEL})")
