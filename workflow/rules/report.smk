@@ -189,14 +189,12 @@ rule timeline:
             "results/report/timelines/{video}.png",
             caption="../report/timeline.rst",
             category="3. Timelines",
-            subcategory="{video}",
             labels={"video": "{video}", "figure": "timeline"},
         ),
         sheet=report(
             "results/report/landmarks/{video}.png",
             caption="../report/timeline.rst",
             category="3. Timelines",
-            subcategory="{video}",
             labels={"video": "{video}", "figure": "landmarks"},
         ),
     params:

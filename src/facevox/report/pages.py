@@ -106,7 +106,9 @@ class Cell:
 def _cell(value) -> str:
     if isinstance(value, Cell):
         return value.render()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return Cell(fmt(value)).render()
+    if isinstance(value, (int, float)):
         return Cell(fmt(value), sort=value if math.isfinite(float(value)) else "", cls="num").render()
     return Cell(value).render()
 

@@ -88,12 +88,13 @@ def load_predictions(metrics_paths, predictions_paths) -> dict[str, list[tuple[d
     return out
 
 
-def summarise(task: str, rows: list[pd.DataFrame]) -> Cell:
+def summarise(task: str, rows: list[pd.DataFrame], evaluated: bool = True) -> Cell:
     """One model's prediction on one video over its seeds (each ``rows[i]`` the video's
-    rows of one seed; empty when that seed did not predict it)."""
+    rows of one seed; empty when that seed did not predict it). ``evaluated``: the video's
+    split is one the model was evaluated on (train videos are not)."""
     rows = [r for r in rows if len(r)]
     if not rows:
-        return Cell("not predicted", sort="", cls="muted")
+        return Cell("not predicted" if evaluated else "not evaluated (split not scored)", sort="", cls="muted")
     if task == "classification":
         predicted = Counter(r["predicted"].iloc[0] for r in rows).most_common(1)[0][0]
         right = sum(bool(r["correct"].iloc[0]) for r in rows)
@@ -164,7 +165,9 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
                Cell(flags.replace(",", ", ") or "none", cls="" if flags else "muted"), used]
         for name in names:
             task = models[name][0][0]["task"]
-            row.append(summarise(task, [r[r["video_id"] == vid] for _, r in models[name]]))
+            scored = {sp for rec, _ in models[name] for sp in (rec.get("splits") or {})}
+            row.append(summarise(task, [r[r["video_id"] == vid] for _, r in models[name]],
+                                 evaluated=s["split"] in scored))
         rows.append(row)
         ids.append(f"video-{vid}")
     legend = ('<p class="note">One row per video of the sample sheet. Click a column header to sort, type in the box '
@@ -202,7 +205,7 @@ def model_page(model: str, out, metrics_paths, predictions_paths) -> Path:
     rows = []
     for vid, split in zip(keys["video_id"], keys["split"]):
         mine = [(rec, r[(r["video_id"] == vid) & (r["split"] == split)]) for rec, r in seeds]
-        row = [Cell(vid, sort=vid, title="this video's row: Study → Videos"), split]
+        row = [Cell(vid, sort=vid, title="this video's row: 2. Videos"), split]
         if task == "classification":
             true = next(r["true"].iloc[0] for _, r in mine if len(r))
             row.append(true)
@@ -229,7 +232,7 @@ def model_page(model: str, out, metrics_paths, predictions_paths) -> Path:
                           for v in vals.get("unpredicted") or []})
     parts = [f'<p class="note">{html.escape(model)} ({task}): every video it predicted, per seed, in every split '
              "(train rows are fits). The video's other columns - QA, duration, the other models - are in the "
-             "per-video table (<b>Study → Videos</b> in the report menu; the caption links to it).</p>",
+             "per-video table (<b>2. Videos</b> in the report menu; this page's caption links to it).</p>",
              table(header, rows, table_id="predictions-table", sortable=True)]
     if unpredicted:
         parts.append("<p>Not predicted (no usable slice): " + ", ".join(html.escape(f"{v} ({s})")
