@@ -46,11 +46,12 @@ def exclusions(qa: pd.DataFrame | None) -> dict[str, str]:
     ``excluded_reason`` when the table has them; an excluded row without a reason says so."""
     if qa is None or "excluded" not in qa.columns:
         return {}
-    reasons = qa["excluded_reason"] if "excluded_reason" in qa.columns else pd.Series(None, index=qa.index)
+    reasons = qa["excluded_reason"] if "excluded_reason" in qa.columns else [None] * len(qa)
     out = {}
     for vid, flag, reason in zip(qa.index, qa["excluded"], reasons):
         if str(flag).strip().lower() in _TRUE:
-            out[str(vid)] = str(reason) if reason not in (None, "") else "excluded (no reason recorded)"
+            missing = reason is None or (isinstance(reason, float) and reason != reason) or not str(reason).strip()
+            out[str(vid)] = "excluded (no reason recorded)" if missing else str(reason)
     return out
 
 
@@ -59,7 +60,8 @@ def read_sheet(path) -> pd.DataFrame:
     where the videos are not)."""
     from facevox.samples import read_samples
 
-    return read_samples(path, check_files=False)
+    samples = read_samples(path, check_files=False)
+    return samples.astype(object).where(samples.notna(), None)  # empty cells: None, never NaN
 
 
 def _split_of(samples: pd.DataFrame) -> pd.Series:

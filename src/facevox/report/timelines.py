@@ -36,8 +36,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facevox.contract import (CROP_LANDMARK_X, CROP_LANDMARK_Y, EGEMAPS_SCHEMA, F0_COLUMN, LANDMARK_X, LANDMARK_Y,
-                              LANDMARKS_SCHEMA, SPLITS)
+from facevox.contract import (
+    CROP_LANDMARK_X,
+    CROP_LANDMARK_Y,
+    EGEMAPS_SCHEMA,
+    F0_COLUMN,
+    LANDMARK_X,
+    LANDMARK_Y,
+    LANDMARKS_SCHEMA,
+    SPLITS,
+)
 from facevox.errors import FacevoxError
 from facevox.io import read_table
 from facevox.report.plots import _figure, _message, _save

@@ -142,7 +142,7 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
     header = ["video", "subject", "split", "label", "score", "gender", "duration (s)", "resolution", "fps",
               "face found", "audio", "AU backend", "QA flags", "used", *names]
     rows, ids = [], []
-    for vid, s in samples.iterrows():
+    for vid, s in samples.to_dict("index").items():  # raw cells: None stays None
         probe = probes.get(vid, {})
         q = qa.loc[vid] if qa is not None and vid in qa.index else None
         rate = _float(q["face_found_rate"]) if q is not None and "face_found_rate" in q else None
