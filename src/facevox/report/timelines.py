@@ -102,8 +102,8 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
     aus, au_meta = read_table(action_units_path)  # no schema: a backend may add pose / gaze columns
     eg, _ = read_table(egemaps_path, EGEMAPS_SCHEMA)
     backend = au_meta.get("au_backend", "unknown")
-    fig = _figure(10.0, 9.0)
-    axes = fig.subplots(5, 1, sharex=True, height_ratios=[0.6, 1, 1.2, 1, 1])
+    fig = _figure(11.0, 7.0)  # 770 px high: the report centres it in one screen
+    axes = fig.subplots(5, 1, sharex=True, height_ratios=[0.5, 1, 1.2, 1, 1])
     t = lm["timestamp_s"].to_numpy(float)
     face = lm["success"].to_numpy(bool)
     ax = axes[0]

@@ -139,8 +139,10 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
     probes = {Path(p).stem: _probe_info(p) for p in probe_paths}
     models = load_predictions(list(metrics_paths), list(predictions_paths))
     names = [m for m in order if m in models] + sorted(m for m in models if m not in order)
-    header = ["video", "subject", "split", "label", "score", "gender", "duration (s)", "resolution", "fps",
-              "face found", "audio", "AU backend", "QA flags", "used", *names]
+    # what a reader scans first (split, label, used, the models' predictions) on the left;
+    # the QA and media columns after, so that the predictions stay in view
+    header = ["video", "split", "label", "score", "used", *names, "face found", "audio", "QA flags",
+              "duration (s)", "resolution", "fps", "AU backend", "subject", "gender"]
     rows, ids = [], []
     for vid, s in samples.to_dict("index").items():  # raw cells: None stays None
         probe = probes.get(vid, {})
@@ -155,19 +157,21 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
             used = Cell("in no split (features only)", cls="muted")
         else:
             used = Cell("used", cls="ok")
-        row = [Cell(vid, sort=vid), s["subject_id"] or "–", s["split"] or NO_SPLIT, s["label"] or "–",
-               _float(s["score"]) if s["score"] else "–", s["gender"] or "–",
-               duration if duration is not None else "–", probe.get("resolution") or "–",
-               _float(probe.get("fps")) if probe.get("fps") else "–",
-               Cell(f"{100 * rate:.0f} %", sort=rate, cls="num") if rate is not None else "–",
-               (q.get("audio_status") or "–") if q is not None else probe.get("audio", "–"),
-               (q.get("au_backend") or "–") if q is not None and "au_backend" in q else "–",
-               Cell(flags.replace(",", ", ") or "none", cls="" if flags else "muted"), used]
+        score = _float(s["score"])
+        row = [Cell(vid, sort=vid), s["split"] or NO_SPLIT, s["label"] or "–",
+               Cell(f"{score:g}", sort=score, cls="num") if score is not None else "–", used]
         for name in names:
             task = models[name][0][0]["task"]
             scored = {sp for rec, _ in models[name] for sp in (rec.get("splits") or {})}
             row.append(summarise(task, [r[r["video_id"] == vid] for _, r in models[name]],
                                  evaluated=s["split"] in scored))
+        row += [Cell(f"{100 * rate:.0f} %", sort=rate, cls="num") if rate is not None else "–",
+                (q.get("audio_status") or "–") if q is not None else probe.get("audio", "–"),
+                Cell(flags.replace(",", ", ") or "none", cls="" if flags else "muted"),
+                duration if duration is not None else "–", probe.get("resolution") or "–",
+                _float(probe.get("fps")) if probe.get("fps") else "–",
+                (q.get("au_backend") or "–") if q is not None and "au_backend" in q else "–",
+                s["subject_id"] or "–", s["gender"] or "–"]
         rows.append(row)
         ids.append(f"video-{vid}")
     legend = ('<p class="note">One row per video of the sample sheet. Click a column header to sort, type in the box '
