@@ -219,7 +219,8 @@ def test_openface_folder_is_imported_by_a_rule(tmp_path, feat_media):
     shutil.copyfile(feat_media / "OpenFace_Test.csv", folder / "OpenFace_Test.csv")
     (tmp_path / "config.yaml").write_text(f"source: openface\nopenface_dir: {folder}\n")
     assert planned_outputs(tmp_path) == {"results/imported/samples.tsv", "results/align/OpenFace_Test.parquet",
-                                         "results/run_card.json"}
+                                         "results/run_card.json", "results/report/run_card.html",
+                                         "results/report/study.html", "results/report/videos.html"}
     snakemake(tmp_path, "--cores", "1")
     aligned, meta = read_table(tmp_path / "results/align/OpenFace_Test.parquet", ALIGNED_SCHEMA)
     assert len(aligned) > 0 and not aligned["audio_success"].any()

@@ -170,6 +170,9 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
         f0 = np.where(f0 > 0, f0, np.nan)
         ax.plot(et, f0, lw=0.8, color="#e41a1c")
         voiced = float(np.isfinite(f0).mean())
+        if not voiced:
+            ax.text(0.5, 0.5, "no voiced frame (see the QA audio status)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=10, color="#555555")
         ax.set_ylabel("F0 (semitones)")
         ax.set_title(f"F0 (semitones from 27.5 Hz; voiced in {100 * voiced:.0f} % of frames)", fontsize=9)
     else:
