@@ -130,6 +130,10 @@ def test_video_page_one_row_per_video_with_predictions(tmp_path, sheet):
     assert "excluded: no face in any frame" in page and "in no split" in page
     assert "not evaluated" in page  # a, b are train videos: lr scores test only
     assert "50 %" in page and "low_face_rate" in page
+    qa = pd.read_csv(qa_tsv(tmp_path), sep="\t", keep_default_na=False)
+    qa[qa["video_id"] != "b"].to_csv(tmp_path / "qa4.tsv", sep="\t", index=False)  # b never reached QA
+    page = videos.video_page(sheet, tmp_path / "v4.html", tmp_path / "qa4.tsv").read_text()
+    assert "not processed (no QA record)" in page.split('id="video-b"')[1].split("</tr>")[0]
 
 
 def test_summarise_regression_and_continuous():

@@ -153,6 +153,8 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
         flags = (q.get("flags") or "") if q is not None else ""
         if vid in excluded:
             used = Cell(f"excluded: {excluded[vid]}", cls="bad")
+        elif qa is not None and q is None:
+            used = Cell("not processed (no QA record)", cls="bad")
         elif not s["split"]:
             used = Cell("in no split (features only)", cls="muted")
         else:
