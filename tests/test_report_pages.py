@@ -92,6 +92,9 @@ def test_study_page_sections_and_left_out(tmp_path, sheet):
     metrics, _ = classification_run(tmp_path, 0, ["depression", "normal"])
     rec = json.loads(metrics.read_text())
     rec["splits"]["test"]["unpredicted"] = ["c"]
+    rec["left_out"] = [{"split": "train", "reason": "no_slices", "unit": "videos", "count": 1, "videos": {"b": 1}},
+                       {"split": "test", "reason": "max_missing_fraction", "unit": "slices", "count": 3,
+                        "videos": {"d": 3}}]
     metrics.write_text(json.dumps(rec))
     out = study.study_page(sheet, tmp_path / "study.html", {"source": "videos", "shards": {"length": 300}},
                            qa_tsv(tmp_path), [metrics])
@@ -100,6 +103,7 @@ def test_study_page_sections_and_left_out(tmp_path, sheet):
         assert f'<section id="{section}">' in page
     assert "no face in any frame" in page and "excluded by QA" in page
     assert "in no split" in page and "lr seed 0" in page  # e has no split; c unpredicted by lr
+    assert "left out by lr seed 0" in page and "3 slices: " in page  # the metrics' left_out records
     assert "landmarks: 4, pyfeat: 1" in page  # AU backends used
     assert "demo-warning" not in page and "INVENTED" not in page
 
@@ -269,11 +273,19 @@ def test_run_card_page(tmp_path):
     (bench / "qa.tsv").write_text("s\tcpu_time\tmax_rss\n2.0\t1.0\t50\n")
     card = tmp_path / "card.json"
     run_card.run_card(card, {"models": {"run": ["lr"]}}, bench)
+    record = json.loads(card.read_text())  # what main's run card adds: warnings and left-out totals
+    record["study_warnings"] = ["dev split: 1 video"]
+    record["training_warnings"] = {"device auto fell back to the CPU": ["lr/seed0"]}
+    record["trainings"] = [{"model": "lr", "seed": 0, "device": "cpu", "device_requested": "auto",
+                            "left_out": [{"split": "train", "reason": "no_slices", "unit": "videos", "count": 2}]}]
+    card.write_text(json.dumps(record))
     page = run_card.run_card_page(card, tmp_path / "card.html").read_text()
     assert "config SHA-256" in page and run_card.config_hash({"models": {"run": ["lr"]}}) in page
     body = page.split('id="stages-table"')[1]
     assert body.index(">landmarks<") < body.index(">qa<")  # longest first
     assert ">4.00<" in body and 'width:240px' in body and 'width:120px' in body  # 4 s = full bar, 2 s = half
+    assert "dev split: 1 video" in page and "(lr/seed0)" in page and "cpu (asked auto)" in page
+    assert "train: 2 videos (no_slices)" in page
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     with pytest.raises(InputError, match="not a facevox run card"):

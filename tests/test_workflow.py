@@ -15,7 +15,7 @@ from facevox.io import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 PER_VIDEO_RULES = ("probe", "egemaps", "landmarks", "align", "action_units", "fau_windows", "qa_video")
-PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("aligned", "parquet"),
+PER_VIDEO_OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("align", "parquet"),
                      ("action_units", "parquet"), ("fau_windows", "parquet"), ("qa", "json")]
 
 

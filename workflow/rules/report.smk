@@ -85,25 +85,6 @@ rule qa_plot:
         "python -m facevox qa-plot {input:q} {output:q} > {log:q} 2>&1"
 
 
-rule run_card:
-    input:
-        run_card_inputs,
-    output:
-        RUN_CARD,
-    params:
-        cfg=json.dumps(config, sort_keys=True, default=str),
-        metrics=model_targets(),
-    log:
-        "results/logs/run_card.log",
-    benchmark:
-        "results/benchmarks/run_card.tsv"
-    conda:
-        "../../envs/facevox.yaml"
-    shell:
-        "python -m facevox run-card {output:q} --config-json {params.cfg:q} --benchmarks results/benchmarks"
-        " --metrics {params.metrics:q} > {log:q} 2>&1"
-
-
 rule run_card_page:
     input:
         RUN_CARD,
@@ -209,3 +190,23 @@ rule timeline:
         "python -m facevox timeline {wildcards.video} {output.timeline:q} {output.sheet:q}"
         " --landmarks {input.landmarks:q} --action-units {input.action_units:q} --egemaps {input.egemaps:q}"
         " {params.faces} > {log:q} 2>&1"
+
+
+rule run_card:
+    input:
+        run_card_inputs,
+    output:
+        RUN_CARD,
+    params:
+        cfg=json.dumps(config, sort_keys=True, default=str),
+        metrics=model_targets(),
+    log:
+        "results/logs/run_card.log",
+    benchmark:
+        "results/benchmarks/run_card.tsv"
+    conda:
+        "../../envs/facevox.yaml"
+    shell:
+        "python -m facevox run-card {output:q} --config-json {params.cfg:q} --benchmarks results/benchmarks"
+        " --metrics {params.metrics:q} > {log:q} 2>&1"
+

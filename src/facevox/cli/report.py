@@ -109,13 +109,6 @@ def register(sub, command) -> None:
 
     command("qa-plot", cmd_qa_plot, "QA overview (face-found rate per video, audio status) -> PNG", "qa", "out")
 
-    p = command("run-card", cmd_run_card, "run card JSON: commit, config hash, versions, hardware, stage times",
-                "out")
-    p.add_argument("--config-json", required=True, help="the resolved configuration as JSON")
-    p.add_argument("--benchmarks", default="results/benchmarks", help="folder of Snakemake benchmark TSVs")
-    p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files (training device and time)")
-    p.add_argument("--root", default=".", help="the git checkout whose commit to record")
-
     p = command("study-page", cmd_study_page, "report page: sample sheet, split composition, settings, "
                 "exclusions -> HTML", "sheet", "out")
     p.add_argument("--config-json", required=True, help="the resolved configuration as JSON")
@@ -143,3 +136,10 @@ def register(sub, command) -> None:
     p.add_argument("--faces", help="results/faces/<video>.parquet: draw on the crops (keep_face_images only)")
 
     command("run-card-page", cmd_run_card_page, "report page: the run card JSON as HTML", "card", "out")
+
+    p = command("run-card", cmd_run_card, "run card JSON: commit, config hash, versions, hardware, stage times",
+                "out")
+    p.add_argument("--config-json", required=True, help="the resolved configuration as JSON")
+    p.add_argument("--benchmarks", default="results/benchmarks", help="folder of Snakemake benchmark TSVs")
+    p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files (training device and time)")
+    p.add_argument("--root", default=".", help="the git checkout whose commit to record")

@@ -207,12 +207,26 @@ def run_card_page(card_path, out) -> Path:
                           table_id="stages-table", sortable=True) if rows else "<p>No benchmark files.</p>")
                  + f'<p class="note">Total {card.get("total_job_wall_seconds", 0):.1f} s of job wall time. '
                  + esc(card.get("wall_time_note", "")) + "</p></section>")
+    study_warnings = list(card.get("study_warnings") or [])
+    training_warnings = dict(card.get("training_warnings") or {})
+    if study_warnings or training_warnings:
+        items = [esc(w) for w in study_warnings]
+        items += [f"{esc(w)} <span class=\"muted\">({esc(', '.join(who))})</span>" for w, who in training_warnings.items()]
+        parts.append('<section id="warnings"><h2>Warnings</h2><ul class="warn">'
+                     + "".join(f"<li>{i}</li>" for i in items) + "</ul></section>")
     trainings = card.get("trainings") or []
     if trainings:
+        def left(t):
+            entries = [e for e in t.get("left_out") or [] if isinstance(e, dict)]
+            return "; ".join(f"{e.get('split')}: {e.get('count')} {e.get('unit')} ({e.get('reason')})"
+                             for e in entries) or "–"
+
         parts.append('<section id="trainings"><h2>Trainings</h2>' + table(
-            ["model", "seed", "task", "device", "train s", "best epoch", "parameters"],
-            [[t.get("model"), t.get("seed"), t.get("task"), t.get("device"), t.get("train_seconds"),
-              t.get("best_epoch"), t.get("n_parameters")] for t in trainings],
+            ["model", "seed", "task", "device", "train s", "best epoch", "parameters", "left out"],
+            [[t.get("model"), t.get("seed"), t.get("task"),
+              t.get("device") if t.get("device_requested") in (None, t.get("device"))
+              else f"{t.get('device')} (asked {t.get('device_requested')})",
+              t.get("train_seconds"), t.get("best_epoch"), t.get("n_parameters"), left(t)] for t in trainings],
             table_id="trainings-table", sortable=True) + "</section>")
     parts.append('<section id="packages"><h2>Package versions</h2>'
                  + definition_table(sorted((card.get("packages") or {}).items())) + "</section>")

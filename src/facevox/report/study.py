@@ -10,8 +10,9 @@
   AU backend(s) that actually ran (``au_backend`` of ``results/qa.tsv``);
 * what was left out and why: the videos QA excluded (:func:`exclusions`: columns
   ``excluded`` and ``excluded_reason`` of ``qa.tsv`` when the table has them), the
-  videos in no split (never trained on or evaluated), and the videos a model could not
-  predict (the metrics' ``unpredicted`` lists).
+  videos in no split (never trained on or evaluated), the videos a model could not
+  predict (the metrics' ``unpredicted`` lists) and, where the metrics JSON has them, its
+  ``left_out`` records (split, reason, unit, count, videos).
 
 Tests: tests/test_report_pages.py
 """
@@ -147,7 +148,24 @@ def left_out(samples: pd.DataFrame, qa: pd.DataFrame | None, metrics: list[dict]
                 unpredicted.setdefault((str(vid), name), []).append(f"{rec['model']} seed {rec['seed']}")
     for (vid, name), who in sorted(unpredicted.items()):
         rows.append([vid, name, "not predicted", "no usable slice / clip for " + ", ".join(who)])
+    # left-out records of the metrics JSON ({split, reason, unit, count, videos: {id: n}}), when present
+    for rec in metrics:
+        for entry in rec.get("left_out") or []:
+            if not isinstance(entry, dict):
+                continue
+            why = _reason(entry.get("reason"))
+            for vid, n in (entry.get("videos") or {}).items():
+                unit = entry.get("unit") or "items"
+                rows.append([str(vid), entry.get("split") or "?", f"left out by {rec['model']} seed {rec['seed']}",
+                             why if unit == "videos" else f"{n} {unit}: {why}"])
     return rows
+
+
+def _reason(key) -> str:
+    """A left-out reason in words (facevox.contract.LEFT_OUT_REASONS where it exists)."""
+    from facevox import contract
+
+    return getattr(contract, "LEFT_OUT_REASONS", {}).get(key, str(key))
 
 
 def study_page(sheet, out, config: dict, qa_path=None, metrics_paths=()) -> Path:
