@@ -209,4 +209,3 @@ rule run_card:
     shell:
         "python -m facevox run-card {output:q} --config-json {params.cfg:q} --benchmarks results/benchmarks"
         " --metrics {params.metrics:q} > {log:q} 2>&1"
-
