@@ -304,3 +304,18 @@ def test_missing_sheet_says_to_pass_the_runs_configfile(tmp_path):
 
     with pytest.raises(InputError, match="pass the same --configfile as the run"):
         sheet_or_hint(tmp_path / "resources/demo/samples.tsv")
+
+
+def test_model_page_regression_and_continuous(tmp_path):
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps({"model": "sta_drn", "seed": 0, "task": "regression", "splits": {"test": {}}}))
+    p = tmp_path / "p.parquet"
+    pd.DataFrame({"split": "test", "video_id": ["c", "d"], "score_true": [16.0, 2.0],
+                  "score_pred": [13.0, 6.0]}).to_parquet(p)
+    page = videos.model_page("sta_drn", tmp_path / "r.html", [m], [p]).read_text()
+    assert "true score" in page and ">3.00<" in page and ">4.00<" in page  # |13 - 16|, |6 - 2|
+    m.write_text(json.dumps({"model": "shallow_a", "seed": 0, "task": "continuous", "splits": {"test": {}}}))
+    pd.DataFrame({"split": "test", "video_id": "v", "dimension": "arousal", "centre_s": [0.0, 0.1, 0.2],
+                  "true": [1.0, 2.0, 3.0], "pred": [2.0, 3.0, 4.0]}).to_parquet(p)
+    page = videos.model_page("shallow_a", tmp_path / "c.html", [m], [p]).read_text()
+    assert "seed 0: CCC arousal" in page and ">0.57<" in page  # 4/7, as above
