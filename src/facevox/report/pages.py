@@ -32,6 +32,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} .note{color:#555;font
 input.filter{margin:.3em 0;padding:3px 6px;width:22em}
 .bar{background:#4a7ab5;height:12px;display:inline-block;vertical-align:middle}
 section{margin-bottom:1.5em}
+table.sortable td:first-child,table.sortable th:first-child{position:sticky;left:0;z-index:1;background:#fff}
+table.sortable th:first-child{background:#f0f3f7}
 """
 
 TABLE_SCRIPT = """
