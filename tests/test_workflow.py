@@ -62,7 +62,9 @@ def test_dry_run_dag(project):
         assert f"results/landmarks/{vid}.parquet" in outputs
         assert f"results/align/{vid}.parquet" in outputs
     assert {"results/qa.tsv", "results/inputs.tsv"} <= outputs  # inputs: which videos the aggregates read
-    report = {"results/plots/qa_overview.png", "results/run_card.json"}  # no splits: no models, no tables
+    report = {"results/plots/qa_overview.png", "results/run_card.json", "results/report/run_card.html",
+              "results/report/study.html", "results/report/videos.html"}  # no splits: no models, no tables
+    report |= {f"results/report/{kind}/{vid}.png" for kind in ("timelines", "landmarks") for vid in ("talking", "single")}
     # + qa.tsv, and the gate's inputs.tsv and samples.included.tsv
     assert report <= outputs and len(outputs) == 2 * len(PER_VIDEO_RULES) + 3 + len(report)
     assert not any(o.startswith("results/faces/") for o in outputs)  # privacy default
@@ -105,6 +107,8 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
         *(f"results/{d}/single.{ext}" for d, ext in PER_VIDEO_OUTPUTS),
         "results/qa.tsv", "results/inputs.tsv", "results/samples.included.tsv", "results/plots/qa_overview.png",
         "results/run_card.json",
+        "results/report/timelines/single.png", "results/report/landmarks/single.png",
+        "results/report/study.html", "results/report/videos.html", "results/report/run_card.html",
     }
 
     # A changed stage parameter reruns that stage and what depends on it, for every video.
@@ -248,7 +252,8 @@ def test_openface_folder_is_imported_by_a_rule(tmp_path, feat_media):
     shutil.copyfile(feat_media / "OpenFace_Test.csv", folder / "OpenFace_Test.csv")
     (tmp_path / "config.yaml").write_text(f"source: openface\nopenface_dir: {folder}\n")
     assert planned_outputs(tmp_path) == {"results/imported/samples.tsv", "results/align/OpenFace_Test.parquet",
-                                         "results/run_card.json"}
+                                         "results/run_card.json", "results/report/run_card.html",
+                                         "results/report/study.html", "results/report/videos.html"}
     snakemake(tmp_path, "--cores", "1")
     aligned, meta = read_table(tmp_path / "results/align/OpenFace_Test.parquet", ALIGNED_SCHEMA)
     assert len(aligned) > 0 and not aligned["audio_success"].any()
@@ -287,7 +292,12 @@ def test_models_train_evaluate_and_rerun_only_what_changed(tmp_path):
     # one HTML report: the tables and every model's plots embedded in it
     snakemake(tmp_path, "--report", "report.html")
     html = (tmp_path / "report.html").read_text()
-    assert "classification.html" in html and "Metric tables" in html and "run_card.json" in html
+    assert "classification.html" in html and "Metric tables" in html and "run_card.html" in html
+    for page in ("study.html", "videos.html", "models/lr.html", "models/blstm.html"):
+        assert f"results/report/{page}" in html, page
+    videos_page = (tmp_path / "results/report/videos.html").read_text()
+    sheet = pd.read_csv(tmp_path / "samples.tsv", sep="\t", comment="#")
+    assert all(f'id="video-{v}"' in videos_page for v in sheet["video_id"])
     for model, figure in (("blstm", "confusion.png"), ("blstm", "training.png"), ("lr", "roc.png")):
         assert f"results/plots/{model}/{figure}" in html, (model, figure)
     assert html.count("data:image/png;base64") >= 6 or html.count("image/png") >= 6

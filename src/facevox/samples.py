@@ -189,3 +189,18 @@ def read_samples(path, check_files: bool = True, labels: Sequence[str] | None = 
     df = df.set_index("video_id", drop=False)
     df.attrs["line"] = dict(zip(df.index, line_numbers))
     return df
+
+
+#: Said when the configured sheet is missing: the usual cause is a command (``snakemake
+#: --report``, a rerun) given fewer ``--configfile`` files than the run it follows.
+CONFIGFILE_HINT = ("pass the same --configfile as the run (e.g. `snakemake --configfile config.yaml "
+                   "my_study.yaml --report results/report.html`, or `make report CONFIG=my_study.yaml`): "
+                   "without the overlay, `samples:` is config.yaml's default")
+
+
+def sheet_or_hint(path, labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`read_samples`, whose "sample sheet not found" error also says to pass the
+    run's ``--configfile`` (:data:`CONFIGFILE_HINT`) - what the workflow reads at DAG time."""
+    if not Path(path).is_file():
+        raise InputError(path, f"sample sheet not found - {CONFIGFILE_HINT}")
+    return read_samples(path, labels=labels)

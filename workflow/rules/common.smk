@@ -14,7 +14,8 @@ from facevox.extract.action_units import resolve_backend
 from facevox.models import check_overrides
 from facevox.models.families import check_run, family, job_settings
 from facevox.report.tables import table_tasks
-from facevox.samples import VIDEO_ID, check_label_config, check_labels, read_samples
+from facevox.report.timelines import timeline_videos
+from facevox.samples import VIDEO_ID, check_label_config, check_labels, sheet_or_hint
 
 # Everything a job would trip over later is checked here, before any job runs (or deletes an output).
 check_label_config(config["labels"], config["models"]["positive_label"])
@@ -22,7 +23,8 @@ SOURCE = config["source"]
 if SOURCE in ("videos", "aligned"):
     if not config["samples"]:
         raise FacevoxError(f"config: source {SOURCE} needs `samples:` (a sample sheet)")
-    SAMPLES = read_samples(config["samples"], labels=config["labels"])  # validated: clear message per bad row
+    # validated: clear message per bad row; a missing sheet names the --configfile to repeat (overlay runs)
+    SAMPLES = sheet_or_hint(config["samples"], labels=config["labels"])
     SHEET = config["samples"]
 else:  # imported by import.smk: the sheet is the import's output
     folder = config["dvlog_root"] if SOURCE == "dvlog" else config["openface_dir"]
@@ -53,6 +55,9 @@ RUN_CARD = "results/run_card.json"
 # one submitted job (`--group-components video=N` packs N videos into one); locally groups
 # change nothing. The aggregates (inputs gate, qa, shards, train, ...) are jobs of their own.
 PER_VIDEO = "video"
+RUN_CARD_PAGE = "results/report/run_card.html"
+TIMELINE_VIDEOS = (timeline_videos(SAMPLES, REPORT["timelines"]["videos"], REPORT["timelines"]["per_split"])
+                   if SOURCE == "videos" else [])
 
 
 def video_path(wildcards):
@@ -153,15 +158,49 @@ def model_targets():
 
 # --------------------------------------------------------------------------- report
 def report_targets():
-    """The report's outputs, for final_targets(): tables and plots when models are
-    evaluated, the QA overview when the QA table is built (source: videos), the run card."""
-    targets = []
+    """The report's outputs, for final_targets(): the study and per-video pages; tables,
+    plots and prediction pages when models are evaluated; the QA overview and the
+    timelines when the videos were processed (source: videos); the run card and its page."""
+    targets = ["results/report/study.html", "results/report/videos.html"]
     if model_targets():
         targets += expand("results/tables/{task}.{ext}", task=TABLE_TASKS, ext=["csv", "md", "tex", "html"])
         targets += expand("results/plots/{model}", model=config["models"]["run"])
+        targets += expand("results/report/models/{model}.html", model=config["models"]["run"])
     if SOURCE == "videos":
         targets.append("results/plots/qa_overview.png")
-    return targets + [RUN_CARD]
+        targets += expand("results/report/timelines/{video}.png", video=TIMELINE_VIDEOS)
+    return targets + [RUN_CARD, RUN_CARD_PAGE]
+
+
+def report_inputs(wildcards):
+    """What the study and per-video pages read: the sheet, the QA table and probes (source
+    videos), every model's metrics and predictions."""
+    inputs = {"sheet": SHEET, "metrics": model_targets(), "predictions": predictions_of(model_targets())}
+    if SOURCE == "videos":
+        inputs["qa"] = "results/qa.tsv"
+        inputs["probes"] = expand("results/probe/{video}.json", video=VIDEOS)
+    return inputs
+
+
+def qa_option(wildcards, input):
+    return f"--qa {shlex.quote(input.qa)}" if "qa" in input.keys() else ""
+
+
+def probes_option(wildcards, input):
+    return "--probes " + " ".join(shlex.quote(p) for p in input.probes) if "probes" in input.keys() else ""
+
+
+def timeline_inputs(wildcards):
+    """One video's per-frame tables; its face crops only when keep_face_images is on
+    (otherwise the landmark sheet draws on a neutral canvas: no face image in the report)."""
+    inputs = {name: f"results/{name}/{wildcards.video}.parquet" for name in ("landmarks", "action_units", "egemaps")}
+    if config["faces"]["keep_face_images"]:
+        inputs["faces"] = f"results/faces/{wildcards.video}.parquet"
+    return inputs
+
+
+def faces_option(wildcards, input):
+    return f"--faces {shlex.quote(input.faces)}" if "faces" in input.keys() else ""
 
 
 def predictions_of(metrics):
@@ -171,7 +210,7 @@ def predictions_of(metrics):
 
 def run_card_inputs(wildcards):
     """Everything else the run asks for, so the card is written last (stage times complete)."""
-    return [t for t in final_targets() if t != RUN_CARD]
+    return [t for t in final_targets() if t not in (RUN_CARD, RUN_CARD_PAGE)]
 
 
 def final_targets():

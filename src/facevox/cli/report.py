@@ -1,5 +1,6 @@
 """The report subcommands of the ``facevox`` command line: ``tables``, ``plots``,
-``qa-plot`` and ``run-card`` (what workflow/rules/report.smk calls).
+``qa-plot``, ``run-card``, and the report pages ``study-page``, ``video-page``,
+``model-page``, ``timeline`` and ``run-card-page`` (what workflow/rules/report.smk calls).
 
 facevox.cli calls :func:`register` with its subparsers and its ``command`` helper.
 
@@ -33,7 +34,7 @@ def cmd_tables(a):
 def cmd_plots(a):
     from facevox.report.plots import model_plots
 
-    written = model_plots(a.metrics, a.predictions, a.out_dir, split=a.split)
+    written = model_plots(a.metrics, a.predictions, a.out_dir, split=a.split, select_by=a.select_by)
     log.info("plots: %s", ", ".join(str(p) for p in written))
 
 
@@ -55,6 +56,41 @@ def cmd_run_card(a):
                     study_warnings=study, inputs_tsv=a.inputs)
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
              card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
+
+
+def cmd_study_page(a):
+    from facevox.config import json_option
+    from facevox.report.study import study_page
+
+    log.info("study-page: %s", study_page(a.sheet, a.out, json_option(a.config_json, "--config-json"), a.qa,
+                                          a.metrics or ()))
+
+
+def cmd_video_page(a):
+    from facevox.report.videos import video_page
+
+    log.info("video-page: %s", video_page(a.sheet, a.out, a.qa, a.probes or (), a.metrics or (),
+                                          a.predictions or (), order=_csv(a.order)))
+
+
+def cmd_model_page(a):
+    from facevox.report.videos import model_page
+
+    log.info("model-page: %s", model_page(a.model, a.out, a.metrics, a.predictions))
+
+
+def cmd_timeline(a):
+    from facevox.report.timelines import landmark_sheet, timeline_plot
+
+    log.info("timeline: %s", timeline_plot(a.video_id, a.landmarks, a.action_units, a.egemaps, a.out))
+    log.info("landmark sheet (%s): %s", "face crops" if a.faces else "neutral canvas",
+             landmark_sheet(a.video_id, a.landmarks, a.sheet_out, a.faces))
+
+
+def cmd_run_card_page(a):
+    from facevox.report.run_card import run_card_page
+
+    log.info("run-card-page: %s", run_card_page(a.card, a.out))
 
 
 def register(sub, command) -> None:
@@ -79,8 +115,37 @@ def register(sub, command) -> None:
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--predictions", nargs="+", required=True, help="in the order of --metrics")
     p.add_argument("--split", default="test")
+    p.add_argument("--select-by", help="the classification dev metric (models.select_by), names the axis")
 
     command("qa-plot", cmd_qa_plot, "QA overview (face-found rate per video, audio status) -> PNG", "qa", "out")
+
+    p = command("study-page", cmd_study_page, "report page: sample sheet, split composition, settings, "
+                "exclusions -> HTML", "sheet", "out")
+    p.add_argument("--config-json", required=True, help="the resolved configuration as JSON")
+    p.add_argument("--qa", help="results/qa.tsv (source videos)")
+    p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files (unpredicted videos)")
+
+    p = command("video-page", cmd_video_page, "report page: one row per video (QA, probe, every model's "
+                "prediction) -> HTML", "sheet", "out")
+    p.add_argument("--qa", help="results/qa.tsv (source videos)")
+    p.add_argument("--probes", nargs="*", default=[], help="results/probe/<video>.json files")
+    p.add_argument("--metrics", nargs="*", default=[])
+    p.add_argument("--predictions", nargs="*", default=[], help="in the order of --metrics")
+    p.add_argument("--order", help="comma-separated model column order (config models.run)")
+
+    p = command("model-page", cmd_model_page, "report page: one model's video-level predictions -> HTML",
+                "model", "out")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--predictions", nargs="+", required=True, help="in the order of --metrics")
+
+    p = command("timeline", cmd_timeline, "report figures of one video: timeline PNG and landmark sheet PNG",
+                "video_id", "out", "sheet_out")
+    p.add_argument("--landmarks", required=True)
+    p.add_argument("--action-units", required=True)
+    p.add_argument("--egemaps", required=True)
+    p.add_argument("--faces", help="results/faces/<video>.parquet: draw on the crops (keep_face_images only)")
+
+    command("run-card-page", cmd_run_card_page, "report page: the run card JSON as HTML", "card", "out")
 
     p = command("run-card", cmd_run_card, "run card JSON: commit, config hash, versions, hardware, stage times",
                 "out")

@@ -59,3 +59,12 @@ def make_demo(out="resources/demo") -> Path:
         with atomic_path(sheet) as tmp:
             tmp.write_text(text)
     return sheet
+
+
+def is_demo_sheet(path) -> bool:
+    """The sheet at ``path`` is the one :func:`make_demo` wrote (it starts with :data:`HEADER`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(len(HEADER)) == HEADER
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -238,8 +238,26 @@ def _has_curve(record: dict) -> bool:
     return any(math.isfinite(_finite(h.get("train_loss"))) for h in record.get("history") or [])
 
 
-def training_plot(records: list[dict], out) -> Path:
-    """Training loss (and the development score, when recorded) per epoch and seed."""
+#: Readable names of the development metrics (models.select_by and the tasks' own scores).
+METRIC_NAMES = {"f1_weighted": "weighted F1", "accuracy": "accuracy", "auc": "AUC", "loss": "loss",
+                "f1": "F1", "uar": "unweighted average recall"}
+
+
+def dev_score_name(task: str, select_by: str | None = None) -> str:
+    """What the history's ``dev_score`` is, by task (facevox.training.tasks ``score``):
+    classification - ``select_by`` (loss negated); regression - negated RMSE;
+    continuous - mean CCC over the dimensions."""
+    if task == "regression":
+        return "−RMSE (score points)"
+    if task == "continuous":
+        return "mean CCC over dimensions"
+    name = METRIC_NAMES.get(select_by or "f1_weighted", str(select_by).replace("_", " "))
+    return "−loss" if select_by == "loss" else name
+
+
+def training_plot(records: list[dict], out, select_by: str | None = None) -> Path:
+    """Training loss (and the development score, when recorded) per epoch and seed; the
+    score's axis is named by its metric (:func:`dev_score_name`)."""
     from matplotlib.ticker import MaxNLocator
 
     with_dev = any(math.isfinite(_finite(h.get("dev_score"))) for r in records for h in r.get("history") or [])
@@ -265,12 +283,14 @@ def training_plot(records: list[dict], out) -> Path:
     axes[0].set_title(f"{model}: training loss", fontsize=10)
     axes[0].legend(fontsize=8)
     if with_dev:
-        axes[1].set_ylabel("development score (models.select_by)")
-        axes[1].set_title("development score (circle: best epoch)", fontsize=10)
+        name = dev_score_name(records[0].get("task", "classification"), select_by)
+        axes[1].set_ylabel(f"development {name}")
+        axes[1].set_title(f"development {name} (circle: best epoch)", fontsize=10)
     return _save(fig, out)
 
 
-def model_plots(metrics_paths, predictions_paths, out_dir, split: str = "test") -> list[Path]:
+def model_plots(metrics_paths, predictions_paths, out_dir, split: str = "test",
+                select_by: str | None = None) -> list[Path]:
     """Every plot of one model (all its seeds) into ``out_dir``; returns the files written.
 
     ``predictions_paths[i]`` belongs to ``metrics_paths[i]``.
@@ -301,7 +321,8 @@ def model_plots(metrics_paths, predictions_paths, out_dir, split: str = "test") 
             if explained[0]["explain"].get("attributions"):
                 written.append(attribution_plot(explained[0], out_dir / "attributions.png"))
     if any(_has_curve(r) for r in records):
-        written.append(training_plot([r for r in records if _has_curve(r)], out_dir / "training.png"))
+        written.append(training_plot([r for r in records if _has_curve(r)], out_dir / "training.png",
+                                     select_by))
     return written
 
 

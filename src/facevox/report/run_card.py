@@ -187,3 +187,77 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
         card["excluded_inputs"] = excluded_inputs(inputs_tsv)
     write_json(card, out)
     return card
+
+
+# =========================================================================== run card page
+def run_card_page(card_path, out) -> Path:
+    """The run card JSON as a readable HTML page: identity (commit, config hash, versions),
+    hardware, the trainings, and per stage the jobs and summed wall / CPU time as a table
+    with a bar per stage (bar length = share of the largest stage's wall time)."""
+    from facevox.io import read_json
+    from facevox.report.pages import Cell, definition_table, esc, table, write_page
+
+    card = read_json(card_path)
+    if card.get("format") != RUN_CARD_FORMAT:
+        raise InputError(card_path, f"not a facevox run card (format {card.get('format')!r}, "
+                                    f"expected {RUN_CARD_FORMAT!r})")
+    git = card.get("git") or {}
+    commit = git.get("commit") or "not a git checkout"
+    if git.get("dirty"):
+        commit += " (uncommitted changes)"
+    hw = card.get("hardware") or {}
+    parts = ['<section id="identity"><h2>Run</h2>' + definition_table([
+        ("created (UTC)", card.get("created_utc")),
+        ("facevox", card.get("facevox_version")),
+        ("git commit", commit),
+        ("config SHA-256", card.get("config_sha256")),
+        ("python", card.get("python")),
+        ("platform", card.get("platform")),
+    ]) + "</section>"]
+    parts.append('<section id="hardware"><h2>Hardware</h2>' + definition_table([
+        ("CPU", f"{hw.get('cpu')} ({hw.get('cpu_count')} cores)"),
+        ("memory (GB)", hw.get("memory_gb")),
+        ("GPUs", ", ".join(hw.get("gpus") or []) or "none"),
+        ("CUDA_VISIBLE_DEVICES", hw.get("cuda_visible_devices") or "–"),
+    ]) + "</section>")
+    stages = card.get("stages") or {}
+    longest = max((s.get("wall_seconds") or 0.0 for s in stages.values()), default=0.0) or 1.0
+    rows = []
+    for name, s in sorted(stages.items(), key=lambda kv: -(kv[1].get("wall_seconds") or 0.0)):
+        wall = float(s.get("wall_seconds") or 0.0)
+        bar = Cell(f'<span class="bar" style="width:{max(1, round(240 * wall / longest))}px"></span>',
+                   sort=wall, raw=True)
+        rows.append([name, int(s.get("jobs") or 0), wall, float(s.get("cpu_seconds") or 0.0),
+                     s.get("max_rss_mb") if s.get("max_rss_mb") is not None else "–", bar])
+    parts.append('<section id="stages"><h2>Wall time per stage</h2>'
+                 + (table(["stage", "jobs", "wall s (sum)", "CPU s (sum)", "max RSS (MB)", "wall time"], rows,
+                          table_id="stages-table", sortable=True) if rows else "<p>No benchmark files.</p>")
+                 + f'<p class="note">Total {card.get("total_job_wall_seconds", 0):.1f} s of job wall time. '
+                 + esc(card.get("wall_time_note", "")) + "</p></section>")
+    study_warnings = list(card.get("study_warnings") or [])
+    training_warnings = dict(card.get("training_warnings") or {})
+    if study_warnings or training_warnings:
+        items = [esc(w) for w in study_warnings]
+        items += [f"{esc(w)} <span class=\"muted\">({esc(', '.join(who))})</span>"
+                  for w, who in training_warnings.items()]
+        parts.append('<section id="warnings"><h2>Warnings</h2><ul class="warn">'
+                     + "".join(f"<li>{i}</li>" for i in items) + "</ul></section>")
+    trainings = card.get("trainings") or []
+    if trainings:
+        def left(t):
+            entries = [e for e in t.get("left_out") or [] if isinstance(e, dict)]
+            return "; ".join(f"{e.get('split')}: {e.get('count')} {e.get('unit')} ({e.get('reason')})"
+                             for e in entries) or "–"
+
+        parts.append('<section id="trainings"><h2>Trainings</h2>' + table(
+            ["model", "seed", "task", "device", "train s", "best epoch", "parameters", "left out"],
+            [[t.get("model"), t.get("seed"), t.get("task"),
+              t.get("device") if t.get("device_requested") in (None, t.get("device"))
+              else f"{t.get('device')} (asked {t.get('device_requested')})",
+              t.get("train_seconds"), t.get("best_epoch"), t.get("n_parameters"), left(t)] for t in trainings],
+            table_id="trainings-table", sortable=True) + "</section>")
+    parts.append('<section id="packages"><h2>Package versions</h2>'
+                 + definition_table(sorted((card.get("packages") or {}).items())) + "</section>")
+    parts.append('<section id="config"><h2>Configuration</h2><pre>'
+                 + esc(json.dumps(card.get("config"), indent=2, sort_keys=True, default=str)) + "</pre></section>")
+    return write_page(out, "Run card", "\n".join(parts), "run-card")
