@@ -10,7 +10,8 @@ Rules (the README in this folder explains why):
   tables, plots - except:
 * ``.json`` files that differ in bytes are compared as data, without the volatile fields
   (``VOLATILE``: timings, peak memory, creation time) and with each run's own folder in
-  strings (probe's absolute video ``path``) replaced by ``<run>``;
+  strings (probe's absolute video ``path``) replaced by ``<run>``; ``.tsv`` tables (the
+  inputs gate's ``inputs.tsv`` and ``samples.included.tsv`` hold absolute video paths) the same;
 * ``.ckpt`` model files (``torch.save`` of a dict) are loaded and compared the same way:
   tensors with ``torch.equal``, scikit-learn estimators by their pickled bytes.
 
@@ -93,6 +94,13 @@ def compare(first: Path, second: Path) -> tuple[dict[str, int], list[str]]:
         a, b = first / name, second / name
         if a.read_bytes() == b.read_bytes():
             counts["byte-identical"] += 1
+            continue
+        if name.suffix == ".tsv":  # tables of inputs and sheets: each run's own folder in its paths
+            if a.read_text().replace(str(first.parent), "<run>") == b.read_text().replace(str(second.parent), "<run>"):
+                counts["equal without volatile fields"] += 1
+                print(f"  equal but for the run folder: {name}")
+            else:
+                problems.append(f"{name}: differs (beyond the run folder in paths)")
             continue
         if name.suffix not in (".json", ".ckpt"):
             problems.append(f"{name}: bytes differ")
