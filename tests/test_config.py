@@ -117,7 +117,7 @@ OTHER_DEFAULTS = {
                "affect": {"dimensions": ["arousal", "valence"], "delays_s": {"arousal": 4.0, "valence": 2.8},
                           "labels_dir": "", "demo_labels": False}},
     "report": {"split": "test", "bootstrap_resamples": 1000, "bootstrap_seed": 0, "ci_level": 0.95,
-               "paired_reference": "best"},
+               "paired_reference": "best", "timelines": {"videos": [], "per_split": 2}},
 }
 
 
