@@ -113,6 +113,47 @@ def log_left_out(name: str, records: list[dict]) -> None:
         log.warning("%s: %s", name, describe_left_out(rec))
 
 
+class Classification:
+    """What the slice and whole-video classification tasks share: (class-weighted) cross-entropy
+    on the logits, softmax probabilities for evaluation, and the development score named by
+    ``select_by`` (``loss``: minus the dev loss).  A subclass gives ``classes`` and
+    :meth:`train_targets`."""
+
+    kind = "classification"
+
+    def train_targets(self) -> np.ndarray:
+        """Class index of every training item (slices or videos)."""
+        raise NotImplementedError
+
+    def class_weights(self) -> np.ndarray:
+        """``balanced``: n / (K * count of the class) over the training items."""
+        y = self.train_targets()
+        counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
+        return len(y) / (len(self.classes) * np.maximum(counts, 1))
+
+    def loss(self, cfg: dict, device):
+        import torch
+
+        weights = None
+        if cfg["class_weights"] == "balanced":
+            weights = torch.tensor(self.class_weights(), dtype=torch.float32, device=device)
+        elif cfg["class_weights"] != "none":
+            raise FacevoxError(f"class_weights must be none or balanced, not {cfg['class_weights']!r}")
+        ce = torch.nn.CrossEntropyLoss(weight=weights)
+        return lambda output, target: ce(output.float(), target)
+
+    @staticmethod
+    def postprocess(output):
+        import torch
+
+        return torch.softmax(output.float(), 1)
+
+    def score(self, result: dict, settings: dict) -> float:
+        key = settings["select_by"]
+        value = -result["loss"] if key == "loss" else result.get(key, math.nan)
+        return -math.inf if value is None or math.isnan(value) else float(value)
+
+
 def sheet_videos(sheet, folder, suffix: str, need: str, what: str, no_value: dict | None = None):
     """Videos of the sheet per split whose table exists; those of a split without the value
     ``need`` (``score``) are appended to ``no_value[split]`` when given."""

@@ -17,10 +17,10 @@ from facevox.contract import EGEMAPS_COLUMNS, LANDMARK_COLUMNS
 from facevox.errors import FacevoxError
 from facevox.models.families import FAMILIES
 from facevox.training.evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
-from facevox.training.tasks.base import left_out_record, why_unpredicted
+from facevox.training.tasks.base import Classification, left_out_record, why_unpredicted
 
 
-class SliceClassification:
+class SliceClassification(Classification):
     """Sequence / sklearn models on a shard set: slices -> class, videos by voting.
 
     Slices whose still-missing rows exceed ``max_missing_fraction`` of their real
@@ -170,10 +170,8 @@ class SliceClassification:
         return slice_statistics(x), y, order
 
     # evaluation ---------------------------------------------------------
-    def class_weights(self) -> np.ndarray:
-        _, y, _ = self._split_arrays("train")
-        counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
-        return len(y) / (len(self.classes) * np.maximum(counts, 1))
+    def train_targets(self) -> np.ndarray:
+        return self._split_arrays("train")[1]
 
     def predict(self, predict_fn, split: str, batch_size: int):
         """Slice probabilities of one split with ``predict_fn(inputs) -> probs [n, K]``."""
@@ -184,7 +182,6 @@ class SliceClassification:
         return [ds.video_ids[i] for i in order], y, probs
 
     # the loop's interface ------------------------------------------------
-    kind = "classification"
     prediction_schema = PREDICTION_SCHEMA
 
     def splits(self) -> list[str]:
@@ -199,28 +196,6 @@ class SliceClassification:
     def check(self, payload: dict) -> None:
         if self.classes != payload["classes"]:
             raise FacevoxError(f"trained on classes {payload['classes']}, the shards have {self.classes}")
-
-    def loss(self, cfg: dict, device):
-        import torch
-
-        weights = None
-        if cfg["class_weights"] == "balanced":
-            weights = torch.tensor(self.class_weights(), dtype=torch.float32, device=device)
-        elif cfg["class_weights"] != "none":
-            raise FacevoxError(f"class_weights must be none or balanced, not {cfg['class_weights']!r}")
-        ce = torch.nn.CrossEntropyLoss(weight=weights)
-        return lambda output, target: ce(output.float(), target)
-
-    @staticmethod
-    def postprocess(output):
-        import torch
-
-        return torch.softmax(output.float(), 1)
-
-    def score(self, result: dict, settings: dict) -> float:
-        key = settings["select_by"]
-        value = -result["loss"] if key == "loss" else result.get(key, math.nan)
-        return -math.inf if value is None or math.isnan(value) else float(value)
 
     def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int) -> tuple[dict, object]:
         vote = cfg["vote"]

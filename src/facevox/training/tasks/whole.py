@@ -39,17 +39,16 @@ import pyarrow.parquet as pq
 from facevox.contract import EGEMAPS_COLUMNS, FEATURE_SETS, LANDMARK_COLUMNS, SPLITS, left_out_record
 from facevox.errors import FacevoxError
 from facevox.training.evaluate import PREDICTION_SCHEMA, split_metrics, video_predictions
-from facevox.training.tasks.base import sheet_videos, why_unpredicted
+from facevox.training.tasks.base import Classification, sheet_videos, why_unpredicted
 
 log = logging.getLogger("facevox.training.loop")
 
 NORMALISATIONS = ("none", "zscore", "minmax")
 
 
-class WholeClassification:
+class WholeClassification(Classification):
     """Sequence models on whole videos: one padded batch of videos -> one class per video."""
 
-    kind = "classification"
     prediction_schema = PREDICTION_SCHEMA
 
     def __init__(self, sheet, folder, settings: dict):
@@ -161,6 +160,9 @@ class WholeClassification:
             yield self.padded([vids[i] for i in order[start:start + size]], "train")
 
     # the loop's interface ------------------------------------------------
+    def train_targets(self) -> np.ndarray:
+        return np.array([self.index[self.samples.loc[v, "label"]] for v in self.videos["train"]], np.int64)
+
     def left_out(self) -> list[dict]:
         """Videos of a split without a label (the only whole-video drop: no slicing)."""
         return [left_out_record(s, "no_label", "videos", dict.fromkeys(self.unlabelled[s], 1))
@@ -182,31 +184,6 @@ class WholeClassification:
         if payload.get("normalisation", self.whole["normalisation"]) != self.whole["normalisation"]:
             raise FacevoxError(f"trained with models.whole.normalisation {payload['normalisation']!r}, "
                                f"configured {self.whole['normalisation']!r}")
-
-    def loss(self, cfg: dict, device):
-        import torch
-
-        weights = None
-        if cfg["class_weights"] == "balanced":
-            y = np.array([self.index[self.samples.loc[v, "label"]] for v in self.videos["train"]])
-            counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
-            weights = torch.tensor(len(y) / (len(self.classes) * np.maximum(counts, 1)), dtype=torch.float32,
-                                   device=device)
-        elif cfg["class_weights"] != "none":
-            raise FacevoxError(f"class_weights must be none or balanced, not {cfg['class_weights']!r}")
-        ce = torch.nn.CrossEntropyLoss(weight=weights)
-        return lambda output, target: ce(output.float(), target)
-
-    @staticmethod
-    def postprocess(output):
-        import torch
-
-        return torch.softmax(output.float(), 1)
-
-    def score(self, result: dict, settings: dict) -> float:
-        key = settings["select_by"]
-        value = -result["loss"] if key == "loss" else result.get(key, math.nan)
-        return -math.inf if value is None or math.isnan(value) else float(value)
 
     def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int) -> tuple[dict, object]:
         """Video-level metrics (weighted and positive-class P/R/F1, AUC...) of one split; a
