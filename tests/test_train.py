@@ -45,7 +45,9 @@ def test_neural_models_learn_the_planted_signal(planted, tmp_path, name):
     train(name, planted, tmp_path / "m.ckpt", seed=0, params=params, threads=2)
     result = evaluate(tmp_path / "m.ckpt", planted, tmp_path / "m.json", tmp_path / "m.parquet", params=params)
     test = result["splits"]["test"]
-    assert test["n"] == 8 and test["accuracy"] >= 0.9, test
+    # at most one of the 8 held-out videos wrong (by chance: p = 9 / 256 = 0.035); a CPU other than
+    # the one the widths were chosen on may round one borderline video the other way
+    assert test["n"] == 8 and test["accuracy"] >= 7 / 8, test
     assert json.loads((tmp_path / "m.json").read_text())["splits"]["test"]["accuracy"] == test["accuracy"]
 
 
