@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from facevox.contract import (
@@ -177,13 +176,14 @@ def write_tracks(tmp_path, pose: bool, n=50):
     write_table(lm, tmp_path / "lm.parquet", LANDMARKS_SCHEMA, provenance("landmarks"))
     aus = pd.DataFrame({"frame": np.arange(n, dtype=np.int32), "timestamp_s": t, "success": face,
                         "confidence": np.float32(1), **{c: np.float32(1) for c in AU_COLUMNS}})
-    fields = list(AU_SCHEMA)
-    if pose:  # a backend that adds OpenFace-named pose / gaze columns, radians
+    for f in AU_SCHEMA:  # the AU table's other columns (pose, gaze, blendshapes): not estimated
+        if f.name not in aus:
+            aus[f.name] = np.float32(np.nan)
+    if pose:  # a backend with OpenFace-named pose / gaze columns, radians (contract units)
         for c in ("pose_Rx", "pose_Ry", "pose_Rz", "gaze_angle_x", "gaze_angle_y"):
             aus[c] = np.float32(0.1)
-            fields.append(pa.field(c, pa.float32(), metadata={"unit": "rad"}))
     backend = "mediapipe" if pose else "landmarks"
-    write_table(aus, tmp_path / "au.parquet", pa.schema(fields),
+    write_table(aus[AU_SCHEMA.names], tmp_path / "au.parquet", AU_SCHEMA,
                 provenance("action_units", au_backend=backend, au_estimated=["AU04_r", "AU12_r", "AU45_r"]))
     m = 200
     eg = pd.DataFrame({"start_s": np.arange(m) * 0.01, "end_s": np.arange(m) * 0.01 + 0.02,

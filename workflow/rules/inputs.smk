@@ -11,7 +11,7 @@ if SOURCE == "videos":
             sheet=config["samples"],
             records=inputs_records(),
         output:
-            table=report(INPUTS_TABLE, caption="../report/inputs.rst", category="1. Study", subcategory="Inputs"),
+            table=report(INPUTS_TABLE, caption="../report/inputs.rst", category="Inputs"),
             sheet=INCLUDED_SHEET,
         params:
             mode=config["on_bad_input"],

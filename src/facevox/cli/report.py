@@ -80,11 +80,17 @@ def cmd_model_page(a):
 
 
 def cmd_timeline(a):
-    from facevox.report.timelines import landmark_sheet, timeline_plot
+    from facevox.errors import ExcludedInput
+    from facevox.report.timelines import excluded_placeholder, landmark_sheet, timeline_plot
 
-    log.info("timeline: %s", timeline_plot(a.video_id, a.landmarks, a.action_units, a.egemaps, a.out))
-    log.info("landmark sheet (%s): %s", "face crops" if a.faces else "neutral canvas",
-             landmark_sheet(a.video_id, a.landmarks, a.sheet_out, a.faces))
+    try:
+        log.info("timeline: %s", timeline_plot(a.video_id, a.landmarks, a.action_units, a.egemaps, a.out))
+        log.info("landmark sheet (%s): %s", "face crops" if a.faces else "neutral canvas",
+                 landmark_sheet(a.video_id, a.landmarks, a.sheet_out, a.faces))
+    except ExcludedInput as exc:  # an excluded video: its pictures say why
+        for out in (a.out, a.sheet_out):
+            excluded_placeholder(a.video_id, exc.record, out)
+        log.warning("timeline %s: input excluded (%s): placeholders written", a.video_id, exc.record.get("problem"))
 
 
 def cmd_run_card_page(a):

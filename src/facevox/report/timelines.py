@@ -119,8 +119,9 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
 
     ax = axes[1]
     at = aus["timestamp_s"].to_numpy(float)
-    pose = [c for c in POSE_COLUMNS if c in aus.columns]
-    gaze = [c for c in GAZE_COLUMNS if c in aus.columns]
+    # every AU table has the columns (contract.AU_SCHEMA); a backend that does not estimate them leaves NaN
+    pose = [c for c in POSE_COLUMNS if c in aus.columns and aus[c].notna().any()]
+    gaze = [c for c in GAZE_COLUMNS if c in aus.columns and aus[c].notna().any()]
     if pose or gaze:
         units = _field_units(action_units_path)
         for c in pose + gaze:
@@ -245,4 +246,14 @@ def landmark_sheet(video_id: str, landmarks_path, out, faces_path=None) -> Path:
         ax.set_axis_off()
     n = len(rows)
     fig.suptitle(f"{video_id}: landmarks of {len(picked)} of {n} face frames, {what}", fontsize=9)
+    return _save(fig, out)
+
+
+def excluded_placeholder(video_id: str, record: dict, out) -> Path:
+    """The picture of a video whose input was excluded (facevox.extract.exclusion): the
+    reason in place of the tracks, so the report's timeline section says why."""
+    from facevox.report.plots import _figure, _message, _save
+
+    fig, ax = _figure(8.0, 2.0)
+    _message(ax, f"{video_id}: input excluded by stage {record.get('stage')}: {record.get('problem')}")
     return _save(fig, out)
