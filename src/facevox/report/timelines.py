@@ -254,6 +254,7 @@ def excluded_placeholder(video_id: str, record: dict, out) -> Path:
     reason in place of the tracks, so the report's timeline section says why."""
     from facevox.report.plots import _figure, _message, _save
 
-    fig, ax = _figure(8.0, 2.0)
+    fig = _figure(8.0, 2.0)
+    ax = fig.subplots()
     _message(ax, f"{video_id}: input excluded by stage {record.get('stage')}: {record.get('problem')}")
     return _save(fig, out)
