@@ -170,6 +170,55 @@ def _parse(buf, n_points):
     return (initial, idx1, idx2, thresh, leaves, anchor, deltas), 0
 
 
+@numba.njit(cache=True, inline="always")
+def _feature_pixels(img, shape, initial, anchor, deltas, c, left, top, sx, sy, pix):
+    """Cascade ``c``'s feature pixels into ``pix`` (both predictors, same arithmetic): the
+    similarity transform (rotation + scale) from the mean shape to the current shape, least
+    squares (Umeyama; closed form in 2-D, never a reflection), then each pixel anchored to a
+    landmark, offset by the transformed delta, read at the rounded position (0 outside)."""
+    n = initial.size // 2
+    height, width = img.shape
+    mfx = mfy = mtx = mty = 0.0
+    for i in range(n):
+        mfx += initial[2 * i]
+        mfy += initial[2 * i + 1]
+        mtx += shape[2 * i]
+        mty += shape[2 * i + 1]
+    mfx /= n
+    mfy /= n
+    mtx /= n
+    mty /= n
+    sigma = sxx = sxy = syx = syy = 0.0
+    for i in range(n):
+        ax = initial[2 * i] - mfx
+        ay = initial[2 * i + 1] - mfy
+        bx = shape[2 * i] - mtx
+        by = shape[2 * i + 1] - mty
+        sigma += ax * ax + ay * ay
+        sxx += bx * ax
+        sxy += bx * ay
+        syx += by * ax
+        syy += by * ay
+    if sigma > 0:
+        a = np.float32((sxx + syy) / sigma)
+        b = np.float32((syx - sxy) / sigma)
+    else:
+        a = np.float32(1.0)
+        b = np.float32(0.0)
+    for i in range(anchor.shape[1]):
+        k = anchor[c, i]
+        dx = deltas[c, i, 0]
+        dy = deltas[c, i, 1]
+        u = np.float32(a * dx - b * dy) + shape[2 * k]
+        v = np.float32(b * dx + a * dy) + shape[2 * k + 1]
+        x = np.int64(np.floor(left + u * sx + 0.5))
+        y = np.int64(np.floor(top + v * sy + 0.5))
+        if 0 <= x < width and 0 <= y < height:
+            pix[i] = img[y, x]
+        else:
+            pix[i] = 0.0
+
+
 @numba.njit(cache=True, fastmath=False)
 def _predict(img, left, top, right, bottom, initial, idx1, idx2, thresh, leaves, anchor, deltas):
     n_cascades, n_trees, n_splits = idx1.shape
@@ -179,52 +228,10 @@ def _predict(img, left, top, right, bottom, initial, idx1, idx2, thresh, leaves,
     pix = np.zeros(anchor.shape[1], np.float32)
     acc = np.zeros(dims, np.float32)
     leaf_of = np.zeros(n_trees, np.int64)
-    height, width = img.shape
     sx = np.float64(right - left)
     sy = np.float64(bottom - top)
     for c in range(n_cascades):
-        # Similarity transform (rotation + scale) from the mean shape to the current
-        # shape, least squares (Umeyama; closed form in 2-D, never a reflection).
-        mfx = mfy = mtx = mty = 0.0
-        for i in range(n):
-            mfx += initial[2 * i]
-            mfy += initial[2 * i + 1]
-            mtx += shape[2 * i]
-            mty += shape[2 * i + 1]
-        mfx /= n
-        mfy /= n
-        mtx /= n
-        mty /= n
-        sigma = sxx = sxy = syx = syy = 0.0
-        for i in range(n):
-            ax = initial[2 * i] - mfx
-            ay = initial[2 * i + 1] - mfy
-            bx = shape[2 * i] - mtx
-            by = shape[2 * i + 1] - mty
-            sigma += ax * ax + ay * ay
-            sxx += bx * ax
-            sxy += bx * ay
-            syx += by * ax
-            syy += by * ay
-        if sigma > 0:
-            a = np.float32((sxx + syy) / sigma)
-            b = np.float32((syx - sxy) / sigma)
-        else:
-            a = np.float32(1.0)
-            b = np.float32(0.0)
-        # Feature pixels: anchored to a landmark, offset by the transformed delta.
-        for i in range(anchor.shape[1]):
-            k = anchor[c, i]
-            dx = deltas[c, i, 0]
-            dy = deltas[c, i, 1]
-            u = np.float32(a * dx - b * dy) + shape[2 * k]
-            v = np.float32(b * dx + a * dy) + shape[2 * k + 1]
-            x = np.int64(np.floor(left + u * sx + 0.5))
-            y = np.int64(np.floor(top + v * sy + 0.5))
-            if 0 <= x < width and 0 <= y < height:
-                pix[i] = img[y, x]
-            else:
-                pix[i] = 0.0
+        _feature_pixels(img, shape, initial, anchor, deltas, c, left, top, sx, sy, pix)
         # The trees: walk down by pixel differences, add each leaf's shape update in
         # dlib's order (the trees are chaotic: another summation order moves points by
         # pixels on some frames).  `acc` is a fresh buffer so the adds vectorise.
@@ -325,50 +332,11 @@ def _predict_fast(img, left, top, right, bottom, initial, idx1, idx2, thresh, le
     acc = np.zeros(dims, np.int32)
     leaf_of = np.zeros(n_trees, np.int64)
     chg = np.zeros(n_trees, np.int64)
-    height, width = img.shape
     sx = np.float64(right - left)
     sy = np.float64(bottom - top)
     n4 = n_trees - n_trees % 4
     for c in range(n_cascades):
-        mfx = mfy = mtx = mty = 0.0
-        for i in range(n):
-            mfx += initial[2 * i]
-            mfy += initial[2 * i + 1]
-            mtx += shape[2 * i]
-            mty += shape[2 * i + 1]
-        mfx /= n
-        mfy /= n
-        mtx /= n
-        mty /= n
-        sigma = sxx = sxy = syx = syy = 0.0
-        for i in range(n):
-            ax = initial[2 * i] - mfx
-            ay = initial[2 * i + 1] - mfy
-            bx = shape[2 * i] - mtx
-            by = shape[2 * i + 1] - mty
-            sigma += ax * ax + ay * ay
-            sxx += bx * ax
-            sxy += bx * ay
-            syx += by * ax
-            syy += by * ay
-        if sigma > 0:
-            a = np.float32((sxx + syy) / sigma)
-            b = np.float32((syx - sxy) / sigma)
-        else:
-            a = np.float32(1.0)
-            b = np.float32(0.0)
-        for i in range(anchor.shape[1]):
-            k = anchor[c, i]
-            dx = deltas[c, i, 0]
-            dy = deltas[c, i, 1]
-            u = np.float32(a * dx - b * dy) + shape[2 * k]
-            v = np.float32(b * dx + a * dy) + shape[2 * k + 1]
-            x = np.int64(np.floor(left + u * sx + 0.5))
-            y = np.int64(np.floor(top + v * sy + 0.5))
-            if 0 <= x < width and 0 <= y < height:
-                pix[i] = img[y, x]
-            else:
-                pix[i] = 0.0
+        _feature_pixels(img, shape, initial, anchor, deltas, c, left, top, sx, sy, pix)
         # Branch-free walk: node -> 2 node + 1 when the difference exceeds the threshold,
         # else 2 node + 2 (dlib's rule); four independent trees per step keep the core busy
         # instead of waiting on mispredicted branches.
