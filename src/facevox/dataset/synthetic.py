@@ -61,17 +61,7 @@ def planted_video(rows: int, label: str, rng: np.random.Generator, fps: float = 
     audio = rng.normal(0, 1, (rows, len(EGEMAPS_COLUMNS)))
     f0 = EGEMAPS_COLUMNS.index(F0_COLUMN)
     audio[:, f0] = 30 - (4.0 if label == "depression" else 0.0) + rng.normal(0, 0.5) + rng.normal(0, 2, rows)
-    data = {
-        "index": np.arange(rows, dtype=np.int32),
-        "timestamp_s": t,
-        "face_success": np.ones(rows, bool),
-        "face_fraction": np.ones(rows, np.float32),
-        "audio_success": np.ones(rows, bool),
-    }
-    data.update({c: xy[:, i, 0].astype(np.float32) for i, c in enumerate(LANDMARK_X)})
-    data.update({c: xy[:, i, 1].astype(np.float32) for i, c in enumerate(LANDMARK_Y)})
-    data.update({c: audio[:, i].astype(np.float32) for i, c in enumerate(EGEMAPS_COLUMNS)})
-    return pd.DataFrame(data)[ALIGNED_SCHEMA.names]
+    return _aligned(t, xy, audio)
 
 
 def planted_whole_video(rows: int, label: str, rng: np.random.Generator, fps: float = 1.0) -> pd.DataFrame:
@@ -95,6 +85,8 @@ def planted_whole_video(rows: int, label: str, rng: np.random.Generator, fps: fl
 
 
 def _aligned(t: np.ndarray, xy: np.ndarray, audio: np.ndarray) -> pd.DataFrame:
+    """An aligned table (contract.ALIGNED_SCHEMA) of times, points [rows, 68, 2] and eGeMAPS, a face
+    and audio on every row."""
     rows = len(t)
     data = {
         "index": np.arange(rows, dtype=np.int32),
