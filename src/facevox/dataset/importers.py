@@ -325,29 +325,38 @@ def _npy_problem(path: Path, width: int) -> tuple[str | None, int]:
         del arr
 
 
-def _read_labels(labels: Path) -> tuple[list[tuple[int, dict]], list[str]]:
-    """labels.csv rows as (line number, {column: stripped cell}), and the problems found."""
-    if not labels.is_file():
-        raise InputError(labels, "D-Vlog labels.csv not found")
+def _csv_rows(path: Path, required) -> tuple[list[str] | None, list[tuple[int, dict]], list[str]]:
+    """A small CSV read row by row: its header, the rows as (line number, {column: stripped
+    cell}) and the problems (a missing ``required`` column: header None, no rows; a row whose
+    cell count differs from the header's); blank lines skipped; an undecodable file an InputError."""
     try:
-        with labels.open(newline="", encoding="utf-8-sig") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = [c.strip() for c in next(reader, [])]
-            missing = [c for c in DVLOG_COLUMNS if c not in header]
+            missing = [c for c in required if c not in header]
             if missing:
-                raise ImportProblems(labels, [f"{labels.name}: missing column(s) {missing}; found {header}"],
-                                     "D-Vlog labels.csv")
+                return None, [], [f"{path.name}: missing column(s) {missing}; found {header}"]
             rows, problems = [], []
             for cells in reader:
                 line = reader.line_num
                 if not any(c.strip() for c in cells):
                     continue
                 if len(cells) != len(header):
-                    problems.append(f"{labels.name} line {line}: {len(cells)} cells, the header has {len(header)}")
+                    problems.append(f"{path.name} line {line}: {len(cells)} cells, the header has {len(header)}")
                     continue
                 rows.append((line, {h: c.strip() for h, c in zip(header, cells)}))
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(labels, f"not a readable CSV file ({exc})") from None
+        raise InputError(path, f"not a readable CSV file ({exc})") from None
+    return header, rows, problems
+
+
+def _read_labels(labels: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    """labels.csv rows as (line number, {column: stripped cell}), and the problems found."""
+    if not labels.is_file():
+        raise InputError(labels, "D-Vlog labels.csv not found")
+    header, rows, problems = _csv_rows(labels, DVLOG_COLUMNS)
+    if header is None:
+        raise ImportProblems(labels, problems, "D-Vlog labels.csv")
     if not rows and not problems:
         problems.append(f"{labels.name}: no rows")
     return rows, problems
@@ -363,38 +372,25 @@ def _read_subjects(path: Path, ids: list[str]) -> tuple[dict[str, str], list[str
     if not path.is_file():
         raise InputError(path, "subjects file not found (dvlog.subjects)")
     name = path.name
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = [c.strip() for c in next(reader, [])]
-            missing = [c for c in ("index", "subject_id") if c not in header]
-            if missing:
-                return {}, [f"{name}: missing column(s) {missing}; found {header}"]
-            col_index, col_subject = header.index("index"), header.index("subject_id")
-            mapping, lines, problems = {}, {}, []
-            known = set(ids)
-            for cells in reader:
-                line = reader.line_num
-                if not any(c.strip() for c in cells):
-                    continue
-                if len(cells) != len(header):
-                    problems.append(f"{name} line {line}: {len(cells)} cells, the header has {len(header)}")
-                    continue
-                vid, subject = cells[col_index].strip(), cells[col_subject].strip()
-                where = f"{name} line {line} (index {vid!r})"
-                if vid in lines:
-                    problems.append(f"{where}: duplicate index (first on line {lines[vid]})")
-                elif vid not in known:
-                    problems.append(f"{where}: no such index in labels.csv")
-                elif not subject:
-                    problems.append(f"{where}: subject_id is empty")
-                elif re.search(r"[\t\r\n]", subject):
-                    problems.append(f"{where}: subject_id holds a tab or newline")
-                else:
-                    mapping[vid] = subject
-                lines.setdefault(vid, line)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, f"not a readable CSV file ({exc})") from None
+    header, rows, problems = _csv_rows(path, ("index", "subject_id"))
+    if header is None:
+        return {}, problems
+    mapping, lines = {}, {}
+    known = set(ids)
+    for line, row in rows:
+        vid, subject = row["index"], row["subject_id"]
+        where = f"{name} line {line} (index {vid!r})"
+        if vid in lines:
+            problems.append(f"{where}: duplicate index (first on line {lines[vid]})")
+        elif vid not in known:
+            problems.append(f"{where}: no such index in labels.csv")
+        elif not subject:
+            problems.append(f"{where}: subject_id is empty")
+        elif re.search(r"[\t\r\n]", subject):
+            problems.append(f"{where}: subject_id holds a tab or newline")
+        else:
+            mapping[vid] = subject
+        lines.setdefault(vid, line)
     absent = [v for v in ids if v not in lines]
     if absent:
         shown = ", ".join(repr(v) for v in absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
