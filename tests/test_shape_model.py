@@ -19,6 +19,22 @@ def exact(model):
     return shape_model.load_exact(model.path)
 
 
+@pytest.fixture(scope="module")
+def dlib_frames(wolfgang, feat_media):
+    """Every 4th frame of two real videos as (grey image, tracked box, dlib's own 68 points on
+    that box): the reference both predictors are compared with (decoded and predicted once)."""
+    tracker = landmarks.FaceTracker({"predictor": "dlib"})
+    out = []
+    for video in (wolfgang, feat_media / "single_face.mp4"):
+        for frame in iter_gray_frames(video):
+            if frame.index % 4:
+                continue
+            gray = np.ascontiguousarray(frame.image)
+            face = tracker.step(gray)
+            out.append((gray, face.box, tracker.dlib_predict(gray, face.box)))
+    return out
+
+
 def test_model_structure(model, exact):
     # dlib's 68-point model: 15 cascades of 500 depth-4 trees, 500 feature pixels each.
     assert model.initial.shape == (136,)
@@ -46,48 +62,34 @@ def test_leaves_quantised_within_half_a_step(model, exact):
     assert model.step.max() * 500 < 0.001
 
 
-def test_exact_path_gives_dlibs_landmarks_on_real_frames(model, wolfgang, feat_media):
+def test_exact_path_gives_dlibs_landmarks_on_real_frames(model, dlib_frames):
     """dlib's float32 leaves and arithmetic (ShapeModel.exact): rounded to whole pixels (as
     dlib returns them), >= 99.9 % of points are identical; the rest sit on a rounding
     boundary (1 px)."""
-    tracker = landmarks.FaceTracker({"predictor": "dlib"})
     same = total = 0
     worst = 0.0
-    for video in (wolfgang, feat_media / "single_face.mp4"):
-        for frame in iter_gray_frames(video):
-            if frame.index % 4:
-                continue
-            gray = np.ascontiguousarray(frame.image)
-            face = tracker.step(gray)
-            ref = tracker.dlib_predict(gray, face.box)
-            ours = model.exact(gray, face.box)
-            diff = np.abs(np.floor(ours + 0.5) - ref)
-            same += int((diff == 0).all(axis=1).sum())
-            total += 68
-            worst = max(worst, float(diff.max()))
+    for gray, box, ref in dlib_frames:
+        ours = model.exact(gray, box)
+        diff = np.abs(np.floor(ours + 0.5) - ref)
+        same += int((diff == 0).all(axis=1).sum())
+        total += 68
+        worst = max(worst, float(diff.max()))
     assert total > 5000
     assert same / total >= 0.999 and worst <= 1
 
 
-def test_fast_path_close_to_dlib_on_real_frames(model, wolfgang, feat_media):
+def test_fast_path_close_to_dlib_on_real_frames(model, dlib_frames):
     """The quantised leaves move the chaotic cascade a little: measured on these 136 frames,
     a mean distance to dlib's own points of 0.72 % of the inter-ocular distance (max 1.7 %;
     the exact path: 0.40 %, dlib's whole-pixel rounding alone), half the points identical
     after rounding, none more than 5 px away."""
-    tracker = landmarks.FaceTracker({"predictor": "dlib"})
     errors, same, total = [], 0, 0
-    for video in (wolfgang, feat_media / "single_face.mp4"):
-        for frame in iter_gray_frames(video):
-            if frame.index % 4:
-                continue
-            gray = np.ascontiguousarray(frame.image)
-            face = tracker.step(gray)
-            ref = tracker.dlib_predict(gray, face.box)
-            ours = model(gray, face.box)
-            errors.append(np.linalg.norm(ours - ref, axis=1).mean() / landmarks.inter_ocular(ref))
-            same += int((np.floor(ours + 0.5) == ref).all(axis=1).sum())
-            total += 68
-            assert np.abs(ours - ref).max() < 8
+    for gray, box, ref in dlib_frames:
+        ours = model(gray, box)
+        errors.append(np.linalg.norm(ours - ref, axis=1).mean() / landmarks.inter_ocular(ref))
+        same += int((np.floor(ours + 0.5) == ref).all(axis=1).sum())
+        total += 68
+        assert np.abs(ours - ref).max() < 8
     assert len(errors) == 136
     assert np.mean(errors) < 0.01 and np.max(errors) < 0.025
     assert same / total > 0.4
