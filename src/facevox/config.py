@@ -86,7 +86,12 @@ def check_workflow_config(config: dict, files=()) -> dict:
     config.update(_with_defaults(schema(), config))
     problems = config_problems(config)
     if problems:
-        where = ", ".join(map(str, files)) or "config.yaml"
+        # Snakemake lists the Snakefile's `configfile:` beside the same file given on the command line
+        # (as the user wrote each; one name per file)
+        named = {}
+        for f in files:
+            named.setdefault(Path(f).resolve(), str(f))
+        where = ", ".join(named.values()) or "config.yaml"
         raise FacevoxError(f"{len(problems)} problem(s) in the configuration:\n  " + "\n  ".join(problems)
                            + f"\nFix them in {where} or the --config values given (every key and its default: "
                            f"{SCHEMA_PATH.relative_to(ROOT)})")
