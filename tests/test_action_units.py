@@ -600,3 +600,38 @@ def test_mediapipe_applies_rotation_metadata(rotated_video, feat_media):
     roll = np.degrees(np.median(rotated["pose_Rz"]) - np.median(upright["pose_Rz"]))
     assert abs(roll) < 3.0
     assert np.median(np.abs(rotated["AU12_r"] - upright["AU12_r"])) < 0.05
+
+
+@pytest.fixture(scope="module")
+def confidence_runs(feat_media):
+    """noface_face.mov (the face comes into view part-way) with the detector on every frame and on
+    every 5th tracked face."""
+    video = feat_media / "noface_face.mov"
+    return amp.FaceLandmarkerAU(confidence_every=1).video(video), amp.FaceLandmarkerAU(confidence_every=5).video(video)
+
+
+def test_confidence_checked_on_each_new_face_then_every_nth(confidence_runs):
+    every, fifth = confidence_runs
+    for col in ("frame", "success", "blendshapes", *AU_COLUMNS, *POSE_COLUMNS, *GAZE_COLUMNS):
+        assert np.array_equal(every[col], fifth[col], equal_nan=True), col  # only the confidence differs
+    face = every["success"]
+    assert face.any() and not face.all()
+    checked, since = [], None
+    for i, f in enumerate(face):  # the schedule, by hand: a run's first face, then every 5th
+        if not f:
+            since = None
+            continue
+        since = 0 if since is None or since == 4 else since + 1
+        if since == 0:
+            checked.append(i)
+    first = int(np.argmax(face))
+    assert checked[0] == first and len(checked) < face.sum() / 4  # ~ one check in 5 faces
+    assert all(b - a == 5 for a, b in zip(checked, checked[1:]) if face[a:b + 1].all())  # unbroken run: every 5th
+    conf = fifth["confidence"]
+    assert np.array_equal(conf[checked], every["confidence"][checked])  # the check frames: the frame's own score
+    for i in np.flatnonzero(face):
+        assert conf[i] == conf[max(c for c in checked if c <= i)]  # the frames between carry the last score
+    assert np.isnan(conf[~face]).all()
+    gap = np.abs(conf[face] - every["confidence"][face])
+    print(f'carried confidence vs every frame: mean {gap.mean():.4f}, max {gap.max():.4f}')
+    assert gap.mean() < 0.02 and gap.max() < 0.15  # a tracked face's score changes slowly

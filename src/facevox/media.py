@@ -205,6 +205,14 @@ def iter_rgb_frames(path, stride: int = 1, threads: int = 1) -> Iterator[VideoFr
             yield VideoFrame(index, t, _upright(frame.to_ndarray(format="rgb24"), k))
 
 
+def iter_gray_rgb_frames(path, threads: int = 1) -> Iterator[tuple[VideoFrame, VideoFrame]]:
+    """Each frame once decoded, as (:func:`iter_gray_frames`' frame, :func:`iter_rgb_frames`' frame):
+    for a caller that feeds two stages from one decode."""
+    for index, t, frame, k in _decoded(path, threads):
+        yield (VideoFrame(index, t, _upright(to_gray(frame), k)),
+               VideoFrame(index, t, _upright(frame.to_ndarray(format="rgb24"), k)))
+
+
 @dataclass
 class Audio:
     samples: np.ndarray  # float32 mono in [-1, 1]

@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
 
 from facevox.config import json_option
 from facevox.errors import FacevoxError
@@ -206,44 +205,9 @@ def cmd_demo_data(a):
 
 def cmd_extract(a):
     """Every per-video stage on one file, with the same functions the rules call."""
-    from facevox.config import load_config
-    from facevox.errors import InputError
-    from facevox.extract import action_units, align, egemaps, faces, fau_windows, landmarks, probe, qa
-    from facevox.media import no_video_stream
+    from facevox.extract import chain
 
-    cfg = load_config(a.config)
-    out = Path(a.out)
-    vid = a.id or Path(a.video).stem
-    paths = {k: out / f"{vid}.{k}.{ext}" for k, ext in
-             [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"),
-              ("aligned", "parquet"), ("action_units", "parquet"), ("fau_windows", "parquet"),
-              ("faces", "parquet"), ("qa", "json")]}
-    if not cfg["faces"]["keep_face_images"]:
-        del paths["faces"]
-    t = time.perf_counter()
-    info = probe.run(a.video, paths["probe"])
-    if info["video"] is None:  # nothing for the other stages: stop before they decode the audio
-        raise InputError(a.video, no_video_stream(info["audio"] is not None))
-    print(f"probe: {info['video']['n_frames']} frames", file=sys.stderr)
-    status = egemaps.run(a.video, paths["egemaps"], cfg["egemaps"])
-    print(f"egemaps: audio {status['audio_status']}", file=sys.stderr)
-    lm = landmarks.run(a.video, paths["landmarks"], cfg["landmarks"], progress=not a.quiet,
-                       total=(info["video"] or {}).get("n_frames"))
-    print(f"landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames; "
-          f"{landmarks.describe_promise(lm)}", file=sys.stderr)
-    align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
-    print("align: done", file=sys.stderr)
-    au = action_units.run(a.video, paths["landmarks"], paths["action_units"], cfg["action_units"],
-                          openface_csv=a.openface_csv)
-    print(f"action_units: backend {au['backend']} ({au['why']})", file=sys.stderr)
-    fau_windows.run(paths["action_units"], paths["fau_windows"], cfg["fau_windows"])
-    print("fau_windows: done", file=sys.stderr)
-    if "faces" in paths:
-        faces.run(a.video, paths["landmarks"], paths["faces"], cfg["faces"])
-        print("faces: done", file=sys.stderr)
-    rec = qa.run(vid, paths["probe"], paths["landmarks"], paths["egemaps"], paths["qa"],
-                 aus_path=paths["action_units"])
-    print(f"qa: flags [{rec['flags']}]  ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    paths = chain.run(a.video, a.out, a.config, vid=a.id, openface_csv=a.openface_csv, progress=not a.quiet)
     for k, p in paths.items():
         print(f"{k}\t{p}")
 

