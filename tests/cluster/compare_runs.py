@@ -5,7 +5,8 @@
 Rules (the README in this folder explains why):
 
 * Every file of the first run must exist in the second and vice versa, except under
-  ``logs/`` and ``benchmarks/`` (timestamps, timings, host names), which are skipped.
+  ``logs/`` and ``benchmarks/`` (timestamps, timings, host names), which are skipped, and
+  ``report/run_card.html`` (run_card.json as a page: its timings; the JSON is compared).
 * Every other file must be byte-identical - features (Parquet), shards, QA, predictions,
   tables, plots - except:
 * ``.json`` files that differ in bytes are compared as data, without the volatile fields
@@ -27,6 +28,9 @@ import sys
 from pathlib import Path
 
 SKIPPED_DIRS = ("logs", "benchmarks")
+#: The run card page renders run_card.json - compared as data below - with its timings (per-rule
+#: job times, creation time): a page of measurements of the run, different in every run.
+SKIPPED_FILES = ("report/run_card.html",)
 #: Field names whose values are measurements of the run, not results.
 VOLATILE = re.compile(r"^(seconds|.*_seconds|.*_per_s|max_rss_mb|created_utc)$")
 
@@ -84,7 +88,8 @@ def compare(first: Path, second: Path) -> tuple[dict[str, int], list[str]]:
     """Counts per kind of equality, and the differences found."""
     def files(root: Path) -> set[Path]:
         return {p.relative_to(root) for p in root.rglob("*")
-                if p.is_file() and p.relative_to(root).parts[0] not in SKIPPED_DIRS}
+                if p.is_file() and p.relative_to(root).parts[0] not in SKIPPED_DIRS
+                and p.relative_to(root).as_posix() not in SKIPPED_FILES}
 
     names_a, names_b = files(first), files(second)
     problems = [f"{name}: only in {first}" for name in sorted(names_a - names_b)]
