@@ -389,7 +389,7 @@ def bench_egemaps(seconds: float, repeats: int, work: Path) -> tuple[list[Row], 
     t_bare, t_stage = t["bare"], t["stage"]
     overhead = t_stage / t_bare - 1
     stats = profile(lambda: egemaps.run(audio_file, out))
-    total = cumulative(stats, "run", "facevox/egemaps.py")
+    total = cumulative(stats, "run", "facevox/extract/egemaps.py")
     parts = {"decode + resample (`media.decode_audio`)": cumulative(stats, "decode_audio", "facevox/media.py"),
              "opensmile (`Smile.process_signal`)": cumulative(stats, "process_signal", "audinterface/core/feature"),
              "Parquet write (`io.write_table`)": cumulative(stats, "write_table", "facevox/io.py")}
