@@ -99,7 +99,7 @@ SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "fac
             "report", "dvlog"}
 OTHER_DEFAULTS = {
     "dvlog": {"landmark_order": "auto", "zero_rows": "no_face", "subjects": "", "export_order": "interleaved"},
-    "action_units": {"backend": "auto", "baseline_quantile": 0.1},
+    "action_units": {"backend": "auto", "baseline_quantile": 0.1, "confidence_every": 5},
     "fau_windows": {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None, "fps": None,
                     "no_face": "drop"},
     "faces": {"keep_face_images": False, "size": 224, "stride": 1, "method": "eye_mouth", "jpeg_quality": 90},
