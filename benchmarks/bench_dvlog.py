@@ -28,6 +28,12 @@ for training). Items/s of a training: the epoch's items (slices or videos: the
 checkpoint's history) over the epoch's training seconds (the dev evaluation after it is
 in the job's wall time, not in that rate).
 
+Run it on an otherwise idle machine. JAMFN's LSTMs run on packed sequences
+(facevox.models.masking.run_lstm), which on the CPU is a loop over time steps with about
+10^5 small ops a batch (the backward's ``aten::fill_`` alone 70 % of the time, pytorch/pytorch#149194).
+With 2 threads, any other busy process stalls every op: one epoch at n = 40 took 32 s idle
+but 447 s beside another benchmark (~15 min idle at n = 961, 21 batches of ~44 s).
+
 Writes ``--out`` (Markdown: rows "measurement | measured | target | met", no targets) and
 keeps the working folder only when ``--workdir`` is given. ``bench_dvlog(n, work)`` is the
 entry of bench_suite.py (item 6).
