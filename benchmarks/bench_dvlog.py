@@ -54,6 +54,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SRC = REPO / "src"
+sys.path.insert(0, str(HERE))
+from bench_rows import Row, load_average  # noqa: E402
+
 if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 
@@ -61,20 +64,6 @@ MODELS = ("stst", "jamfn")
 SHEET = "results/imported/samples.tsv"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
-
-
-@dataclass
-class Row:
-    """bench_suite.Row's fields and Markdown (kept here: importing bench_suite loads torch and pins threads)."""
-
-    what: str
-    measured: str
-    target: str
-    met: bool | None  # None: no target
-
-    def markdown(self) -> str:
-        met = "-" if self.met is None else ("yes" if self.met else "**no**")
-        return f"| {self.what} | {self.measured} | {self.target} | {met} |"
 
 
 @dataclass
@@ -273,7 +262,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(HERE / "results" / "dvlog_synthetic.md"), help="Markdown file ('' for none)")
     a = ap.parse_args(argv)
 
-    started, load_before = time.perf_counter(), _load_average()
+    started, load_before = time.perf_counter(), load_average()
     with tempfile.TemporaryDirectory(prefix="facevox-bench-dvlog-") as tmp:
         work = a.workdir or Path(tmp)
         models = tuple(m for m in a.models.split(",") if m)
@@ -285,7 +274,7 @@ def main(argv=None) -> int:
         "# D-Vlog-size synthetic study (issue 20, item 5)", "",
         f"`python benchmarks/bench_dvlog.py --n {a.n} --min-t {a.min_t} --max-t {a.max_t} --device {a.device} "
         f"--models {a.models}`: "
-        f"{minutes:.1f} min, load average (1/5/15 min) {load_before} before, {_load_average()} after.", "",
+        f"{minutes:.1f} min, load average (1/5/15 min) {load_before} before, {load_average()} after.", "",
         *bench_suite.machine_lines(), "",
         "| measurement | measured | target | met |", "|---|---:|---|---|",
         *[r.markdown() for r in rows], "",
@@ -298,9 +287,6 @@ def main(argv=None) -> int:
         Path(a.out).write_text(text)
     return 0
 
-
-def _load_average() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -84,6 +84,7 @@ SUBPROCESS_ENV = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable
 import bench_landmarks  # noqa: E402  (sets OMP/OPENBLAS/MKL_NUM_THREADS=1 for this process)
 import bench_models  # noqa: E402
 import torch  # noqa: E402
+from bench_rows import Row, load_average  # noqa: E402
 
 from facevox.contract import AUDIO_SAMPLE_RATE  # noqa: E402
 from facevox.dataset.demo import DEMO_VIDEOS, feat_media_dir  # noqa: E402
@@ -97,18 +98,6 @@ SPEECH_TEXT = (
     "apples, bread and a small bunch of flowers for my sister. It rained in the afternoon, so we "
     "stayed inside, talked about the week, and listened to the radio until it was dark."
 )
-
-
-@dataclass
-class Row:
-    what: str
-    measured: str
-    target: str
-    met: bool | None  # None: no target
-
-    def markdown(self) -> str:
-        met = "-" if self.met is None else ("yes" if self.met else "**no**")
-        return f"| {self.what} | {self.measured} | {self.target} | {met} |"
 
 
 def log(msg: str) -> None:
@@ -152,10 +141,6 @@ def machine_lines() -> list[str]:
         f"PyAV {version('av')}; numba {version('numba')}",
         f"- facevox commit {commit}",
     ]
-
-
-def load_average() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 # ---------------------------------------------------------------- profiling helpers
