@@ -349,8 +349,7 @@ class FaceLandmarkerAU:
         with zipfile.ZipFile(io.BytesIO(self.model)) as z:
             self.detector_model = z.read(DETECTOR_MEMBER)
         self._mp = mp
-        self.path = model_path()
-        self.confidence_every = int(confidence_every)
+        self.confidence_every = confidence_every
 
     def video(self, video) -> dict[str, np.ndarray]:
         """Per decoded frame: frame, timestamp_s, success, confidence, the 17 AUs, pose, gaze and
