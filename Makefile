@@ -31,14 +31,19 @@ $(FACE_LANDMARKER): | $(STAMP)
 
 # Debian packages the tests use: espeak-ng (speech fixtures), ffmpeg (rotated-video fixture),
 # libgl1 + libglib2.0-0 (the libGL / libgthread that opencv-contrib-python's cv2, mediapipe's OpenCV, loads),
-# chromium and npm (the report's browser test, tests/test_report_browser.py).
+# chromium and npm (the report's browser test, tests/test_report_browser.py). Only the missing ones are
+# installed: a Node.js that brings its own npm (NodeSource's) conflicts with Debian's npm package.
 system-deps:
-	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null && \
-	  ldconfig -p | grep 'libGL.so.1 ' >/dev/null && ldconfig -p | grep 'libgthread-2.0.so.0 ' >/dev/null && \
-	  test -x /usr/bin/chromium && command -v npm >/dev/null || { \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    espeak-ng ffmpeg libgl1 libglib2.0-0 chromium npm; }
+	@missing=""; \
+	  command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	  command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	  ldconfig -p | grep -q 'libGL.so.1 ' || missing="$$missing libgl1"; \
+	  ldconfig -p | grep -q 'libgthread-2.0.so.0 ' || missing="$$missing libglib2.0-0"; \
+	  test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  if [ -n "$$missing" ]; then echo "system-deps: installing$$missing"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 
 # playwright-core (pinned in tests/browser/package-lock.json) drives /usr/bin/chromium
 browser-deps: system-deps

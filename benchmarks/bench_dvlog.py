@@ -175,8 +175,8 @@ def training_figures(ckpt: Path) -> dict:
 
     payload = torch.load(ckpt, map_location="cpu", weights_only=False)
     epoch = payload["history"][-1]
-    items = round(epoch["slices_per_s"] * epoch["seconds"])
-    return {"items": items, "epoch_s": epoch["seconds"], "items_per_s": epoch["slices_per_s"],
+    items = round(epoch["items_per_s"] * epoch["seconds"])
+    return {"items": items, "epoch_s": epoch["seconds"], "items_per_s": epoch["items_per_s"],
             "train_s": payload["train_seconds"], "device": payload["device"],
             "n_parameters": payload["n_parameters"], "batch_size": payload["training"]["batch_size"],
             "protocol": payload["training"]["protocol"]}

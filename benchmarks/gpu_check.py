@@ -33,7 +33,7 @@ def main(out: str) -> int:
         result = evaluate(root / f"{name}.ckpt", shards, root / f"{name}.json", root / f"{name}.parquet", params=params)
         history = payload["history"]
         rows.append({"model": name, "device": payload["device"], "amp": payload["amp"],
-                     "slices_per_s_last_epoch": round(history[-1]["slices_per_s"], 1),
+                     "items_per_s_last_epoch": round(history[-1]["items_per_s"], 1),
                      "test_accuracy": result["splits"]["test"]["accuracy"], "best_epoch": payload["best_epoch"]})
         print(json.dumps(rows[-1]), flush=True)
     sheet = planted_fau(root / "fau", {"train": 8, "dev": 3, "test": 3})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TIMING_KEYS = {"seconds", "slices_per_s", "train_seconds"}
+TIMING_KEYS = {"seconds", "items_per_s", "train_seconds"}
 
 
 def _command(workdir: Path, *args: str) -> list[str]:

@@ -5,11 +5,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from torch import nn
 
 from facevox.dataset.synthetic import F0_COLUMN, planted_project
 from facevox.errors import FacevoxError
 from facevox.models import create_model, get_spec, split_overrides
 from facevox.models.families import family, protocol_of
+from facevox.models.masking import lstm_unpacked, run_lstm
 from facevox.training.loop import evaluate, train
 
 MASKED = ["depression_detector", "blstm", "tfn", "fusion_concat", "fusion_add", "fusion_multiply", "jamfn"]
@@ -73,6 +75,29 @@ def test_padding_does_not_change_a_masked_models_logits(name):
     torch.testing.assert_close(padded, alone, atol=1e-5, rtol=0)
     torch.testing.assert_close(batch[:1], alone, atol=1e-5, rtol=0)
     assert (unmasked - alone).abs().max() > 1e-5  # without the lengths the zeros do count
+
+
+@pytest.mark.parametrize("layers,bidirectional,dropout", [(3, True, 0.0), (1, False, 0.0), (2, True, 0.5)])
+def test_unpacked_lstm_is_the_packed_one(layers, bidirectional, dropout):
+    """The CPU path (padded tensors, backward direction reversed within each length) gives the
+    packed LSTM's outputs and weight gradients; with dropout, the same in eval mode."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(7, 5, num_layers=layers, batch_first=True, bidirectional=bidirectional, dropout=dropout)
+    if dropout:
+        lstm.eval()
+    lengths = torch.tensor([9, 3, 1, 6])
+    x = torch.randn(4, 9, 7) * (torch.arange(9)[None, :, None] < lengths[:, None, None])
+    packed = nn.utils.rnn.pad_packed_sequence(
+        lstm(nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0],
+        batch_first=True, total_length=9)[0]
+    target = torch.randn_like(packed)
+    grads = torch.autograd.grad((packed * target).sum(), list(lstm.parameters()))
+    unpacked = lstm_unpacked(lstm, x, lengths)
+    torch.testing.assert_close(unpacked, packed, atol=1e-6, rtol=0)
+    assert (unpacked[1, 3:] == 0).all() and (unpacked[2, 1:] == 0).all()
+    for mine, theirs in zip(torch.autograd.grad((unpacked * target).sum(), list(lstm.parameters())), grads):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+    assert torch.equal(run_lstm(lstm, x, lengths), unpacked)  # what the models run on the CPU
 
 
 def test_bad_lengths_fail_by_name():

@@ -13,7 +13,9 @@ Tests: tests/test_whole.py
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from facevox.errors import FacevoxError
 
@@ -51,10 +53,51 @@ def zero_padded(x: torch.Tensor, lengths) -> torch.Tensor:
 
 
 def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths) -> torch.Tensor:
-    """A batch-first LSTM over ``x [B, T, C]``; with ``lengths``, on packed sequences (so the
-    backward direction starts at each video's last real row), outputs zero past each length."""
+    """A batch-first LSTM over ``x [B, T, C]``; with ``lengths``, each direction starts at the
+    video's own first / last real row, outputs zero past each length.
+
+    On CUDA the batch is packed (``pack_padded_sequence``: cuDNN runs packed sequences in its
+    fused kernels).  Elsewhere PyTorch's fused kernel (oneDNN's RNN on the CPU) takes padded
+    batches only and a packed one falls back to a loop of small per-step operations
+    (pytorch/pytorch#149194; JAMFN's 6-layer BiLSTM on 32 x 600 rows of 136 values, forward +
+    backward, 2 CPU threads: ~175 s packed, ~10-13 s unpacked), so there
+    :func:`lstm_unpacked` computes the same values from padded tensors."""
     if lengths is None:
         return lstm(x)[0]
+    if x.device.type != "cuda":
+        return lstm_unpacked(lstm, x, lengths)
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, _ = lstm(packed)
     return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+
+def lstm_unpacked(lstm: nn.LSTM, x: torch.Tensor, lengths) -> torch.Tensor:
+    """What the packed ``lstm`` gives on ``x [B, T, C]`` with ``lengths [B]`` (to float
+    rounding: tests/test_whole.py), from padded tensors only: one layer and direction at a
+    time with the module's own weights (``torch.func.functional_call`` on a weightless
+    one-layer LSTM).  The forward direction reads the padded batch as it is (rows past a
+    length come after the real ones and cannot reach them); the backward direction reads
+    each video's real rows reversed in place (padding left at the end) and its outputs are
+    put back in time order.  Dropout between layers as ``nn.LSTM`` applies it."""
+    if not lstm.batch_first or lstm.proj_size:
+        raise ValueError("lstm_unpacked takes a batch_first LSTM without proj_size")
+    n_rows = x.shape[1]
+    steps = torch.arange(n_rows, device=x.device)[None, :]
+    ends = lengths.to(x.device)[:, None]
+    reverse = torch.where(steps < ends, ends - 1 - steps, steps)  # [B, T]: its own inverse
+    keep = (steps < ends).to(x.dtype)[..., None]
+    directions = ("", "_reverse") if lstm.bidirectional else ("",)
+    h = x
+    for layer in range(lstm.num_layers):
+        one = nn.LSTM(h.shape[2], lstm.hidden_size, bias=lstm.bias, batch_first=True, device="meta")
+        outs = []
+        for suffix in directions:
+            weights = {f"{name}_l0": getattr(lstm, f"{name}_l{layer}{suffix}")
+                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[: 4 if lstm.bias else 2]}
+            index = reverse[..., None].expand(-1, -1, h.shape[2]) if suffix else None
+            out = functional_call(one, weights, (h.gather(1, index) if suffix else h,))[0]
+            outs.append(out.gather(1, reverse[..., None].expand(-1, -1, out.shape[2])) if suffix else out)
+        h = (torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]) * keep
+        if layer < lstm.num_layers - 1 and lstm.dropout:
+            h = F.dropout(h, lstm.dropout, lstm.training)
+    return h

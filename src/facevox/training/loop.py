@@ -205,7 +205,7 @@ def _train_sklearn(spec, task, arch, data_kwargs, seed, base) -> dict:
     t0 = time.perf_counter()
     model.fit(x, y)
     seconds = time.perf_counter() - t0
-    history = [{"epoch": 1, "train_loss": math.nan, "seconds": seconds, "slices_per_s": len(x) / max(seconds, 1e-9)}]
+    history = [{"epoch": 1, "train_loss": math.nan, "seconds": seconds, "items_per_s": len(x) / max(seconds, 1e-9)}]
     log.info("%s: fitted on %d slices in %.2f s", spec.name, len(x), seconds)
     return {**base, "estimator": model, "data_kwargs": data_kwargs, "history": history, "best_epoch": 1,
             "n_parameters": None, "device": "cpu", "device_requested": "cpu", "warnings": []}
@@ -262,8 +262,8 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         raise FacevoxError(f"{task.root}: no usable training data (slices: all over max_missing_fraction?)")
     batch = cfg["batch_size"] or n_train
     n_batches = -(-n_train // batch)
-    log.info("%s: %d parameters, %d train slices, %d batches/epoch, device %s, amp %s", spec.name,
-             n_parameters(model), n_train, n_batches, device, use_amp)
+    log.info("%s: %d parameters, %d train items (%s), %d batches/epoch, device %s, amp %s", spec.name,
+             n_parameters(model), n_train, getattr(task, "unit", "items"), n_batches, device, use_amp)
     for epoch in range(state["epoch"] + 1, cfg["epochs"] + 1):
         torch.manual_seed(seed * 100_003 + epoch)
         rng = np.random.default_rng([seed, epoch])
@@ -296,7 +296,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         if scheduler is not None:
             scheduler.step()
         record = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": lr, "seconds": seconds,
-                  "slices_per_s": seen / max(seconds, 1e-9)}
+                  "items_per_s": seen / max(seconds, 1e-9)}
         improved = True
         if has_dev:
             dev, dev_table = task.evaluate_split(predict_fn, "dev", cfg, batch)
@@ -320,9 +320,9 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         state["epoch"] = epoch
         state["history"].append(record)
         state["warnings"] = warnings
-        log.info("%s epoch %d/%d: train loss %.4f, %s, %.1f s, %.1f items/s", spec.name, epoch, cfg["epochs"],
+        log.info("%s epoch %d/%d: train loss %.4f, %s, %.1f s, %.1f %s/s", spec.name, epoch, cfg["epochs"],
                  record["train_loss"], f"dev score {record['dev_score']:.4f}" if has_dev else "no dev",
-                 seconds, record["slices_per_s"])
+                 seconds, record["items_per_s"], getattr(task, "unit", "items"))
         _save({"format": MODEL_FORMAT, "key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                "scaler": scaler.state_dict(), "state": state}, resume)

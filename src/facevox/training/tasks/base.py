@@ -58,6 +58,8 @@ class Task(Protocol):
     root: Path
     #: Text identifying the training data; a resumed checkpoint must have been made on the same.
     key_text: str
+    #: What one training item is (slices, videos, clips, frames): the loop's log and ``items_per_s``.
+    unit: str
 
     def model_kwargs(self, family: str) -> dict:
         """Data-dependent constructor arguments (input sizes, classes, clip length...)."""
@@ -69,7 +71,7 @@ class Task(Protocol):
         """Raise if a checkpoint's recorded description does not fit this data."""
 
     def n_train(self) -> int:
-        """Training items per epoch (slices, clips, frames or videos)."""
+        """Training items per epoch (:attr:`unit`: slices, clips, frames or videos)."""
 
     def batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[tuple[tuple, Any]]:
         """Shuffled training batches ``(inputs, targets)`` for one epoch (0 = one full batch)."""

@@ -47,6 +47,8 @@ def eval_clip_rows(n: int, clip_len: int, placement: str = "consecutive") -> lis
     return [np.arange(int(i * step), int(i * step) + clip_len) for i in range(sections)]
 
 class ClipRegression(Regression):
+    unit = "clips"
+
     def __init__(self, sheet, folder, settings: dict):
         super().__init__(sheet, folder, settings, "aligned-face")
         self.clip_len = int(self.vision["clip_len"])

@@ -14,6 +14,8 @@ from facevox.training.tasks.base import MIRROR_68, Regression, jitter
 
 
 class FaceRegression(Regression):
+    unit = "frames"
+
     def __init__(self, sheet, folder, settings: dict):
         super().__init__(sheet, folder, settings, "aligned-face")
 

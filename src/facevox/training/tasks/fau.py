@@ -27,6 +27,8 @@ from facevox.training.tasks.base import CONTINUOUS_SCHEMA, left_out_record, shee
 class FauContinuous:
     """Whole FAU-window sequences -> time-continuous affect (see the module docstring)."""
 
+    unit = "videos"
+
     kind = "continuous"
     prediction_schema = CONTINUOUS_SCHEMA
 

@@ -32,6 +32,8 @@ class SliceClassification(Classification):
     entries (videos without a slice, excluded inputs) - the metrics JSON carries them.
     """
 
+    unit = "slices"
+
     def __init__(self, shard_dir, settings: dict, family: str = "sequence"):
         from facevox.dataset.datasets import SliceDataset
 

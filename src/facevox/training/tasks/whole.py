@@ -49,6 +49,8 @@ NORMALISATIONS = ("none", "zscore", "minmax")
 class WholeClassification(Classification):
     """Sequence models on whole videos: one padded batch of videos -> one class per video."""
 
+    unit = "videos"
+
     prediction_schema = PREDICTION_SCHEMA
 
     def __init__(self, sheet, folder, settings: dict):
