@@ -11,7 +11,7 @@ from facevox.dataset.synthetic import F0_COLUMN, planted_project
 from facevox.errors import FacevoxError
 from facevox.models import create_model, get_spec, split_overrides
 from facevox.models.families import family, protocol_of
-from facevox.models.masking import lstm_unpacked, run_lstm
+from facevox.models.masking import lstm_packed, lstm_unpacked, run_lstm
 from facevox.training.loop import evaluate, train
 
 MASKED = ["depression_detector", "blstm", "tfn", "fusion_concat", "fusion_add", "fusion_multiply", "jamfn"]
@@ -87,9 +87,7 @@ def test_unpacked_lstm_is_the_packed_one(layers, bidirectional, dropout):
         lstm.eval()
     lengths = torch.tensor([9, 3, 1, 6])
     x = torch.randn(4, 9, 7) * (torch.arange(9)[None, :, None] < lengths[:, None, None])
-    packed = nn.utils.rnn.pad_packed_sequence(
-        lstm(nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0],
-        batch_first=True, total_length=9)[0]
+    packed = lstm_packed(lstm, x, lengths)  # what run_lstm runs on CUDA
     target = torch.randn_like(packed)
     grads = torch.autograd.grad((packed * target).sum(), list(lstm.parameters()))
     unpacked = lstm_unpacked(lstm, x, lengths)

@@ -64,8 +64,11 @@ def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths) -> torch.Tensor:
     :func:`lstm_unpacked` computes the same values from padded tensors."""
     if lengths is None:
         return lstm(x)[0]
-    if x.device.type != "cuda":
-        return lstm_unpacked(lstm, x, lengths)
+    return lstm_packed(lstm, x, lengths) if x.device.type == "cuda" else lstm_unpacked(lstm, x, lengths)
+
+
+def lstm_packed(lstm: nn.LSTM, x: torch.Tensor, lengths) -> torch.Tensor:
+    """``lstm`` over ``x [B, T, C]`` packed by ``lengths [B]``, padded back to T with zeros."""
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, _ = lstm(packed)
     return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
@@ -81,11 +84,13 @@ def lstm_unpacked(lstm: nn.LSTM, x: torch.Tensor, lengths) -> torch.Tensor:
     put back in time order.  Dropout between layers as ``nn.LSTM`` applies it."""
     if not lstm.batch_first or lstm.proj_size:
         raise ValueError("lstm_unpacked takes a batch_first LSTM without proj_size")
-    n_rows = x.shape[1]
-    steps = torch.arange(n_rows, device=x.device)[None, :]
+    steps = torch.arange(x.shape[1], device=x.device)[None, :]
     ends = lengths.to(x.device)[:, None]
     reverse = torch.where(steps < ends, ends - 1 - steps, steps)  # [B, T]: its own inverse
-    keep = (steps < ends).to(x.dtype)[..., None]
+
+    def flip(t: torch.Tensor) -> torch.Tensor:  # each row's real part in reverse time order
+        return t.gather(1, reverse[..., None].expand(-1, -1, t.shape[2]))
+
     directions = ("", "_reverse") if lstm.bidirectional else ("",)
     h = x
     for layer in range(lstm.num_layers):
@@ -94,10 +99,11 @@ def lstm_unpacked(lstm: nn.LSTM, x: torch.Tensor, lengths) -> torch.Tensor:
         for suffix in directions:
             weights = {f"{name}_l0": getattr(lstm, f"{name}_l{layer}{suffix}")
                        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[: 4 if lstm.bias else 2]}
-            index = reverse[..., None].expand(-1, -1, h.shape[2]) if suffix else None
-            out = functional_call(one, weights, (h.gather(1, index) if suffix else h,))[0]
-            outs.append(out.gather(1, reverse[..., None].expand(-1, -1, out.shape[2])) if suffix else out)
-        h = (torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]) * keep
+            if suffix:
+                outs.append(flip(functional_call(one, weights, (flip(h),))[0]))
+            else:
+                outs.append(functional_call(one, weights, (h,))[0])
+        h = zero_padded(torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0], lengths)
         if layer < lstm.num_layers - 1 and lstm.dropout:
             h = F.dropout(h, lstm.dropout, lstm.training)
     return h

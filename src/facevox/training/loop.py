@@ -263,7 +263,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     batch = cfg["batch_size"] or n_train
     n_batches = -(-n_train // batch)
     log.info("%s: %d parameters, %d train items (%s), %d batches/epoch, device %s, amp %s", spec.name,
-             n_parameters(model), n_train, getattr(task, "unit", "items"), n_batches, device, use_amp)
+             n_parameters(model), n_train, task.unit, n_batches, device, use_amp)
     for epoch in range(state["epoch"] + 1, cfg["epochs"] + 1):
         torch.manual_seed(seed * 100_003 + epoch)
         rng = np.random.default_rng([seed, epoch])
@@ -322,7 +322,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         state["warnings"] = warnings
         log.info("%s epoch %d/%d: train loss %.4f, %s, %.1f s, %.1f %s/s", spec.name, epoch, cfg["epochs"],
                  record["train_loss"], f"dev score {record['dev_score']:.4f}" if has_dev else "no dev",
-                 seconds, record["items_per_s"], getattr(task, "unit", "items"))
+                 seconds, record["items_per_s"], task.unit)
         _save({"format": MODEL_FORMAT, "key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                "scaler": scaler.state_dict(), "state": state}, resume)
