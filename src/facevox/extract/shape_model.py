@@ -31,6 +31,13 @@ serialisation of ``shape_predictor``) into numpy arrays and evaluates it two way
 Parsing dlib's file takes ~1 s, so :func:`load` keeps the quantised arrays in
 :func:`cache_dir` (written atomically, keyed by the file's size and time).
 
+The loops themselves are :mod:`facevox.extract.shape_kernels` (numba source).  Numba's
+import and its first call from its own disk cache cost ~0.3-1 s of CPU per process -
+a tenth to a third of a landmark job on a 94-s video - so :func:`build_kernels`
+(``facevox build-kernels``, run by ``make install``) compiles the fast path once ahead
+of time (``numba.pycc``) into the cache, and :func:`kernels` loads that extension
+module (~10 ms, no numba, same bits); without it, numba's JIT of the same source runs.
+
 The file layout (dlib's ``serialize``): version (int) = 1; initial_shape
 (matrix<float,0,1>); forests (vector of cascades, each a vector of trees, each
 tree = splits (vector of {idx1, idx2, thresh}) + leaf_values (vector of
@@ -42,260 +49,28 @@ a matrix as -rows, -cols, then its elements.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.machinery
+import importlib.util
+import logging
 import os
+import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from facevox.errors import FacevoxError
 from facevox.io import atomic_path
 
-_INF, _NINF, _NAN = 32000, 32001, 32002
-
-
-@numba.njit(cache=True)
-def _int(buf, pos):
-    ctrl = buf[pos]
-    size = ctrl & 0x0F
-    value = np.int64(0)
-    for i in range(size):
-        value |= np.int64(buf[pos + 1 + i]) << (8 * i)
-    if ctrl & 0x80:
-        value = -value
-    return value, pos + 1 + size
-
-
-@numba.njit(cache=True)
-def _float(buf, pos):
-    mantissa, pos = _int(buf, pos)
-    exponent, pos = _int(buf, pos)
-    if exponent == _INF:
-        return np.inf, pos
-    if exponent == _NINF:
-        return -np.inf, pos
-    if exponent == _NAN:
-        return np.nan, pos
-    return np.ldexp(np.float64(mantissa), exponent), pos
-
-
-@numba.njit(cache=True)
-def _parse(buf, n_points):
-    """Parse a serialised dlib shape_predictor; returns arrays and an error code (0 = ok)."""
-    pos = 0
-    version, pos = _int(buf, pos)
-    dims = 2 * n_points
-    initial = np.zeros(dims, np.float32)
-    empty3 = np.zeros((0, 0, 0), np.int32)
-    empty4 = np.zeros((0, 0, 0, 0), np.float32)
-    bad = (initial, empty3, empty3, np.zeros((0, 0, 0), np.float32), empty4,
-           np.zeros((0, 0), np.int32), np.zeros((0, 0, 2), np.float32))
-    if version != 1:
-        return bad, 1
-    nr, pos = _int(buf, pos)
-    nc, pos = _int(buf, pos)
-    if -nr * -nc != dims:
-        return bad, 2
-    for i in range(dims):
-        v, pos = _float(buf, pos)
-        initial[i] = v
-    n_cascades, pos = _int(buf, pos)
-    # Sizes from the first tree; every other tree must match (checked below).
-    n_trees, p = _int(buf, pos)
-    n_splits, p = _int(buf, p)
-    idx1 = np.zeros((n_cascades, n_trees, n_splits), np.int32)
-    idx2 = np.zeros((n_cascades, n_trees, n_splits), np.int32)
-    thresh = np.zeros((n_cascades, n_trees, n_splits), np.float32)
-    leaves = np.zeros((n_cascades, n_trees, n_splits + 1, dims), np.float32)
-    for c in range(n_cascades):
-        t_count, pos = _int(buf, pos)
-        if t_count != n_trees:
-            return bad, 3
-        for t in range(n_trees):
-            s_count, pos = _int(buf, pos)
-            if s_count != n_splits:
-                return bad, 4
-            for s in range(n_splits):
-                a, pos = _int(buf, pos)
-                b, pos = _int(buf, pos)
-                th, pos = _float(buf, pos)
-                idx1[c, t, s] = a
-                idx2[c, t, s] = b
-                thresh[c, t, s] = th
-            l_count, pos = _int(buf, pos)
-            if l_count != n_splits + 1:
-                return bad, 5
-            for leaf in range(n_splits + 1):
-                nr, pos = _int(buf, pos)
-                nc, pos = _int(buf, pos)
-                if -nr * -nc != dims:
-                    return bad, 6
-                for k in range(dims):
-                    v, pos = _float(buf, pos)
-                    leaves[c, t, leaf, k] = v
-    a_count, pos = _int(buf, pos)
-    if a_count != n_cascades:
-        return bad, 7
-    n_pixels, p = _int(buf, pos)
-    anchor = np.zeros((n_cascades, n_pixels), np.int32)
-    for c in range(n_cascades):
-        count, pos = _int(buf, pos)
-        if count != n_pixels:
-            return bad, 8
-        for i in range(n_pixels):
-            v, pos = _int(buf, pos)
-            anchor[c, i] = v
-    d_count, pos = _int(buf, pos)
-    if d_count != n_cascades:
-        return bad, 9
-    deltas = np.zeros((n_cascades, n_pixels, 2), np.float32)
-    for c in range(n_cascades):
-        count, pos = _int(buf, pos)
-        if count != n_pixels:
-            return bad, 10
-        for i in range(n_pixels):
-            x, pos = _float(buf, pos)
-            y, pos = _float(buf, pos)
-            deltas[c, i, 0] = x
-            deltas[c, i, 1] = y
-    if pos != buf.size:
-        return bad, 11
-    return (initial, idx1, idx2, thresh, leaves, anchor, deltas), 0
-
-
-@numba.njit(cache=True, inline="always")
-def _feature_pixels(img, shape, initial, anchor, deltas, c, left, top, sx, sy, pix):
-    """Cascade ``c``'s feature pixels into ``pix`` (both predictors, same arithmetic): the
-    similarity transform (rotation + scale) from the mean shape to the current shape, least
-    squares (Umeyama; closed form in 2-D, never a reflection), then each pixel anchored to a
-    landmark, offset by the transformed delta, read at the rounded position (0 outside)."""
-    n = initial.size // 2
-    height, width = img.shape
-    mfx = mfy = mtx = mty = 0.0
-    for i in range(n):
-        mfx += initial[2 * i]
-        mfy += initial[2 * i + 1]
-        mtx += shape[2 * i]
-        mty += shape[2 * i + 1]
-    mfx /= n
-    mfy /= n
-    mtx /= n
-    mty /= n
-    sigma = sxx = sxy = syx = syy = 0.0
-    for i in range(n):
-        ax = initial[2 * i] - mfx
-        ay = initial[2 * i + 1] - mfy
-        bx = shape[2 * i] - mtx
-        by = shape[2 * i + 1] - mty
-        sigma += ax * ax + ay * ay
-        sxx += bx * ax
-        sxy += bx * ay
-        syx += by * ax
-        syy += by * ay
-    if sigma > 0:
-        a = np.float32((sxx + syy) / sigma)
-        b = np.float32((syx - sxy) / sigma)
-    else:
-        a = np.float32(1.0)
-        b = np.float32(0.0)
-    for i in range(anchor.shape[1]):
-        k = anchor[c, i]
-        dx = deltas[c, i, 0]
-        dy = deltas[c, i, 1]
-        u = np.float32(a * dx - b * dy) + shape[2 * k]
-        v = np.float32(b * dx + a * dy) + shape[2 * k + 1]
-        x = np.int64(np.floor(left + u * sx + 0.5))
-        y = np.int64(np.floor(top + v * sy + 0.5))
-        if 0 <= x < width and 0 <= y < height:
-            pix[i] = img[y, x]
-        else:
-            pix[i] = 0.0
-
-
-@numba.njit(cache=True, fastmath=False)
-def _predict(img, left, top, right, bottom, initial, idx1, idx2, thresh, leaves, anchor, deltas):
-    n_cascades, n_trees, n_splits = idx1.shape
-    dims = initial.size
-    n = dims // 2
-    shape = initial.copy()
-    pix = np.zeros(anchor.shape[1], np.float32)
-    acc = np.zeros(dims, np.float32)
-    leaf_of = np.zeros(n_trees, np.int64)
-    sx = np.float64(right - left)
-    sy = np.float64(bottom - top)
-    for c in range(n_cascades):
-        _feature_pixels(img, shape, initial, anchor, deltas, c, left, top, sx, sy, pix)
-        # The trees: walk down by pixel differences, add each leaf's shape update in
-        # dlib's order (the trees are chaotic: another summation order moves points by
-        # pixels on some frames).  `acc` is a fresh buffer so the adds vectorise.
-        # First every tree's leaf, then the sums: the leaf loads no longer wait on the
-        # traversal, so the memory system can fetch many leaves at once.
-        for t in range(n_trees):
-            node = 0
-            while node < n_splits:
-                if pix[idx1[c, t, node]] - pix[idx2[c, t, node]] > thresh[c, t, node]:
-                    node = 2 * node + 1
-                else:
-                    node = 2 * node + 2
-            leaf_of[t] = node - n_splits
-        acc[:] = shape
-        for t in range(n_trees):
-            li = leaf_of[t]
-            for k in range(dims):  # indexed directly, not through a view: 2x faster
-                acc[k] = acc[k] + leaves[c, t, li, k]
-        shape[:] = acc
-    out = np.empty((n, 2), np.float32)
-    for i in range(n):
-        out[i, 0] = left + shape[2 * i] * sx
-        out[i, 1] = top + shape[2 * i + 1] * sy
-    return out
-
+log = logging.getLogger(__name__)
 
 _ERRORS = {1: "unknown version", 2: "initial shape size", 3: "tree count", 4: "split count",
            5: "leaf count", 6: "leaf size", 7: "anchor cascades", 8: "anchor count",
            9: "delta cascades", 10: "delta count", 11: "trailing bytes"}
-
-
-# ---------------------------------------------------------------- the fast path
-
-#: How far ahead (in trees) a leaf is prefetched: measured 0.49 -> 0.36 ms a face at 16
-#: (8 and 32 within noise of it).
-PREFETCH_TREES = 16
-
-
-@intrinsic
-def _prefetch(typingctx, arr, offset):
-    """Ask the cache for ``arr.ravel()[offset]`` (LLVM's ``llvm.prefetch``: read, keep in
-    all levels); no effect on results.  ``arr`` must be C-contiguous."""
-    sig = types.void(arr, types.intp)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]), "llvm.prefetch.p0")
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@numba.njit(cache=True, inline="always")
-def _prefetch_leaf(leaves_q, c, t, leaf):
-    """Prefetch the cache lines of ``leaves_q[c, t, leaf]`` (C-contiguous int16)."""
-    _, n_trees, n_leaves, dims = leaves_q.shape
-    base = ((c * n_trees + t) * n_leaves + leaf) * dims
-    for off in range(0, dims, 32):  # 32 int16 = one 64-byte cache line
-        _prefetch(leaves_q, base + off)
-    _prefetch(leaves_q, base + dims - 1)
 
 
 #: Bump when the cached arrays change meaning (quantisation, layout).
@@ -317,106 +92,110 @@ def quantise(leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, step.astype(np.float32)
 
 
-@numba.njit(cache=True, fastmath=False)
-def _predict_fast(img, left, top, right, bottom, initial, idx1, idx2, thresh, leaves_q, step,
-                  anchor, deltas, depth, memo_leaf, memo_acc):
-    """dlib's cascade as in :func:`_predict`, but: the trees walked branch-free to a fixed
-    depth, four at a time (same leaves: bit-identical walk), and the leaves int16 summed
-    exactly in int32 per cascade, then scaled once (one rounding per cascade instead of
-    one per tree, and half the bytes to read)."""
-    n_cascades, n_trees, n_splits = idx1.shape
-    dims = initial.size
-    n = dims // 2
-    shape = initial.copy()
-    pix = np.zeros(anchor.shape[1], np.float32)
-    acc = np.zeros(dims, np.int32)
-    leaf_of = np.zeros(n_trees, np.int64)
-    chg = np.zeros(n_trees, np.int64)
-    sx = np.float64(right - left)
-    sy = np.float64(bottom - top)
-    n4 = n_trees - n_trees % 4
-    for c in range(n_cascades):
-        _feature_pixels(img, shape, initial, anchor, deltas, c, left, top, sx, sy, pix)
-        # Branch-free walk: node -> 2 node + 1 when the difference exceeds the threshold,
-        # else 2 node + 2 (dlib's rule); four independent trees per step keep the core busy
-        # instead of waiting on mispredicted branches.
-        for t in range(0, n4, 4):
-            a0 = a1 = a2 = a3 = 0
-            for _ in range(depth):
-                a0 = 2 * a0 + 2 - np.int64(pix[idx1[c, t, a0]] - pix[idx2[c, t, a0]] > thresh[c, t, a0])
-                a1 = 2 * a1 + 2 - np.int64(pix[idx1[c, t + 1, a1]] - pix[idx2[c, t + 1, a1]] > thresh[c, t + 1, a1])
-                a2 = 2 * a2 + 2 - np.int64(pix[idx1[c, t + 2, a2]] - pix[idx2[c, t + 2, a2]] > thresh[c, t + 2, a2])
-                a3 = 2 * a3 + 2 - np.int64(pix[idx1[c, t + 3, a3]] - pix[idx2[c, t + 3, a3]] > thresh[c, t + 3, a3])
-            leaf_of[t] = a0 - n_splits
-            leaf_of[t + 1] = a1 - n_splits
-            leaf_of[t + 2] = a2 - n_splits
-            leaf_of[t + 3] = a3 - n_splits
-        for t in range(n4, n_trees):
-            a0 = 0
-            for _ in range(depth):
-                a0 = 2 * a0 + 2 - np.int64(pix[idx1[c, t, a0]] - pix[idx2[c, t, a0]] > thresh[c, t, a0])
-            leaf_of[t] = a0 - n_splits
-        # The leaves' sum, exact in int32 (so in any order).  With a memo of the last
-        # call's leaves and sums, only the trees that reach another leaf are read: sum
-        # += new - old (bit-identical to the full sum; ~70 % of the trees of a tracked
-        # face reach the same leaf as on the frame before).  Each leaf is fetched
-        # PREFETCH_TREES trees ahead: the loads then overlap instead of waiting in turn.
-        full = memo_leaf[c, 0] < 0
-        n_chg = 0
-        if full:
-            acc[:] = 0
-            for t in range(n_trees):
-                chg[t] = t
-            n_chg = n_trees
-        else:
-            acc[:] = memo_acc[c]
-            for t in range(n_trees):
-                if leaf_of[t] != memo_leaf[c, t]:
-                    chg[n_chg] = t
-                    n_chg += 1
-        for j in range(n_chg):
-            if j + PREFETCH_TREES < n_chg:
-                tp = chg[j + PREFETCH_TREES]
-                _prefetch_leaf(leaves_q, c, tp, leaf_of[tp])
-                if not full:
-                    _prefetch_leaf(leaves_q, c, tp, memo_leaf[c, tp])
-            t = chg[j]
-            li = leaf_of[t]
-            if full:
-                for k in range(dims):
-                    acc[k] += leaves_q[c, t, li, k]
-            else:
-                lo = memo_leaf[c, t]
-                for k in range(dims):
-                    acc[k] += np.int32(leaves_q[c, t, li, k]) - np.int32(leaves_q[c, t, lo, k])
-            memo_leaf[c, t] = li
-        memo_acc[c, :] = acc
-        s = step[c]
-        for k in range(dims):
-            shape[k] = shape[k] + np.float32(acc[k]) * s
-    out = np.empty((n, 2), np.float32)
-    for i in range(n):
-        out[i, 0] = left + shape[2 * i] * sx
-        out[i, 1] = top + shape[2 * i + 1] * sy
+# ------------------------------------------------- the kernels: ahead of time or JIT
+
+#: The ahead-of-time module's name (its ``PyInit_`` symbol); one file per source version.
+AOT_MODULE = "facevox_shape_kernels"
+_KERNELS_SOURCE = Path(__file__).with_name("shape_kernels.py")
+
+
+def kernels_path() -> Path:
+    """Where the ahead-of-time build of :mod:`shape_kernels` lives: :func:`cache_dir`
+    ``/kernels/<hash of shape_kernels.py>/``, one extension module for this Python."""
+    key = hashlib.sha256(_KERNELS_SOURCE.read_bytes()).hexdigest()[:16]
+    return cache_dir() / "kernels" / key / f"{AOT_MODULE}{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+
+
+def build_kernels(force: bool = False) -> Path:
+    """Compile :data:`shape_kernels.AOT_EXPORTS` ahead of time (``numba.pycc``, ~10 s; needs
+    a C compiler and Python's headers) into :func:`kernels_path`, written atomically; a
+    present build is kept unless ``force``.  Generic x86-64 (or the platform's baseline)
+    code, so one build serves every node of a cluster sharing the cache.  Raises
+    FacevoxError when the compiler is missing or fails."""
+    out = kernels_path()
+    if out.exists() and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level  # distutils' compiler (under numba.pycc) logs each gcc line at INFO, and resets this
+    try:
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            warnings.simplefilter("ignore")  # numba.pycc's pending-deprecation notice
+            root.setLevel(logging.WARNING)
+            from numba.pycc import CC
+
+            from facevox.extract import shape_kernels
+
+            cc = CC(AOT_MODULE)
+            cc.output_dir = tmp
+            cc.verbose = False
+            for name, (fn, sig) in shape_kernels.AOT_EXPORTS.items():
+                cc.export(name, sig)(fn.py_func)
+            try:
+                cc.compile()
+            except Exception as exc:  # the compiler's or linker's failure, whatever numba wraps it in
+                raise FacevoxError(f"cannot compile the shape predictor's kernels ahead of time "
+                                   f"(numba.pycc needs a C compiler and Python's headers): {exc}") from None
+            built = Path(tmp) / out.name
+            if not built.exists():
+                raise FacevoxError(f"numba.pycc wrote no {out.name} in {tmp}")
+            os.replace(built, out)
+    finally:
+        root.setLevel(level)
     return out
 
 
-@numba.njit(cache=True)
-def centre_radius(points):
+def _load_aot(path: Path):
+    spec = importlib.util.spec_from_file_location(AOT_MODULE, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@lru_cache(maxsize=1)
+def kernels():
+    """The fast path's compiled functions: the ahead-of-time build when :func:`kernels_path`
+    holds one (no numba import: ~0.6-1.2 s less CPU per process), else numba's JIT of the
+    same source (:mod:`shape_kernels`), with one log line saying how to build it.  Both give
+    the same bits (``tests/test_shape_model.py``).  ``FACEVOX_SHAPE_KERNELS=jit`` forces the
+    JIT."""
+    if os.environ.get("FACEVOX_SHAPE_KERNELS", "").lower() != "jit":
+        path = kernels_path()
+        if path.exists():
+            try:
+                return _Kernels(_load_aot(path), "aot")
+            except ImportError as exc:  # a build for another platform in a shared cache
+                log.warning("ignoring the shape predictor's ahead-of-time build %s: %s", path, exc)
+        else:
+            log.info("the shape predictor's kernels are not built ahead of time (%s); using numba's JIT "
+                     "(~1 s more per process). `facevox build-kernels` builds them", path)
+    from facevox.extract import shape_kernels
+
+    return _Kernels(shape_kernels, "jit")
+
+
+class _Kernels:
+    """One interface over the ahead-of-time module and the JIT module."""
+
+    def __init__(self, module, build: str):
+        self.build = build  # "aot" or "jit"
+        self.predict_fast = module.predict_fast
+        if build == "aot":
+            self._cr = {np.dtype(np.float32): module.centre_radius_f4, np.dtype(np.float64): module.centre_radius_f8}
+        else:
+            self._cr = {np.dtype(np.float32): module.centre_radius, np.dtype(np.float64): module.centre_radius}
+
+    def centre_radius(self, points: np.ndarray) -> tuple[float, float, float]:
+        fn = self._cr.get(points.dtype)
+        if fn is None or not points.flags.c_contiguous:
+            points = np.ascontiguousarray(points, dtype=np.float32 if fn is not None else np.float64)
+            fn = self._cr[points.dtype]
+        return fn(points)
+
+
+def centre_radius(points: np.ndarray) -> tuple[float, float, float]:
     """Centroid (x, y) of points [n, 2] and their RMS distance from it (float64 sums)."""
-    n = points.shape[0]
-    cx = cy = 0.0
-    for i in range(n):
-        cx += points[i, 0]
-        cy += points[i, 1]
-    cx /= n
-    cy /= n
-    ss = 0.0
-    for i in range(n):
-        dx = points[i, 0] - cx
-        dy = points[i, 1] - cy
-        ss += dx * dx + dy * dy
-    return cx, cy, np.sqrt(ss / n)
+    return kernels().centre_radius(points)
 
 
 def _rounded_box(box) -> tuple[float, float, float, float]:
@@ -462,11 +241,13 @@ class ShapeModel:
         (from :meth:`memo`, updated in place) lets a call on the next frame of a track
         read only the leaves that changed; the result is the same with or without it.
         """
+        if gray.dtype != np.uint8 or not gray.flags.c_contiguous:
+            gray = np.ascontiguousarray(gray, dtype=np.uint8)
         l, t, r, b = _rounded_box(box)
         memo_leaf, memo_acc = self.memo() if memo is None else memo
-        return _predict_fast(gray, l, t, r, b, self.initial, self.idx1, self.idx2, self.thresh,
-                             self.leaves_q, self.step, self.anchor, self.deltas, self.depth,
-                             memo_leaf, memo_acc)
+        return kernels().predict_fast(gray, l, t, r, b, self.initial, self.idx1, self.idx2, self.thresh,
+                                      self.leaves_q, self.step, self.anchor, self.deltas, self.depth,
+                                      memo_leaf, memo_acc)
 
     def exact(self, gray: np.ndarray, box) -> np.ndarray:
         """Landmarks with dlib's own float32 leaves and arithmetic (:class:`ExactModel`)."""
@@ -487,8 +268,10 @@ class ExactModel:
     deltas: np.ndarray
 
     def __call__(self, gray: np.ndarray, box) -> np.ndarray:
+        from facevox.extract.shape_kernels import predict_exact
+
         l, t, r, b = _rounded_box(box)
-        return _predict(gray, l, t, r, b, self.initial, self.idx1, self.idx2, self.thresh,
+        return predict_exact(gray, l, t, r, b, self.initial, self.idx1, self.idx2, self.thresh,
                         self.leaves, self.anchor, self.deltas)
 
 
@@ -505,7 +288,9 @@ def _parse_file(path, n_points: int) -> ExactModel:
         buf = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise FacevoxError(f"cannot read the shape predictor {path}: {exc}") from None
-    arrays, err = _parse(buf, n_points)
+    from facevox.extract.shape_kernels import parse
+
+    arrays, err = parse(buf, n_points)
     if err:
         raise FacevoxError(f"{path} is not a dlib {n_points}-point shape predictor ({_ERRORS[err]})")
     n_splits = arrays[1].shape[2]
