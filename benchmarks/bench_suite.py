@@ -191,12 +191,13 @@ def short_path(path: str) -> str:
 
 def kernels_build() -> str:
     """Which build of the shape predictor's kernels a stage process loads (as its ``kernels()``
-    decides: the ahead-of-time module in the cache, or numba's JIT)."""
+    decides: the best ahead-of-time build for this CPU in the cache, or numba's JIT)."""
     from facevox.extract import shape_model
 
-    if os.environ.get("FACEVOX_SHAPE_KERNELS", "").lower() == "jit" or not shape_model.kernels_path().exists():
+    choice = shape_model.aot_choice()
+    if choice is None:
         return "numba's JIT (no ahead-of-time build in the cache: `facevox build-kernels`)"
-    return f"ahead of time (numba.pycc, {shape_model.kernels_path().name})"
+    return f"ahead of time (numba.pycc, {choice[0].name} build)"
 
 
 def pinned_to_one_core():

@@ -116,28 +116,32 @@ def test_memo_changes_nothing(model, feat_media):
 
 @pytest.fixture(scope="module")
 def aot_build(tmp_path_factory):
-    """The ahead-of-time build of the kernels, made here from this source (~10 s) in a
-    fresh cache: (cache dir, the loaded module)."""
+    """The ahead-of-time builds of the kernels for this CPU, made here from this source
+    (~5-10 s each) in a fresh cache: (cache dir, {target name: loaded module})."""
     cache = tmp_path_factory.mktemp("kernels_cache")
     old = os.environ.get("FACEVOX_CACHE_DIR")
     os.environ["FACEVOX_CACHE_DIR"] = str(cache)
     try:
-        path = shape_model.build_kernels()
+        paths = shape_model.build_kernels()
     finally:
         if old is None:
             del os.environ["FACEVOX_CACHE_DIR"]
         else:
             os.environ["FACEVOX_CACHE_DIR"] = old
-    assert path.is_relative_to(cache / "kernels") and path.name.startswith("facevox_shape_kernels.")
-    return cache, shape_model._load_aot(path)
+    targets = shape_model.usable_targets()
+    assert [t.name for t in targets][-1] == "baseline" and len(paths) == len(targets)
+    for path, target in zip(paths, targets):
+        assert path.is_relative_to(cache / "kernels") and path.parent.name == target.name
+    # one module name for every build: each is loaded under it in turn
+    return cache, {t.name: shape_model._load_aot(path) for t, path in zip(targets, paths)}
 
 
-def test_ahead_of_time_build_is_the_jit_bit_for_bit(model, aot_build, feat_media):
-    """numba.pycc's build of the kernels gives the JIT's bits: points, memo and leaf sums,
-    along a real track and after a jump; centroid and radius for float32 and float64."""
+def test_ahead_of_time_builds_are_the_jit_bit_for_bit(model, aot_build, feat_media):
+    """Every numba.pycc build of the kernels gives the JIT's bits: points, memo and leaf
+    sums, along a real track and after a jump; centroid and radius for float32 and float64."""
     from facevox.extract import shape_kernels
 
-    _, aot = aot_build
+    _, builds = aot_build
     frames = [np.ascontiguousarray(f.image) for f in iter_gray_frames(feat_media / "single_face.mp4")]
     tracker = landmarks.FaceTracker()
     boxes = [tracker.step(g).box for g in frames]
@@ -145,23 +149,42 @@ def test_ahead_of_time_build_is_the_jit_bit_for_bit(model, aot_build, feat_media
     frames.append(frames[-1])
     arrays = (model.initial, model.idx1, model.idx2, model.thresh, model.leaves_q, model.step,
               model.anchor, model.deltas, model.depth)
-    memo_jit, memo_aot = model.memo(), model.memo()
-    for g, b in zip(frames, boxes):
-        box = shape_model._rounded_box(b)
-        jit = shape_kernels.predict_fast(g, *box, *arrays, *memo_jit)
-        ours = aot.predict_fast(g, *box, *arrays, *memo_aot)
-        assert ours.dtype == np.float32 and np.array_equal(ours, jit)
-        assert np.array_equal(memo_aot[0], memo_jit[0]) and np.array_equal(memo_aot[1], memo_jit[1])
-        assert aot.centre_radius_f4(jit) == shape_kernels.centre_radius(jit)
-        p64 = jit.astype(np.float64) * 1.0001
-        assert aot.centre_radius_f8(p64) == shape_kernels.centre_radius(p64)
+    for name, aot in builds.items():
+        memo_jit, memo_aot = model.memo(), model.memo()
+        for g, b in zip(frames, boxes):
+            box = shape_model._rounded_box(b)
+            jit = shape_kernels.predict_fast(g, *box, *arrays, *memo_jit)
+            ours = aot.predict_fast(g, *box, *arrays, *memo_aot)
+            assert ours.dtype == np.float32 and np.array_equal(ours, jit), name
+            assert np.array_equal(memo_aot[0], memo_jit[0]) and np.array_equal(memo_aot[1], memo_jit[1])
+            assert aot.centre_radius_f4(jit) == shape_kernels.centre_radius(jit)
+            p64 = jit.astype(np.float64) * 1.0001
+            assert aot.centre_radius_f8(p64) == shape_kernels.centre_radius(p64)
     assert len(frames) > 20
+
+
+def test_the_best_build_this_cpu_runs_is_loaded(aot_build, monkeypatch):
+    """x86-64-v3 where the CPU has its flags and the build is present, else the baseline;
+    never a build whose instructions the CPU lacks."""
+    cache, builds = aot_build
+    monkeypatch.setenv("FACEVOX_CACHE_DIR", str(cache))
+    v3, baseline = shape_model.TARGETS
+    monkeypatch.setattr(shape_model, "_cpu_flags", lambda: frozenset({"sse2", "avx"}))
+    assert shape_model.usable_targets() == [baseline] and shape_model.aot_choice()[0] == baseline
+    monkeypatch.setattr(shape_model, "_cpu_flags", lambda: v3.flags | {"sse2"})
+    monkeypatch.setattr(shape_model.platform, "machine", lambda: "x86_64")
+    assert shape_model.usable_targets() == [v3, baseline]
+    assert shape_model.aot_choice()[0] == (v3 if "x86-64-v3" in builds else baseline)
+    monkeypatch.setattr(shape_model.platform, "machine", lambda: "aarch64")
+    assert shape_model.usable_targets() == [baseline]
+    monkeypatch.setenv("FACEVOX_SHAPE_KERNELS", "jit")
+    assert shape_model.aot_choice() is None
 
 
 def test_stage_process_runs_the_build_without_numba(aot_build):
     """With a build in the cache, a process's kernels are the build's and numba is never
-    imported (its import and first call cost ~0.6-1.2 s of CPU per landmark job)."""
-    cache, _ = aot_build
+    imported (its import and first call cost ~0.3-1 s of CPU per landmark job)."""
+    cache, builds = aot_build
     code = ("import sys, json, numpy as np\n"
             "from facevox.extract import landmarks, shape_model\n"
             "k = shape_model.kernels()\n"
@@ -169,7 +192,7 @@ def test_stage_process_runs_the_build_without_numba(aot_build):
             "print(json.dumps([k.build, c, 'numba' in sys.modules, 'llvmlite' in sys.modules]))")
     env = {**os.environ, "FACEVOX_CACHE_DIR": str(cache)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == ["aot", [2.0, 1.5, 2.5], False, False]
+    assert json.loads(out.stdout) == [f"aot {next(iter(builds))}", [2.0, 1.5, 2.5], False, False]
     env["FACEVOX_SHAPE_KERNELS"] = "jit"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == ["jit", [2.0, 1.5, 2.5], True, True]
@@ -183,6 +206,7 @@ def test_without_a_build_the_jit_runs_and_says_how_to_build(tmp_path, monkeypatc
             k = shape_model.kernels()
         assert k.build == "jit"
         assert "facevox build-kernels" in caplog.text and str(tmp_path / "kernels") in caplog.text
+        assert shape_model.aot_choice() is None
         # float64 and strided points give the float64 sums of a contiguous copy
         pts = np.array([[0, 0], [4, 0], [4, 3], [0, 3]], np.float64)
         assert k.centre_radius(pts) == k.centre_radius(np.asfortranarray(pts)) == (2.0, 1.5, 2.5)
@@ -197,7 +221,7 @@ def test_build_without_a_compiler_is_a_clear_error(tmp_path, monkeypatch):
     level = logging.getLogger().level
     with pytest.raises(FacevoxError, match="cannot compile the shape predictor's kernels ahead of time"):
         shape_model.build_kernels()
-    assert not shape_model.kernels_path().exists()
+    assert not any(shape_model.kernels_path(t).exists() for t in shape_model.TARGETS)
     assert logging.getLogger().level == level  # numba.pycc's compiler resets it; build_kernels restores it
 
 

@@ -83,11 +83,12 @@ def cmd_fetch_face_landmarker(a):
 def cmd_build_kernels(a):
     from facevox.extract import shape_model
 
-    t = time.perf_counter()
-    present = shape_model.kernels_path().exists() and not a.force
-    path = shape_model.build_kernels(force=a.force)
-    log.info("shape predictor kernels %s: %s", "already built" if present else
-             f"compiled ahead of time in {time.perf_counter() - t:.1f} s", path)
+    for target in shape_model.usable_targets():
+        t = time.perf_counter()
+        present = shape_model.kernels_path(target).exists() and not a.force
+        path = shape_model._build(target, a.force)
+        log.info("shape predictor kernels, %s: %s %s", target.name, "already built:" if present else
+                 f"compiled ahead of time in {time.perf_counter() - t:.1f} s:", path)
 
 
 def cmd_fau_windows(a):
