@@ -86,7 +86,7 @@ def cmd_build_kernels(a):
     for target in shape_model.usable_targets():
         t = time.perf_counter()
         present = shape_model.kernels_path(target).exists() and not a.force
-        path = shape_model._build(target, a.force)
+        path = shape_model.build_target(target, a.force)
         log.info("shape predictor kernels, %s: %s %s", target.name, "already built:" if present else
                  f"compiled ahead of time in {time.perf_counter() - t:.1f} s:", path)
 

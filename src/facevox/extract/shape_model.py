@@ -156,10 +156,11 @@ def build_kernels(force: bool = False) -> list[Path]:
     build is kept unless ``force``.  The baseline build serves any node of a cluster that
     shares the cache; a node with x86-64-v3 uses that build when present.  Raises
     FacevoxError when the compiler is missing or fails."""
-    return [_build(target, force) for target in usable_targets()]
+    return [build_target(target, force) for target in usable_targets()]
 
 
-def _build(target: Target, force: bool) -> Path:
+def build_target(target: Target, force: bool = False) -> Path:
+    """One build of :func:`build_kernels` (the same rules)."""
     out = kernels_path(target)
     if out.exists() and not force:
         return out
