@@ -223,6 +223,14 @@ def test_build_without_a_compiler_is_a_clear_error(tmp_path, monkeypatch):
         shape_model.build_kernels()
     assert not any(shape_model.kernels_path(t).exists() for t in shape_model.TARGETS)
     assert logging.getLogger().level == level  # numba.pycc's compiler resets it; build_kernels restores it
+    # from the command line, in a fresh process (where numba.pycc's compiler probe fails first):
+    # the message and rc 2, no traceback
+    out = subprocess.run([sys.executable, "-m", "facevox", "build-kernels"], capture_output=True, text=True,
+                         env={**os.environ, "FACEVOX_CACHE_DIR": str(tmp_path), "CC": str(tmp_path / "no-such-cc"),
+                              "LDSHARED": str(tmp_path / "no-such-cc") + " -shared"})
+    assert out.returncode == 2, out.stderr
+    assert "facevox: error: cannot compile the shape predictor's kernels ahead of time" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_model_cache(tmp_path, monkeypatch):

@@ -175,13 +175,13 @@ def build_target(target: Target, force: bool = False) -> Path:
 
             from facevox.extract import shape_kernels
 
-            cc = CC(AOT_MODULE)
-            cc.output_dir = tmp
-            cc.verbose = False
-            cc.target_cpu = target.cpu
-            for name, (fn, sig) in shape_kernels.AOT_EXPORTS.items():
-                cc.export(name, sig)(fn.py_func)
-            try:
+            try:  # CC() itself probes for the C compiler (RuntimeError when absent)
+                cc = CC(AOT_MODULE)
+                cc.output_dir = tmp
+                cc.verbose = False
+                cc.target_cpu = target.cpu
+                for name, (fn, sig) in shape_kernels.AOT_EXPORTS.items():
+                    cc.export(name, sig)(fn.py_func)
                 cc.compile()
             except Exception as exc:  # the compiler's or linker's failure, whatever numba wraps it in
                 raise FacevoxError(f"cannot compile the shape predictor's kernels ahead of time "
