@@ -119,15 +119,9 @@ def aot_build(tmp_path_factory):
     """The ahead-of-time builds of the kernels for this CPU, made here from this source
     (~5-10 s each) in a fresh cache: (cache dir, {target name: loaded module})."""
     cache = tmp_path_factory.mktemp("kernels_cache")
-    old = os.environ.get("FACEVOX_CACHE_DIR")
-    os.environ["FACEVOX_CACHE_DIR"] = str(cache)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACEVOX_CACHE_DIR", str(cache))
         paths = shape_model.build_kernels()
-    finally:
-        if old is None:
-            del os.environ["FACEVOX_CACHE_DIR"]
-        else:
-            os.environ["FACEVOX_CACHE_DIR"] = old
     targets = shape_model.usable_targets()
     assert [t.name for t in targets][-1] == "baseline" and len(paths) == len(targets)
     for path, target in zip(paths, targets):

@@ -61,7 +61,8 @@ def tool_versions() -> dict[str, str]:
     dirs = _dist_info_dirs()
     versions = {}
     for dist in TOOLS:
-        version = _version(dirs[_normalise(dist)]) if _normalise(dist) in dirs else None
+        dist_info = dirs.get(_normalise(dist))
+        version = _version(dist_info) if dist_info is not None else None
         if version is None:
             from importlib import metadata
 

@@ -141,11 +141,20 @@ def usable_targets() -> list[Target]:
     return [t for t in TARGETS if t.flags <= flags]
 
 
+@lru_cache(maxsize=1)
+def _source_key() -> str:
+    """The hash of :mod:`shape_kernels`' source that names its builds (read once a process)."""
+    return hashlib.sha256(_KERNELS_SOURCE.read_bytes()).hexdigest()[:16]
+
+
+def _jit_forced() -> bool:
+    return os.environ.get("FACEVOX_SHAPE_KERNELS", "").lower() == "jit"
+
+
 def kernels_path(target: Target = TARGETS[-1]) -> Path:
     """Where one ahead-of-time build of :mod:`shape_kernels` lives: :func:`cache_dir`
     ``/kernels/<hash of shape_kernels.py>/<target>/``, one extension module for this Python."""
-    key = hashlib.sha256(_KERNELS_SOURCE.read_bytes()).hexdigest()[:16]
-    return (cache_dir() / "kernels" / key / target.name
+    return (cache_dir() / "kernels" / _source_key() / target.name
             / f"{AOT_MODULE}{importlib.machinery.EXTENSION_SUFFIXES[0]}")
 
 
@@ -205,7 +214,7 @@ def _load_aot(path: Path):
 def aot_choice() -> tuple[Target, Path] | None:
     """The ahead-of-time build :func:`kernels` loads: the best present one this CPU can run
     (None: none, or ``FACEVOX_SHAPE_KERNELS=jit``)."""
-    if os.environ.get("FACEVOX_SHAPE_KERNELS", "").lower() == "jit":
+    if _jit_forced():
         return None
     for target in usable_targets():
         path = kernels_path(target)
@@ -228,7 +237,7 @@ def kernels():
             return _Kernels(_load_aot(path), f"aot {target.name}")
         except ImportError as exc:  # a damaged build, or one for another platform in a shared cache
             log.warning("ignoring the shape predictor's ahead-of-time build %s: %s", path, exc)
-    elif os.environ.get("FACEVOX_SHAPE_KERNELS", "").lower() != "jit":
+    elif not _jit_forced():
         log.info("the shape predictor's kernels are not built ahead of time (%s); using numba's JIT "
                  "(~1 s more per process). `facevox build-kernels` builds them", kernels_path().parent.parent)
     from facevox.extract import shape_kernels
