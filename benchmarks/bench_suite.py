@@ -301,12 +301,13 @@ def chain_video(work: Path) -> tuple[Path, float]:
 def landmarker_ms_per_frame(video: Path, n: int = 300) -> float:
     """CPU ms per frame of MediaPipe's FaceLandmarker alone (VIDEO mode, blendshapes and matrix, no
     detector), on ``n`` decoded frames of ``video``: the AU backend's own floor."""
-    import mediapipe as mp
     import numpy as np
-    from mediapipe.tasks.python import BaseOptions, vision
 
     from facevox.extract import au_mediapipe
     from facevox.media import iter_rgb_frames
+
+    mp = au_mediapipe.import_mediapipe()
+    from mediapipe.tasks.python import BaseOptions, vision
 
     frames = []
     for f in iter_rgb_frames(video):

@@ -331,6 +331,27 @@ def test_one_cv2_distribution_and_mediapipe_imports():
     assert out == ["5.0.0", "1.2.2"]
 
 
+
+LAZY_DRAWING_CHILD = """
+import sys
+from facevox.extract import au_mediapipe as amp
+runner = amp.FaceLandmarkerAU()
+with runner.session("probe") as s:
+    pass
+from mediapipe.tasks.python import vision
+print("matplotlib" in sys.modules, "cv2" in sys.modules)
+draw = vision.drawing_utils.draw_landmarks  # first use: the real module loads
+style = vision.drawing_styles.get_default_face_mesh_contours_style()
+print("matplotlib.pyplot" in sys.modules, callable(draw), len(style) > 0)
+"""
+
+
+def test_the_au_backend_does_not_import_mediapipes_drawing_helpers():
+    """FaceLandmarkerAU's process never imports matplotlib or cv2 (mediapipe's drawing helpers, ~1 s
+    of its import); the helpers still load and work when something touches them."""
+    out = subprocess.run([sys.executable, "-c", LAZY_DRAWING_CHILD], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "True", "True"], out.stderr[-2000:]
+
 def test_the_installed_bundle_is_the_pinned_one():
     path = amp.model_path()
     assert path is not None, amp.unavailable_reason()
