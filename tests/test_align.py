@@ -48,6 +48,8 @@ def make_landmarks(times, success) -> pd.DataFrame:
         "timestamp_s": times,
         "success": success,
         "detected": np.ones(n, bool),
+        "reason": np.where(success, "", "no_face"),
+        "n_faces": success.astype(np.int16),
         "confidence": np.where(success, 1.0, np.nan).astype(np.float32),
         "box_left": np.zeros(n, np.float32),
         "box_top": np.zeros(n, np.float32),

@@ -182,7 +182,9 @@ def test_redetect_every_frame(feat_media):
 
 
 def test_missing_model_message(monkeypatch):
-    monkeypatch.setattr(landmarks.importlib.util, "find_spec", lambda name: None)
+    from facevox.extract import face_tracker
+
+    monkeypatch.setattr(face_tracker.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(landmarks.FacevoxError, match="pip install face-recognition-models"):
         landmarks.model_dir()
 

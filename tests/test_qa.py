@@ -85,6 +85,9 @@ def test_record_fields(good_record):
         "voiced_fraction": 3 / 8,  # 0.375
         "duration_mismatch_s": pytest.approx(10.2 - 10.0),
         "au_backend": None,
+        # a landmarks table without a target record (written before target persons): unknown
+        "target_mode": None, "target_why": None, "n_people": None, "target_present_rate": None,
+        "other_present_rate": None, "target_match_distance": None, "same_face_as": None,
         "flags": "",
         "excluded_reason": None,  # a readable video
     }
@@ -202,7 +205,8 @@ def test_small_frame_hint_names_the_setting():
 def test_run_writes_the_record(tmp_path):
     n = len(TIMES)
     lm = {"frame": np.arange(n, dtype=np.int32), "timestamp_s": TIMES, "success": FACE,
-          "detected": np.ones(n, bool), "confidence": np.ones(n, np.float32)}
+          "detected": np.ones(n, bool), "reason": np.where(FACE, "", "no_face"), "n_faces": FACE.astype(np.int16),
+          "confidence": np.ones(n, np.float32)}
     lm.update({c: np.zeros(n, np.float32) for c in ["box_left", "box_top", "box_width", "box_height"]})
     lm.update({c: np.zeros(n, np.float32) for c in LANDMARK_COLUMNS})
     eg = egemaps(F0)
@@ -222,7 +226,8 @@ def test_run_writes_the_record(tmp_path):
 def test_run_logs_the_small_frame_hint(tmp_path, caplog):
     n = len(TIMES)
     lm = {"frame": np.arange(n, dtype=np.int32), "timestamp_s": TIMES, "success": np.zeros(n, bool),
-          "detected": np.ones(n, bool), "confidence": np.full(n, np.nan, np.float32)}
+          "detected": np.ones(n, bool), "reason": np.full(n, "no_face"), "n_faces": np.zeros(n, np.int16),
+          "confidence": np.full(n, np.nan, np.float32)}
     lm.update({c: np.full(n, np.nan, np.float32) for c in ["box_left", "box_top", "box_width", "box_height"]})
     lm.update({c: np.full(n, np.nan, np.float32) for c in LANDMARK_COLUMNS})
     write_table(pd.DataFrame(lm), tmp_path / "lm.parquet", LANDMARKS_SCHEMA,
@@ -266,7 +271,9 @@ def test_collect_writes_sorted_tsv_in_contract_order(tmp_path):
         "video_id": "a", "n_frames": "20", "video_duration_s": "10.0", "face_found_rate": "0.75",
         "longest_gap_s": "2.5", "audio_present": "False", "audio_status": "no_audio_stream",
         "audio_duration_s": "0.0", "voiced_fraction": "0.0", "duration_mismatch_s": "NA",
-        "au_backend": "NA", "flags": "audio_no_audio_stream", "excluded_reason": "NA",
+        "au_backend": "NA", "target_mode": "NA", "target_why": "NA", "n_people": "NA",
+        "target_present_rate": "NA", "other_present_rate": "NA", "target_match_distance": "NA",
+        "same_face_as": "NA", "flags": "audio_no_audio_stream", "excluded_reason": "NA",
     }
     assert rows[1]["flags"] == "audio_silent,duration_mismatch,variable_frame_rate"
     assert rows[1]["duration_mismatch_s"] == "-1.0"
@@ -275,3 +282,123 @@ def test_collect_writes_sorted_tsv_in_contract_order(tmp_path):
     assert rows[2]["voiced_fraction"] == "0.375"
     # no temporary file is left beside the output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["qa", "qa.tsv"]
+
+
+# --------------------------------------------------------------------------- the target person
+def target_record(**over) -> dict:
+    """A landmarks table's provenance ``target`` record (facevox.extract.landmarks) of a video
+    where person 0 (120 frames of 200) was chosen over person 1 (110 frames): a close choice."""
+    rec = {"mode": "dominant", "found": True, "person": 0,
+           "why": "present in the most frames: 120 of 200 (person 1: 110)", "n_people": 2,
+           "present_rate": 0.6, "other_present_rate": 0.55, "match_distance": 0.31234, "close_choice": True,
+           "embedding": [0.1] * 128, "n_descriptors": 14,
+           "people": [{"person": 0, "frames": 120, "rate": 0.6, "median_face_px": 180.0, "n_descriptors": 8},
+                      {"person": 1, "frames": 110, "rate": 0.55, "median_face_px": 150.0, "n_descriptors": 6}],
+           "reference": None}
+    return rec | over
+
+
+def test_target_columns_and_close_choice_flag():
+    meta = {"multi_face_rate": 0.0, "target": target_record()}
+    rec = qa.record("v", probe(), landmarks(TIMES, [1] * 20), egemaps(F0), OK_AUDIO, landmarks_meta=meta)
+    assert list(rec) == QA_COLUMNS
+    assert {k: rec[k] for k in ("target_mode", "target_why", "n_people", "target_present_rate",
+                                "other_present_rate", "target_match_distance", "same_face_as")} == {
+        "target_mode": "dominant", "target_why": "present in the most frames: 120 of 200 (person 1: 110)",
+        "n_people": 2, "target_present_rate": 0.6, "other_present_rate": 0.55,
+        "target_match_distance": 0.3123,  # rounded to 4 places
+        "same_face_as": None}  # collect() fills it
+    # other faces on 55 % of the frames >= MULTI_FACE_RATE: multiple_faces even at multi_face_rate 0
+    assert rec["flags"] == "multiple_faces,target_choice_close"
+    (line,) = qa.hints(rec, meta)
+    assert line.startswith("v: a close choice of the target person (target.mode: dominant): person 0 on 120 "
+                           "frames was chosen over person 1 on 110 frames;")
+    assert "target.mode: reference" in line
+
+
+@pytest.mark.parametrize("target, flags", [
+    # one person, present throughout: nothing to say
+    (target_record(n_people=1, other_present_rate=0.0, close_choice=False, people=[]), ""),
+    # another face on 5 % of the frames (< MULTI_FACE_RATE), a clear choice
+    (target_record(other_present_rate=0.05, close_choice=False), ""),
+    (target_record(other_present_rate=0.1, close_choice=False), "multiple_faces"),  # 0.1: inclusive
+    # reference mode: two people seen, neither matches the reference
+    (target_record(mode="reference", found=False, person=None, present_rate=0.0, close_choice=False,
+                   other_present_rate=0.0), "target_not_found"),
+    # no face at all: no_face says it (not target_not_found)
+    (target_record(found=False, person=None, n_people=0, present_rate=0.0, other_present_rate=0.0,
+                   close_choice=False, people=[]), ""),
+], ids=["one-person", "brief-other", "other-10pct", "reference-unmatched", "faceless"])
+def test_target_flags(target, flags):
+    rec = qa.record("v", probe(), landmarks(TIMES, [1] * 20), egemaps(F0), OK_AUDIO,
+                    landmarks_meta={"multi_face_rate": 0.0, "target": target})
+    assert rec["flags"] == flags
+
+
+def test_multiple_faces_from_an_older_table():
+    """A table without a target record: the columns are None; multi_face_rate still flags."""
+    rec = qa.record("v", probe(), landmarks(TIMES, [1] * 20), egemaps(F0), OK_AUDIO,
+                    landmarks_meta={"multi_face_rate": 0.25})
+    assert rec["flags"] == "multiple_faces"
+    assert rec["n_people"] is None and rec["target_mode"] is None and rec["target_match_distance"] is None
+
+
+def test_run_reads_the_target_record_and_logs_the_close_choice(tmp_path, caplog):
+    n = len(TIMES)
+    lm = {"frame": np.arange(n, dtype=np.int32), "timestamp_s": TIMES, "success": FACE, "detected": np.ones(n, bool),
+          "reason": np.where(FACE, "", "not_target"), "n_faces": np.full(n, 2, np.int16),
+          "confidence": np.ones(n, np.float32)}
+    lm.update({c: np.zeros(n, np.float32) for c in ["box_left", "box_top", "box_width", "box_height"]})
+    lm.update({c: np.zeros(n, np.float32) for c in LANDMARK_COLUMNS})
+    write_table(pd.DataFrame(lm), tmp_path / "lm.parquet", LANDMARKS_SCHEMA,
+                {"stage": "landmarks", "multi_face_rate": 0.5, "target": target_record(present_rate=0.75)})
+    eg = egemaps(F0)
+    eg.insert(0, "start_s", np.arange(len(F0)) * 0.01)
+    eg.insert(1, "end_s", np.arange(len(F0)) * 0.01 + 0.02)
+    write_table(eg, tmp_path / "eg.parquet", EGEMAPS_SCHEMA, {"stage": "egemaps", **OK_AUDIO})
+    write_json(probe(), tmp_path / "probe.json")
+    with caplog.at_level("WARNING", logger="facevox.extract.qa"):
+        rec = qa.run("two", tmp_path / "probe.json", tmp_path / "lm.parquet", tmp_path / "eg.parquet",
+                     tmp_path / "two.json")
+    assert (rec["face_found_rate"], rec["target_present_rate"], rec["n_people"]) == (0.75, 0.75, 2)
+    assert rec["flags"] == "multiple_faces,target_choice_close"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "person 0 on 120 frames was chosen over person 1 on 110 frames" in line
+
+
+def test_collect_flags_the_videos_of_cross_split_pairs(tmp_path):
+    """identity_overlap.tsv: a ~ c in different splits (a leak), a ~ b in one split, d's two
+    faces under one subject: only a and c get the flag and each other's id."""
+    paths = []
+    for vid in "abcd":
+        write_json(qa.record(vid, probe(), landmarks(TIMES, FACE), egemaps(F0), OK_AUDIO),
+                   tmp_path / "qa" / f"{vid}.json")
+        paths.append(tmp_path / "qa" / f"{vid}.json")
+    write_json(qa.excluded_record("x", {"stage": "probe", "path": "x.mp4", "problem": "file is empty (0 bytes)"}),
+               tmp_path / "qa" / "x.json")
+    paths.append(tmp_path / "qa" / "x.json")
+    overlap = tmp_path / "identity_overlap.tsv"
+    overlap.write_text(
+        "kind\tvideo_a\tsubject_a\tsplit_a\tvideo_b\tsubject_b\tsplit_b\tdistance\tcross_split\n"
+        "same_face_different_subject\ta\ts1\ttrain\tc\ts3\ttest\t0.3\tTrue\n"
+        "same_face_different_subject\ta\ts1\ttrain\tb\ts2\ttrain\t0.1\tFalse\n"
+        "different_face_same_subject\td\ts4\tdev\tb\ts4\tdev\t0.9\tFalse\n")
+    df = qa.collect(paths, tmp_path / "qa.tsv", identity_overlap=overlap).set_index("video_id")
+    assert df.loc["a", "flags"] == "same_face_other_subject" and df.loc["a", "same_face_as"] == "c"
+    assert df.loc["c", "flags"] == "same_face_other_subject" and df.loc["c", "same_face_as"] == "a"
+    assert df.loc["b", "flags"] == "" and pd.isna(df.loc["b", "same_face_as"])
+    assert df.loc["d", "flags"] == "" and df.loc["x", "flags"] == "excluded"
+    rows = pd.read_csv(tmp_path / "qa.tsv", sep="\t", keep_default_na=False).set_index("video_id")
+    assert rows.loc["a", "same_face_as"] == "c" and rows.loc["b", "same_face_as"] == "NA"
+
+
+def test_collect_writes_people_counts_as_integers(tmp_path):
+    meta = {"target": target_record()}
+    write_json(qa.record("two", probe(), landmarks(TIMES, FACE), egemaps(F0), OK_AUDIO, landmarks_meta=meta),
+               tmp_path / "two.json")
+    write_json(qa.record("old", probe(), landmarks(TIMES, FACE), egemaps(F0), OK_AUDIO), tmp_path / "old.json")
+    qa.collect([tmp_path / "two.json", tmp_path / "old.json"], tmp_path / "qa.tsv")
+    rows = pd.read_csv(tmp_path / "qa.tsv", sep="\t", dtype=str, keep_default_na=False).set_index("video_id")
+    assert rows.loc["two", ["n_people", "target_present_rate", "target_match_distance", "target_mode"]].tolist() == [
+        "2", "0.6", "0.3123", "dominant"]
+    assert rows.loc["old", ["n_people", "target_mode"]].tolist() == ["NA", "NA"]

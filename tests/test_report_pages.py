@@ -164,12 +164,109 @@ def test_model_page_rows_per_seed(tmp_path):
         videos.model_page("svm", tmp_path / "x.html", [m0], [p0])
 
 
+def qa_with_targets(tmp_path):
+    """qa.tsv of a..e with the target columns: a a close choice between two people and the same
+    face as c (another subject, another split); c one person; d excluded; b and e from older
+    landmarks tables (no target record)."""
+    qa = pd.read_csv(qa_tsv(tmp_path), sep="\t", keep_default_na=False, dtype=str)
+    qa["target_mode"] = ["dominant", "NA", "dominant", "NA", "NA"]
+    qa["target_why"] = ["present in the most frames: 120 of 200 (person 1: 110)", "NA", "the only person", "NA", "NA"]
+    qa["n_people"] = ["2", "NA", "1", "NA", "NA"]
+    qa["target_present_rate"] = ["0.6", "NA", "0.25", "NA", "NA"]
+    qa["other_present_rate"] = ["0.55", "NA", "0.0", "NA", "NA"]
+    qa["target_match_distance"] = ["0.3123", "NA", "0.21", "NA", "NA"]
+    qa["same_face_as"] = ["c", "NA", "a", "NA", "NA"]
+    qa["flags"] = ["multiple_faces,target_choice_close,same_face_other_subject", "",
+                   "low_face_rate,same_face_other_subject", "no_face", "audio_silent"]
+    path = tmp_path / "qa_targets.tsv"
+    qa.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_video_page_shows_the_target_person(tmp_path, sheet):
+    page = videos.video_page(sheet, tmp_path / "videos.html", qa_with_targets(tmp_path)).read_text()
+    assert "<th>target person</th>" in page
+
+    def row(vid):
+        return page.split(f'id="video-{vid}"')[1].split("</tr>")[0]
+
+    a = row("a")
+    assert "<b>dominant</b>: present in the most frames: 120 of 200 (person 1: 110)" in a
+    assert "2 people seen · target on 60 % of frames · others on 55 % · match distance 0.31" in a
+    assert "close choice: another person was present almost as often" in a
+    assert "same face as c (another subject id, another split)" in a
+    c = row("c")
+    assert "1 person seen · target on 25 % of frames · others on 0 % · match distance 0.21" in c
+    assert "same face as a" in c and "close choice" not in c
+    assert "not recorded (landmarks table from before target persons)" in row("b")
+    assert "target-note" not in row("e") and "target-note" not in row("d")
+
+
+def test_video_page_says_when_the_target_was_not_found(tmp_path, sheet):
+    qa = pd.read_csv(qa_with_targets(tmp_path), sep="\t", keep_default_na=False, dtype=str)
+    qa.loc[2, ["target_mode", "target_why", "n_people", "target_present_rate", "other_present_rate",
+               "target_match_distance", "same_face_as", "flags"]] = [
+        "reference", "no person matches the reference face ref.jpg (nearest 0.71)", "2", "0.0", "0.8", "NA", "NA",
+        "no_face,low_face_rate,multiple_faces,target_not_found"]
+    qa.to_csv(tmp_path / "q.tsv", sep="\t", index=False)
+    page = videos.video_page(sheet, tmp_path / "v.html", tmp_path / "q.tsv").read_text()
+    c = page.split('id="video-c"')[1].split("</tr>")[0]
+    assert "<b>reference</b>: no person matches the reference face ref.jpg (nearest 0.71)" in c
+    assert "2 people seen · target on 0 % of frames · others on 80 %" in c and "match distance" not in c
+    assert "target not found: no frame has the target&#x27;s landmarks" in c
+
+
+def overlap_tsv(tmp_path, rows=True):
+    path = tmp_path / "identity_overlap.tsv"
+    text = "kind\tvideo_a\tsubject_a\tsplit_a\tvideo_b\tsubject_b\tsplit_b\tdistance\tcross_split\n"
+    if rows:
+        text += ("same_face_different_subject\ta\ts1\ttrain\tc\ts2\ttest\t0.3\tTrue\n"
+                 "different_face_same_subject\ta\ts1\ttrain\tb\ts1\ttrain\t0.9123\tFalse\n")
+    path.write_text(text)
+    return path
+
+
+def test_study_page_lists_the_identity_overlap(tmp_path, sheet):
+    config = {"target": {"mode": "dominant", "overlap_distance": 0.6, "on_identity_overlap": "warn"}}
+    page = study.study_page(sheet, tmp_path / "s.html", config, overlap_path=overlap_tsv(tmp_path)).read_text()
+    splits = page.split('<section id="splits">')[1].split("</section>")[0]
+    assert "Same person across videos" in splits
+    assert ("2 pair(s) at threshold 0.6 (target.overlap_distance): 1 with one face under two subject ids in "
+            "different splits") in splits
+    table = splits.split('id="overlap-table"')[1]
+    first, second = table.split("<tr>")[2:4]
+    assert "LEAK: one face in two splits" in first and "a (s1, train)" in first and "c (s2, test)" in first
+    assert ">0.30<" in first
+    assert "two faces under one subject id" in second and ">0.91<" in second
+    assert "dominant" in page.split('<section id="settings">')[1] and "below 0.6, warn" in page
+    # none found: says so, with the threshold
+    page = study.study_page(sheet, tmp_path / "s.html", {"target": {"overlap_distance": 0.5}},
+                            overlap_path=overlap_tsv(tmp_path, rows=False)).read_text()
+    assert "None found: no two videos whose target faces are closer than 0.5 (target.overlap_distance)" in page
+    # not given: the table beside qa.tsv (the qa rule's input); none there: not checked
+    overlap_tsv(tmp_path)
+    page = study.study_page(sheet, tmp_path / "s.html", config, qa_path=qa_tsv(tmp_path)).read_text()
+    assert "LEAK: one face in two splits" in page
+    (tmp_path / "identity_overlap.tsv").unlink()
+    page = study.study_page(sheet, tmp_path / "s.html", config, qa_path=qa_tsv(tmp_path)).read_text()
+    assert "Not checked: no identity-overlap table in this run" in page
+
+
+def test_run_card_records_the_target_mode(tmp_path):
+    card = run_card.run_card(tmp_path / "card.json", {"target": {"mode": "reference"}}, tmp_path / "none")
+    assert card["target_mode"] == "reference" and card["config"]["target"]["mode"] == "reference"
+    page = run_card.run_card_page(tmp_path / "card.json", tmp_path / "card.html").read_text()
+    assert "<th>target person (target.mode)</th><td>reference</td>" in page
+    assert run_card.run_card(tmp_path / "old.json", {}, tmp_path / "none")["target_mode"] is None
+
+
 # --------------------------------------------------------------------------- timelines
 def write_tracks(tmp_path, pose: bool, n=50):
     t = np.arange(n) / 25.0
     face = np.arange(n) % 10 < 7
     pts = np.tile(np.linspace(10, 90, 68), (n, 1)).astype(np.float32)
     lm = pd.DataFrame({"frame": np.arange(n, dtype=np.int32), "timestamp_s": t, "success": face, "detected": True,
+                       "reason": np.where(face, "", "no_face"), "n_faces": face.astype(np.int16),
                        "confidence": np.float32(1), "box_left": np.float32(0), "box_top": np.float32(0),
                        "box_width": np.float32(100), "box_height": np.float32(100),
                        **dict(zip(LANDMARK_X, pts.T)), **dict(zip(LANDMARK_Y, pts.T))})

@@ -65,8 +65,9 @@ def test_dry_run_dag(project):
     report = {"results/plots/qa_overview.png", "results/run_card.json", "results/report/run_card.html",
               "results/report/study.html", "results/report/videos.html"}  # no splits: no models, no tables
     report |= {f"results/report/{kind}/{vid}.png" for kind in ("timelines", "landmarks") for vid in ("talking", "single")}
-    # + qa.tsv, and the gate's inputs.tsv and samples.included.tsv
-    assert report <= outputs and len(outputs) == 2 * len(PER_VIDEO_RULES) + 3 + len(report)
+    # + qa.tsv, identity_overlap.tsv, and the gate's inputs.tsv and samples.included.tsv
+    assert "results/identity_overlap.tsv" in outputs
+    assert report <= outputs and len(outputs) == 2 * len(PER_VIDEO_RULES) + 4 + len(report)
     assert not any(o.startswith("results/faces/") for o in outputs)  # privacy default
 
 
@@ -106,6 +107,7 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     assert planned_outputs(project) == {
         *(f"results/{d}/single.{ext}" for d, ext in PER_VIDEO_OUTPUTS),
         "results/qa.tsv", "results/inputs.tsv", "results/samples.included.tsv", "results/plots/qa_overview.png",
+        "results/identity_overlap.tsv",
         "results/run_card.json",
         "results/report/timelines/single.png", "results/report/landmarks/single.png",
         "results/report/study.html", "results/report/videos.html", "results/report/run_card.html",
@@ -365,15 +367,24 @@ def test_bad_inputs_are_excluded_and_reported(tmp_path, talking_video, speech_wa
     (tmp_path / "config.yaml").write_text(base)  # on_bad_input: exclude, the default
     done = snakemake(tmp_path, *profile)
     assert {p: p.stat().st_mtime_ns for p in made} == made  # nothing recomputed
-    last = done.stderr.strip().splitlines()[-7:]
+    lines = done.stderr.strip().splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("facevox: 4 input(s) EXCLUDED"))
+    last = lines[start:]
     assert last[0].startswith("facevox: 4 input(s) EXCLUDED, they cannot be read (the run went on without them")
     for vid, reason in reasons.items():
         assert any(line.startswith(f"  {vid}: {reason}") for line in last[1:5]), vid
+    # g1-g4 are one video (one face) under four subject ids in train, train, dev and test: the
+    # identity check reports the 5 pairs across splits (issue 28.5), at distance 0
+    assert last[5].startswith("facevox: 5 pair(s) of videos in different splits show the SAME FACE")
+    overlap = pd.read_csv(tmp_path / "results/identity_overlap.tsv", sep="\t")
+    leaks = overlap[overlap["cross_split"]]
+    assert len(leaks) == 5 and (leaks["distance"] < 1e-6).all()
     qa = pd.read_csv(tmp_path / "results/qa.tsv", sep="\t", keep_default_na=False).set_index("video_id")
     assert sorted(qa.index) == sorted(v for v, _, _ in rows)
     for vid, reason in reasons.items():
         assert qa.loc[vid, "flags"] == "excluded" and qa.loc[vid, "excluded_reason"].startswith(reason), vid
     assert (qa.loc[["g1", "g2", "g3", "g4"], "flags"] != "excluded").all()
+    assert all("same_face_other_subject" in qa.loc[v, "flags"] for v in ("g1", "g2", "g3", "g4"))
     manifest = json.loads((tmp_path / "results/shards/landmarks_egemaps/manifest.json").read_text())
     assert {k: v["videos"] for k, v in manifest["splits"].items()} == {"train": 2, "dev": 1, "test": 1}
     assert (tmp_path / "results/models/lr/seed0.ckpt").exists()

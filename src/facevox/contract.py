@@ -108,12 +108,24 @@ EGEMAPS_SCHEMA = pa.schema(
     ]
 )
 
+#: Values of the landmarks table's ``reason`` column: why a frame has no landmarks of the target
+#: person (facevox.extract.landmarks, "One person per video").
+FACE_REASONS = {
+    "no_face": "no face on the frame",
+    "not_target": "only other people's faces: the target person is not on the frame",
+    "unverified": "a face whose identity changed between two identity checks: which frames were the "
+                  "target's is not known, so none of them is taken",
+}
+
 LANDMARKS_SCHEMA = pa.schema(
     [
         _f("frame", pa.int32(), None, "0-based index of the decoded frame"),
         _f("timestamp_s", pa.float64(), "s", "frame pts on the container clock"),
         _f("success", pa.bool_(), None, "a face and its 68 landmarks were found"),
         _f("detected", pa.bool_(), None, "the face detector ran on this frame (else tracked)"),
+        _f("reason", pa.string(), None,
+           "why success is false: one of FACE_REASONS (no_face, not_target, unverified); '' on success"),
+        _f("n_faces", pa.int16(), None, "faces tracked on this frame, the target's and other people's"),
         _f("confidence", pa.float32(), None,
            "dlib HOG detector score of the detection this track started from; NaN without face"),
         _f("box_left", pa.float32(), "px", "box handed to the shape predictor"),
@@ -299,13 +311,22 @@ QA_COLUMNS = [
     "voiced_fraction",
     "duration_mismatch_s",
     "au_backend",
+    # the target person (the landmarks table's provenance ``target`` record; NA for older tables):
+    "target_mode",  # dominant | reference | largest
+    "target_why",  # one sentence: why this person
+    "n_people",  # distinct people seen in the video
+    "target_present_rate",  # share of frames with the target's landmarks
+    "other_present_rate",  # share of frames where another person's face was tracked
+    "target_match_distance",  # mean descriptor distance of the target's samples to its embedding
+    "same_face_as",  # videos of other subject ids in other splits with the same face (rule identity_overlap)
     "flags",
     "excluded_reason",  # why an excluded video (flag `excluded`) could not be read: facevox.extract.exclusion
 ]
 
 #: Sample sheet columns: required ones and those that may be left empty.
 SAMPLE_REQUIRED = ["video_id", "path"]
-SAMPLE_OPTIONAL = ["subject_id", "split", "label", "score", "gender", "openface_csv", "affect_labels"]
+SAMPLE_OPTIONAL = ["subject_id", "split", "label", "score", "gender", "openface_csv", "affect_labels",
+                   "reference", "reference_s"]
 SAMPLE_COLUMNS = SAMPLE_REQUIRED + SAMPLE_OPTIONAL
 SPLITS = ("train", "dev", "test")
 

@@ -64,6 +64,16 @@ def table_from_numpy(columns: dict, schema: pa.Schema) -> pa.Table:
             data = np.packbits(arr.astype(bool), bitorder="little")
             arrays.append(pa.Array.from_buffers(field.type, len(arr), [None, pa.py_buffer(data)]))
             continue
+        if pa.types.is_string(field.type):  # str values (None: null)
+            encoded = [None if v is None else str(v).encode() for v in arr.tolist()]
+            offsets = np.zeros(len(encoded) + 1, np.int32)
+            np.cumsum([len(b or b"") for b in encoded], out=offsets[1:])
+            valid = None
+            if any(b is None for b in encoded):
+                valid = pa.py_buffer(np.packbits([b is not None for b in encoded], bitorder="little"))
+            data = pa.py_buffer(b"".join(b or b"" for b in encoded))
+            arrays.append(pa.Array.from_buffers(field.type, len(arr), [valid, pa.py_buffer(offsets), data]))
+            continue
         data = np.ascontiguousarray(arr, dtype=field.type.to_pandas_dtype())
         valid = None
         if pa.types.is_floating(field.type):

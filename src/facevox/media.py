@@ -154,6 +154,20 @@ class VideoFrame:
     index: int
     time_s: float
     image: np.ndarray  # uint8, upright: [H, W] grey, or [H, W, 3] RGB from iter_rgb_frames
+    source: av.VideoFrame | None = None  # the decoded frame, for rgb() (kept by iter_gray_frames)
+    turns: int = 0  # quarter turns that make `source` upright
+    colour: np.ndarray | None = None  # the upright RGB frame, where the decoder made it anyway
+
+    def rgb(self) -> np.ndarray:
+        """The frame as upright RGB [H, W, 3] uint8: converted from the decoded frame only when
+        asked (the landmark stage needs colour on the few frames whose identity it checks)."""
+        if self.image.ndim == 3:
+            return self.image
+        if self.colour is not None:
+            return self.colour
+        if self.source is not None:
+            return _upright(self.source.to_ndarray(format="rgb24"), self.turns)
+        return np.repeat(self.image[:, :, None], 3, axis=2)
 
 
 def _decoded(path, threads: int = 1):
@@ -195,7 +209,7 @@ def _upright(image: np.ndarray, k: int) -> np.ndarray:
 def iter_gray_frames(path, threads: int = 1) -> Iterator[VideoFrame]:
     """Upright grey frames of the first video stream, with container times (see _decoded)."""
     for index, t, frame, k in _decoded(path, threads):
-        yield VideoFrame(index, t, _upright(to_gray(frame), k))
+        yield VideoFrame(index, t, _upright(to_gray(frame), k), frame, k)
 
 
 def iter_rgb_frames(path, stride: int = 1, threads: int = 1) -> Iterator[VideoFrame]:
@@ -209,8 +223,8 @@ def iter_gray_rgb_frames(path, threads: int = 1) -> Iterator[tuple[VideoFrame, V
     """Each frame once decoded, as (:func:`iter_gray_frames`' frame, :func:`iter_rgb_frames`' frame):
     for a caller that feeds two stages from one decode."""
     for index, t, frame, k in _decoded(path, threads):
-        yield (VideoFrame(index, t, _upright(to_gray(frame), k)),
-               VideoFrame(index, t, _upright(frame.to_ndarray(format="rgb24"), k)))
+        rgb = _upright(frame.to_ndarray(format="rgb24"), k)
+        yield VideoFrame(index, t, _upright(to_gray(frame), k), colour=rgb), VideoFrame(index, t, rgb)
 
 
 @dataclass

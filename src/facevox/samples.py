@@ -6,7 +6,9 @@ affect_labels``.  Only ``video_id`` and ``path`` must be filled; the rest may be
 empty for extraction-only runs.  ``openface_csv`` names an OpenFace 2.x CSV already
 computed for the video (used by ``action_units.backend: openface``);
 ``affect_labels`` its time-continuous label CSV (facevox.dataset.labels; the FAU
-models).
+models); ``reference`` a picture of the participant's face (an image, or a video with the
+time in seconds in ``reference_s``) for ``target.mode: reference`` - a row without one takes
+the one of another row of its subject (:func:`reference_of`).
 Lines whose first non-blank character is ``#`` are comments (a ``#`` inside a
 cell is data: ``take#2.mp4`` is a valid file name).  A relative ``path`` (or ``openface_csv``,
 ``affect_labels``) is relative to the sheet's own folder.
@@ -143,7 +145,7 @@ def read_samples(path, check_files: bool = True, labels: Sequence[str] | None = 
     problems: list[str] = []
     seen: dict[str, int] = {}
     base = path.resolve().parent
-    resolved, openface_resolved, labels_resolved = [], [], []
+    resolved, openface_resolved, labels_resolved, references_resolved = [], [], [], []
     for i, row in zip(line_numbers, df.itertuples(index=False)):
         vid = row.video_id
         where = f"{path.name} line {i} (video_id {vid!r})"
@@ -164,6 +166,19 @@ def read_samples(path, check_files: bool = True, labels: Sequence[str] | None = 
         labels_resolved.append(affect)
         if affect and check_files and not Path(affect).is_file():
             problems.append(f"{where}: affect_labels file not found: {affect}")
+        reference = _resolve(base, row.reference)
+        references_resolved.append(reference)
+        if reference and check_files and not Path(reference).is_file():
+            problems.append(f"{where}: reference face file not found: {reference}")
+        if row.reference_s:
+            try:
+                ok = math.isfinite(float(row.reference_s)) and float(row.reference_s) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(f"{where}: reference_s must be a time in seconds (>= 0), got {row.reference_s!r}")
+            elif not row.reference:
+                problems.append(f"{where}: reference_s is given but reference (the video it is a time of) is empty")
         if row.split and row.split not in SPLITS:
             problems.append(f"{where}: split must be one of {list(SPLITS)} or empty, got {row.split!r}; "
                             f"nearest valid: {nearest(row.split, SPLITS)!r}")
@@ -185,10 +200,56 @@ def read_samples(path, check_files: bool = True, labels: Sequence[str] | None = 
     df["path"] = resolved
     df["openface_csv"] = openface_resolved
     df["affect_labels"] = labels_resolved
+    df["reference"] = references_resolved
     df = df.replace({"": None})
     df = df.set_index("video_id", drop=False)
     df.attrs["line"] = dict(zip(df.index, line_numbers))
     return df
+
+
+def seconds_or_none(value) -> float | None:
+    """A sheet cell holding seconds (``reference_s``) as a float; None for an empty cell."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    t = float(value)
+    return None if math.isnan(t) else t
+
+
+def reference_of(samples: pd.DataFrame, vid: str, sheet_name: str = "samples") -> tuple[str, float | None, str] | None:
+    """The reference face of video ``vid`` for ``target.mode: reference``: (path, time in seconds
+    or None, the sheet row that gave it - for messages); the row's own, else the first reference
+    of another row of the same subject; None when neither has one."""
+    lines = samples.attrs.get("line", {})
+
+    def ref(v):
+        row = samples.loc[v]
+        if not row.get("reference"):
+            return None
+        where = f"{sheet_name} line {lines.get(v, '?')} (video_id {v!r})"
+        return row["reference"], seconds_or_none(row.get("reference_s")), where
+
+    own = ref(vid)
+    if own is not None:
+        return own
+    subject = samples.loc[vid].get("subject_id")
+    if subject:
+        for other in samples.index[samples["subject_id"] == subject]:
+            found = ref(other)
+            if found is not None:
+                return found
+    return None
+
+
+def check_references(samples: pd.DataFrame, sheet_name: str = "samples") -> None:
+    """Every video has a reference face (its own or its subject's): what ``target.mode:
+    reference`` needs; a SampleSheetError naming every row without one."""
+    lines = samples.attrs.get("line", {})
+    missing = [f"{sheet_name} line {lines.get(v, '?')} (video_id {v!r}): no reference face for this video or "
+               f"its subject {samples.loc[v].get('subject_id')!r} (target.mode: reference needs the `reference` "
+               "column: an image of the participant, or a video and reference_s)"
+               for v in samples.index if reference_of(samples, v, sheet_name) is None]
+    if missing:
+        raise SampleSheetError(sheet_name, missing)
 
 
 #: Said when the configured sheet is missing: the usual cause is a command (``snakemake

@@ -4,6 +4,7 @@
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from facevox.contract import SPLITS
 from facevox.dataset.importers import dvlog_samples, openface_samples
@@ -15,7 +16,7 @@ from facevox.models import check_overrides
 from facevox.models.families import check_run, family, job_settings
 from facevox.report.tables import table_tasks
 from facevox.report.timelines import timeline_videos
-from facevox.samples import VIDEO_ID, check_label_config, check_labels, sheet_or_hint
+from facevox.samples import VIDEO_ID, check_label_config, check_labels, check_references, reference_of, sheet_or_hint
 
 # Everything a job would trip over later is checked here, before any job runs (or deletes an output).
 check_label_config(config["labels"], config["models"]["positive_label"])
@@ -26,6 +27,8 @@ if SOURCE in ("videos", "aligned"):
     # validated: clear message per bad row; a missing sheet names the --configfile to repeat (overlay runs)
     SAMPLES = sheet_or_hint(config["samples"], labels=config["labels"])
     SHEET = config["samples"]
+    if SOURCE == "videos" and config["target"]["mode"] == "reference":
+        check_references(SAMPLES, Path(SHEET).name)  # every video has a reference face, or one line per row
 else:  # imported by import.smk: the sheet is the import's output
     folder = config["dvlog_root"] if SOURCE == "dvlog" else config["openface_dir"]
     if not folder:
@@ -33,6 +36,7 @@ else:  # imported by import.smk: the sheet is the import's output
     SAMPLES = dvlog_samples(folder, config["dvlog"]["subjects"]) if SOURCE == "dvlog" else openface_samples(folder)
     check_labels(SAMPLES, config["labels"], folder)
     SHEET = "results/imported/samples.tsv"
+SHEET_FILE = SHEET  # the sheet the user gave (SHEET becomes the included sheet below)
 INPUTS_TABLE = "results/inputs.tsv"  # every video: included or excluded, and why (rule inputs)
 INCLUDED_SHEET = "results/samples.included.tsv"
 if SOURCE == "videos":  # the aggregates read the videos the gate let through (facevox.extract.exclusion)
@@ -75,6 +79,24 @@ def inputs_records():
     egemaps, landmarks), in that order (the first excluded one gives the reason)."""
     return [f"results/{stage}/{video}.{ext}" for video in VIDEOS
             for stage, ext in (("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"))]
+
+
+# --------------------------------------------------------------------------- landmarks
+def landmarks_inputs(wildcards):
+    """The video and - for target.mode reference - its reference face (its own or its subject's)."""
+    inputs = {"video": video_path(wildcards)}
+    if config["target"]["mode"] == "reference":
+        inputs["reference"] = reference_of(SAMPLES, wildcards.video, Path(SHEET_FILE).name)[0]
+    return inputs
+
+
+def reference_option(wildcards, input):
+    """--reference (and its time and sheet row) for target.mode reference, else nothing."""
+    if "reference" not in input.keys():
+        return ""
+    _, time_s, where = reference_of(SAMPLES, wildcards.video, Path(SHEET_FILE).name)
+    return (f"--reference {shlex.quote(input.reference)} --reference-row {shlex.quote(where)}"
+            + (f" --reference-s {time_s!r}" if time_s is not None else ""))
 
 
 # --------------------------------------------------------------------------- action_units

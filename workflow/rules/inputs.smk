@@ -2,7 +2,8 @@
 # excluded record with the reason instead of failing (no retry, no hole in the DAG); this gate reads
 # every video's probe, egemaps and landmarks records and writes results/inputs.tsv (every video: included
 # or excluded, and why) and the sheet of the included videos, which shards, train and evaluate read.
-# on_bad_input: fail stops the run here, before shards and training, listing every excluded video.
+# on_bad_input: fail stops the run here, before shards and training, listing every excluded video;
+# so does target.on_identity_overlap: fail (its rule, identity_overlap.smk, is an input of this gate).
 # -> facevox.extract.exclusion.screen · tests/test_exclusion.py
 if SOURCE == "videos":
 
@@ -10,6 +11,7 @@ if SOURCE == "videos":
         input:
             sheet=config["samples"],
             records=inputs_records(),
+            identity_overlap=IDENTITY_OVERLAP,  # on_identity_overlap: fail stops the run here too
         output:
             table=report(INPUTS_TABLE, caption="../report/inputs.rst", category="Inputs"),
             sheet=INCLUDED_SHEET,

@@ -1,12 +1,15 @@
-# landmarks: dlib HOG face (best one) + 68-point shape predictor per frame, detect-then-track.
+# landmarks: every face tracked (dlib HOG detector + 68-point shape predictor, detect-then-track), each
+# face's person known (dlib face descriptors), the target person's landmarks kept (config target).
 # -> facevox.extract.landmarks.run · tests/test_landmarks.py
 rule landmarks:
     input:
-        video=video_path,
+        unpack(landmarks_inputs),
     output:
         "results/landmarks/{video}.parquet",
     params:
         cfg=stage_json("landmarks"),
+        target=stage_json("target"),
+        reference=reference_option,
     threads: config["landmarks"]["threads"]
     group:
         PER_VIDEO
@@ -17,4 +20,5 @@ rule landmarks:
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox landmarks {input.video:q} {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+        "python -m facevox landmarks {input.video:q} {output:q} --params {params.cfg:q} --target {params.target:q}"
+        " {params.reference} > {log:q} 2>&1"

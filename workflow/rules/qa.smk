@@ -1,4 +1,5 @@
-# qa: one quality record per video (face-found rate, gaps, audio), then results/qa.tsv.
+# qa: one quality record per video (face-found rate, gaps, audio, the target person), then results/qa.tsv
+# (with identity_overlap.tsv's cross-split pairs: flag same_face_other_subject, column same_face_as).
 # -> facevox.extract.qa.run / facevox.extract.qa.collect · tests/test_qa.py
 rule qa_video:
     input:
@@ -20,11 +21,23 @@ rule qa_video:
         "python -m facevox qa-video {wildcards.video} {input.probe:q} {input.landmarks:q} {input.egemaps:q} {output:q} --action-units {input.action_units:q} > {log:q} 2>&1"
 
 
+def qa_overlap_input(wildcards):
+    """results/identity_overlap.tsv (source videos): its cross-split pairs flag their videos."""
+    return {"identity_overlap": IDENTITY_OVERLAP} if SOURCE == "videos" else {}
+
+
+def qa_overlap_option(wildcards, input):
+    return f"--identity-overlap {shlex.quote(input.identity_overlap)}" if "identity_overlap" in input.keys() else ""
+
+
 rule qa:
     input:
-        expand("results/qa/{video}.json", video=VIDEOS),
+        unpack(qa_overlap_input),
+        records=expand("results/qa/{video}.json", video=VIDEOS),
     output:
         "results/qa.tsv",
+    params:
+        overlap=qa_overlap_option,
     log:
         "results/logs/qa.log",
     benchmark:
@@ -32,4 +45,4 @@ rule qa:
     conda:
         "../../envs/facevox.yaml"
     shell:
-        "python -m facevox qa {output:q} {input:q} > {log:q} 2>&1"
+        "python -m facevox qa {output:q} {input.records:q} {params.overlap} > {log:q} 2>&1"

@@ -39,11 +39,18 @@ def cmd_landmarks(a):
     from facevox.extract import landmarks
 
     t = time.perf_counter()
-    s = landmarks.run(a.video, a.out, json_option(a.params), progress=a.progress)
+    reference = (a.reference, a.reference_s, a.reference_row or a.reference) if a.reference else None
+    s = landmarks.run(a.video, a.out, json_option(a.params), progress=a.progress,
+                      target=json_option(a.target, "--target"), reference=reference)
     dt = time.perf_counter() - t
     log.info("landmarks %s: %d frames, face found in %.1f %%, %.2f s (%.0f frames/s); %s", a.video,
              s["n_frames"], 100 * s["face_found_rate"], dt, s["n_frames"] / dt if dt else 0,
              landmarks.describe_promise(s))
+    tgt = s["target"]
+    log.info("landmarks %s: target (%s): %s; %d people seen, another person on %.1f %% of the frames; "
+             "%d identity checks%s", a.video, tgt["mode"], tgt["why"], tgt["n_people"],
+             100 * tgt["other_present_rate"], tgt["n_descriptors"],
+             "; the choice was close" if tgt["close_choice"] else "")
 
 
 def cmd_align(a):
@@ -164,8 +171,16 @@ def cmd_qa_video(a):
 def cmd_qa(a):
     from facevox.extract import qa
 
-    df = qa.collect(a.records, a.out)
-    log.info("qa: %d videos, %d flagged", len(df), int((df["flags"] != "").sum()))
+    df = qa.collect(a.records, a.out, identity_overlap=a.identity_overlap)
+    log.info("qa: %d videos, %d flagged", len(df), int((df["flags"].fillna("") != "").sum()))
+
+
+def cmd_identity_overlap(a):
+    from facevox.extract import identity_overlap
+
+    pairs = identity_overlap.run(a.sheet, a.records, a.out, overlap_distance=a.overlap_distance,
+                                 on_identity_overlap=a.on_identity_overlap)
+    log.info("identity_overlap: %d pair(s) -> %s", len(pairs), a.out)
 
 
 def cmd_inputs(a):
@@ -218,7 +233,9 @@ def cmd_extract(a):
     """Every per-video stage on one file, with the same functions the rules call."""
     from facevox.extract import chain
 
-    paths = chain.run(a.video, a.out, a.config, vid=a.id, openface_csv=a.openface_csv, progress=not a.quiet)
+    reference = (a.reference, a.reference_s, a.reference) if a.reference else None
+    paths = chain.run(a.video, a.out, a.config, vid=a.id, openface_csv=a.openface_csv, progress=not a.quiet,
+                      reference=reference)
     for k, p in paths.items():
         print(f"{k}\t{p}")
 
@@ -264,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="video id used in file names (default: the file's stem)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--openface-csv", help="OpenFace 2.x CSV of this video (action_units.backend: openface)")
+    p.add_argument("--reference", help="target.mode reference: a picture of the person (an image or a video)")
+    p.add_argument("--reference-s", type=float, help="the time (s) of the face in a reference video")
     p.set_defaults(func=cmd_extract)
 
     def command(name, func, helptext, *positionals, params=False):
@@ -277,8 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("probe", cmd_probe, "stage probe: streams, fps, duration, rotation -> JSON", "video", "out")
     command("egemaps", cmd_egemaps, "stage egemaps: eGeMAPSv02 LLDs -> Parquet", "video", "out", params=True)
-    command("landmarks", cmd_landmarks, "stage landmarks: face + 68 points -> Parquet", "video", "out",
-            params=True).add_argument("--progress", action="store_true", help="show a progress bar")
+    p = command("landmarks", cmd_landmarks, "stage landmarks: the target person's face + 68 points -> Parquet",
+                "video", "out", params=True)
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--target", help="the config's target section as JSON (defaults: the schema's)")
+    p.add_argument("--reference", help="target.mode reference: the reference face (an image or a video)")
+    p.add_argument("--reference-s", type=float, help="the time (s) of the reference face in a reference video")
+    p.add_argument("--reference-row", help="the sample sheet row that gave the reference, for messages")
     command("align", cmd_align, "stage align: landmarks + eGeMAPS on one grid",
             "landmarks", "egemaps", "out", params=True)
     command("faces", cmd_faces, "stage faces: aligned JPEG face crops -> Parquet",
@@ -328,7 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
     command("qa-video", cmd_qa_video, "stage qa_video: one video's quality record -> JSON",
             "video_id", "probe", "landmarks", "egemaps", "out").add_argument(
         "--action-units", help="the video's AU table (its backend goes into QA)")
-    command("qa", cmd_qa, "stage qa: gather per-video QA records into one TSV", "out", "records")
+    command("qa", cmd_qa, "stage qa: gather per-video QA records into one TSV", "out", "records").add_argument(
+        "--identity-overlap", help="results/identity_overlap.tsv: its cross-split pairs flag their videos "
+        "(same_face_other_subject, column same_face_as)")
+    p = command("identity-overlap", cmd_identity_overlap, "stage identity_overlap: every pair of videos whose "
+                "target is one face under two subject ids (or two faces under one) -> TSV",
+                "sheet", "out", "records")
+    p.add_argument("--overlap-distance", type=float, default=0.6,
+                   help="embedding distance below which two videos' targets are one person (target.overlap_distance)")
+    p.add_argument("--on-identity-overlap", choices=["warn", "fail"], default="warn",
+                   help="fail: stop (rc 2) listing every pair of one face in two splits under two subject ids")
     command("inputs", cmd_inputs, "which videos the aggregates read: excluded records -> inputs TSV + "
             "the sheet of the included videos", "sheet", "out", "included", "records").add_argument(
         "--on-bad-input", choices=["exclude", "fail"], default="exclude",

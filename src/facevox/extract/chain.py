@@ -6,6 +6,13 @@ one thing shared that separate jobs cannot share: with the ``mediapipe`` AU back
 the video is decoded once and each frame goes to both the landmark tracker (its grey
 luma plane) and MediaPipe (RGB) - :class:`facevox.extract.landmarks.Track` and
 :meth:`facevox.extract.au_mediapipe.FaceLandmarkerAU.session` take frames one at a time.
+MediaPipe is shown only the target person's region: ``Track.add`` returns the provisional
+target's box on each frame (None: no target there, and MediaPipe does not see the frame).
+The target is final only at the end of the video; the separate AU stage shows MediaPipe
+the final landmarks table's boxes.  So :func:`facevox.extract.action_units.run` compares,
+frame by frame, the boxes MediaPipe was shown with the table's (success rows; both float32)
+and, where any differs, runs MediaPipe again from the table (a second decode; one log
+line says so): the chain's AU table is always the separate stage's.
 The tables are the ones the separate stages write (tests/test_chain.py compares them).
 The other backends read the landmarks table (pyfeat: its boxes) or no video at all
 (openface, landmarks), so their stages run one after the other as in the rules.
@@ -30,12 +37,13 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def shared_decode(video, cfg: dict, total: int | None, progress: bool):
-    """One decode feeding the landmark tracker and MediaPipe: (landmarks' Track result,
-    the mediapipe backend's per-frame output)."""
+def shared_decode(video, cfg: dict, total: int | None, progress: bool, reference=None):
+    """One decode feeding the landmark tracker and MediaPipe (shown each frame's provisional
+    target box): (landmarks' Track result, the mediapipe backend's per-frame output)."""
     from facevox.extract import au_mediapipe
 
-    track = landmarks.Track(cfg["landmarks"])
+    ref_desc, _ = landmarks.reference_face(cfg["target"], reference)
+    track = landmarks.Track(cfg["landmarks"], cfg["target"], ref_desc)
     au = au_mediapipe.FaceLandmarkerAU(cfg["action_units"]["confidence_every"])
     frames = iter_gray_rgb_frames(video, threads=int(track.tracker.p["threads"]))
     if progress:
@@ -44,14 +52,17 @@ def shared_decode(video, cfg: dict, total: int | None, progress: bool):
         frames = tqdm(frames, total=total, unit="frame", desc=f"landmarks + AUs {Path(video).name}")
     with au.session(video) as session:
         for gray, rgb in frames:
-            track.add(gray)
-            session.add(rgb)
+            box = track.add(gray)
+            session.add(rgb, box)
         return track.result(), session.result()
 
 
-def run(video, out, config=None, vid: str | None = None, openface_csv=None, progress: bool = False) -> dict:
+def run(video, out, config=None, vid: str | None = None, openface_csv=None, progress: bool = False,
+        reference=None) -> dict:
     """Every stage of ``video`` into folder ``out`` (``<vid>.<output>.<ext>``); ``config``: a
-    config.yaml whose stage sections to use (None: the schema's defaults).  Returns {output: path}."""
+    config.yaml whose stage sections to use (None: the schema's defaults); ``reference``:
+    (path, time_s, sheet row) of the reference face under ``target.mode: reference``
+    (:func:`facevox.extract.landmarks.run`).  Returns {output: path}."""
     cfg = load_config(config)
     out = Path(out)
     vid = vid or Path(video).stem
@@ -69,14 +80,18 @@ def run(video, out, config=None, vid: str | None = None, openface_csv=None, prog
     backend = action_units.resolve_backend(cfg["action_units"]["backend"])
     tracked = mp_out = None
     if backend == "mediapipe":
-        tracked, mp_out = shared_decode(video, cfg, total, progress)
-    lm = landmarks.run(video, paths["landmarks"], cfg["landmarks"], progress=progress, total=total, tracked=tracked)
+        tracked, mp_out = shared_decode(video, cfg, total, progress, reference)
+    lm = landmarks.run(video, paths["landmarks"], cfg["landmarks"], progress=progress, total=total, tracked=tracked,
+                       target=cfg["target"], reference=reference)
     say(f"landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames; {landmarks.describe_promise(lm)}"
         + ("; one decode shared with the AU backend" if tracked is not None else ""))
     align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
     say("align: done")
     au = action_units.run(video, paths["landmarks"], paths["action_units"], cfg["action_units"],
                           openface_csv=openface_csv, mediapipe_out=mp_out)
+    if au.get("second_pass"):
+        say(f"action_units: the final target's boxes differ on {au['second_pass_frames']} frames from the "
+            "provisional ones MediaPipe was shown: MediaPipe ran again on the final landmarks table (a second decode)")
     say(f"action_units: backend {au['backend']} ({au['why']})")
     fau_windows.run(paths["action_units"], paths["fau_windows"], cfg["fau_windows"])
     say("fau_windows: done")

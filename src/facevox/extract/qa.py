@@ -10,6 +10,24 @@ Fields (contract.QA_COLUMNS):
 * ``duration_mismatch_s`` - audio duration minus video duration.
 * ``au_backend`` - the action-unit backend actually used (pyfeat, mediapipe, openface, landmarks;
   why: the AU table's ``au_backend_why`` metadata).
+* The target person - every per-video table describes ONE person, chosen by identity
+  (config ``target``, facevox.extract.landmarks); read from the landmarks table's provenance
+  ``target`` record, NA for a table written before that record existed:
+
+  - ``target_mode`` - how the person was chosen: ``dominant`` (present in the most frames),
+    ``reference`` (matches the sheet's reference face) or ``largest`` (the biggest face);
+  - ``target_why`` - one sentence: why this person;
+  - ``n_people`` - distinct people seen in the video (the target and the others);
+  - ``target_present_rate`` - share of frames with the target's landmarks (the
+    ``face_found_rate`` of a table with a target record);
+  - ``other_present_rate`` - share of frames where another person's face was tracked (their
+    landmarks are in no table);
+  - ``target_match_distance`` - mean dlib descriptor distance of the target's samples to its
+    embedding (``reference`` mode: to the reference face); below ``target.match_distance``
+    (0.6) is one person, and the lower the surer;
+  - ``same_face_as`` - filled by :func:`collect` from ``results/identity_overlap.tsv``
+    (facevox.extract.identity_overlap): the videos (comma-separated ids) whose target is
+    the same face under another subject id in another split; NA when none.
 * ``flags`` - comma-separated problems a researcher should look at:
 
   - ``no_frames`` - no video frame decoded;
@@ -22,9 +40,22 @@ Fields (contract.QA_COLUMNS):
     stage looked for (``min_face_px_promised`` in its metadata).  Fix: lower
     ``landmarks.min_face_px`` below the faces' size (:func:`hints` says so with
     the numbers; the QA log shows it);
-  - ``multiple_faces`` - at least ``MULTI_FACE_RATE`` of the landmark stage's
-    detections found two or more faces: only the best-scoring one is tracked,
-    so the features may mix two people;
+  - ``multiple_faces`` - other faces were present: at least ``MULTI_FACE_RATE`` of the
+    landmark stage's detections found two or more faces, or another person's face was
+    tracked on at least ``MULTI_FACE_RATE`` of the frames (``other_present_rate``).  The
+    target was chosen by identity and only its landmarks are kept (the features no longer
+    mix people): check ``target_why`` and ``n_people`` that the right person was chosen;
+  - ``target_choice_close`` - ``dominant`` mode, and the runner-up person was present
+    almost as often as the target (at least ``target.close_ratio`` of its frames): which
+    of the two is the subject is a guess.  The QA log names both people's frame counts;
+    fix: give the subject a reference face (sheet column ``reference``, ``target.mode:
+    reference``);
+  - ``target_not_found`` - people were seen (``n_people`` > 0) but none was chosen as the
+    target (``reference`` mode: nobody matches the reference face); the video has no
+    landmarks.  A video with no face at all is ``no_face``;
+  - ``same_face_other_subject`` - the target's face is also the target of a video of another
+    subject id in another split (``same_face_as``): one participant under two ids, a leak
+    between the splits (rule ``identity_overlap``, config ``target.on_identity_overlap``);
   - ``audio_<status>`` - audio not ``ok`` (see egemaps.py);
   - ``duration_mismatch`` - audio and video durations differ by more than
     ``DURATION_MISMATCH_S``;
@@ -47,6 +78,11 @@ import pandas as pd
 from facevox.contract import EGEMAPS_SCHEMA, F0_COLUMN, LANDMARKS_SCHEMA, QA_COLUMNS
 from facevox.errors import ExcludedInput
 from facevox.io import atomic_path, read_json, read_provenance, read_table, write_json
+
+#: QA columns read from the landmarks table's provenance ``target`` record: column -> key.
+TARGET_FIELDS = {"target_mode": "mode", "target_why": "why", "n_people": "n_people",
+                 "target_present_rate": "present_rate", "other_present_rate": "other_present_rate",
+                 "target_match_distance": "match_distance"}
 
 #: Flag thresholds.
 LOW_FACE_RATE = 0.5
@@ -97,7 +133,11 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
         "duration_mismatch_s": round(audio_duration - float(video_duration), 4)
         if probe.get("audio") is not None else None,
         "au_backend": au_backend,
+        **target_fields(landmarks_meta),
+        "same_face_as": None,  # collect() fills it from results/identity_overlap.tsv
     }
+    target = (landmarks_meta or {}).get("target")
+    target = target if isinstance(target, dict) else {}
     flags = []
     if rec["n_frames"] == 0:
         flags.append("no_frames")
@@ -109,8 +149,13 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
         flags.append("long_face_gap")
     if rec["n_frames"] and rec["face_found_rate"] < LOW_FACE_RATE and small_frame(landmarks_meta):
         flags.append("small_frame_missed_faces")
-    if (landmarks_meta or {}).get("multi_face_rate", 0.0) >= MULTI_FACE_RATE:
+    if ((landmarks_meta or {}).get("multi_face_rate") or 0.0) >= MULTI_FACE_RATE or \
+            (rec["other_present_rate"] or 0.0) >= MULTI_FACE_RATE:
         flags.append("multiple_faces")
+    if target.get("close_choice"):
+        flags.append("target_choice_close")
+    if target and not target.get("found", True) and (target.get("n_people") or 0) > 0:
+        flags.append("target_not_found")
     if status != "ok":
         flags.append(f"audio_{status}")
     if rec["duration_mismatch_s"] is not None and abs(rec["duration_mismatch_s"]) > DURATION_MISMATCH_S:
@@ -124,6 +169,31 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
     rec["flags"] = ",".join(flags)
     rec["excluded_reason"] = None
     return rec
+
+
+def target_fields(landmarks_meta: dict | None) -> dict:
+    """The target-person QA columns (:data:`TARGET_FIELDS`) from the landmarks table's
+    provenance ``target`` record; all None for a table without one (written before it existed)."""
+    target = (landmarks_meta or {}).get("target")
+    if not isinstance(target, dict):
+        return dict.fromkeys(TARGET_FIELDS)
+    out = {}
+    for column, key in TARGET_FIELDS.items():
+        value = target.get(key)
+        if isinstance(value, float):
+            value = round(value, 4)
+        out[column] = value
+    return out
+
+
+def people_counts(target: dict) -> tuple[dict | None, dict | None]:
+    """The target's and the runner-up's entries of the record's ``people`` (most frames
+    among the others); None where there is no such person."""
+    people = [p for p in target.get("people") or [] if isinstance(p, dict)]
+    chosen = next((p for p in people if p.get("person") == target.get("person")), None)
+    others = [p for p in people if p is not chosen]
+    runner = max(others, key=lambda p: p.get("frames") or 0) if others else None
+    return chosen, runner
 
 
 def excluded_record(video_id: str, reason: dict) -> dict:
@@ -148,7 +218,22 @@ def small_frame(landmarks_meta: dict | None) -> bool:
 def hints(rec: dict, landmarks_meta: dict | None) -> list[str]:
     """One sentence per flag that has a setting to change, naming the setting."""
     out = []
-    if "small_frame_missed_faces" in rec["flags"].split(","):
+    flags = rec["flags"].split(",")
+    target = (landmarks_meta or {}).get("target") or {}
+    if "target_choice_close" in flags:
+        chosen, runner = people_counts(target)
+        if chosen and runner:
+            counts = (f"person {chosen.get('person')} on {chosen.get('frames')} frames was chosen over person "
+                      f"{runner.get('person')} on {runner.get('frames')} frames")
+        else:
+            counts = "the runner-up person was present almost as often as the chosen one"
+        out.append(f"{rec['video_id']}: a close choice of the target person (target.mode: {target.get('mode')}): "
+                   f"{counts}; check that the subject is the chosen one, or give the subject a reference face "
+                   "(sheet column reference, target.mode: reference)")
+    if "target_not_found" in flags:
+        out.append(f"{rec['video_id']}: {target.get('n_people')} people seen but no target person chosen "
+                   f"(target.mode: {target.get('mode')}): {target.get('why') or 'no reason recorded'}")
+    if "small_frame_missed_faces" in flags:
         meta = landmarks_meta or {}
         promise, w, h = meta["min_face_px_promised"], meta["frame_width"], meta["frame_height"]
         out.append(
@@ -185,10 +270,35 @@ def run(video_id: str, probe_path, landmarks_path, egemaps_path, out, aus_path=N
     return rec
 
 
-def collect(records, out) -> pd.DataFrame:
-    """Gather per-video QA JSON files into one TSV (one row per video, sorted by id)."""
+def same_faces(identity_overlap) -> dict[str, list[str]]:
+    """Per video, the other videos of ``results/identity_overlap.tsv``'s cross-split
+    ``same_face_different_subject`` pairs (the leaks), sorted."""
+    from facevox.extract.identity_overlap import read_overlap
+
+    pairs = read_overlap(identity_overlap)
+    leaks = pairs[(pairs["kind"] == "same_face_different_subject") & pairs["cross_split"]]
+    out: dict[str, set[str]] = {}
+    for a, b in zip(leaks["video_a"], leaks["video_b"]):
+        out.setdefault(a, set()).add(b)
+        out.setdefault(b, set()).add(a)
+    return {vid: sorted(others) for vid, others in out.items()}
+
+
+def collect(records, out, identity_overlap=None) -> pd.DataFrame:
+    """Gather per-video QA JSON files into one TSV (one row per video, sorted by id).
+    ``identity_overlap``: results/identity_overlap.tsv; its cross-split pairs of one face under
+    two subject ids give their videos the flag ``same_face_other_subject`` and ``same_face_as``."""
     rows = [read_json(p) for p in records]
+    if identity_overlap is not None:
+        same = same_faces(identity_overlap)
+        for row in rows:
+            others = same.get(row.get("video_id"))
+            if others and row.get("flags") != "excluded":
+                row["same_face_as"] = ",".join(others)
+                row["flags"] = ",".join([f for f in (row.get("flags") or "").split(",") if f]
+                                        + ["same_face_other_subject"])
     df = pd.DataFrame(rows, columns=QA_COLUMNS).sort_values("video_id")
+    df["n_people"] = pd.to_numeric(df["n_people"], errors="coerce").astype("Int64")  # 2, not 2.0 beside NA
     with atomic_path(out) as tmp:
         df.to_csv(tmp, sep="\t", index=False, na_rep="NA")
     return df

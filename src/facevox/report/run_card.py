@@ -1,7 +1,8 @@
 """Run card (:func:`run_card`): git commit (``git rev-parse HEAD``; null outside a git
 checkout) and whether the tree has uncommitted changes, SHA-256 of the resolved
 configuration (``json.dumps(config, sort_keys=True, separators=(",", ":"))``) and the
-configuration itself, Python / platform / package versions, CPU model, core count,
+configuration itself, ``target_mode`` (config ``target.mode``: how each video's one person was
+chosen), Python / platform / package versions, CPU model, core count,
 memory and GPU names (``nvidia-smi``; empty without one), the device each training
 ran on and the one asked for (metrics JSON; ``device: auto`` falling back to the CPU is a
 training warning), what each training left out, the study's warnings found when the DAG was
@@ -169,6 +170,8 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
         "git": git_state(root),
         "config_sha256": config_hash(config),
         "config": config,
+        # how each video's one person was chosen (facevox.extract.landmarks; None before target persons)
+        "target_mode": (config.get("target") or {}).get("mode"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "executable": sys.executable,
@@ -211,6 +214,7 @@ def run_card_page(card_path, out) -> Path:
         ("facevox", card.get("facevox_version")),
         ("git commit", commit),
         ("config SHA-256", card.get("config_sha256")),
+        ("target person (target.mode)", card.get("target_mode") or "–"),
         ("python", card.get("python")),
         ("platform", card.get("platform")),
     ]) + "</section>"]

@@ -4,7 +4,10 @@
   the demo's invented-labels warning only when the sheet is the one ``facevox demo-data``
   wrote (:func:`facevox.dataset.demo.is_demo_sheet`, its header line);
 * split composition - per split (train / dev / test / none) the videos and distinct
-  subjects, per label and per gender, and the mean ± sd score;
+  subjects, per label and per gender, and the mean ± sd score; and the identity overlap
+  (:func:`overlap_section`, ``results/identity_overlap.tsv``): the pairs of videos whose
+  target person is one face under two subject ids (a leak when in different splits) or two
+  faces under one, or that none was found, with the threshold (``target.overlap_distance``);
 * the settings that define the study (source, feature set, backends, slice protocol,
   models, seeds, the split the tables report) from the resolved configuration, and the
   AU backend(s) that actually ran (``au_backend`` of ``results/qa.tsv``);
@@ -129,7 +132,46 @@ def settings(config: dict) -> list[tuple[str, object]]:
         ("tables report split", get("report", "split")),
         ("bootstrap", f"{get('report', 'bootstrap_resamples')} resamples, seed {get('report', 'bootstrap_seed')}, "
                       f"level {get('report', 'ci_level')}"),
+        ("target person (target.mode)", get("target", "mode")),
+        ("same face across videos (target.overlap_distance, on_identity_overlap)",
+         f"below {get('target', 'overlap_distance')}, {get('target', 'on_identity_overlap')}"
+         if get("target") else None),
     ]
+
+
+#: Where the identity-overlap pairs are when the page is not told: beside results/qa.tsv.
+OVERLAP_NAME = "identity_overlap.tsv"
+
+
+def overlap_section(overlap_path, config: dict) -> str:
+    """The identity-overlap part of the split composition: a table of the pairs of
+    ``results/identity_overlap.tsv`` (the cross-split ones first, marked), or a line that none
+    was found with the threshold, or that the check did not run (no table)."""
+    from facevox.extract.identity_overlap import KINDS, read_overlap
+
+    threshold = ((config or {}).get("target") or {}).get("overlap_distance", 0.6)
+    head = '<h3 id="identity-overlap">Same person across videos</h3>'
+    if overlap_path is None or not Path(overlap_path).is_file():
+        return head + ('<p class="note">Not checked: no identity-overlap table in this run (it compares the '
+                       "target persons' face embeddings of the extracted videos, source: videos).</p>")
+    pairs = read_overlap(overlap_path)
+    if not len(pairs):
+        return head + (f'<p class="ok">None found: no two videos whose target faces are closer than {threshold:g} '
+                       "(target.overlap_distance) under different subject ids, and no subject's videos farther "
+                       "apart than that.</p>")
+    leaks = int(pairs["cross_split"].sum())
+    rows = [[Cell("LEAK: one face in two splits" if r.cross_split else KINDS.get(r.kind, r.kind),
+                  cls="bad" if r.cross_split else ""),
+             Cell(f"{r.video_a} ({r.subject_a}, {r.split_a or NO_SPLIT})"),
+             Cell(f"{r.video_b} ({r.subject_b}, {r.split_b or NO_SPLIT})"), float(r.distance)]
+            for r in pairs.itertuples()]
+    note = (f'<p class="{"warn" if leaks else "note"}">{len(pairs)} pair(s) at threshold {threshold:g} '
+            f"(target.overlap_distance): {leaks} with one face under two subject ids in different splits "
+            "(the same participant in training and evaluation: give them one subject_id and one split). "
+            "Two faces under one subject id: the wrong person chosen in one video, or a mislabelled "
+            "video (see the videos' target person).</p>")
+    return head + note + table(["what", "video a (subject, split)", "video b (subject, split)", "distance"], rows,
+                               table_id="overlap-table")
 
 
 def left_out(samples: pd.DataFrame, qa: pd.DataFrame | None, metrics: list[dict]) -> list[list]:
@@ -168,8 +210,9 @@ def _reason(key) -> str:
     return getattr(contract, "LEFT_OUT_REASONS", {}).get(key, str(key))
 
 
-def study_page(sheet, out, config: dict, qa_path=None, metrics_paths=()) -> Path:
-    """Write the study page (HTML) for the sample sheet at ``sheet``."""
+def study_page(sheet, out, config: dict, qa_path=None, metrics_paths=(), overlap_path=None) -> Path:
+    """Write the study page (HTML) for the sample sheet at ``sheet``. ``overlap_path``:
+    results/identity_overlap.tsv; not given, the one beside ``qa_path`` where it exists."""
     from facevox.dataset.demo import is_demo_sheet
     from facevox.report.tables import read_metrics
 
@@ -198,7 +241,10 @@ def study_page(sheet, out, config: dict, qa_path=None, metrics_paths=()) -> Path
     parts.append('<section id="splits"><h2>Split composition</h2>'
                  '<p class="note">Videos per split, with the number of distinct subjects; per label the videos '
                  "and (in brackets) their subjects; per gender the videos.</p>"
-                 + table(header, rows, table_id="split-table") + "</section>")
+                 + table(header, rows, table_id="split-table")
+                 + overlap_section(overlap_path if overlap_path is not None or qa_path is None
+                                   else Path(qa_path).with_name(OVERLAP_NAME), config)
+                 + "</section>")
     items = settings(config)
     if qa is not None and "au_backend" in qa.columns:
         used = qa["au_backend"].fillna("none").value_counts()

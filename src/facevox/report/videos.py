@@ -3,7 +3,11 @@
 
 Per video (one row per sample-sheet video, sortable and searchable): subject, split,
 label, score, gender, duration, resolution and frame rate (``results/probe/<video>.json``),
-face-found rate, audio status, AU backend and QA flags (``results/qa.tsv``), whether it
+face-found rate, audio status, AU backend and QA flags (``results/qa.tsv``), the target
+person (:func:`target_cell`: the ``target_*`` columns of ``qa.tsv`` - how and why the person
+was chosen, how many people were seen, the shares of frames with the target and with
+others, the match distance, and a visible note when the choice was close, the target was
+not found or the same face is another subject's video in another split), whether it
 was used or excluded and why (:func:`facevox.report.study.exclusions`, or "in no split"),
 and per model its prediction summarised over the seeds (:func:`summarise`):
 
@@ -129,6 +133,46 @@ def _float(value):
     return v if math.isfinite(v) else None
 
 
+def _pct(value) -> str:
+    return f"{100 * value:.0f} %"
+
+
+def target_cell(q) -> Cell:
+    """The target person of one QA row (None: no QA record): mode and why, people seen, the
+    target's and the others' share of frames, the match distance; a note (class ``bad``)
+    when the choice was close, the target was not found, or its face is another subject's
+    in another split (``same_face_as``)."""
+    if q is None:
+        return Cell("–", cls="muted")
+    flags = set((q.get("flags") or "").split(","))
+    mode = q.get("target_mode") if "target_mode" in q else None
+    if not mode:
+        if "excluded" in flags:
+            return Cell("–", cls="muted")
+        return Cell("not recorded (landmarks table from before target persons)", sort="", cls="muted")
+    people = _float(q.get("n_people"))
+    present, other = _float(q.get("target_present_rate")), _float(q.get("other_present_rate"))
+    match = _float(q.get("target_match_distance"))
+    facts = [f"{int(people)} {'person' if people == 1 else 'people'} seen" if people is not None else None,
+             f"target on {_pct(present)} of frames" if present is not None else None,
+             f"others on {_pct(other)}" if other is not None else None,
+             f"match distance {match:.2f}" if match is not None else None]
+    parts = [f"<b>{html.escape(str(mode))}</b>"]
+    if q.get("target_why"):
+        parts[0] += ": " + html.escape(str(q["target_why"]))
+    parts.append(html.escape(" · ".join(f for f in facts if f)))
+    notes = []
+    if "target_choice_close" in flags:
+        notes.append("close choice: another person was present almost as often (check the person, or give "
+                     "a reference face)")
+    if "target_not_found" in flags or (present == 0 and people):
+        notes.append("target not found: no frame has the target's landmarks")
+    if q.get("same_face_as"):
+        notes.append(f"same face as {q['same_face_as'].replace(',', ', ')} (another subject id, another split)")
+    parts += [f'<span class="bad target-note">{html.escape(n)}</span>' for n in notes]
+    return Cell("<br>".join(parts), sort=people if people is not None else "", raw=True)
+
+
 def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predictions_paths=(),
                order=()) -> Path:
     """Write the per-video table (HTML). ``probe_paths`` are matched to videos by file stem;
@@ -142,7 +186,7 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
     # what a reader scans first (split, label, used, the models' predictions) on the left;
     # the QA and media columns after, so that the predictions stay in view
     header = ["video", "split", "label", "score", "used", *names, "face found", "audio", "QA flags",
-              "duration (s)", "resolution", "fps", "AU backend", "subject", "gender"]
+              "target person", "duration (s)", "resolution", "fps", "AU backend", "subject", "gender"]
     rows, ids = [], []
     for vid, s in samples.to_dict("index").items():  # raw cells: None stays None
         probe = probes.get(vid, {})
@@ -170,6 +214,7 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
         row += [Cell(f"{100 * rate:.0f} %", sort=rate, cls="num") if rate is not None else "–",
                 (q.get("audio_status") or "–") if q is not None else probe.get("audio", "–"),
                 Cell(flags.replace(",", ", ") or "none", cls="" if flags else "muted"),
+                target_cell(q),
                 duration if duration is not None else "–", probe.get("resolution") or "–",
                 _float(probe.get("fps")) if probe.get("fps") else "–",
                 (q.get("au_backend") or "–") if q is not None and "au_backend" in q else "–",
@@ -177,7 +222,10 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
         rows.append(row)
         ids.append(f"video-{vid}")
     legend = ('<p class="note">One row per video of the sample sheet. Click a column header to sort, type in the box '
-              "to filter. Model columns: classification - the class most seeds predicted and how many seeds were "
+              "to filter. Target person: every table of a video describes one person, chosen by identity "
+              "(target.mode); the share of frames with that person's landmarks and with other people's faces, "
+              "and the mean face-descriptor distance of the target's samples (below 0.6: one person). "
+              "Model columns: classification - the class most seeds predicted and how many seeds were "
               "right; regression - the mean predicted score and its absolute error; continuous affect - the "
               "video's CCC per dimension. Every split is shown (a train video's prediction is a fit, not a "
               "test).</p>")
