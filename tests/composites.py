@@ -104,6 +104,11 @@ LAYOUTS = {
     # B present in most frames (right), A only in frames 20-50 (left): the target is B
     "b_dominant": (96, (2 * W, H), None,
                    lambda i: {"A": (0, 0) if _between(i, [(20, 50)]) else None, "B": (W, 0)}, "B"),
+    # an edit that cuts from A to B at the same place (one 640x360 picture: A, then B on frames
+    # 60-99, then black): the face boxes overlap across the cut
+    "cut_same_place": (120, (W, H), None,
+                       lambda i: {"A": (0, 0) if i < 60 else None, "B": (0, 0) if _between(i, [(60, 100)]) else None},
+                       "A"),
     # A on a 1280x720 canvas, B picture-in-picture (600x338) at the top left (clear of A's face,
     # which spans x 615-1110) for frames 24-95
     "overlay": (120, (2 * W, 2 * H), {"A": (2 * W, 2 * H), "B": (600, 338)},

