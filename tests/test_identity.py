@@ -256,3 +256,32 @@ def test_the_face_crops_are_the_target_persons(two_person, feat_media, tmp_path)
         pts = np.stack([row[CROP_LANDMARK_X].to_numpy(float), row[CROP_LANDMARK_Y].to_numpy(float)], axis=1)
         desc = identity.descriptor(image, pts)
         assert np.linalg.norm(desc - target_embedding) < 0.6 < np.linalg.norm(desc - woman)
+
+
+def test_a_change_of_person_found_by_a_periodic_check_leaves_the_frames_since_unverified(two_person, monkeypatch):
+    """b_visits with planted descriptors: the left face is A until frame 64, then (no cut, as if
+    two people crossed) B's descriptor; B is on the right on frames 30-79.  The reference is A;
+    check_every_s 0.1, so a face is checked every 0.5 s (12 frames; five times that, the two
+    faces being far apart): the check after frame 64 finds B,
+    so the left face's frames since its previous check are `unverified` - never taken for A -
+    and A has no landmarks after the change."""
+    from facevox.extract import people
+
+    video, truth, _ = two_person("b_visits")
+    a, b = unit(0), unit(1)
+
+    def planted(self, frame, face):
+        self.n_descriptors += 1
+        left = (face.box[0] + face.box[2]) / 2 < 640
+        return a if left and self.frame < 64 else b
+
+    monkeypatch.setattr(people.PersonTracker, "_descriptor", planted)
+    df = landmarks.extract(video, target={"mode": "reference", "check_every_s": 0.1}, reference=a)
+    reason, ok = df["reason"].to_numpy(), df["success"].to_numpy()
+    unverified = np.flatnonzero(reason == "unverified")
+    assert len(unverified) and 52 < unverified.min() <= 64 <= unverified.max() < 64 + 13
+    assert np.all(np.diff(unverified) == 1)  # one run: from the check before the change to the check after
+    assert ok[:unverified.min()].all() and not ok[unverified.min():].any()
+    assert set(reason[unverified.max() + 1:]) == {"not_target"}
+    rec = df.attrs["target"]
+    assert rec["unverified_frames"] == len(unverified) and rec["person"] == 0 and rec["match_distance"] == 0.0
