@@ -21,7 +21,9 @@ Per frame
   for every face on the frame of a scene cut (except one whose 16x16 grey thumbnail moved by at
   most :data:`FACE_UNCHANGED`: only the rest of the frame changed), and for each tracked face
   every ``target.check_every_s`` seconds while another face is near it (:func:`near`: only
-  such faces can trade places without a cut), five times less often otherwise.  A check:
+  such faces can trade places without a cut), five times less often otherwise (but at
+  check_every_s while the person has fewer than :data:`EMBEDDING_SAMPLES` descriptors: the
+  embedding, compared across videos, is the mean of a few looks).  A check:
 
   - the track's own person (closer than ``target.match_distance``): confirmed;
   - another known person: the track's *segment* ends and one of that person starts.  A change
@@ -71,6 +73,9 @@ THUMB = (32, 18)
 FACE_UNCHANGED = 6.0
 #: A face with no other face near it (:func:`near`) is re-checked this many times less often.
 ALONE_CHECK_FACTOR = 5
+#: A person's embedding is the mean of at least this many descriptors where the video allows:
+#: until then its faces are checked every check_every_s even with no face near.
+EMBEDDING_SAMPLES = 3
 #: Faces are near each other when their boxes, grown this many times, overlap.
 NEAR_FACTOR = 2.0
 #: A face whose descriptor after a scene cut matches nobody is looked at again this many frames
@@ -263,7 +268,8 @@ class PersonTracker:
         self.tracks = live
         for track in live:
             crowded = any(near(track.face.box, other.face.box) for other in live if other is not track)
-            interval = self.t["check_every_s"] * (1 if crowded else ALONE_CHECK_FACTOR)
+            few = track.person.n_descriptors < EMBEDDING_SAMPLES  # the embedding wants a few looks
+            interval = self.t["check_every_s"] * (1 if crowded or few else ALONE_CHECK_FACTOR)
             changed = cut and self._face_changed(gray, track)
             due = (changed or frame.time_s - track.checked_s >= interval
                    or (track.recheck_at is not None and self.frame >= track.recheck_at))
@@ -430,8 +436,10 @@ class PersonTracker:
             match = None
         elif choice.reference_distance is not None:
             match = round(choice.reference_distance, 4)
-        else:
+        elif person.n_descriptors > 1:
             match = round(person.spread(), 4)
+        else:  # one descriptor: no spread to measure
+            match = None
         record = {
             "mode": self.t["mode"], "found": person is not None,
             "person": person.number if person is not None else None, "why": choice.why,
