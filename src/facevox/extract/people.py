@@ -75,7 +75,7 @@ FACE_UNCHANGED = 6.0
 ALONE_CHECK_FACTOR = 5
 #: A person's embedding is the mean of at least this many descriptors where the video allows:
 #: until then its faces are checked every check_every_s even with no face near.
-EMBEDDING_SAMPLES = 3
+EMBEDDING_SAMPLES = 2
 #: Faces are near each other when their boxes, grown this many times, overlap.
 NEAR_FACTOR = 2.0
 #: A face whose descriptor after a scene cut matches nobody is looked at again this many frames

@@ -28,7 +28,7 @@ text-align:left;vertical-align:top} th{background:#f0f3f7} tr:nth-child(even) td
 table.sortable th{cursor:pointer} table.sortable th:after{content:" \\2195";color:#999;font-size:.8em}
 td.num{text-align:right;font-variant-numeric:tabular-nums} .note{color:#555;font-size:.92em}
 .warn{background:#fff4e5;border:1px solid #f0b45a;padding:.6em .9em;margin:.6em 0}
-.bad{color:#b00020} .ok{color:#1b7a1b} .muted{color:#888}
+.bad{color:#b00020} .ok{color:#1b7a1b} .muted{color:#888} td.wide{min-width:24em}
 input.filter{margin:.3em 0;padding:3px 6px;width:22em}
 .bar{background:#4a7ab5;height:12px;display:inline-block;vertical-align:middle}
 section{margin-bottom:1.5em}

@@ -170,7 +170,7 @@ def target_cell(q) -> Cell:
     if q.get("same_face_as"):
         notes.append(f"same face as {q['same_face_as'].replace(',', ', ')} (another subject id, another split)")
     parts += [f'<span class="bad target-note">{html.escape(n)}</span>' for n in notes]
-    return Cell("<br>".join(parts), sort=people if people is not None else "", raw=True)
+    return Cell("<br>".join(parts), sort=people if people is not None else "", raw=True, cls="wide")
 
 
 def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predictions_paths=(),
