@@ -99,6 +99,31 @@ def reference_option(wildcards, input):
             + (f" --reference-s {time_s!r}" if time_s is not None else ""))
 
 
+# --------------------------------------------------------------------------- identity_overlap, qa
+IDENTITY_OVERLAP = "results/identity_overlap.tsv"  # rule identity_overlap (source videos)
+
+
+def qa_overlap_input(wildcards):
+    """results/identity_overlap.tsv (source videos): its cross-split pairs flag their videos."""
+    return {"identity_overlap": IDENTITY_OVERLAP} if SOURCE == "videos" else {}
+
+
+def qa_overlap_option(wildcards, input):
+    return f"--identity-overlap {shlex.quote(input.identity_overlap)}" if "identity_overlap" in input.keys() else ""
+
+
+def identity_overlap_summary():
+    """The run's last lines: every pair of videos in different splits whose target is one face
+    under two subject ids, among the landmarks tables written so far (source: videos)."""
+    if SOURCE == "videos":
+        from facevox.extract.identity_overlap import summary_lines
+
+        paths = expand("results/landmarks/{video}.parquet", video=VIDEOS)
+        for line in summary_lines(SAMPLES, paths, config["target"]["overlap_distance"],
+                                  config["target"]["on_identity_overlap"]):
+            print(line, file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- action_units
 def au_inputs(wildcards):
     """The video, its landmarks and - for the openface backend - its OpenFace CSV."""

@@ -3,8 +3,6 @@
 # one, -> results/identity_overlap.tsv. The inputs gate and qa read it: on_identity_overlap: fail
 # stops the run before shards and training when one face is in two splits under two subject ids.
 # -> facevox.extract.identity_overlap.run · tests/test_identity_overlap.py
-IDENTITY_OVERLAP = "results/identity_overlap.tsv"
-
 if SOURCE == "videos":
 
     rule identity_overlap:
@@ -26,15 +24,3 @@ if SOURCE == "videos":
         shell:
             "python -m facevox identity-overlap {input.sheet:q} {output:q} {input.landmarks:q}"
             " --overlap-distance {params.distance} --on-identity-overlap {params.mode} > {log:q} 2>&1"
-
-
-def identity_overlap_summary():
-    """The run's last lines: every pair of videos in different splits whose target is one face
-    under two subject ids, among the landmarks tables written so far (source: videos)."""
-    if SOURCE == "videos":
-        from facevox.extract.identity_overlap import summary_lines
-
-        paths = expand("results/landmarks/{video}.parquet", video=VIDEOS)
-        for line in summary_lines(SAMPLES, paths, config["target"]["overlap_distance"],
-                                  config["target"]["on_identity_overlap"]):
-            print(line, file=sys.stderr)

@@ -21,15 +21,6 @@ rule qa_video:
         "python -m facevox qa-video {wildcards.video} {input.probe:q} {input.landmarks:q} {input.egemaps:q} {output:q} --action-units {input.action_units:q} > {log:q} 2>&1"
 
 
-def qa_overlap_input(wildcards):
-    """results/identity_overlap.tsv (source videos): its cross-split pairs flag their videos."""
-    return {"identity_overlap": IDENTITY_OVERLAP} if SOURCE == "videos" else {}
-
-
-def qa_overlap_option(wildcards, input):
-    return f"--identity-overlap {shlex.quote(input.identity_overlap)}" if "identity_overlap" in input.keys() else ""
-
-
 rule qa:
     input:
         unpack(qa_overlap_input),
