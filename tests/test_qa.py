@@ -223,6 +223,15 @@ def test_run_writes_the_record(tmp_path):
     assert (rec["face_found_rate"], rec["longest_gap_s"], rec["voiced_fraction"]) == (0.75, 2.5, 0.375)
 
 
+def write_egemaps_and_probe(tmp_path) -> None:
+    """eg.parquet (F0's eGeMAPS rows, 10 ms hop, audio ok) and probe.json in ``tmp_path``."""
+    eg = egemaps(F0)
+    eg.insert(0, "start_s", np.arange(len(F0)) * 0.01)
+    eg.insert(1, "end_s", np.arange(len(F0)) * 0.01 + 0.02)
+    write_table(eg, tmp_path / "eg.parquet", EGEMAPS_SCHEMA, {"stage": "egemaps", **OK_AUDIO})
+    write_json(probe(), tmp_path / "probe.json")
+
+
 def test_run_logs_the_small_frame_hint(tmp_path, caplog):
     n = len(TIMES)
     lm = {"frame": np.arange(n, dtype=np.int32), "timestamp_s": TIMES, "success": np.zeros(n, bool),
@@ -232,11 +241,7 @@ def test_run_logs_the_small_frame_hint(tmp_path, caplog):
     lm.update({c: np.full(n, np.nan, np.float32) for c in LANDMARK_COLUMNS})
     write_table(pd.DataFrame(lm), tmp_path / "lm.parquet", LANDMARKS_SCHEMA,
                 {"stage": "landmarks", **lm_meta(81.0, 320, 180)})
-    eg = egemaps(F0)
-    eg.insert(0, "start_s", np.arange(len(F0)) * 0.01)
-    eg.insert(1, "end_s", np.arange(len(F0)) * 0.01 + 0.02)
-    write_table(eg, tmp_path / "eg.parquet", EGEMAPS_SCHEMA, {"stage": "egemaps", **OK_AUDIO})
-    write_json(probe(), tmp_path / "probe.json")
+    write_egemaps_and_probe(tmp_path)
     with caplog.at_level("WARNING", logger="facevox.extract.qa"):
         rec = qa.run("small", tmp_path / "probe.json", tmp_path / "lm.parquet", tmp_path / "eg.parquet",
                      tmp_path / "small.json")
@@ -352,11 +357,7 @@ def test_run_reads_the_target_record_and_logs_the_close_choice(tmp_path, caplog)
     lm.update({c: np.zeros(n, np.float32) for c in LANDMARK_COLUMNS})
     write_table(pd.DataFrame(lm), tmp_path / "lm.parquet", LANDMARKS_SCHEMA,
                 {"stage": "landmarks", "multi_face_rate": 0.5, "target": target_record(present_rate=0.75)})
-    eg = egemaps(F0)
-    eg.insert(0, "start_s", np.arange(len(F0)) * 0.01)
-    eg.insert(1, "end_s", np.arange(len(F0)) * 0.01 + 0.02)
-    write_table(eg, tmp_path / "eg.parquet", EGEMAPS_SCHEMA, {"stage": "egemaps", **OK_AUDIO})
-    write_json(probe(), tmp_path / "probe.json")
+    write_egemaps_and_probe(tmp_path)
     with caplog.at_level("WARNING", logger="facevox.extract.qa"):
         rec = qa.run("two", tmp_path / "probe.json", tmp_path / "lm.parquet", tmp_path / "eg.parquet",
                      tmp_path / "two.json")

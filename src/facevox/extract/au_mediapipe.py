@@ -388,24 +388,21 @@ def same_face(points: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray,
     distances of dlib's eye centre (the mean of its six points).  False where either is NaN."""
     points = np.asarray(points, np.float64)
     boxes = np.asarray(boxes, np.float64)
-    lm = np.asarray(landmarks, np.float64)
-    eyes = np.stack([lm[:, list(e)].mean(axis=1) for e in DLIB_EYES], axis=1)  # [N, 2, 2]
     with np.errstate(invalid="ignore"):
-        iod = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1)
         nose = points[:, 0]
         in_box = ((nose[:, 0] >= boxes[:, 0]) & (nose[:, 0] <= boxes[:, 0] + boxes[:, 2])
                   & (nose[:, 1] >= boxes[:, 1]) & (nose[:, 1] <= boxes[:, 1] + boxes[:, 3]))
-        off = np.linalg.norm(points[:, 1:] - eyes, axis=2).max(axis=1)
-        return in_box & (off <= tolerance * iod)
+        return in_box & (eye_offsets(points, landmarks) <= tolerance)
 
 
 def eye_offsets(points: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Per frame: the larger of the two eyes' distances between MediaPipe's corner midpoint and
     dlib's eye centre, in inter-ocular distances (what :func:`same_face` bounds)."""
     lm = np.asarray(landmarks, np.float64)
-    eyes = np.stack([lm[:, list(e)].mean(axis=1) for e in DLIB_EYES], axis=1)
-    iod = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1)
-    return np.linalg.norm(np.asarray(points, np.float64)[:, 1:] - eyes, axis=2).max(axis=1) / iod
+    eyes = np.stack([lm[:, list(e)].mean(axis=1) for e in DLIB_EYES], axis=1)  # [N, 2, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iod = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1)
+        return np.linalg.norm(np.asarray(points, np.float64)[:, 1:] - eyes, axis=2).max(axis=1) / iod
 
 
 def aus_from_blendshapes(bs: np.ndarray) -> dict[str, np.ndarray]:

@@ -188,8 +188,6 @@ class Track:
                          "target": people.summary(choice, per_frame, n), **detection_summary(self.tracker)}
 
 
-_NAN_BOX = (np.nan,) * 4
-_NAN_POINTS = np.full((N_LANDMARKS, 2), np.nan, np.float32)
 
 
 def detection_summary(tracker: FaceTracker) -> dict:

@@ -58,7 +58,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from facevox.config import stage_params
-from facevox.contract import N_LANDMARKS
 from facevox.errors import FacevoxError
 from facevox.extract import identity
 
@@ -133,7 +132,6 @@ class PersonTracker:
         self.prev_gray = None  # the previous frame (a reference, no copy): face thumbnails at a cut
         self.n_descriptors = 0
         self.n_cuts = 0
-        self.n_frames_other = 0  # frames where a face of someone other than the provisional target was tracked
         # one entry per tracked face per frame
         self.obs_frame: list[int] = []
         self.obs_segment: list[int] = []
@@ -478,7 +476,3 @@ def face_patch(gray: np.ndarray, box) -> np.ndarray | None:
     if r - l < 8 or b - t < 8:
         return None
     return cv2.resize(gray[t:b, l:r], (16, 16), interpolation=cv2.INTER_AREA).astype(np.int16)
-
-
-def empty_points() -> np.ndarray:
-    return np.full((N_LANDMARKS, 2), np.nan, np.float32)
