@@ -87,11 +87,12 @@ test-slurm: install
 bench-models: install
 	$(BIN)/python benchmarks/bench_models.py --out benchmarks/results/models_cpu.md
 
-# Issues 9 and 20's speed targets in one run, plus the D-Vlog-size synthetic study (~30 min on
-# 2 idle cores; bench_suite.py --help): benchmarks/results/suite.md.
+# Issues 9, 20, 28 and 29's speed targets in one run, plus the D-Vlog-size synthetic study (~30 min
+# on 2 idle cores; bench_suite.py --help): benchmarks/results/suite.md.  Some parts again, merged
+# into the same table: make bench ONLY=chain,snakemake (~10 min).
 # The landmark stage in detail (per-call costs, tracking accuracy): make bench BENCH=landmarks
 bench: install
-	$(BIN)/python benchmarks/$(if $(BENCH),bench_$(BENCH).py,bench_suite.py)
+	$(BIN)/python benchmarks/$(if $(BENCH),bench_$(BENCH).py,bench_suite.py $(if $(ONLY),--only $(ONLY)))
 
 dag: install
 	$(BIN)/snakemake --dag | dot -Tsvg > results/dag.svg

@@ -19,6 +19,7 @@ configfile: "config.yaml"
 
 
 from facevox.config import check_workflow_config
+from facevox.workflow_hooks import stop_scheduler_timers
 
 # The schema's defaults filled in, every problem one short line naming the key and the files to
 # fix (snakemake.utils.validate would print the whole schema section and configuration).
@@ -62,9 +63,13 @@ rule all:
 
 onsuccess:
     excluded_summary()
+    unusable_summary()
     identity_overlap_summary()
+    stop_scheduler_timers()  # exit now, not after Snakemake's last 1-s rescheduling timer
 
 
 onerror:
     excluded_summary()
+    unusable_summary()
     identity_overlap_summary()
+    stop_scheduler_timers()

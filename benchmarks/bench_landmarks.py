@@ -33,6 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
+#: The environment before this module pins every library to one thread (for child processes
+#: that should get the usual one: bench_suite's Snakemake runs).
+ORIGINAL_ENV = dict(os.environ)
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = "1"
 

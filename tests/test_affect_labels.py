@@ -140,3 +140,14 @@ def test_label_file_prefers_the_sheet_then_the_folder():
     assert label_file("v1", None, "labels") == Path("labels/v1.csv")
     with pytest.raises(FacevoxError, match="video v1: the FAU models need affect labels"):
         label_file("v1", "", "")
+
+
+def test_demo_labels_of_an_excluded_video_say_so(tmp_path):
+    """An excluded video (its FAU windows are an excluded record) gets a label file with the
+    header and the reason, no rows: the run goes on; a reader gets the 'no rows' error."""
+    path = affect_labels.write_demo_labels(None, tmp_path / "x.csv", "x", why="input excluded: file is empty")
+    text = path.read_text()
+    assert text.startswith(affect_labels.DEMO_HEADER) and "# no labels: input excluded: file is empty\n" in text
+    assert text.endswith("time_s,arousal,valence\n")
+    with pytest.raises(InputError, match="header but no rows"):
+        read_labels(path)

@@ -43,6 +43,44 @@ def test_shared_decode_writes_the_stages_own_tables(feat_media, tmp_path, capsys
     assert ma["au_backend"] == mb["au_backend"] == "mediapipe" and ma["params"] == mb["params"]
 
 
+@pytest.mark.parametrize(("frames", "max_bytes", "run"), [(10, 32 << 20, 10), (16, 3 * 640 * 360 * 3, 3)])
+def test_tracker_and_mediapipe_take_turns_over_runs_of_frames(feat_media, tmp_path, monkeypatch, frames, max_bytes,
+                                                               run):
+    """The tracker gets a run of frames (at most BATCH_FRAMES, at most BATCH_BYTES of RGB), then
+    MediaPipe the same run with the tracker's boxes; the last run is what is left (72 frames of
+    640x360: 7 runs of 10 and one of 2, or 24 runs of 3)."""
+    calls = []
+    track_add, session = landmarks.Track.add, au_mediapipe.FaceLandmarkerAU.session
+
+    def add(self, frame):
+        calls.append("track")
+        return track_add(self, frame)
+
+    def counted_session(self, *args, **kwargs):
+        s = session(self, *args, **kwargs)
+        mp_add = s.add
+        s.add = lambda frame, box: calls.append("mediapipe") or mp_add(frame, box)
+        return s
+
+    monkeypatch.setattr(landmarks.Track, "add", add)
+    monkeypatch.setattr(au_mediapipe.FaceLandmarkerAU, "session", counted_session)
+    monkeypatch.setattr(chain, "BATCH_FRAMES", frames)
+    monkeypatch.setattr(chain, "BATCH_BYTES", max_bytes)
+    video = feat_media / "single_face.mp4"  # 72 frames, 640x360
+    if run == 10:
+        chain_and_stages(video, tmp_path)  # the stages alone (frame by frame): the same tables
+    else:
+        chain.run(video, tmp_path / "chain", write_config(tmp_path))
+    sizes = [run] * (72 // run) + ([72 % run] if 72 % run else [])
+    assert calls[:144] == [who for n in sizes for who in ["track"] * n + ["mediapipe"] * n]
+
+
+def write_config(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("action_units:\n  backend: mediapipe\n")
+    return config
+
+
 def test_other_backends_run_the_stages_one_after_the_other(feat_media, tmp_path):
     video = feat_media / "single_face.mp4"
     config = tmp_path / "config.yaml"

@@ -103,7 +103,7 @@ OTHER_DEFAULTS = {
                "on_identity_overlap": "warn", "overlap_distance": 0.6},
     "action_units": {"backend": "auto", "baseline_quantile": 0.1, "confidence_every": 5},
     "fau_windows": {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None, "fps": None,
-                    "no_face": "drop"},
+                    "no_face": "drop", "turns_hangover_s": 0.15},
     "faces": {"keep_face_images": False, "size": 224, "stride": 1, "method": "eye_mouth", "jpeg_quality": 90},
     "shards": {"feature_set": "landmarks_egemaps", "length": 300, "hop": None, "pad": "poly", "degree": 2,
                "max_gap": 15, "normalisation": "minmax", "rows_per_group": 64, "slices_per_part": 2048},

@@ -78,6 +78,20 @@ FLAGS = {
     "gray8_mkv": "",
     "odd_path": "",
     "very_short": "short_video",
+    # degenerate videos (issue 29)
+    "one_frame": "audio_no_audio_stream,short_video",
+    "two_frames": "short_video",
+    "tiny": "no_face,low_face_rate,small_frame_missed_faces",
+    "wide_strip": "no_face,low_face_rate,small_frame_missed_faces",
+    "tall_strip": "no_face,low_face_rate,small_frame_missed_faces",
+    "thumbnail": "audio_no_audio_stream,short_video",
+    "still": "low_frame_rate,still_picture",
+    "black_speech": "low_face_rate,long_face_gap",
+    "zero_audio": "audio_too_short,duration_mismatch",
+    "silent_audio": "audio_silent",
+    "fps1": "low_frame_rate",
+    "fps240": "short_video",
+    "ends_mid_frame": "damaged_frames",
 }
 
 
@@ -213,7 +227,7 @@ def test_outputs_are_well_formed_and_flagged(extract, name):
     if au_meta["au_backend"] == "landmarks":  # mediapipe finds faces with its own detector
         assert aus["success"].tolist() == lm["success"].tolist()
     assert len(windows) == n_windows(n, 5)
-    assert eg_meta["audio_status"] in ("ok", "no_audio_stream", "truncated")
+    assert eg_meta["audio_status"] in ("ok", "no_audio_stream", "truncated", "silent", "too_short")
     assert au_meta["au_backend"] == resolve_backend("auto")  # mediapipe: no py-feat weights here
     rec = r.json("qa")
     assert list(rec) == sorted(QA_COLUMNS) and rec["video_id"] == name and rec["n_frames"] == n
@@ -221,6 +235,77 @@ def test_outputs_are_well_formed_and_flagged(extract, name):
     assert rec["flags"] == FLAGS[name]
     # the log line of the last stage shows the same flags
     assert f"qa: flags [{FLAGS[name]}]" in r.stderr
+
+
+# --------------------------------------------------------------------------- degenerate videos (issue 29)
+@pytest.mark.parametrize("name, size", [("tiny", (16, 16)), ("wide_strip", (1280, 8)), ("tall_strip", (8, 720))])
+def test_odd_frame_shapes_are_decoded_and_have_no_face(extract, name, size):
+    r = extract(name)
+    lm, meta = r.table("landmarks")
+    assert (meta["frame_width"], meta["frame_height"]) == size and len(lm) == FACE_FRAMES
+    assert not lm["success"].any() and lm[list(LANDMARK_COLUMNS)].isna().all().all()
+    assert set(lm["reason"]) == {"no_face"}
+    windows, _ = r.table("fau_windows")
+    assert (windows["n_used"] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["one_frame", "thumbnail"])
+def test_one_frame_gives_one_row_everywhere(extract, name):
+    """A recording that stopped after one frame, and a JPEG saved as .mp4: one row in each
+    per-frame table (the face found), one FAU window of that frame."""
+    r = extract(name)
+    lm, _ = r.table("landmarks")
+    aus, _ = r.table("action_units")
+    windows, _ = r.table("fau_windows")
+    assert len(lm) == len(aus) == 1 and lm["success"].iloc[0] and lm["timestamp_s"].iloc[0] == 0.0
+    assert len(windows) == 1 and windows["n_used"].iloc[0] == 1
+    assert r.json("probe")["video"]["n_frames"] == 1
+
+
+def test_still_image_saved_as_video(extract):
+    r = extract("still")
+    lm, meta = r.table("landmarks")
+    assert len(lm) == 3 and lm["success"].all()
+    assert lm["timestamp_s"].tolist() == pytest.approx([0.0, 1.0, 2.0])
+    assert meta["max_frame_change"] < 0.5  # qa.STILL_CHANGE: the picture never changes
+    assert extract("fps1").table("landmarks")[1]["max_frame_change"] > 5  # a moving face at 1 fps
+
+
+def test_black_stretch_with_speech_keeps_the_speech(extract):
+    """1 s face, 12 s black while the speech goes on, 1 s face (10 fps): the face on both
+    ends only; the eGeMAPS rows of the black stretch are there, voiced where the speech is."""
+    r = extract("black_speech")
+    lm, _ = r.table("landmarks")
+    t = lm["timestamp_s"].to_numpy()
+    found = lm["success"].to_numpy()
+    assert len(lm) == 140 and found[t < 0.95].all() and found[t > 13.05].all() and not found[(t > 1.5) & (t < 12.5)].any()
+    eg, meta = r.table("egemaps")
+    black = eg[(eg["start_s"] > 1.5) & (eg["start_s"] < 4.0)]
+    assert meta["audio_status"] == "ok" and len(black) > 200 and (black["F0semitoneFrom27.5Hz_sma3nz"] > 0).mean() > 0.2
+    assert r.json("qa")["longest_gap_s"] == pytest.approx(12.0, abs=0.2)
+
+
+def test_audio_stream_without_samples_and_silent_audio(extract):
+    eg, meta = extract("zero_audio").table("egemaps")
+    assert len(eg) == 0 and meta["audio_status"] == "too_short"
+    eg, meta = extract("silent_audio").table("egemaps")
+    assert meta["audio_status"] == "silent" and (eg["F0semitoneFrom27.5Hz_sma3nz"] == 0).all()
+
+
+def test_frame_rates_1_and_240(extract):
+    lm, _ = extract("fps1").table("landmarks")
+    assert len(lm) == 6 and np.diff(lm["timestamp_s"]) == pytest.approx(1.0)
+    lm, _ = extract("fps240").table("landmarks")
+    assert len(lm) == 240 and np.diff(lm["timestamp_s"]) == pytest.approx(1 / 240, abs=1e-4) and lm["success"].all()
+
+
+def test_file_cut_off_mid_frame_counts_the_damaged_frame(extract):
+    """MPEG-TS cut inside its last frames' bytes: the frames before the cut, the one the
+    decoder could only partly decode counted as damaged (QA flag damaged_frames)."""
+    r = extract("ends_mid_frame")
+    lm, meta = r.table("landmarks")
+    assert 60 <= len(lm) < FACE_FRAMES and meta["damaged_frames"] >= 1
+    assert extract("no_audio").table("landmarks")[1]["damaged_frames"] == 0
 
 
 def test_truncated_file_keeps_what_is_there(extract):
@@ -244,6 +329,9 @@ def test_no_audio_stream_gives_empty_audio_columns(extract):
     aligned, _ = r.table("aligned")
     assert len(aligned) == FACE_FRAMES and not aligned["audio_success"].any()
     assert aligned[EGEMAPS_COLUMNS].isna().all().all() and aligned["face_success"].all()
+    windows, wmeta = r.table("fau_windows")  # no audio is not silence: turns NaN, the AUs there
+    assert windows["turns"].isna().all() and wmeta["turns"]["audio_status"] == "no_audio_stream"
+    assert windows["n_used"].gt(0).all()
     rec = r.json("qa")
     assert rec["audio_present"] is False and rec["duration_mismatch_s"] is None
 
@@ -256,6 +344,7 @@ def test_no_face_gives_nan_features_not_zeros(extract):
     assert not aus["success"].any() and aus[AU_COLUMNS + ["confidence"]].isna().all().all()
     windows, _ = r.table("fau_windows")
     assert (windows["n_used"] == 0).all() and windows[FAU_STAT_COLUMNS].isna().all().all()
+    assert windows["turns"].notna().all() and windows["turns"].max() == 1  # the speech is still there
     aligned, _ = r.table("aligned")
     assert not aligned["face_success"].any() and aligned[LANDMARK_COLUMNS].isna().all().all()
     assert aligned["audio_success"].mean() > 0.9  # the speech is still there

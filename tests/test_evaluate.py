@@ -52,3 +52,16 @@ def test_one_class_split_has_no_auc_and_empty_split_no_numbers():
     assert math.isnan(split_metrics(table, CLASSES, "depression")["auc"])
     empty, unpredicted = video_predictions("test", [], {}, np.zeros((0, 2)), CLASSES, "depression", "mean", ["z"])
     assert split_metrics(empty, CLASSES, "depression")["n"] == 0 and unpredicted == ["z"]
+
+
+def test_classes_without_a_predicted_video():
+    """A class whose every video of the split is unpredicted is named with its videos; a
+    class with one predicted video, or a video without a label, is not."""
+    import pandas as pd
+
+    from facevox.training.evaluate import classes_unpredicted
+
+    table = pd.DataFrame({"video_id": ["a", "b"], "label": ["depression", "depression"]})
+    labels = {"a": "depression", "b": "depression", "c": "normal", "d": "normal", "e": "depression", "f": None}
+    assert classes_unpredicted(table, ["c", "d", "e", "f"], labels) == {"normal": ["c", "d"]}
+    assert classes_unpredicted(table, [], labels) == {}

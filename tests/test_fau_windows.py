@@ -99,7 +99,8 @@ def test_run_round_trip(tmp_path):
     assert summary["n_windows"] == len(df) == 24
     assert meta["au_backend"] == "landmarks"
     assert meta["params"] == {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None,
-                              "fps": None, "no_face": "drop"}
+                              "fps": None, "no_face": "drop", "turns_hangover_s": 0.15}
+    assert df["turns"].isna().all() and meta["turns"]["audio_status"] == "not_given"  # no eGeMAPS given
     assert meta["windowing"] == {"convention": "paper", "fps": 50.0, "fps_source": "timestamps",
                                  "window_frames": 50, "hop_frames": 5, "window_s": 1.0, "hop_s": 0.1}
     assert summary["windowing"] == meta["windowing"]
@@ -230,8 +231,135 @@ def test_pose_and_gaze_functionals_beside_the_aus():
     aus["gaze_angle_x"] = np.float32(-0.2)
     out = fau_windows.windows(aus, window=50, hop=5)
     assert list(out.columns[-len(FAU_POSE_GAZE_STAT_COLUMNS):]) == FAU_POSE_GAZE_STAT_COLUMNS
-    assert list(out.columns).index("pose_Rx_mean") == 6 + len(FAU_STAT_COLUMNS)
+    assert list(out.columns).index("turns") == 6 + len(FAU_STAT_COLUMNS)  # the 37 model inputs, then these
+    assert list(out.columns).index("pose_Rx_mean") == 6 + len(FAU_STAT_COLUMNS) + 1
     assert out["pose_Rx_mean"].iloc[0] == pytest.approx(0.12)  # mean(0..24) * 0.01
     assert out["pose_Rx_std"].iloc[0] == pytest.approx(0.01 * np.sqrt((25**2 - 1) / 12), rel=1e-5)
     assert out["gaze_angle_x_mean"].eq(np.float32(-0.2)).all() and out["gaze_angle_x_std"].eq(0).all()
     assert out["pose_Tz_mean"].isna().all()  # a backend without translation
+
+
+# --------------------------------------------------------------------------- turns (voice activity)
+#: Planted speech: espeak-ng's sentence placed at SPEECH_AT s into an AUDIO_S s silent track.
+SPEECH_AT, AUDIO_S, RATE = 3.0, 8.0, 16000
+#: How far from the planted speech's ends the activity may differ from the truth: the
+#: hangover (0.15 s) plus 0.1 s for opensmile's 60 ms F0 frame and the AAC encoder's delay.
+MARGIN = 0.15 + 0.1
+
+
+@pytest.fixture(scope="module")
+def planted(media_dir):
+    """(16 kHz track, speech onset s, speech offset s): one espeak-ng sentence, no pause in it,
+    between silences; the span is where the waveform exceeds 1 % of its peak."""
+    import subprocess
+
+    from tests.conftest import read_audio, require
+
+    wav = media_dir / "fox.wav"
+    subprocess.run([require("espeak-ng"), "-s", "140", "-w", str(wav), "the quick brown fox jumps over the lazy dog"],
+                   check=True)
+    speech = read_audio(wav, RATE)
+    loud = np.flatnonzero(np.abs(speech) > 0.01 * np.abs(speech).max())
+    track = np.zeros(int(AUDIO_S * RATE), np.float32)
+    start = int(SPEECH_AT * RATE)
+    track[start:start + len(speech)] = speech
+    return track, SPEECH_AT + loud[0] / RATE, SPEECH_AT + loud[-1] / RATE
+
+
+def spans(frame_t, onset, offset, step):
+    """Frames (of length ``step``) inside the speech with MARGIN to spare, and in silence
+    with MARGIN to spare (before the speech, or after it and before the audio ends)."""
+    inside = (frame_t >= onset + MARGIN) & (frame_t + step <= offset - MARGIN)
+    silent = (frame_t + step <= onset - MARGIN) | ((frame_t >= offset + MARGIN) & (frame_t + step <= AUDIO_S - 0.1))
+    return inside, silent
+
+
+def test_voice_activity_is_one_in_planted_speech_zero_in_silence_nan_without_audio(planted):
+    from facevox.extract import egemaps
+    from facevox.extract.voice_activity import frame_activity, speech_rows
+
+    track, onset, offset = planted
+    lld = egemaps.lld_frame(track, RATE)
+    assert offset - onset > 2.5  # a sentence long enough for whole 1 s windows inside it
+    # Per eGeMAPS row: the hangover bridges the unvoiced gaps inside the sentence (<= 0.3 s).
+    rows_t = ((lld["start_s"] + lld["end_s"]) / 2).to_numpy()
+    speech = speech_rows(lld)
+    assert speech[(rows_t > onset + MARGIN) & (rows_t < offset - MARGIN)].all()
+    assert not speech[(rows_t < onset - MARGIN) | (rows_t > offset + MARGIN)].any()
+    voiced = speech_rows(lld, hangover_s=0.0)  # no hangover: gaps inside the sentence remain
+    assert 0.5 < voiced[(rows_t > onset) & (rows_t < offset)].mean() < 0.95
+    # On 50 fps frames over 10 s of video: the audio ends at 8 s.
+    frame_t = np.arange(500) / 50
+    activity = frame_activity(frame_t, lld, "ok")
+    inside, silent = spans(frame_t, onset, offset, 0.02)
+    assert inside.sum() > 100 and silent.sum() > 200
+    assert (activity[inside] == 1).all() and (activity[silent] == 0).all()
+    assert np.isnan(activity[frame_t >= AUDIO_S]).all() and not np.isnan(activity[frame_t < AUDIO_S - 0.1]).any()
+    # Missing audio is not silence.
+    for status in ("no_audio_stream", "too_short", "silent"):
+        assert np.isnan(frame_activity(frame_t, lld, status)).all()
+    assert np.isnan(frame_activity(frame_t, lld.iloc[:0], "ok")).all()
+
+
+@pytest.mark.parametrize("convention", ["paper", "avec"])
+def test_turns_is_the_share_of_the_window_with_speech(planted, convention):
+    from facevox.extract import egemaps
+    from facevox.extract.voice_activity import frame_activity
+
+    track, onset, offset = planted
+    aus = au_table(500, fps=50.0)  # 10 s: the last 2 s have no audio
+    activity = frame_activity(aus["timestamp_s"], egemaps.lld_frame(track, RATE), "ok")
+    params = {"convention": convention, "window_s": 1.0, "hop_s": 0.1}
+    df, _ = fau_windows.compute(aus, params, activity=activity)
+    assert list(df.columns) == fau_windows.SCHEMAS[convention].names
+    first_s, last_s = df["first_frame"] / 50, (df["last_frame"] + 1) / 50
+    inside = (first_s >= onset + MARGIN) & (last_s <= offset - MARGIN)
+    silent = (last_s <= onset - MARGIN) | ((first_s >= offset + MARGIN) & (last_s <= AUDIO_S - 0.1))
+    no_audio = first_s >= AUDIO_S
+    assert inside.sum() >= 10 and silent.sum() >= 20 and no_audio.sum() >= 10
+    assert (df.loc[inside, "turns"] == 1).all() and (df.loc[silent, "turns"] == 0).all()
+    assert df.loc[no_audio, "turns"].isna().all() and df.loc[~no_audio, "turns"].notna().all()
+    # A window across the speech's onset: the share of its frames that are speech (by hand).
+    k = int(np.argmin(np.abs(df["centre_s"].to_numpy() - onset)))
+    frames = slice(int(df["first_frame"].iloc[k]), int(df["last_frame"].iloc[k]) + 1)
+    assert df["turns"].iloc[k] == pytest.approx(np.mean(activity[frames]), abs=1e-6)
+    assert 0.2 < df["turns"].iloc[k] < 0.8
+    # A window across the audio's end: the mean over its frames with audio only.
+    k = int(np.argmin(np.abs(df["centre_s"].to_numpy() - AUDIO_S)))
+    part = activity[df["first_frame"].iloc[k]:df["last_frame"].iloc[k] + 1]
+    assert np.isnan(part).any() and df["turns"].iloc[k] == np.float32(np.nanmean(part)) == 0
+
+
+def test_run_takes_turns_from_the_egemaps_table_and_flags_missing_audio(planted, video_only, wolfgang, tmp_path):
+    """Planted speech muxed (AAC) with a few video frames; a video without an audio stream; a
+    silent track: the stage's turns from egemaps.run's tables, end to end."""
+    from facevox.extract import egemaps
+    from tests.conftest import write_media
+
+    track, onset, offset = planted
+    talking = write_media(tmp_path / "planted.mp4", [np.full((64, 64, 3), 128, np.uint8)] * 12, fps=24,
+                          audio=track, rate=RATE)
+    aus = tmp_path / "au.parquet"
+    write_table(au_table(250, fps=25.0), aus, AU_SCHEMA, {"stage": "action_units", "au_estimated": ["AU01_r"]})
+    results = {}
+    for name, video in (("planted", talking), ("no_audio", video_only), ("silent", wolfgang)):
+        egemaps.run(video, tmp_path / f"{name}.egemaps.parquet")
+        s = fau_windows.run(aus, tmp_path / f"{name}.parquet", {"window_s": 1.0, "hop_s": 0.2},
+                            egemaps_path=tmp_path / f"{name}.egemaps.parquet")
+        df, meta = read_table(tmp_path / f"{name}.parquet", FAU_WINDOWS_SCHEMA)
+        assert meta["turns"] == s["turns"] and meta["inputs"]["egemaps"]["name"] == f"{name}.egemaps.parquet"
+        results[name] = df, meta["turns"]
+    df, turns = results["planted"]
+    assert turns["audio_status"] == "ok" and turns["hangover_s"] == 0.15
+    assert turns["frames"] == 250 and 195 <= turns["frames_with_audio"] <= 200  # 8 s of 10 s at 25 fps
+    first_s, last_s = df["first_frame"] / 25, (df["last_frame"] + 1) / 25
+    inside = (first_s >= onset + MARGIN) & (last_s <= offset - MARGIN)
+    silent = (last_s <= onset - MARGIN) | ((first_s >= offset + MARGIN) & (last_s <= AUDIO_S - 0.1))
+    assert inside.sum() >= 3 and silent.sum() >= 10
+    assert (df.loc[inside, "turns"] == 1).all() and (df.loc[silent, "turns"] == 0).all()
+    assert df.loc[first_s >= AUDIO_S + 0.1, "turns"].isna().all()
+    assert turns["speech_share"] == pytest.approx((offset - onset + 0.3) / AUDIO_S, abs=0.05)
+    for name, status in (("no_audio", "no_audio_stream"), ("silent", "silent")):
+        df, turns = results[name]
+        assert turns["audio_status"] == status and turns["frames_with_audio"] == 0 and turns["speech_share"] is None
+        assert df["turns"].isna().all() and df["AU01_r_mean"].notna().all()  # the functionals are unaffected

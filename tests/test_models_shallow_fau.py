@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from facevox.contract import FAU_STAT_COLUMNS
+from facevox.contract import FAU_FEATURE_COLUMNS, FAU_STAT_COLUMNS
 from facevox.errors import FacevoxError
 from facevox.models import create_model, get_spec, list_models, n_parameters
 from facevox.models.shallow_fau import (
@@ -153,6 +153,9 @@ def test_model_e_sees_only_the_chosen_columns():
 def test_model_e_paper_default_features():
     assert create_model("shallow_e").input_names == ["confidence_mean", "AU05_r_std"]
     assert create_model("shallow_e", n_features=37).input_names == ["confidence_mean", "AU05_r_std", "turns"]
+    # the pipeline's 37 inputs (the FAU task reads contract.FAU_FEATURE_COLUMNS): turns is the last
+    assert create_model("shallow_b", n_features=len(FAU_FEATURE_COLUMNS)).feature_names == FAU_FEATURE_COLUMNS
+    assert FAU_FEATURE_COLUMNS == [*FAU_STAT_COLUMNS, "turns"]
     with pytest.raises(FacevoxError, match="'turns' is not an input column"):
         create_model("shallow_e", features=["turns"])
     with pytest.raises(FacevoxError, match="index 40 is out of range"):

@@ -403,3 +403,40 @@ def test_collect_writes_people_counts_as_integers(tmp_path):
     assert rows.loc["two", ["n_people", "target_present_rate", "target_match_distance", "target_mode"]].tolist() == [
         "2", "0.6", "0.3123", "dominant"]
     assert rows.loc["old", ["n_people", "target_mode"]].tolist() == ["NA", "NA"]
+
+
+# --------------------------------------------------------------------------- degenerate videos (issue 29)
+@pytest.mark.parametrize("median, meta, flags", [
+    (1.0, {}, "low_frame_rate"),                      # 1 fps
+    (0.2, {}, ""),                                    # exactly 5 fps is not low
+    (0.25, {}, "low_frame_rate"),                     # 4 fps
+    (0.04, {"max_frame_change": 0.179}, "still_picture"),
+    (0.04, {"max_frame_change": 2.8}, ""),            # frames repeated 8x, but the picture moves
+    (0.04, {"damaged_frames": 1}, "damaged_frames"),
+], ids=["1fps", "5fps", "4fps", "still", "moving", "damaged"])
+def test_degenerate_video_flags(median, meta, flags):
+    times = np.arange(60) * median  # 2.4 s or more: not a short video
+    info = probe(duration_s=60 * median, median=median)
+    info["video"]["avg_fps"] = 1 / median
+    rec = qa.record("v", info, landmarks(times, [1] * 60), egemaps(F0),
+                    {"audio_status": "ok", "audio_duration_s": 60 * median}, landmarks_meta=meta)
+    assert rec["flags"] == flags
+
+
+def test_one_frame_is_not_a_still_or_low_frame_rate():
+    rec = qa.record("v", probe(duration_s=0.04, median=None), landmarks(np.array([0.0]), [1]), egemaps(F0),
+                    {"audio_status": "ok", "audio_duration_s": 0.04}, landmarks_meta={"max_frame_change": None})
+    assert rec["flags"] == "short_video"
+
+
+@pytest.mark.parametrize("flags, reason, why", [
+    ("no_face,low_face_rate", None, "no face in any frame"),
+    ("no_frames,low_face_rate", None, "no decoded frame"),
+    ("excluded", "file is empty (0 bytes) (stage probe)", "excluded: file is empty (0 bytes) (stage probe)"),
+    ("low_face_rate,short_video", None, None),
+])
+def test_unusable_reason(tmp_path, flags, reason, why):
+    rec = {"video_id": "v", "flags": flags, "excluded_reason": reason}
+    assert qa.unusable_reason(rec) == why
+    write_json(rec, tmp_path / "v.json")
+    assert qa.unusable_videos({"v": tmp_path / "v.json", "w": tmp_path / "missing.json"}) == ({"v": why} if why else {})

@@ -416,3 +416,25 @@ def test_model_page_regression_and_continuous(tmp_path):
                   "true": [1.0, 2.0, 3.0], "pred": [2.0, 3.0, 4.0]}).to_parquet(p)
     page = videos.model_page("shallow_a", tmp_path / "c.html", [m], [p]).read_text()
     assert "seed 0: CCC arousal" in page and ">0.57<" in page  # 4/7, as above
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_timeline_of_one_or_two_frames_has_a_readable_time_axis(tmp_path, monkeypatch, n):
+    """A one-frame video (a recording that stopped, a still saved as .mp4) once made a
+    zero-length time axis that matplotlib could not render (issue 29): the axis spans the
+    frames plus one frame time, at least timelines.MIN_SPAN_S, and each frame is a dot."""
+    lm, au, eg = write_tracks(tmp_path, pose=True, n=n)
+    captured = {}
+
+    def save(fig, out):
+        captured["xlim"] = fig.axes[-1].get_xlim()
+        captured["markers"] = [line.get_marker() for ax in fig.axes[1:3] for line in ax.get_lines()]
+        return plots._save(fig, out)
+
+    monkeypatch.setattr(timelines, "_save", save)
+    out = timelines.timeline_plot("v", lm, au, eg, tmp_path / "t.png")
+    assert out.stat().st_size > 10_000
+    assert captured["xlim"] == (0.0, pytest.approx(max(timelines.MIN_SPAN_S, (n - 1) / 25 + 1 / 25, 199 * 0.01)))
+    assert set(captured["markers"]) == {"o"}
+    assert timelines.frame_duration_s(np.array([0.0])) == 1 / 25
+    assert timelines.frame_duration_s(np.array([0.0, 1.0, 2.0, 4.0])) == 1.0  # the median step

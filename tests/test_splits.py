@@ -176,3 +176,18 @@ def test_study_warnings_no_dev_label_without_train_and_sound_studies():
     no_labels = _study([("train", None)] * 3 + [("dev", None)] * 4 + [("test", None)] * 3)
     assert study_warnings(no_labels, ["depression", "normal"]) == []  # regression study: no label checks
     assert study_warnings(_study([("", "normal")] * 3), ["depression", "normal"]) == []  # nothing trained
+
+
+def test_study_warnings_a_class_whose_videos_are_all_unusable():
+    """The only test videos of a class have no face (their QA records, known when the DAG is
+    built from an earlier run): one line naming them and why; a class with one usable video,
+    or a split of one class (its own warning), gets none."""
+    df = _study([("train", "depression"), ("train", "normal")] * 2 + [("dev", "depression"), ("dev", "normal")] * 2
+                + [("test", "depression"), ("test", "normal"), ("test", "normal")])
+    unusable = {"v9": "no face in any frame", "v10": "excluded: file is empty (0 bytes) (stage probe)"}
+    assert study_warnings(df, ["depression", "normal"], unusable=unusable) == [
+        "split test: every 'normal' video is unusable for the face models (v9: no face in any frame; v10: excluded: "
+        "file is empty (0 bytes) (stage probe)) - they cannot predict the class: AUC undefined, the tables mark "
+        "the row '[no normal video]'"]
+    assert study_warnings(df, ["depression", "normal"], unusable={"v9": "no face in any frame"}) == []
+    assert study_warnings(df, ["depression", "normal"], unusable={}) == []

@@ -438,3 +438,19 @@ def test_the_reference_can_be_a_named_baseline(paired_files, tmp_path):
     # without prediction tables: no paired columns
     bare = tables.write_tables(metrics, [], None, tmp_path / "w")["regression"]
     assert not bare.has_paired and not [h for h in tables._header(bare) if "vs ref" in h]
+
+
+def test_a_row_whose_split_lost_a_class_is_marked(tmp_path):
+    """The only 'normal' test videos were unpredicted (no face): the Videos cell says
+    '[no normal video]', a note says why the metrics are of one class, the CSV names the class."""
+    rec = classification_json("stst", 0, cls_metrics(0.7, 0.7, auc=math.nan))
+    rec["splits"]["test"] |= {"unpredicted": ["v8", "v9"], "unpredicted_reasons": {"v8": "no_slices", "v9": "no_slices"},
+                              "classes_unpredicted": {"normal": ["v8", "v9"]}}
+    tables.write_tables([write(tmp_path / "stst0.json", rec)], [], REFERENCES, tmp_path / "t", order=["stst"])
+    text = (tmp_path / "t" / "classification.md").read_text()
+    row = dict(zip(md_header(text), md_rows(text)["STST"]))
+    assert row["Videos"] == "10 (+2 unpred.) [no normal video]"
+    assert ("- STST: class 'normal' has no predicted video in the test split (v8, v9: unpredicted): the row's "
+            "metrics are of the other class(es) only, AUC undefined") in text
+    csv = pd.read_csv(tmp_path / "t" / "classification.csv")
+    assert csv.loc[0, "classes_unpredicted"] == "normal"

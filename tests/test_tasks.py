@@ -135,7 +135,8 @@ def test_faceless_and_scoreless_videos_reach_the_metrics_json(tmp_path):
 
 def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
     """FAU task: windows without any label (annotation ends early) are left out and named;
-    windows without a face (NaN functionals, entered as 0) are counted."""
+    windows without a face (NaN functionals, entered as 0) and without audio (NaN turns,
+    entered as 0) are counted; the models read the 37 columns, turns the last."""
     import json
 
     import pandas as pd
@@ -150,6 +151,8 @@ def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
     path = tmp_path / "fau" / "test000.parquet"
     table = pd.read_parquet(path)
     table.loc[:4, FAU_STAT_COLUMNS] = np.nan  # windows 0..4: no face
+    table["turns"] = np.float32(0.5)
+    table.loc[20:26, "turns"] = np.nan  # windows 20..26: no audio (the other videos: none at all)
     write_table(table[FAU_WINDOWS_SCHEMA.names], path, FAU_WINDOWS_SCHEMA, {"stage": "test"})
     params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": 2.0, "valence": 2.0}},
               "overrides": {"shallow_b": {"epochs": 1}}}
@@ -161,6 +164,10 @@ def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
                                   "videos": {"test000": 10}}]
     assert saved["splits"]["test"]["windows_no_face"] == 5
     assert saved["splits"]["dev"]["windows_no_face"] == 0
+    assert saved["splits"]["test"]["windows_no_audio"] == 7
+    assert saved["splits"]["dev"]["windows_no_audio"] == 40  # planted_fau writes no turns
+    assert len(saved["feature_names"]) == 37 and saved["feature_names"][-1] == "turns"
+    assert torch.load(tmp_path / "b.ckpt", weights_only=False)["data_kwargs"]["n_features"] == 37
 
 
 def test_eval_clip_placement_by_hand():

@@ -90,6 +90,8 @@ def test_real_run_then_stale_only_reruns(project, feat_media):
     windows, wmeta = read_table(project / "results/fau_windows/talking.parquet", FAU_WINDOWS_SCHEMA)
     auto = resolve_backend("auto")  # mediapipe where it is installed: no py-feat weights here
     assert len(windows) == (72 - 1) // 5 + 1 and wmeta["au_backend"] == auto
+    # turns: the rule hands the stage the eGeMAPS table; the talking video speaks in every window
+    assert wmeta["turns"]["audio_status"] == "ok" and windows["turns"].between(0.3, 1).all()
     assert talking["au_backend"] == auto
     for rule in PER_VIDEO_RULES:  # every rule logs and benchmarks
         assert (project / f"results/logs/{rule}/talking.log").exists()

@@ -219,8 +219,16 @@ AU_SCHEMA = pa.schema(
 #: Columns the FAU windows summarise (mean and std of each).
 FAU_INPUT_COLUMNS = AU_COLUMNS + ["confidence"]
 FAU_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_INPUT_COLUMNS for stat in ("mean", "std")]
+#: The shallow FAU CNN's speaker-turn channel (Pandit et al. 3.2: "at least one of the two
+#: participants speaking"): the share of a window's frames with voice activity in the audio,
+#: 0-1; NaN where no frame of the window has audio (no audio stream, silent or too short a
+#: track, audio shorter than the video) - missing audio is not silence.  How it is computed:
+#: facevox.extract.voice_activity.
+TURNS_COLUMN = "turns"
+#: What the FAU models read (the paper's 37 inputs, section 4.1): the 36 functionals, then turns.
+FAU_FEATURE_COLUMNS = FAU_STAT_COLUMNS + [TURNS_COLUMN]
 #: Head pose and gaze functionals beside them (as AVEC's OpenFace features have them), in the
-#: FAU window table after FAU_STAT_COLUMNS; the FAU models read FAU_STAT_COLUMNS by name.
+#: FAU window table after FAU_FEATURE_COLUMNS; the FAU models read FAU_FEATURE_COLUMNS by name.
 FAU_POSE_GAZE_COLUMNS = ["pose_Rx", "pose_Ry", "pose_Rz", "pose_Tx", "pose_Ty", "pose_Tz",
                          "gaze_angle_x", "gaze_angle_y"]
 FAU_POSE_GAZE_STAT_COLUMNS = [f"{c}_{stat}" for c in FAU_POSE_GAZE_COLUMNS for stat in ("mean", "std")]
@@ -240,22 +248,30 @@ _FAU_WINDOW_INDEX_FIELDS = [
     _f("n_used", pa.int32(), None, "frames that entered the statistics"),
 ]
 
+
+def _turns_field() -> pa.Field:
+    return _f(TURNS_COLUMN, pa.float32(), None,
+              "share of the window's frames with voice activity (someone speaking); NaN without audio")
+
+
 FAU_WINDOWS_SCHEMA = pa.schema(
     [
         *_FAU_WINDOW_INDEX_FIELDS,
         *[_f(c, pa.float32(), None, "moving mean / std (ddof 0)") for c in FAU_STAT_COLUMNS],
+        _turns_field(),
         *[_f(c, pa.float32(), "mm" if c.startswith("pose_T") else "rad", "moving mean / std (ddof 0)")
           for c in FAU_POSE_GAZE_STAT_COLUMNS],
     ]
 )
 
 #: ``fau_windows.convention: avec``: the AU functionals of FAU_WINDOWS_SCHEMA (the AVEC script's
-#: AU set, no pose or gaze) in FAU_AVEC_STAT_COLUMNS order.  Readers select functionals by name,
-#: so both serve every model.
+#: AU set, no pose or gaze) in FAU_AVEC_STAT_COLUMNS order, then ``turns`` (not the script's; the
+#: shallow CNN's 37th input).  Readers select functionals by name, so both serve every model.
 FAU_WINDOWS_AVEC_SCHEMA = pa.schema(
     [
         *_FAU_WINDOW_INDEX_FIELDS,
         *[_f(c, pa.float32(), None, "moving mean / std (ddof 0), AVEC 2019 order") for c in FAU_AVEC_STAT_COLUMNS],
+        _turns_field(),
     ]
 )
 

@@ -157,6 +157,7 @@ class VideoFrame:
     source: av.VideoFrame | None = None  # the decoded frame, for rgb() (kept by iter_gray_frames)
     turns: int = 0  # quarter turns that make `source` upright
     colour: np.ndarray | None = None  # the upright RGB frame, where the decoder made it anyway
+    damaged: bool = False  # the decoder flagged the frame corrupt (partly concealed: a damaged or cut-off file)
 
     def rgb(self) -> np.ndarray:
         """The frame as upright RGB [H, W, 3] uint8: converted from the decoded frame only when
@@ -209,14 +210,14 @@ def _upright(image: np.ndarray, k: int) -> np.ndarray:
 def iter_gray_frames(path, threads: int = 1) -> Iterator[VideoFrame]:
     """Upright grey frames of the first video stream, with container times (see _decoded)."""
     for index, t, frame, k in _decoded(path, threads):
-        yield VideoFrame(index, t, _upright(to_gray(frame), k), frame, k)
+        yield VideoFrame(index, t, _upright(to_gray(frame), k), frame, k, damaged=frame.is_corrupt)
 
 
 def iter_rgb_frames(path, stride: int = 1, threads: int = 1) -> Iterator[VideoFrame]:
     """Every ``stride``-th frame as upright RGB (uint8 [H, W, 3]); only those are converted."""
     for index, t, frame, k in _decoded(path, threads):
         if index % stride == 0:
-            yield VideoFrame(index, t, _upright(frame.to_ndarray(format="rgb24"), k))
+            yield VideoFrame(index, t, _upright(frame.to_ndarray(format="rgb24"), k), damaged=frame.is_corrupt)
 
 
 def iter_gray_rgb_frames(path, threads: int = 1) -> Iterator[tuple[VideoFrame, VideoFrame]]:
@@ -224,7 +225,9 @@ def iter_gray_rgb_frames(path, threads: int = 1) -> Iterator[tuple[VideoFrame, V
     for a caller that feeds two stages from one decode."""
     for index, t, frame, k in _decoded(path, threads):
         rgb = _upright(frame.to_ndarray(format="rgb24"), k)
-        yield VideoFrame(index, t, _upright(to_gray(frame), k), colour=rgb), VideoFrame(index, t, rgb)
+        damaged = frame.is_corrupt
+        yield (VideoFrame(index, t, _upright(to_gray(frame), k), colour=rgb, damaged=damaged),
+               VideoFrame(index, t, rgb, damaged=damaged))
 
 
 @dataclass

@@ -12,7 +12,8 @@ Rules (the README in this folder explains why):
 * ``.json`` files that differ in bytes are compared as data, without the volatile fields
   (``VOLATILE``: timings, peak memory, creation time) and with each run's own folder in
   strings (probe's absolute video ``path``) replaced by ``<run>``; ``.tsv`` tables (the
-  inputs gate's ``inputs.tsv`` and ``samples.included.tsv`` hold absolute video paths) the same;
+  inputs gate's ``inputs.tsv`` and ``samples.included.tsv`` hold absolute video paths) the same,
+  and Parquet excluded records (an unreadable video's path in their metadata);
 * ``.ckpt`` model files (``torch.save`` of a dict) are loaded and compared the same way:
   tensors with ``torch.equal``, scikit-learn estimators by their pickled bytes.
 
@@ -84,6 +85,17 @@ def _load(path: Path):
     return torch.load(path, map_location="cpu", weights_only=False)  # our own files
 
 
+def excluded_records_equal(a: Path, b: Path, root_a: str, root_b: str) -> bool:
+    """Two excluded records (facevox.extract.exclusion: a table without rows, the reason in its
+    metadata) that say the same, the video's path in each run's own folder."""
+    from facevox.io import read_provenance
+
+    meta_a, meta_b = read_provenance(a), read_provenance(b)
+    if not (meta_a.get("excluded") and meta_b.get("excluded")):
+        return False
+    return not _differences(_normalise(meta_a, root_a), _normalise(meta_b, root_b))
+
+
 def compare(first: Path, second: Path) -> tuple[dict[str, int], list[str]]:
     """Counts per kind of equality, and the differences found."""
     def files(root: Path) -> set[Path]:
@@ -106,6 +118,10 @@ def compare(first: Path, second: Path) -> tuple[dict[str, int], list[str]]:
                 print(f"  equal but for the run folder: {name}")
             else:
                 problems.append(f"{name}: differs (beyond the run folder in paths)")
+            continue
+        if name.suffix == ".parquet" and excluded_records_equal(a, b, str(first.parent), str(second.parent)):
+            counts["equal without volatile fields"] += 1
+            print(f"  excluded record, equal but for the run folder: {name}")
             continue
         if name.suffix not in (".json", ".ckpt"):
             problems.append(f"{name}: bytes differ")

@@ -168,6 +168,27 @@ for copy in local slurm; do
   tar -C "$REPO" --exclude=./results --exclude=./.snakemake --exclude=./.venv --exclude=./.git \
     --exclude=__pycache__ --exclude=.pytest_cache -cf - . | tar -C "$WORK/$copy" -xf -
 done
+# Degenerate videos beside the demo's (issue 29; DEGENERATE=0 leaves them out): one frame, a JPEG
+# saved as .mp4, 16x16, a still at 1 fps, black screen with speech, an audio stream without
+# samples, 1 fps, a file cut off mid-frame, audio only. Both runs must end rc 0 with them.
+if [ "${DEGENERATE:-1}" = 1 ]; then
+  DEGENERATE_CASES="one_frame thumbnail tiny still black_speech zero_audio fps1 ends_mid_frame audio_only"
+  (cd "$REPO" && python tests/corpus/make_corpus.py "$WORK/corpus" --only $DEGENERATE_CASES > /dev/null)
+  for copy in local slurm; do
+    mkdir -p "$WORK/$copy/resources/demo/videos/degenerate"
+    i=0
+    for case in $DEGENERATE_CASES; do
+      file=$(ls "$WORK/corpus/$case".*)
+      cp "$file" "$WORK/$copy/resources/demo/videos/degenerate/"
+      split=$(echo train dev test | cut -d' ' -f$((i % 3 + 1)))
+      label=$([ $((i % 2)) = 0 ] && echo depression || echo normal)
+      printf '%s\tvideos/degenerate/%s\tdeg_%s\t%s\t%s\t%s\tf\n' "$case" "$(basename "$file")" "$case" \
+        "$split" "$label" $([ "$label" = depression ] && echo 18 || echo 3) >> "$WORK/$copy/resources/demo/samples.tsv"
+      i=$((i + 1))
+    done
+  done
+  step "degenerate videos added to the demo sheet: $DEGENERATE_CASES"
+fi
 
 # --- 5. the reference: the same DAG run locally ---------------------------------------------
 step "local run (--cores 2)"

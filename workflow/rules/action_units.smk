@@ -12,6 +12,7 @@ rule action_units:
         openface=openface_option,
     group:
         PER_VIDEO
+    priority: 10  # on a rerun's longest chain of jobs: first when ready (benchmarks/bench_snakemake.py)
     log:
         "results/logs/action_units/{video}.log",
     benchmark:

@@ -12,6 +12,7 @@ from facevox.dataset.splits import study_warnings
 from facevox.dataset.labels import label_file
 from facevox.errors import FacevoxError
 from facevox.extract.action_units import resolve_backend
+from facevox.extract.qa import unusable_videos
 from facevox.models import check_overrides
 from facevox.models.families import check_run, family, job_settings
 from facevox.report.tables import table_tasks
@@ -48,8 +49,23 @@ VIDEOS = list(SAMPLES.index)
 # no video): one line each when the DAG is built (not again in every job), kept in the run card.
 STUDY_WARNINGS = study_warnings(SAMPLES, config["labels"], min_split_videos=config["models"]["min_split_videos"],
                                 min_dev_videos=config["models"]["min_dev_videos"])
+
+
+def unusable_warnings():
+    """The study warnings the QA records written so far add: a class of a split whose every video is
+    unusable for the face models (facevox.extract.qa.unusable_videos). Printed, never a job's params:
+    a job re-parsed on a cluster node would see other records than the DAG did (the run card
+    computes them from results/qa.tsv itself)."""
+    if SOURCE != "videos":
+        return []
+    unusable = unusable_videos({v: f"results/qa/{v}.json" for v in VIDEOS})
+    lines = study_warnings(SAMPLES, config["labels"], min_split_videos=config["models"]["min_split_videos"],
+                           min_dev_videos=config["models"]["min_dev_videos"], unusable=unusable)
+    return [line for line in lines if line not in STUDY_WARNINGS]
+
+
 if workflow.is_main_process:
-    for _line in STUDY_WARNINGS:
+    for _line in STUDY_WARNINGS + unusable_warnings():  # the second: from an earlier run's QA records
         print(f"facevox study warning: {_line}", file=sys.stderr)
 SHARDS = f"results/shards/{config['shards']['feature_set']}"
 REPORT = config["report"]
@@ -275,6 +291,13 @@ def final_targets():
 
 
 # --------------------------------------------------------------------------- run summary
+def unusable_summary():
+    """The run's last lines: the study warnings of the QA records (a class of a split whose every
+    video is unusable for the face models); said at DAG time from the next run on."""
+    for line in unusable_warnings():
+        print(f"facevox study warning: {line}", file=sys.stderr)
+
+
 def excluded_summary():
     """The run's last lines: every input excluded so far, with its reason (source: videos)."""
     if SOURCE == "videos":

@@ -13,6 +13,7 @@ rule landmarks:
     threads: config["landmarks"]["threads"]
     group:
         PER_VIDEO
+    priority: 10  # on a rerun's longest chain of jobs: first when ready (benchmarks/bench_snakemake.py)
     log:
         "results/logs/landmarks/{video}.log",
     benchmark:

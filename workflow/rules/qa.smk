@@ -11,6 +11,7 @@ rule qa_video:
         "results/qa/{video}.json",
     group:
         PER_VIDEO
+    priority: 10  # on a rerun's longest chain of jobs: first when ready (benchmarks/bench_snakemake.py)
     log:
         "results/logs/qa_video/{video}.log",
     benchmark:
@@ -29,6 +30,7 @@ rule qa:
         "results/qa.tsv",
     params:
         overlap=qa_overlap_option,
+    priority: 10  # on a rerun's longest chain of jobs: first when ready (benchmarks/bench_snakemake.py)
     log:
         "results/logs/qa.log",
     benchmark:

@@ -77,6 +77,7 @@ rule qa_plot:
         "results/qa.tsv",
     output:
         report("results/plots/qa_overview.png", caption="../report/qa.rst", category="6. Quality control"),
+    priority: 10  # on a rerun's longest chain of jobs: first when ready (benchmarks/bench_snakemake.py)
     log:
         "results/logs/qa_plot.log",
     benchmark:
@@ -182,6 +183,7 @@ rule timeline:
         ),
     params:
         faces=faces_option,
+    priority: 10  # the longest job after action_units, beside the rerun's longest chain (as qa_plot)
     log:
         "results/logs/timeline/{video}.log",
     benchmark:
@@ -203,7 +205,8 @@ rule run_card:
         cfg=json.dumps(config, sort_keys=True, default=str),
         metrics=model_targets(),
         study=json.dumps(STUDY_WARNINGS),
-        inputs=f"--inputs {INPUTS_TABLE}" if SOURCE == "videos" else "",
+        inputs=(f"--inputs {INPUTS_TABLE} --qa results/qa.tsv --sheet {shlex.quote(SHEET_FILE)}"
+                if SOURCE == "videos" else ""),
     log:
         "results/logs/run_card.log",
     benchmark:

@@ -101,8 +101,10 @@ def cmd_build_kernels(a):
 def cmd_fau_windows(a):
     from facevox.extract import fau_windows
 
-    s = fau_windows.run(a.action_units, a.out, json_option(a.params))
-    log.info("fau_windows: %d windows (AU backend %s)", s["n_windows"], s["au_backend"])
+    s = fau_windows.run(a.action_units, a.out, json_option(a.params), egemaps_path=a.egemaps)
+    t = s["turns"]
+    log.info("fau_windows: %d windows (AU backend %s); turns: audio %s, %d of %d frames with audio",
+             s["n_windows"], s["au_backend"], t["audio_status"], t["frames_with_audio"], t["frames"])
 
 
 def cmd_shards(a):
@@ -263,9 +265,16 @@ def cmd_evaluate(a):
 
 def cmd_demo_affect_labels(a):
     from facevox.dataset.labels import write_demo_labels
+    from facevox.errors import ExcludedInput
+    from facevox.extract.exclusion import describe
     from facevox.extract.fau_windows import read_windows
 
-    windows, _ = read_windows(a.fau_windows)
+    try:
+        windows, _ = read_windows(a.fau_windows)
+    except ExcludedInput as exc:  # an excluded video: a label file that says so (no training reads it)
+        write_demo_labels(None, a.out, a.video_id, why=f"input excluded: {describe(exc.record)}")
+        log.info("demo-affect-labels %s: input excluded, no labels", a.video_id)
+        return
     write_demo_labels(windows, a.out, a.video_id)
 
 
@@ -318,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
             "else each landmark process JIT-compiles it, ~1 s)").add_argument(
         "--force", action="store_true", help="rebuild even if a build of this source is present")
     command("fau-windows", cmd_fau_windows, "stage fau_windows: moving mean/std of the AUs -> Parquet",
-            "action_units", "out", params=True)
+            "action_units", "out", params=True).add_argument(
+        "--egemaps", help="the video's eGeMAPS table: voice activity -> the turns column (without it: NaN)")
     command("shards", cmd_shards, "slices of every video, train-only normalisation, Parquet shards",
             "sheet", "aligned_dir", "out", params=True)
     p = command("train", cmd_train, "train one model (and seed) -> model file; data: the shard folder "

@@ -53,7 +53,7 @@ def cmd_run_card(a):
     except json.JSONDecodeError as exc:
         raise FacevoxError(f"--study-warnings-json is not valid JSON ({exc})") from None
     card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root,
-                    study_warnings=study, inputs_tsv=a.inputs)
+                    study_warnings=study, inputs_tsv=a.inputs, qa_tsv=a.qa, sheet=a.sheet)
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
              card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
 
@@ -162,3 +162,5 @@ def register(sub, command) -> None:
     p.add_argument("--study-warnings-json", default="[]",
                    help="JSON list of the study's warnings found when the DAG was built (splits.study_warnings)")
     p.add_argument("--inputs", help="results/inputs.tsv: the excluded inputs and their reasons go into the card")
+    p.add_argument("--qa", help="results/qa.tsv: with --sheet, the study warnings its unusable videos add")
+    p.add_argument("--sheet", help="the sample sheet (with --qa)")

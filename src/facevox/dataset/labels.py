@@ -183,11 +183,21 @@ def demo_labels(fau_windows: pd.DataFrame, video_id: str,
     return pd.DataFrame(out)
 
 
-def write_demo_labels(fau_windows: pd.DataFrame, path, video_id: str,
-                      delays_s: Mapping[str, float] | None = None) -> Path:
-    """Write :func:`demo_labels` as a label CSV under :data:`DEMO_HEADER`; return ``path``."""
-    table = demo_labels(fau_windows, video_id, delays_s)
+def write_demo_labels(fau_windows: pd.DataFrame | None, path, video_id: str,
+                      delays_s: Mapping[str, float] | None = None, why: str = "") -> Path:
+    """Write :func:`demo_labels` as a label CSV under :data:`DEMO_HEADER`; return ``path``.
+
+    A video without FAU windows (``fau_windows`` None: its input was excluded, ``why`` says
+    why; or a table without rows) gets the header row only, with the reason as a comment:
+    no training reads it (an excluded video is in no included sheet), and a reader that
+    does gets :func:`read_labels`' "header but no rows"."""
     path = Path(path)
+    if fau_windows is None or len(fau_windows) == 0:
+        text = (DEMO_HEADER + f"# no labels: {why or 'the FAU window table has no rows'}\n"
+                + ",".join([TIME_COLUMN, *AFFECT_DIMENSIONS]) + "\n")
+    else:
+        table = demo_labels(fau_windows, video_id, delays_s)
+        text = DEMO_HEADER + table.to_csv(index=False, float_format="%.6f", lineterminator="\n")
     with atomic_path(path) as tmp:
-        tmp.write_text(DEMO_HEADER + table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+        tmp.write_text(text)
     return path

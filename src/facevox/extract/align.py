@@ -61,6 +61,24 @@ def _bin_means(values: np.ndarray, bins: np.ndarray, n: int) -> tuple[np.ndarray
         return np.where(hits > 0, sums / hits, np.nan), counts
 
 
+def native_bins(frame_t: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """``rate_hz: native``: the frame each time falls into (frame *i* owns ``[t_i, t_{i+1})``,
+    the last one median frame interval); -1 before the first frame, ``n`` after the last."""
+    n = len(frame_t)
+    step = float(np.median(np.diff(frame_t))) if n > 1 else 0.04
+    edges = np.append(frame_t, frame_t[-1] + step) if n else np.zeros(1)
+    return np.searchsorted(edges, times, side="right") - 1
+
+
+def frame_means(frame_t, times, values) -> tuple[np.ndarray, np.ndarray]:
+    """The ``native`` rule for any source stream: per video frame (times ``frame_t``), the
+    nan-mean of the ``values`` [m, c] whose ``times`` [m] fall into it (NaN where none
+    does), and how many fell into it."""
+    frame_t = np.asarray(frame_t, np.float64)
+    values = np.asarray(values, np.float64).reshape(len(times), -1)
+    return _bin_means(values, native_bins(frame_t, np.asarray(times, np.float64)), len(frame_t))
+
+
 def align(landmarks: pd.DataFrame, egemaps: pd.DataFrame, rate_hz="native") -> pd.DataFrame:
     """Resample both streams onto one grid (see module docstring)."""
     rate = _rate(rate_hz)
@@ -72,13 +90,11 @@ def align(landmarks: pd.DataFrame, egemaps: pd.DataFrame, rate_hz="native") -> p
 
     if rate is None:
         n = len(t)
-        step = float(np.median(np.diff(t))) if n > 1 else 0.04
-        edges = np.append(t, t[-1] + step) if n else np.zeros(1)
         index = landmarks["frame"].to_numpy(np.int32)
         starts = t
         face_fraction = success.astype(np.float64)
         face_points = np.where(success[:, None], points, np.nan)
-        lld_bins = np.searchsorted(edges, lld_t, side="right") - 1
+        lld_bins = native_bins(t, lld_t)
     else:
         if len(t):
             first, last = int(np.floor(t.min() * rate)), int(np.floor(t.max() * rate))

@@ -202,6 +202,9 @@ assert list(AU_FROM_BLENDSHAPES) == AU_COLUMNS
 #: Mesh points of the eye model: (outer corner, inner corner, iris centre), eye 0 = subject's right.
 EYES = ((33, 133, 468), (263, 362, 473))
 NOSE_TIP = 1
+#: The mesh's size, and the points of it the session reads (the others are never converted).
+MESH_POINTS = 478
+MESH_USED = [NOSE_TIP, *EYES[0], *EYES[1]]
 #: Eyeball radius over the corner-to-corner distance.
 EYEBALL_RATIO = 0.4
 #: Side of the region MediaPipe is shown over the side of the target's landmark box (about the
@@ -341,15 +344,16 @@ def rotation_xyz(rx: float, ry: float, rz: float) -> np.ndarray:
 
 
 def head_pose(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's 4x4 facial transformation matrix -> (R in OpenFace's camera frame, the six
-    ``POSE_COLUMNS`` values: Tx, Ty, Tz in mm, Rx, Ry, Rz in rad)."""
+    """MediaPipe's 4x4 facial transformation matrix (or [N, 4, 4]: the same numbers as one by one,
+    faster) -> (R in OpenFace's camera frame, the six ``POSE_COLUMNS`` values: Tx, Ty, Tz in mm,
+    Rx, Ry, Rz in rad)."""
     m = np.asarray(matrix, np.float64)
-    R = _FLIP @ m[:3, :3] @ _FLIP
+    R = _FLIP @ m[..., :3, :3] @ _FLIP
     # The matrix may carry the canonical model's scale; keep the rotation only.
     u, _, vt = np.linalg.svd(R)
     R = u @ vt
-    T = 10.0 * (_FLIP @ m[:3, 3])
-    return R, np.concatenate([T, euler_xyz(R)])
+    T = 10.0 * (_FLIP @ m[..., :3, 3:])[..., 0]
+    return R, np.concatenate([T, euler_xyz(R)], axis=-1)
 
 
 def gaze_vectors(points: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -497,8 +501,8 @@ class _Session:
         self.mp, self.video, self.landmarker, self.detector = mp, video, landmarker, detector
         self.every = max(1, int(confidence_every))
         self.margin = margin
-        self.frames, self.times, self.success, self.conf, self.shapes, self.extra = [], [], [], [], [], []
-        self.given, self.points = [], []
+        self.frames, self.times, self.success, self.conf, self.shapes = [], [], [], [], []
+        self.given, self.points, self.mesh, self.matrices = [], [], [], []  # mesh, matrices: faces only
         self.t0 = self.ms = None
         self.since_check = None  # faces tracked since the last detector check; None: no face before
         self.score = np.nan
@@ -545,20 +549,21 @@ class _Session:
             data = self._masked(frame.image, rect)
         image = self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=data)
         try:
-            found = face_on_frame(self.landmarker, image, self.ms)
+            found = face_on_frame(self.landmarker, image, self.ms, MESH_USED)
         except (ValueError, RuntimeError) as exc:  # MediaPipe's status errors
             raise InputError(self.video, f"MediaPipe FaceLandmarker failed on frame {frame.index} ({exc})") from None
         if found is None:
             self._no_face(given)
             return
         norm, scores, matrix = found
-        pts = norm.astype(np.float64) * (w, h, w)
+        pts = np.full((MESH_POINTS, 3), np.nan)
+        pts[MESH_USED] = norm.astype(np.float64) * (w, h, w)
         self.success.append(True)
         self.given.append(given)
         self.points.append(check_points(pts))
         self.shapes.append(scores.astype(np.float64))
-        R, pose = head_pose(matrix)
-        self.extra.append(np.concatenate([pose, gaze_vectors(pts, R)]))
+        self.mesh.append(pts[MESH_USED])  # pose and gaze: in result(), every face's pose at once
+        self.matrices.append(matrix)
         # The detector checks the first frame of every run of faces, then every `every`-th one.
         if self.since_check is None or self.since_check >= self.every - 1:
             self.score = detector_score(self.detector.detect_for_video(image, self.ms), pts[NOSE_TIP])
@@ -574,7 +579,6 @@ class _Session:
         self.points.append(_NAN_POINTS)
         self.conf.append(np.nan)
         self.shapes.append(_NAN_SHAPES)
-        self.extra.append(_NAN_EXTRA)
 
     def result(self) -> dict[str, np.ndarray]:
         """Per frame: frame, timestamp_s, success, confidence, blendshapes [N, 52], the AU, pose
@@ -587,7 +591,14 @@ class _Session:
                     "given_box": np.zeros((0, 4), np.float32), "check_points": np.zeros((0, 3, 2)),
                     **{c: np.zeros(0) for c in AU_COLUMNS + POSE_COLUMNS + GAZE_COLUMNS}}
         shapes = np.array(self.shapes)
-        extra = np.array(self.extra)
+        extra = np.full((len(self.frames), len(POSE_COLUMNS) + len(GAZE_COLUMNS)), np.nan)
+        if self.matrices:
+            R, pose = head_pose(np.array(self.matrices))
+            pts, gaze = np.full((MESH_POINTS, 3), np.nan), []
+            for mesh, rotation in zip(self.mesh, R):
+                pts[MESH_USED] = mesh
+                gaze.append(gaze_vectors(pts, rotation))
+            extra[np.array(self.success)] = np.concatenate([pose, gaze], axis=1)
         out = {"frame": np.array(self.frames), "timestamp_s": np.array(self.times),
                "success": np.array(self.success), "confidence": np.array(self.conf), "blendshapes": shapes,
                "given_box": np.array(self.given, np.float32), "check_points": np.array(self.points)}
@@ -596,19 +607,21 @@ class _Session:
         return out
 
 
-def face_on_frame(landmarker, image, ms: int):
+def face_on_frame(landmarker, image, ms: int, points=None):
     """(normalised mesh [478, 3] float32, blendshape scores [52] float32, 4x4 matrix) of the
-    landmarker's face on this frame, or None: through MediaPipe's public result objects."""
+    landmarker's face on this frame, or None: through MediaPipe's public result objects.
+    ``points``: only these mesh points, in this order (None: all)."""
     result = landmarker.detect_for_video(image, ms)
     if not result.face_landmarks:
         return None
-    norm = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]], np.float32)
+    mesh = result.face_landmarks[0]
+    norm = np.array([(p.x, p.y, p.z) for p in (mesh if points is None else map(mesh.__getitem__, points))],
+                    np.float32)
     scores = np.array([c.score for c in result.face_blendshapes[0]], np.float32)
     return norm, scores, np.asarray(result.facial_transformation_matrixes[0])
 
 
 _NAN_SHAPES = np.full(len(BLENDSHAPE_NAMES), np.nan)
-_NAN_EXTRA = np.full(len(POSE_COLUMNS) + len(GAZE_COLUMNS), np.nan)
 _NAN_BOX = np.full(4, np.nan, np.float32)
 _NAN_POINTS = np.full((3, 2), np.nan)
 

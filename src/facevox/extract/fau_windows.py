@@ -59,6 +59,14 @@ convention, fps and its source, window and hop in frames and in seconds.
 
 An AU its backend did not estimate (all NaN) stays NaN.
 
+``turns`` (both conventions; the shallow CNN's 37th input, ``contract.TURNS_COLUMN``): the share
+of the window's frames - the same frames as the functionals, with or without a face - in
+which someone speaks, from the video's eGeMAPS voicing with a hangover
+(``turns_hangover_s``); NaN where none of them has audio (no audio stream, a silent or too
+short track, past the end of the audio), never 0 for missing audio.  How and why:
+facevox.extract.voice_activity.  The metadata record ``turns`` gives the audio status and
+the frames with audio.
+
 Rule: workflow/rules/fau_windows.smk · Tests: tests/test_fau_windows.py
 """
 from __future__ import annotations
@@ -72,14 +80,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 from facevox.config import stage_params
 from facevox.contract import (
     AU_SCHEMA,
+    EGEMAPS_SCHEMA,
     FAU_AVEC_INPUT_COLUMNS,
     FAU_AVEC_STAT_COLUMNS,
     FAU_INPUT_COLUMNS,
     FAU_POSE_GAZE_COLUMNS,
     FAU_WINDOWS_AVEC_SCHEMA,
     FAU_WINDOWS_SCHEMA,
+    TURNS_COLUMN,
 )
 from facevox.errors import FacevoxError, InputError
+from facevox.extract.voice_activity import frame_activity, summary, window_share
 from facevox.io import read_table, write_table
 from facevox.provenance import provenance
 
@@ -142,8 +153,10 @@ def windowing(params: dict, timestamps) -> dict:
     return out
 
 
-def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "drop") -> pd.DataFrame:
-    """``paper`` FAU functionals of one video's AU table (contract.AU_SCHEMA)."""
+def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "drop",
+            activity=None) -> pd.DataFrame:
+    """``paper`` FAU functionals of one video's AU table (contract.AU_SCHEMA).  ``activity``:
+    voice activity per row (voice_activity.frame_activity) for ``turns``; None: NaN."""
     n = len(aus)
     columns = FAU_INPUT_COLUMNS + FAU_POSE_GAZE_COLUMNS
     values = aus[columns].to_numpy(np.float64)
@@ -185,8 +198,17 @@ def windows(aus: pd.DataFrame, window: int = 50, hop: int = 5, no_face: str = "d
     for j, col in enumerate(columns):
         out[f"{col}_mean"] = means[:, j].astype(np.float32)
         out[f"{col}_std"] = stds[:, j].astype(np.float32)
+    out[TURNS_COLUMN] = _turns(activity, n, first, last + 1)
     df = pd.DataFrame(out)
     return df[FAU_WINDOWS_SCHEMA.names]
+
+
+def _turns(activity, n: int, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    if activity is None:
+        return np.full(len(first), np.nan, np.float32)
+    if len(activity) != n:
+        raise FacevoxError(f"fau_windows: voice activity for {len(activity)} frames, the AU table has {n}")
+    return window_share(activity, first, stop)
 
 
 def avec_centres(n: int, half: int, hop_frames: int | None = None, fps: float | None = None,
@@ -209,13 +231,13 @@ def avec_centres(n: int, half: int, hop_frames: int | None = None, fps: float | 
 
 
 def avec_windows(aus: pd.DataFrame, half: int, hop_frames: int | None = None, fps: float | None = None,
-                 hop_s: float | None = None, estimated=None) -> pd.DataFrame:
+                 hop_s: float | None = None, estimated=None, activity=None) -> pd.DataFrame:
     """``avec`` FAU functionals of one video's AU table (contract.AU_SCHEMA).
 
     ``half``: frames each side of the centre; the hop is ``hop_s`` seconds at ``fps``
     or ``hop_frames`` frames.  ``estimated``: the AU columns the backend estimates
     (the table's ``au_estimated``; default: those with any value) - the others stay
-    NaN, the rest are 0 on frames without a face.
+    NaN, the rest are 0 on frames without a face.  ``activity``: as for :func:`windows`.
     """
     n = len(aus)
     face = aus["success"].to_numpy(bool)
@@ -257,19 +279,23 @@ def avec_windows(aus: pd.DataFrame, half: int, hop_frames: int | None = None, fp
     }
     for j, col in enumerate(FAU_AVEC_STAT_COLUMNS):
         out[col] = stats[:, j].astype(np.float32)
+    out[TURNS_COLUMN] = _turns(activity, n, first, stop)
     return pd.DataFrame(out)[FAU_WINDOWS_AVEC_SCHEMA.names]
 
 
-def compute(aus: pd.DataFrame, params: dict | None = None, estimated=None) -> tuple[pd.DataFrame, dict]:
-    """The functionals of one AU table under the configured convention, and its ``windowing``."""
+def compute(aus: pd.DataFrame, params: dict | None = None, estimated=None,
+            activity=None) -> tuple[pd.DataFrame, dict]:
+    """The functionals of one AU table under the configured convention, and its ``windowing``;
+    ``activity``: per-row voice activity for ``turns`` (None: NaN)."""
     p = stage_params("fau_windows", params)
     w = windowing(p, aus["timestamp_s"].to_numpy(np.float64))
     if w["convention"] == "paper":
-        df = windows(aus, w["window_frames"], w["hop_frames"], p["no_face"])
+        df = windows(aus, w["window_frames"], w["hop_frames"], p["no_face"], activity)
     elif p.get("hop_s") is not None and w["fps"]:
-        df = avec_windows(aus, w["half"], fps=w["fps"], hop_s=p["hop_s"], estimated=estimated)
+        df = avec_windows(aus, w["half"], fps=w["fps"], hop_s=p["hop_s"], estimated=estimated, activity=activity)
     else:
-        df = avec_windows(aus, w["half"], hop_frames=w["hop_frames"], fps=w["fps"], estimated=estimated)
+        df = avec_windows(aus, w["half"], hop_frames=w["hop_frames"], fps=w["fps"], estimated=estimated,
+                          activity=activity)
     return df, w
 
 
@@ -283,11 +309,23 @@ def read_windows(path) -> tuple[pd.DataFrame, dict]:
     return read_table(path, schema)
 
 
-def run(aus_path, out, params: dict | None = None) -> dict:
+def run(aus_path, out, params: dict | None = None, egemaps_path=None) -> dict:
+    """The stage: ``aus_path``'s functionals, ``turns`` from the eGeMAPS table ``egemaps_path``
+    (None: no audio given, turns NaN) -> ``out``."""
     p = stage_params("fau_windows", params)
     aus, au_meta = read_table(aus_path, AU_SCHEMA)
-    df, w = compute(aus, p, estimated=au_meta.get("au_estimated"))
-    meta = provenance("fau_windows", params=p, inputs={"action_units": aus_path}, windowing=w,
+    inputs = {"action_units": aus_path}
+    if egemaps_path is not None:
+        egemaps, eg_meta = read_table(egemaps_path, EGEMAPS_SCHEMA)
+        status, inputs["egemaps"] = eg_meta.get("audio_status"), egemaps_path
+    else:
+        egemaps, status = None, "not_given"
+    frame_t = aus["timestamp_s"].to_numpy(np.float64)
+    activity = (np.full(len(aus), np.nan) if egemaps is None
+                else frame_activity(frame_t, egemaps, status, p["turns_hangover_s"]))
+    df, w = compute(aus, p, estimated=au_meta.get("au_estimated"), activity=activity)
+    turns = summary(activity, status, p["turns_hangover_s"])
+    meta = provenance("fau_windows", params=p, inputs=inputs, windowing=w, turns=turns,
                       au_backend=au_meta.get("au_backend"), au_estimated=au_meta.get("au_estimated"))
     write_table(df, out, SCHEMAS[w["convention"]], meta)
-    return {"n_windows": int(len(df)), "au_backend": au_meta.get("au_backend"), "windowing": w}
+    return {"n_windows": int(len(df)), "au_backend": au_meta.get("au_backend"), "windowing": w, "turns": turns}

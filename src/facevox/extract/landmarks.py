@@ -55,6 +55,12 @@ How a frame is processed
   choice); ``multi_face_rate`` is still the share of full detections that found two or more
   faces.  In ``reference`` mode a video in which nobody matches the reference is an excluded
   record (facevox.extract.exclusion) with the reason, never another person's data.
+* **Damaged frames** - frames the decoder flagged corrupt (partly concealed: a file cut off
+  mid-frame, a broken packet) are tracked like the others and counted in the metadata
+  (``damaged_frames``); QA flags the video ``damaged_frames``.  ``max_frame_change`` is the
+  largest change between two consecutive frames (mean absolute difference of 32x18 grey
+  thumbnails, grey levels; None for one frame): 0 for a still image saved as a video (QA
+  flag ``still_picture``).
 * **The predictor** is dlib's own model file evaluated by
   :mod:`facevox.extract.shape_model`'s fast path (same trees; leaves quantised to
   int16 and summed exactly; a memo of the track's last leaves): ~5x faster than
@@ -156,12 +162,14 @@ class Track:
         self.people = PersonTracker(params, target, reference)
         self.tracker = self.people.faces
         self.times: list[float] = []
+        self.damaged_frames = 0  # frames the decoder flagged corrupt (media.VideoFrame.damaged)
 
     def add(self, frame) -> tuple[float, float, float, float] | None:
         """Track one frame; returns the provisional target's box on it (left, top, width,
         height), or None: what the one-process chain shows MediaPipe."""
         self.people.step(frame)
         self.times.append(frame.time_s)
+        self.damaged_frames += bool(getattr(frame, "damaged", False))
         return self.people.provisional_box()
 
     def result(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -185,6 +193,8 @@ class Track:
         detected = np.where(ok, detected, True)
         columns = to_columns(self.times, ok, detected, conf, boxes, pts, per_frame["reason"], per_frame["n_faces"])
         return columns, {"multi_face_rate": round(self.tracker.multi_face_rate, 4),
+                         "damaged_frames": int(self.damaged_frames),
+                         "max_frame_change": (None if people.max_change is None else round(people.max_change, 3)),
                          "target": people.summary(choice, per_frame, n), **detection_summary(self.tracker)}
 
 
@@ -281,7 +291,8 @@ def run(video, out, params: dict | None = None, progress: bool = False, total: i
                                 + record["why"])
     n = len(columns["frame"])
     summary = {"n_frames": int(n), "face_found_rate": float(columns["success"].mean()) if n else 0.0,
-               "multi_face_rate": attrs["multi_face_rate"],
+               "multi_face_rate": attrs["multi_face_rate"], "damaged_frames": attrs.get("damaged_frames", 0),
+               "max_frame_change": attrs.get("max_frame_change"),
                **{k: attrs[k] for k in ("frame_width", "frame_height", "detect_scale_used",
                                         "min_face_px_promised")}}
     meta = provenance("landmarks", params={**p, "box_model": list(BOX_MODEL),

@@ -129,6 +129,7 @@ class PersonTracker:
         self.frame = -1
         self.since_full = 0
         self.thumb = None
+        self.max_change: float | None = None  # the largest thumbnail change between two frames (a still: 0)
         self.prev_gray = None  # the previous frame (a reference, no copy): face thumbnails at a cut
         self.n_descriptors = 0
         self.n_cuts = 0
@@ -210,7 +211,9 @@ class PersonTracker:
         prev, self.thumb = self.thumb, thumb
         if prev is None or prev.shape != thumb.shape:
             return False
-        return float(np.abs(thumb - prev).mean()) > CUT_DIFF
+        change = float(np.abs(thumb - prev).mean())
+        self.max_change = change if self.max_change is None else max(self.max_change, change)
+        return change > CUT_DIFF
 
     def step(self, frame) -> None:
         """Process one upright frame (facevox.media.VideoFrame, grey image)."""

@@ -61,6 +61,14 @@ Fields (contract.QA_COLUMNS):
     ``DURATION_MISMATCH_S``;
   - ``short_video`` - shorter than ``SHORT_VIDEO_S`` (one 50-frame FAU window
     at 25 fps): every FAU window is truncated and a slice is mostly padding;
+  - ``low_frame_rate`` - two or more frames, fewer than ``LOW_FPS`` a second (the probe's
+    ``avg_fps``): the per-frame features miss facial movement, and a window of N frames spans
+    N / fps seconds;
+  - ``still_picture`` - two or more frames, and the picture never changes (the landmarks
+    table's ``max_frame_change`` below ``STILL_CHANGE`` grey levels): a still image saved as a
+    video; its AUs and head pose say nothing about the person's movement;
+  - ``damaged_frames`` - the decoder flagged frames corrupt (partly concealed: a file cut off
+    mid-frame, broken packets; the landmarks table's ``damaged_frames`` counts them);
   - ``variable_frame_rate``, ``truncated`` - from the probe;
   - ``excluded`` - the video could not be read (on_bad_input, facevox.extract.exclusion):
     the only flag of its row, the measures empty, ``excluded_reason`` the problem and the
@@ -91,6 +99,8 @@ DURATION_MISMATCH_S = 0.5
 MULTI_FACE_RATE = 0.1
 SHORT_VIDEO_S = 2.0
 SMALL_FRAME_PX = 360
+LOW_FPS = 5.0
+STILL_CHANGE = 0.5
 
 log = logging.getLogger("facevox.extract.qa")
 
@@ -162,6 +172,13 @@ def record(video_id: str, probe: dict, landmarks: pd.DataFrame, egemaps: pd.Data
         flags.append("duration_mismatch")
     if rec["n_frames"] and rec["video_duration_s"] < SHORT_VIDEO_S:
         flags.append("short_video")
+    if len(times) >= 2 and (video.get("avg_fps") or LOW_FPS) < LOW_FPS:
+        flags.append("low_frame_rate")
+    change = (landmarks_meta or {}).get("max_frame_change")
+    if len(times) >= 2 and change is not None and change < STILL_CHANGE:
+        flags.append("still_picture")
+    if (landmarks_meta or {}).get("damaged_frames"):
+        flags.append("damaged_frames")
     if video.get("variable_frame_rate"):
         flags.append("variable_frame_rate")
     if probe.get("truncated"):
@@ -268,6 +285,38 @@ def run(video_id: str, probe_path, landmarks_path, egemaps_path, out, aus_path=N
         log.warning(line)
     write_json(rec, out)
     return rec
+
+
+def unusable_reason(rec: dict) -> str | None:
+    """Why a video's QA record says it has nothing for the face models, or None: excluded, no
+    decoded frame, or no face in any frame (its audio may still be usable)."""
+    flags = set((rec.get("flags") or "").split(","))
+    if "excluded" in flags:
+        return f"excluded: {rec.get('excluded_reason')}"
+    if "no_frames" in flags:
+        return "no decoded frame"
+    if "no_face" in flags:
+        return "no face in any frame"
+    return None
+
+
+def unusable_videos(records: dict) -> dict[str, str]:
+    """{video id: :func:`unusable_reason`} of the QA records (``records``: video id -> path of
+    results/qa/<video>.json) that exist and are readable now - what is known when the DAG is
+    built (a first run has none yet)."""
+    from pathlib import Path
+
+    out = {}
+    for vid, path in records.items():
+        if not Path(path).is_file():
+            continue
+        try:
+            why = unusable_reason(read_json(path))
+        except (OSError, ValueError):
+            continue
+        if why:
+            out[vid] = why
+    return out
 
 
 def same_faces(identity_overlap) -> dict[str, list[str]]:

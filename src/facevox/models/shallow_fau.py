@@ -4,12 +4,16 @@ Paper: Pandit, Schmitt, Cummins, Schuller, "I see it in your eyes: learnings of 
 world's shallowest CNN ..." (shallow_fau_cnn_pandit.txt). Time-continuous arousal /
 valence regression from FAU functionals (section 3.2: moving mean and standard
 deviation of the 17 AU intensities and the OpenFace confidence over 50 frames, hop 5
-frames = one step per 100 ms), plus an optional speaker-turn channel ("turns").
+frames = one step per 100 ms), plus the speaker-turn channel ("turns": someone speaking).
 
 Input / output (family ``fau``): ``forward(x [B, T, C]) -> [B, T, n_outputs]``, one
 prediction per FAU window. ``C = n_features``: 36 columns in
 ``contract.FAU_STAT_COLUMNS`` order (``AU01_r_mean, AU01_r_std, ..., confidence_std``),
-plus ``turns`` as column 37 when used (the paper's N x 1768 x 37, section 4.1).
+plus ``turns`` as column 37 (``contract.FAU_FEATURE_COLUMNS``, the paper's N x 1768 x 37,
+section 4.1): what the pipeline's FAU task feeds, from the fau_windows tables (the share of
+each window with voice activity in the audio, facevox.extract.voice_activity). The
+constructors' default stays 36 columns, so a model built by hand on the FAU functionals
+alone needs no turns.
 
 Models (section 4, Figure 4):
 
@@ -28,8 +32,8 @@ Models (section 4, Figure 4):
 * **E** ``shallow_e`` (4.5): B on a subset of the input columns (key ``features``:
   column names or indices). ``features=None`` (the default) is the set section 5.2
   found the model relies on: ``confidence_mean``, ``AU05_r_std`` and ``turns``
-  (``turns`` only when the input has that channel, so E builds on the 36 FAU columns
-  alone). E has B's topology, so :func:`fold_b_into_d` folds it too.
+  (``turns`` only when the input has that channel - the pipeline's 37 columns have it -
+  so E also builds on the 36 FAU columns alone). E has B's topology, so :func:`fold_b_into_d` folds it too.
 
 Explanations (section 5.1): :func:`feature_attributions` computes eq. 5 for chosen
 output steps, ``a[f, t] = x[f, t0 - T_F/2 + t] * w[f, t] + b / (F * T_F)``, which
@@ -84,8 +88,9 @@ Choices where the paper is silent:
 
 Inputs are the raw functionals: the paper does not normalise them (section 3.2
 discusses their ranges "in the absence of a batch-normalisation layer"). NaN
-(windows without a face) must be replaced by the trainer (0 is what OpenFace writes
-without a face); the model does not check for NaN. Outputs are in the labels' scale
+(windows without a face; ``turns`` of windows without audio) must be replaced by the
+trainer (0 is what OpenFace writes without a face; facevox.training.tasks.fau enters 0
+and counts both); the model does not check for NaN. Outputs are in the labels' scale
 (SEWA: about [-1, 1]), unbounded except that C with ``relu`` is non-negative.
 
 Tests: tests/test_models_shallow_fau.py
@@ -101,12 +106,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facevox.contract import FAU_STAT_COLUMNS
+from facevox.contract import FAU_FEATURE_COLUMNS, FAU_STAT_COLUMNS, TURNS_COLUMN
 from facevox.errors import FacevoxError
 from facevox.models import register
 
-#: Name of the optional speaker-turn input channel (column 37).
-TURNS_COLUMN = "turns"
 #: Section 5.2: the features model D "was found to consistently rely on".
 PAPER_E_FEATURES = ("confidence_mean", "AU05_r_std", TURNS_COLUMN)
 ACTIVATIONS = ("relu", "linear")
@@ -128,8 +131,8 @@ def default_feature_names(n_features: int) -> list[str]:
     """Input column names: the 36 FAU functionals, plus ``turns`` for 37, else generic."""
     if n_features == len(FAU_STAT_COLUMNS):
         return list(FAU_STAT_COLUMNS)
-    if n_features == len(FAU_STAT_COLUMNS) + 1:
-        return [*FAU_STAT_COLUMNS, TURNS_COLUMN]
+    if n_features == len(FAU_FEATURE_COLUMNS):
+        return list(FAU_FEATURE_COLUMNS)
     return [f"feature_{i}" for i in range(n_features)]
 
 

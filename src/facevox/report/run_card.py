@@ -142,8 +142,27 @@ def excluded_inputs(inputs_tsv) -> dict[str, dict]:
     return {r.video_id: {"stage": r.stage, "problem": r.problem, "path": r.path} for r in rows.itertuples()}
 
 
+def unusable_study_warnings(qa_tsv, sheet, config: dict, known=()) -> list[str]:
+    """The study warnings the QA table's unusable videos add to ``known`` (a class of a split
+    whose every video has nothing for the face models: facevox.dataset.splits.study_warnings
+    with facevox.extract.qa.unusable_reason of each row)."""
+    import pandas as pd
+
+    from facevox.dataset.splits import study_warnings
+    from facevox.extract.qa import unusable_reason
+    from facevox.samples import read_samples
+
+    qa = pd.read_csv(qa_tsv, sep="\t", keep_default_na=False)
+    unusable = {r["video_id"]: why for r in qa.to_dict("records") if (why := unusable_reason(r))}
+    models = config.get("models") or {}
+    lines = study_warnings(read_samples(sheet, check_files=False), config.get("labels") or (),
+                           min_split_videos=models.get("min_split_videos", 3),
+                           min_dev_videos=models.get("min_dev_videos", 4), unusable=unusable)
+    return [line for line in lines if line not in known]
+
+
 def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".",
-             study_warnings=(), inputs_tsv=None) -> dict:
+             study_warnings=(), inputs_tsv=None, qa_tsv=None, sheet=None) -> dict:
     """Write the run card JSON to ``out`` and return it.
 
     ``study_warnings``: the lines facevox.dataset.splits.study_warnings gave when the DAG was
@@ -151,8 +170,13 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     fallback, dev split) and left-out totals come from its metrics JSON, and every distinct
     training warning with its (model, seed) pairs is listed under ``training_warnings``.
     With ``inputs_tsv`` (results/inputs.tsv) it lists the excluded inputs (``excluded_inputs``)
-    and how many videos were included.
+    and how many videos were included.  With ``qa_tsv`` and ``sheet``, ``study_warnings`` also
+    holds the lines its unusable videos add (:func:`unusable_study_warnings`): computed here
+    from the run's own QA table, the same wherever the job runs.
     """
+    study_warnings = list(study_warnings)
+    if qa_tsv and sheet:
+        study_warnings += unusable_study_warnings(qa_tsv, sheet, config, study_warnings)
     stages = stage_times(benchmarks_dir)
     trainings, training_warnings = [], {}
     for rec in (read_metrics(p) for p in metrics_paths):

@@ -330,6 +330,8 @@ class Row:
     warnings: dict[str, list[int]] = field(default_factory=dict)
     paired: dict[str, dict] = field(default_factory=dict)  # metric -> paired_bootstrap against the reference
     is_reference: bool = False
+    #: Classes of the split no predicted video has (all its videos unpredicted) -> those videos.
+    classes_lost: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -340,7 +342,8 @@ class Row:
             return "--" if latex else DASH
         lo, hi = min(self.videos), max(self.videos)
         text = str(lo) if lo == hi else f"{lo}{'--' if latex else DASH}{hi}"
-        return text + (f" (+{max(self.unpredicted)} unpred.)" if self.unpredicted and max(self.unpredicted) else "")
+        text += f" (+{max(self.unpredicted)} unpred.)" if self.unpredicted and max(self.unpredicted) else ""
+        return text + "".join(f" [no {label} video]" for label in self.classes_lost)
 
 
 @dataclass
@@ -370,7 +373,8 @@ class Table:
             f"'{DASH}' = no value. Seeds = metrics files of the row.",
             UNITS_NOTE[self.task],
             "Videos: videos predicted in the split (a range when the seeds differ); 'unpred.': videos a seed "
-            "could not predict (no usable slice), not in the metrics.",
+            "could not predict (no usable slice), not in the metrics; '[no <class> video]': every video of "
+            "that class was unpredicted, so the metrics are of the other class(es) only.",
         ]
         if self.has_ci:
             out.append(f"{level} CI: percentile bootstrap over videos ({self.resamples} resamples, seed {self.seed}); "
@@ -419,6 +423,9 @@ def data_notes(rows: list[Row], split: str) -> list[str]:
             lines.append(f"unpredicted in the {split} split: " + ", ".join(
                 f"{v} ({reason}){_seeds_text(seeds, row.seeds)}"
                 for v, (reason, seeds) in row.unpredicted_videos.items()))
+        lines += [f"class {label!r} has no predicted video in the {split} split ({', '.join(vids)}: unpredicted): "
+                  f"the row's metrics are of the other class(es) only, AUC undefined"
+                  for label, vids in row.classes_lost.items()]
         lines += [f"left out, {describe_left_out(rec)}" for rec in row.left_out]
         lines += [f"warning: {w}{_seeds_text(seeds, row.seeds)}" for w, seeds in row.warnings.items()]
         for line in lines:
@@ -478,6 +485,9 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
             reasons = part.get("unpredicted_reasons") or {}
             for vid in part.get("unpredicted") or []:
                 row.unpredicted_videos.setdefault(vid, (reasons.get(vid, "no usable item"), []))[1].append(rec["seed"])
+            for label, vids in (part.get("classes_unpredicted") or {}).items():
+                lost = row.classes_lost.setdefault(label, [])
+                lost += [v for v in vids if v not in lost]
             for entry in rec.get("left_out") or []:
                 if entry not in row.left_out:
                     row.left_out.append(entry)
@@ -573,6 +583,7 @@ def table_frame(table: Table) -> pd.DataFrame:
                "videos_max": max(row.videos) if row.videos else None,
                "unpredicted_max": max(row.unpredicted) if row.unpredicted else 0,
                "unpredicted_videos": " ".join(row.unpredicted_videos),
+               "classes_unpredicted": " ".join(row.classes_lost),
                "left_out": "; ".join(describe_left_out(r) for r in row.left_out),
                "n_parameters": row.n_parameters}
         for m in table.metrics:

@@ -57,6 +57,10 @@ POSE_COLUMNS = ("pose_Rx", "pose_Ry", "pose_Rz")
 GAZE_COLUMNS = ("gaze_angle_x", "gaze_angle_y")
 LOUDNESS_COLUMN = "Loudness_sma3"
 SHEET_FRAMES = 6
+#: The shortest time axis drawn (s): a one-frame video gets a readable axis, not a zero-length one.
+MIN_SPAN_S = 1.0
+#: Tracks of fewer frames than this are drawn with a dot on every frame.
+FEW_FRAMES = 30
 #: Line groups of the 68-point (iBUG 300-W) layout: jaw, brows, nose, eyes, lips.
 FACE_LINES = [range(0, 17), range(17, 22), range(22, 27), range(27, 31), range(31, 36),
               [*range(36, 42), 36], [*range(42, 48), 42], [*range(48, 60), 48], [*range(60, 68), 60]]
@@ -107,8 +111,10 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
     t = lm["timestamp_s"].to_numpy(float)
     face = lm["success"].to_numpy(bool)
     ax = axes[0]
-    if len(t):
-        ax.fill_between(t, 0, face.astype(float), step="post", color="#4daf4a", alpha=0.7, lw=0)
+    frame_s = frame_duration_s(t)
+    if len(t):  # each frame's presence held until the next frame (the last one for one frame time)
+        ax.fill_between(np.append(t, t[-1] + frame_s), 0, np.append(face, face[-1]).astype(float), step="post",
+                        color="#4daf4a", alpha=0.7, lw=0)
         ax.set_title(f"{video_id}: face found in {100 * face.mean():.0f} % of {len(t)} frames "
                      f"(AU backend {backend})", fontsize=10)
     else:
@@ -119,6 +125,7 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
 
     ax = axes[1]
     at = aus["timestamp_s"].to_numpy(float)
+    dots = {"marker": "o", "ms": 3} if len(at) < FEW_FRAMES else {}  # a frame or two are a dot, not a line
     # every AU table has the columns (contract.AU_SCHEMA); a backend that does not estimate them leaves NaN
     pose = [c for c in POSE_COLUMNS if c in aus.columns and aus[c].notna().any()]
     gaze = [c for c in GAZE_COLUMNS if c in aus.columns and aus[c].notna().any()]
@@ -126,7 +133,7 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
         units = _field_units(action_units_path)
         for c in pose + gaze:
             values, unit = _angles_deg(aus, units, c)
-            ax.plot(at, values, lw=1, ls="-" if c in pose else ":", label=c)
+            ax.plot(at, values, lw=1, ls="-" if c in pose else ":", label=c, **dots)
         ax.set_ylabel("degrees")
         ax.legend(fontsize=7, ncol=5, loc="upper right")
         if pose and gaze:
@@ -147,7 +154,7 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
     key = [c for c in KEY_AUS if c in estimated and c in aus.columns][:4]
     if key:
         for c in key:
-            ax.plot(at, pd.to_numeric(aus[c], errors="coerce").to_numpy(float), lw=1, label=c)
+            ax.plot(at, pd.to_numeric(aus[c], errors="coerce").to_numpy(float), lw=1, label=c, **dots)
         ax.legend(fontsize=7, ncol=4, loc="upper right")
         ax.set_ylabel("AU intensity")
         scale = au_meta.get("au_scale")
@@ -179,10 +186,18 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
     else:
         _message(ax, "no audio frames")
     axes[-1].set_xlabel("time (s, container clock)")
-    ends = [x[-1] for x in (t, at, et) if len(x)]
-    if ends:
-        axes[-1].set_xlim(0, max(ends) + 1e-6)
+    # the time axis spans the tables' last row plus one frame, and at least MIN_SPAN_S: a
+    # one-frame video (or a still saved as a video) has no zero-length axis
+    ends = [x[-1] for x in (t + frame_s, at, et) if len(x) and np.isfinite(x[-1])]
+    axes[-1].set_xlim(0, max([MIN_SPAN_S, *ends]))
     return _save(fig, out)
+
+
+def frame_duration_s(times: np.ndarray) -> float:
+    """The typical time from one frame to the next (the median step), 1/25 s for fewer than two frames."""
+    steps = np.diff(times[np.isfinite(times)]) if len(times) > 1 else np.array([])
+    steps = steps[steps > 0]
+    return float(np.median(steps)) if len(steps) else 1 / 25
 
 
 def _pick(frames: np.ndarray, n: int) -> np.ndarray:

@@ -10,7 +10,9 @@ Classification (sequence and sklearn models, on shard sets):
   its slices, in both modes (a vote fraction has too few levels for ROC);
 * slices whose real rows are more than ``max_missing_fraction`` still missing
   (long gaps, e.g. no face) are not used; a video left without slices is listed
-  under ``unpredicted`` and is not in the metrics (``n`` says how many are);
+  under ``unpredicted`` and is not in the metrics (``n`` says how many are); a class
+  whose every video of the split is unpredicted is listed under ``classes_unpredicted``
+  ({class: videos}: its metrics are of the other class only, the tables mark the row);
 * metrics (facevox.training.metrics.classification_metrics): accuracy, weighted / macro
   / positive-class precision, recall and F1, AUC, confusion matrix, for the dev
   and test splits, at video level and at slice level.
@@ -79,6 +81,20 @@ def video_predictions(split: str, video_ids, true_labels: dict, probs, classes: 
     })
     unpredicted = [v for v in all_videos if v not in set(table["video_id"])]
     return table, unpredicted
+
+
+def classes_unpredicted(table: pd.DataFrame, unpredicted, labels: dict) -> dict[str, list[str]]:
+    """The classes of a split that no predicted video has, though the split has videos of them
+    (all unpredicted, e.g. the only test video of a class has no face): {class: [its videos]}.
+    ``labels``: video id -> label (the sample sheet); a video without one is skipped.  The metrics
+    of such a split are of the other class(es) only (AUC undefined), and the tables say so."""
+    have = set(table["label"])
+    lost: dict[str, list[str]] = {}
+    for video in unpredicted:
+        label = labels.get(video)
+        if isinstance(label, str) and label and label not in have:
+            lost.setdefault(label, []).append(video)
+    return lost
 
 
 def split_metrics(table: pd.DataFrame, classes: list[str], positive: str) -> dict:

@@ -61,6 +61,7 @@ from facevox.io import atomic_path
 from facevox.models import create_model, get_spec, n_parameters, split_overrides
 from facevox.models.families import FAMILIES
 from facevox.provenance import provenance
+from facevox.training.evaluate import classes_unpredicted
 from facevox.training.tasks import make_task
 from facevox.training.tasks.base import log_left_out
 
@@ -392,8 +393,15 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
               "warnings": payload.get("warnings", []), "history": payload["history"], **task.describe(),
               "left_out": task.left_out(), "splits": {}}
     tables = []
+    labels = sheet_labels(sheet) if task.kind == "classification" else {}
     for split in task.splits():
         result["splits"][split], table = task.evaluate_split(predict_fn, split, cfg, batch)
+        if task.kind == "classification":
+            lost = classes_unpredicted(table, result["splits"][split].get("unpredicted") or [], labels)
+            result["splits"][split]["classes_unpredicted"] = lost
+            for label, videos in lost.items():
+                log.warning("%s %s split: class %r has no predicted video (%s: no usable item) - its metrics "
+                            "are of the other class(es) only", payload["model"], split, label, ", ".join(videos))
         tables.append(table)
     schema = task.prediction_schema
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=schema.names)
@@ -407,6 +415,16 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     write_table(table[schema.names], out_predictions, schema, result["provenance"])
     write_json(result, out_json)
     return result
+
+
+def sheet_labels(sheet) -> dict[str, str]:
+    """video id -> label of the sample sheet (``{}`` without a sheet or a label column)."""
+    if sheet is None:
+        return {}
+    from facevox.samples import read_samples
+
+    samples = read_samples(sheet, check_files=False)
+    return {} if "label" not in samples.columns else {str(v): lab for v, lab in samples["label"].items()}
 
 
 def _tensor(value, device):

@@ -3,9 +3,13 @@
 Labels are aligned to the window centres after delay compensation
 (facevox.dataset.labels); full-batch training, NaN labels (outside the annotation,
 padding) masked from the loss (windows without any label are ``left_out``: counted and
-named in the metrics JSON); windows without a face (NaN functionals) enter as 0, counted
-as ``windows_no_face`` per split; CCC per dimension over the concatenated windows of a
-split, as AVEC computes it.
+named in the metrics JSON).  Inputs: ``contract.FAU_FEATURE_COLUMNS`` (the 36 functionals
+and ``turns``, the paper's 37).  Windows without a face (NaN functionals) enter as 0,
+counted as ``windows_no_face`` per split; windows without audio (NaN ``turns``: no audio
+stream, a silent track, past the audio's end) enter as 0 too - the model has no other
+value for a missing input - counted as ``windows_no_audio`` per split, so a study whose
+turns are missing says so.  CCC per dimension over the concatenated windows of a split,
+as AVEC computes it.
 
 Tests: tests/test_train.py, tests/test_tasks.py
 """
@@ -18,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from facevox.contract import FAU_STAT_COLUMNS
+from facevox.contract import FAU_FEATURE_COLUMNS, FAU_STAT_COLUMNS, TURNS_COLUMN
 from facevox.errors import FacevoxError
 from facevox.training.metrics import ccc
 from facevox.training.tasks.base import CONTINUOUS_SCHEMA, left_out_record, sheet_videos
@@ -40,13 +44,15 @@ class FauContinuous:
         self.dimensions = list(self.affect["dimensions"])
         self.root = Path(folder)
         samples, videos = sheet_videos(sheet, folder, ".parquet", "split", "FAU-window")
-        self.videos, self.x, self.y, self.centres, self.no_face = {}, {}, {}, {}, {}
+        self.videos, self.x, self.y, self.centres, self.no_face, self.no_audio = {}, {}, {}, {}, {}, {}
         for split, vids in videos.items():
             for vid in vids:
                 path = label_file(vid, samples.loc[vid, "affect_labels"], self.affect["labels_dir"])
                 table = pq.read_table(self.root / f"{vid}.parquet").to_pandas()
-                features = table[FAU_STAT_COLUMNS].to_numpy(np.float32)
-                self.no_face[vid] = int(np.isnan(features).any(1).sum())  # windows without a face: values 0
+                features = table[FAU_FEATURE_COLUMNS].to_numpy(np.float32)
+                # windows without a face, without audio: values 0, counted
+                self.no_face[vid] = int(table[FAU_STAT_COLUMNS].isna().any(axis=1).sum())
+                self.no_audio[vid] = int(table[TURNS_COLUMN].isna().sum())
                 self.x[vid] = np.nan_to_num(features)
                 aligned = window_labels(path, table, self.dimensions, self.affect["delays_s"])
                 self.y[vid] = aligned[self.dimensions].to_numpy(np.float32)
@@ -67,7 +73,7 @@ class FauContinuous:
         return out
 
     def model_kwargs(self, family: str) -> dict:
-        return {"n_features": len(FAU_STAT_COLUMNS), "n_outputs": len(self.dimensions)}
+        return {"n_features": len(FAU_FEATURE_COLUMNS), "n_outputs": len(self.dimensions)}
 
     def n_train(self) -> int:
         return len(self.videos["train"])
@@ -80,7 +86,7 @@ class FauContinuous:
 
     def describe(self) -> dict:
         return {"dimensions": self.dimensions, "delays_s": self.affect["delays_s"],
-                "feature_names": FAU_STAT_COLUMNS}
+                "feature_names": FAU_FEATURE_COLUMNS}
 
     def check(self, payload: dict) -> None:
         if payload.get("dimensions") != self.dimensions:
@@ -139,7 +145,8 @@ class FauContinuous:
                   for d in self.dimensions}
         result = {"n": len(self.videos.get(split, [])), "ccc": values,
                   "ccc_mean": float(np.mean(list(values.values()))) if values else math.nan, "unpredicted": [],
-                  "windows_no_face": sum(self.no_face[v] for v in self.videos.get(split, []))}
+                  "windows_no_face": sum(self.no_face[v] for v in self.videos.get(split, [])),
+                  "windows_no_audio": sum(self.no_audio[v] for v in self.videos.get(split, []))}
         table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=CONTINUOUS_SCHEMA.names)
         return result, table
 
@@ -153,7 +160,7 @@ class FauContinuous:
             lags = filter_lags(model)
         except FacevoxError:
             return {}
-        names = list(getattr(model, "input_names", FAU_STAT_COLUMNS))
+        names = list(getattr(model, "input_names", FAU_FEATURE_COLUMNS))
         out = {"features": names, "lags": lags.tolist(), "filters": {}, "attributions": {}}
         split = "test" if self.videos.get("test") else "dev"
         vid = (self.videos.get(split) or [None])[0]
