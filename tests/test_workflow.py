@@ -377,7 +377,13 @@ def test_bad_inputs_are_excluded_and_reported(tmp_path, talking_video, speech_wa
         assert any(line.startswith(f"  {vid}: {reason}") for line in last[1:5]), vid
     # g1-g4 are one video (one face) under four subject ids in train, train, dev and test: the
     # identity check reports the 5 pairs across splits (issue 28.5), at distance 0
-    assert last[5].startswith("facevox: 5 pair(s) of videos in different splits show the SAME FACE")
+    # the only dev 'normal' and test 'depression' videos are excluded: study warnings from the QA records
+    # (issue 29), then the identity check
+    assert last[5].startswith("facevox study warning: split dev: every 'normal' video is unusable for the face "
+                              "models (text: excluded: not a readable media file")
+    assert last[6].startswith("facevox study warning: split test: every 'depression' video is unusable for the "
+                              "face models (voice: excluded: has no video stream (audio only)")
+    assert last[7].startswith("facevox: 5 pair(s) of videos in different splits show the SAME FACE")
     overlap = pd.read_csv(tmp_path / "results/identity_overlap.tsv", sep="\t")
     leaks = overlap[overlap["cross_split"]]
     assert len(leaks) == 5 and (leaks["distance"] < 1e-6).all()
