@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from facevox.contract import SAMPLE_COLUMNS, SPLITS
-from facevox.dataset.splits import check_subject_splits, make_splits, split_counts, study_warnings
+from facevox.dataset.splits import (
+    check_subject_splits,
+    make_splits,
+    split_counts,
+    study_warnings,
+    unusable_class_warnings,
+)
 from facevox.errors import FacevoxError
 from facevox.samples import SampleSheetError
 
@@ -185,9 +191,10 @@ def test_study_warnings_a_class_whose_videos_are_all_unusable():
     df = _study([("train", "depression"), ("train", "normal")] * 2 + [("dev", "depression"), ("dev", "normal")] * 2
                 + [("test", "depression"), ("test", "normal"), ("test", "normal")])
     unusable = {"v9": "no face in any frame", "v10": "excluded: file is empty (0 bytes) (stage probe)"}
-    assert study_warnings(df, ["depression", "normal"], unusable=unusable) == [
+    assert study_warnings(df, ["depression", "normal"]) == []
+    assert unusable_class_warnings(df, unusable) == [
         "split test: every 'normal' video is unusable for the face models (v9: no face in any frame; v10: excluded: "
         "file is empty (0 bytes) (stage probe)) - they cannot predict the class: AUC undefined, the tables mark "
         "the row '[no normal video]'"]
-    assert study_warnings(df, ["depression", "normal"], unusable={"v9": "no face in any frame"}) == []
-    assert study_warnings(df, ["depression", "normal"], unusable={}) == []
+    assert unusable_class_warnings(df, {"v9": "no face in any frame"}) == []
+    assert unusable_class_warnings(df, {}) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from facevox.contract import SPLITS
 from facevox.dataset.importers import dvlog_samples, openface_samples
-from facevox.dataset.splits import study_warnings
+from facevox.dataset.splits import study_warnings, unusable_class_warnings
 from facevox.dataset.labels import label_file
 from facevox.errors import FacevoxError
 from facevox.extract.action_units import resolve_backend
@@ -53,15 +53,12 @@ STUDY_WARNINGS = study_warnings(SAMPLES, config["labels"], min_split_videos=conf
 
 def unusable_warnings():
     """The study warnings the QA records written so far add: a class of a split whose every video is
-    unusable for the face models (facevox.extract.qa.unusable_videos). Printed, never a job's params:
+    unusable for the face models (splits.unusable_class_warnings). Printed, never a job's params:
     a job re-parsed on a cluster node would see other records than the DAG did (the run card
     computes them from results/qa.tsv itself)."""
     if SOURCE != "videos":
         return []
-    unusable = unusable_videos({v: f"results/qa/{v}.json" for v in VIDEOS})
-    lines = study_warnings(SAMPLES, config["labels"], min_split_videos=config["models"]["min_split_videos"],
-                           min_dev_videos=config["models"]["min_dev_videos"], unusable=unusable)
-    return [line for line in lines if line not in STUDY_WARNINGS]
+    return unusable_class_warnings(SAMPLES, unusable_videos({v: f"results/qa/{v}.json" for v in VIDEOS}))
 
 
 if workflow.is_main_process:

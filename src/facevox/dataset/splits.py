@@ -36,10 +36,11 @@ must be in one split, or a model is tested on people it was trained on.
     of fewer than ``min_dev_videos`` videos or of one class (the best epoch and early
     stopping rest on it); a configured label no video has, or no train video has.
     Label checks apply only when some video has a label (a regression study has none).
-    With ``unusable`` (video id -> why it has nothing for the face models: the QA records
-    known so far, facevox.extract.qa.unusable_videos), a class of a split whose every video
-    is unusable (e.g. the only test video of a class has no face) is one line too: the
-    models that need the face cannot predict that class, and the tables mark the row.
+
+:func:`unusable_class_warnings` - the same kind of line from what the QA records know
+    A class of a split whose every video is unusable for the face models (e.g. the only
+    test video of a class has no face): the models that need the face cannot predict that
+    class, and the tables mark the row.
 
 Tests: tests/test_splits.py
 """
@@ -153,7 +154,7 @@ def make_splits(samples: pd.DataFrame, ratios=(0.7, 0.1, 0.2), seed: int = 0) ->
 
 
 def study_warnings(samples: pd.DataFrame, labels=(), *, min_split_videos: int = 3,
-                   min_dev_videos: int = 4, unusable: dict[str, str] | None = None) -> list[str]:
+                   min_dev_videos: int = 4) -> list[str]:
     """The degenerate-study warnings of a sample sheet (rules in the module docstring), one
     line each, in split order then label order; [] for a sound study.
 
@@ -183,15 +184,6 @@ def study_warnings(samples: pd.DataFrame, labels=(), *, min_split_videos: int = 
             n = sum(1 for i in rows if cells[i])
             out.append(f"split {split}: one class only ({classes[0]!r}, {n} video(s)) - AUC undefined, "
                        f"F1 of one class")
-        elif unusable and len(classes) > 1:
-            ids = list(samples.index)
-            for label in classes:
-                of_class = [ids[i] for i in rows if cells[i] == label]
-                if all(v in unusable for v in of_class):
-                    why = "; ".join(f"{v}: {unusable[v]}" for v in of_class)
-                    out.append(f"split {split}: every {label!r} video is unusable for the face models ({why}) - "
-                               f"they cannot predict the class: AUC undefined, the tables mark the row "
-                               f"'[no {label} video]'")
     if any_label:
         for label in labels:
             have = [splits[i] for i, c in enumerate(cells) if c == label]
@@ -199,4 +191,30 @@ def study_warnings(samples: pd.DataFrame, labels=(), *, min_split_videos: int = 
                 out.append(f"label {label!r} (config labels): no video of the sheet has it")
             elif "train" not in have:
                 out.append(f"label {label!r}: no train video has it - models cannot learn it")
+    return out
+
+
+
+def unusable_class_warnings(samples: pd.DataFrame, unusable: dict[str, str]) -> list[str]:
+    """The study warnings of the videos known to be unusable for the face models (``unusable``:
+    video id -> why; facevox.extract.qa.unusable_reason of their QA records): a class of a split
+    of two or more classes whose every video is unusable (e.g. the only test video of a class
+    has no face), one line each in split order then label order.  Beside :func:`study_warnings`
+    (whose one-class splits and train-less sheets it leaves to that function)."""
+    splits = _cells(samples["split"]) if "split" in samples.columns else [""] * len(samples)
+    cells = _cells(samples["label"]) if "label" in samples.columns else [""] * len(samples)
+    if not unusable or "train" not in splits:
+        return []
+    ids = list(samples.index)
+    out = []
+    for split in SPLITS:
+        rows = [i for i, s in enumerate(splits) if s == split]
+        classes = sorted({cells[i] for i in rows if cells[i]})
+        for label in classes if len(classes) > 1 else []:
+            of_class = [ids[i] for i in rows if cells[i] == label]
+            if all(v in unusable for v in of_class):
+                why = "; ".join(f"{v}: {unusable[v]}" for v in of_class)
+                out.append(f"split {split}: every {label!r} video is unusable for the face models ({why}) - "
+                           f"they cannot predict the class: AUC undefined, the tables mark the row "
+                           f"'[no {label} video]'")
     return out

@@ -142,23 +142,19 @@ def excluded_inputs(inputs_tsv) -> dict[str, dict]:
     return {r.video_id: {"stage": r.stage, "problem": r.problem, "path": r.path} for r in rows.itertuples()}
 
 
-def unusable_study_warnings(qa_tsv, sheet, config: dict, known=()) -> list[str]:
-    """The study warnings the QA table's unusable videos add to ``known`` (a class of a split
-    whose every video has nothing for the face models: facevox.dataset.splits.study_warnings
-    with facevox.extract.qa.unusable_reason of each row)."""
+def unusable_study_warnings(qa_tsv, sheet) -> list[str]:
+    """The study warnings of the QA table's videos that are unusable for the face models
+    (facevox.dataset.splits.unusable_class_warnings with facevox.extract.qa.unusable_reason of
+    each row)."""
     import pandas as pd
 
-    from facevox.dataset.splits import study_warnings
+    from facevox.dataset.splits import unusable_class_warnings
     from facevox.extract.qa import unusable_reason
     from facevox.samples import read_samples
 
     qa = pd.read_csv(qa_tsv, sep="\t", keep_default_na=False)
     unusable = {r["video_id"]: why for r in qa.to_dict("records") if (why := unusable_reason(r))}
-    models = config.get("models") or {}
-    lines = study_warnings(read_samples(sheet, check_files=False), config.get("labels") or (),
-                           min_split_videos=models.get("min_split_videos", 3),
-                           min_dev_videos=models.get("min_dev_videos", 4), unusable=unusable)
-    return [line for line in lines if line not in known]
+    return unusable_class_warnings(read_samples(sheet, check_files=False), unusable)
 
 
 def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".",
@@ -174,9 +170,7 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     holds the lines its unusable videos add (:func:`unusable_study_warnings`): computed here
     from the run's own QA table, the same wherever the job runs.
     """
-    study_warnings = list(study_warnings)
-    if qa_tsv and sheet:
-        study_warnings += unusable_study_warnings(qa_tsv, sheet, config, study_warnings)
+    study_warnings = list(study_warnings) + (unusable_study_warnings(qa_tsv, sheet) if qa_tsv and sheet else [])
     stages = stage_times(benchmarks_dir)
     trainings, training_warnings = [], {}
     for rec in (read_metrics(p) for p in metrics_paths):
