@@ -22,7 +22,7 @@ from facevox.contract import (
 )
 from facevox.dataset.demo import HEADER, is_demo_sheet
 from facevox.errors import InputError
-from facevox.io import write_table
+from facevox.io import read_table, write_table
 from facevox.provenance import provenance
 from facevox.report import plots, run_card, study, timelines, videos
 
@@ -438,3 +438,20 @@ def test_timeline_of_one_or_two_frames_has_a_readable_time_axis(tmp_path, monkey
     assert set(captured["markers"]) == {"o"}
     assert timelines.frame_duration_s(np.array([0.0])) == 1 / 25
     assert timelines.frame_duration_s(np.array([0.0, 1.0, 2.0, 4.0])) == 1.0  # the median step
+
+
+def test_timeline_of_a_faceless_video_says_no_face_not_not_estimated(tmp_path, monkeypatch):
+    """A backend that estimates pose and AUs, on a video with no face on any frame: the panels
+    say there was no face, not that the backend does not estimate them."""
+    lm, au, eg = write_tracks(tmp_path, pose=True)
+    aus, meta = read_table(au)
+    aus["success"] = False
+    for c in aus.columns:
+        if c.startswith(("AU", "pose_", "gaze_")):
+            aus[c] = np.float32(np.nan)
+    write_table(aus, au, AU_SCHEMA, meta)
+    got = _axes_texts(monkeypatch)
+    timelines.timeline_plot("v", lm, au, eg, tmp_path / "t.png")
+    assert "head pose and gaze: no face found on any of the 50 frames" in got["texts"]
+    assert "action units: no face found on any frame" in got["texts"]
+    assert not any("not estimated" in t for t in got["texts"])

@@ -129,7 +129,13 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
     # every AU table has the columns (contract.AU_SCHEMA); a backend that does not estimate them leaves NaN
     pose = [c for c in POSE_COLUMNS if c in aus.columns and aus[c].notna().any()]
     gaze = [c for c in GAZE_COLUMNS if c in aus.columns and aus[c].notna().any()]
-    if pose or gaze:
+    any_face = bool(aus["success"].astype(bool).any())
+    if not any_face:  # nothing to draw, and not for want of the backend
+        ax.text(0.5, 0.5, f"head pose and gaze: no face found on any of the {len(aus)} frames", ha="center",
+                va="center", transform=ax.transAxes, fontsize=10, color="#555555")
+        ax.set_yticks([])
+        ax.set_ylabel("pose")
+    elif pose or gaze:
         units = _field_units(action_units_path)
         for c in pose + gaze:
             values, unit = _angles_deg(aus, units, c)
@@ -152,7 +158,11 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
     ax = axes[2]
     estimated = au_meta.get("au_estimated") or [c for c in aus.columns if c.startswith("AU")]
     key = [c for c in KEY_AUS if c in estimated and c in aus.columns][:4]
-    if key:
+    if not any_face:
+        ax.text(0.5, 0.5, "action units: no face found on any frame", ha="center", va="center",
+                transform=ax.transAxes, fontsize=10, color="#555555")
+        ax.set_yticks([])
+    elif key:
         for c in key:
             ax.plot(at, pd.to_numeric(aus[c], errors="coerce").to_numpy(float), lw=1, label=c, **dots)
         ax.legend(fontsize=7, ncol=4, loc="upper right")
