@@ -365,6 +365,9 @@ def test_cli_run_card_rejects_bad_config(parser, tmp_path):
                               "--study-warnings-json", "[oops"])
     with pytest.raises(FacevoxError, match="--study-warnings-json is not valid JSON"):
         args.func(args)
+    args = parser.parse_args(["run-card", str(tmp_path / "c.json"), "--config-json", "{}", "--qa", "qa.tsv"])
+    with pytest.raises(FacevoxError, match="--qa and --sheet go together"):
+        args.func(args)
 
 
 def test_shallow_cnn_filter_and_attribution_heatmaps(tmp_path):

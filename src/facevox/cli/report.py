@@ -48,6 +48,9 @@ def cmd_run_card(a):
     from facevox.config import json_option
     from facevox.report.run_card import run_card
 
+    if bool(a.qa) != bool(a.sheet):
+        raise FacevoxError("run-card: --qa and --sheet go together (the QA table's unusable videos are judged by "
+                           "the sheet's splits and labels)")
     try:
         study = json.loads(a.study_warnings_json or "[]")
     except json.JSONDecodeError as exc:
