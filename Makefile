@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 CONFIG ?=
 BROWSER_DIR := tests/browser
 
-.PHONY: install system-deps browser-deps demo report test lint test-heavy test-slurm bench bench-models dag clean-results
+.PHONY: install system-deps browser-deps demo report test lint docs test-heavy test-slurm bench bench-models dag clean-results
 
 # The landmark stage's compiled predictor, built once into the user's cache (facevox build-kernels;
 # without a C compiler the stage JIT-compiles it in every process instead, ~1 s each: a warning, not a failure)
@@ -73,6 +73,13 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/facevox demo-data --out resources/demo >/dev/null  # the DAG needs a sample sheet
 	$(BIN)/snakemake --lint --configfile config.yaml config/demo.yaml
+
+# The documentation site, offline: docs/reference/ regenerated from the schema, the contract and the
+# models (docs/generate.py), then mkdocs build --strict (a broken link or anchor fails) -> site/
+docs: install
+	$(BIN)/python docs/generate.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "docs: site/index.html"
 
 # The heavy bad-input corpus cases (4K frames): tests/test_corpus.py
 test-heavy: install system-deps

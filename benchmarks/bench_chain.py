@@ -50,7 +50,7 @@ def chain_video(work: Path) -> tuple[Path, float]:
 def commands(video: Path, work: Path) -> tuple[dict[str, list[str]], dict]:
     """The command lines of the chain, its floor and the instrumented chain (chain_shares.py),
     and their environment."""
-    from facevox.extract import au_mediapipe
+    from facevox.extract import au_mediapipe_install
 
     config = work / "chain_config.yaml"
     config.write_text("action_units:\n  backend: mediapipe\n")
@@ -58,7 +58,7 @@ def commands(video: Path, work: Path) -> tuple[dict[str, list[str]], dict]:
     return {"chain": [sys.executable, "-m", "facevox", "extract", str(video), "--out", str(work / "chain"),
                       "--quiet", "--config", str(config)],
             "floor": [sys.executable, str(HERE / "landmarker_floor.py"), str(video),
-                      str(au_mediapipe.model_path())],
+                      str(au_mediapipe_install.model_path())],
             "shares": [sys.executable, str(HERE / "chain_shares.py"), str(video), str(config),
                        str(work / "chain_shares"), str(work / "chain_shares.json")]}, env
 
@@ -88,12 +88,12 @@ def chain_shares(video: Path, work: Path) -> dict[str, float]:
 
 
 def bench_chain(repeats: int, work: Path) -> tuple[list[Row], list[str], list[str]]:
-    from facevox.extract import au_mediapipe
+    from facevox.extract import au_mediapipe_install
 
     what = "per-video chain (`facevox extract`, mediapipe AUs, one core, CPU time) / its floor"
-    if not au_mediapipe.available():
+    if not au_mediapipe_install.available():
         return [Row(what, "not run", f"<= {CHAIN_TARGET:.2f}x", None)], [
-            f"Chain: not measured ({au_mediapipe.unavailable_reason()})."], []
+            f"Chain: not measured ({au_mediapipe_install.unavailable_reason()})."], []
     video, duration = chain_video(work)
     n = bench_landmarks.pyav_decode(video)
     times = chain_vs_floor(video, work, repeats)

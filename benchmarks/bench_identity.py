@@ -47,11 +47,11 @@ def accuracy(work: Path) -> tuple[list[Row], list[str]]:
     from tests import composites
 
     from facevox.contract import AU_SCHEMA, LANDMARKS_SCHEMA, points_from_columns
-    from facevox.extract import action_units, au_mediapipe, landmarks
+    from facevox.extract import action_units, au_mediapipe_install, landmarks
     from facevox.io import read_table
 
     media = feat_media_dir()
-    mp = au_mediapipe.available()
+    mp = au_mediapipe_install.available()
     per = []
     details = []
     for name in composites.LAYOUTS:
@@ -119,11 +119,11 @@ def two_person_video(one: Path, media: Path, seconds: float, out: Path) -> Path:
 def chain_cost(work: Path, baseline: str, repeats: int, seconds: float) -> tuple[list[Row], list[str]]:
     import bench_landmarks
 
-    from facevox.extract import au_mediapipe
+    from facevox.extract import au_mediapipe_install
 
-    if not au_mediapipe.available():
+    if not au_mediapipe_install.available():
         return [Row("chain cost of one person per video", "not run", "<= 1.05x / 1.15x", None)], [
-            f"Chain cost: not measured ({au_mediapipe.unavailable_reason()})."]
+            f"Chain cost: not measured ({au_mediapipe_install.unavailable_reason()})."]
     media = feat_media_dir()
     one = loop_video(media / "WolfgangLanger_Pexels.mp4", seconds, work / "one_person.mp4")
     two = two_person_video(one, media, seconds, work / "two_person.mp4")

@@ -44,7 +44,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from facevox.dataset.demo import feat_media_dir  # noqa: E402
-from facevox.extract import landmarks  # noqa: E402
+from facevox.extract import face_tracker, landmarks  # noqa: E402
 from facevox.media import iter_gray_frames  # noqa: E402
 
 
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     load_before = "/".join(f"{x:.1f}" for x in os.getloadavg())
     video = Path(a.video)
     n = pyav_decode(video)
-    landmarks._dlib_predictor()  # load once, outside the timings (~1 s)
+    face_tracker.dlib_predictor()  # load once, outside the timings (~1 s)
 
     t_pyav = best_of(lambda: pyav_decode(video), a.repeats)
     t_cv = best_of(lambda: opencv_decode(video), a.repeats)

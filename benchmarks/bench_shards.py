@@ -51,7 +51,7 @@ from make_fake_dvlog import make_fake_dvlog
 make_fake_dvlog({str(work / 'dvlog')!r}, n={a.n}, seed=0, min_t=60, max_t=600)""")
     rows.append((f"make fake D-Vlog tree ({a.n} ids, T 60-600)", r))
     r = step(f"""
-from facevox.dataset.importers import import_dvlog
+from facevox.dataset.import_dvlog import import_dvlog
 import_dvlog({str(work / 'dvlog')!r}, {str(work / 'aligned')!r}, {str(work / 'samples.tsv')!r})""")
     rows.append(("import_dvlog", r))
     r = step(f"""

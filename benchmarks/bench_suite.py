@@ -265,7 +265,7 @@ def bench_model_training(names: list[str], steps: int) -> tuple[list[Row], list[
     tables = sorted(p.name for p in (HERE / "results").glob("models_*.md"))
     details = [f"Training: {threads} torch threads, fp32, {steps} timed step(s) after 2 warm-up steps "
                f"(scikit-learn: one fit of 2048 slices); full tables for every model: "
-               + ", ".join(f"[{t}]({t})" for t in tables) + " (`make bench-models`)."]
+               + ", ".join(f"`benchmarks/results/{t}`" for t in tables) + " (`make bench-models`)."]
     return rows, details
 
 

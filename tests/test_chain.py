@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from facevox.contract import AU_SCHEMA, LANDMARKS_SCHEMA
-from facevox.extract import action_units, au_mediapipe, chain, landmarks
+from facevox.extract import action_units, au_mediapipe, au_mediapipe_install, chain, landmarks
 from facevox.io import read_table
 
-pytestmark = pytest.mark.skipif(not au_mediapipe.available(), reason="mediapipe or its bundle is not installed")
+pytestmark = pytest.mark.skipif(not au_mediapipe_install.available(), reason="mediapipe or its bundle is not installed")
 #: What the chain says when MediaPipe must run again on the final target's boxes.
 SECOND_PASS = "MediaPipe ran again on the final landmarks table (a second decode)"
 

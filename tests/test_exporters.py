@@ -16,7 +16,8 @@ import pytest
 
 from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, LANDMARK_X, LANDMARK_Y
 from facevox.dataset.exporters import export_dvlog
-from facevox.dataset.importers import ImportProblems, import_dvlog
+from facevox.dataset.import_dvlog import import_dvlog
+from facevox.dataset.importers import ImportProblems
 from facevox.io import read_table, write_table
 from facevox.provenance import provenance
 from facevox.samples import read_samples

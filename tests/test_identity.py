@@ -275,7 +275,7 @@ def test_a_change_of_person_found_by_a_periodic_check_leaves_the_frames_since_un
         left = (face.box[0] + face.box[2]) / 2 < 640
         return a if left and self.frame < 64 else b
 
-    monkeypatch.setattr(people.PersonTracker, "_descriptor", planted)
+    monkeypatch.setattr(people.PersonTracker, "descriptor", planted)
     df = landmarks.extract(video, target={"mode": "reference", "check_every_s": 0.1}, reference=a)
     reason, ok = df["reason"].to_numpy(), df["success"].to_numpy()
     unverified = np.flatnonzero(reason == "unverified")

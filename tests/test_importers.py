@@ -1,4 +1,5 @@
-"""Tests for facevox.dataset.importers: D-Vlog's released features and OpenFace CSVs as aligned tables.
+"""Tests for the importers (facevox.dataset.importers, import_dvlog, import_openface): D-Vlog's released
+features and OpenFace CSVs as aligned tables.
 
 The D-Vlog trees come from benchmarks/make_fake_dvlog.py (loaded by path); where a
 test needs exact control it overwrites a video's arrays with hand-made ones.
@@ -17,7 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, LANDMARK_COLUMNS, SAMPLE_COLUMNS
-from facevox.dataset.importers import ImportProblems, import_dvlog, import_openface_dir, safe_video_id
+from facevox.dataset.import_dvlog import import_dvlog
+from facevox.dataset.import_openface import import_openface_dir, safe_video_id
+from facevox.dataset.importers import ImportProblems
 from facevox.errors import InputError
 from facevox.io import read_table, write_table
 from facevox.samples import read_samples
@@ -317,7 +320,7 @@ def test_safe_video_id():
 
 
 # --------------------------------------------------------------------------- D-Vlog landmark order
-from facevox.dataset.importers import (  # noqa: E402
+from facevox.dataset.import_dvlog import (  # noqa: E402
     detect_landmark_order,
     dvlog_samples,
     landmark_fit,
@@ -455,3 +458,25 @@ def test_dvlog_without_subjects_file_warns_everywhere(tree, tmp_path, caplog):
     assert json.loads((tmp_path / "a.json").read_text())["warnings"] == [warning]
     _, meta = read_table(tmp_path / "a" / "3.parquet", ALIGNED_SCHEMA)
     assert meta["subjects"] == f"none: {warning}"
+
+
+def test_use_aligned_refuses_a_table_outside_the_contract(tmp_path):
+    """source: aligned with a table that is not an aligned table: a clear error naming the file and
+    the missing columns (a FacevoxError, so the CLI prints it without a traceback), nothing written."""
+    import subprocess
+    import sys
+
+    from facevox.dataset.importers import use_aligned
+    from facevox.errors import ContractError, FacevoxError
+
+    bad = tmp_path / "not_aligned.parquet"
+    pd.DataFrame({"a": [1.0]}).to_parquet(bad)
+    with pytest.raises(ContractError, match=r"not_aligned.parquet: table does not match the facevox contract "
+                                            r"\(missing \['index', 'timestamp_s'"):
+        use_aligned(bad, tmp_path / "out.parquet")
+    assert issubclass(ContractError, FacevoxError) and issubclass(ContractError, ValueError)
+    assert not (tmp_path / "out.parquet").exists()
+    done = subprocess.run([sys.executable, "-m", "facevox", "use-aligned", str(bad), str(tmp_path / "out.parquet")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "table does not match the facevox contract" in done.stderr

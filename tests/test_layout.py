@@ -6,6 +6,7 @@ Layers, bottom to top (README "Layout"):
 core (top-level modules) < extract < dataset < models < training < report < cli
 """
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,66 @@ def test_conda_env_pins_what_pyproject_pins():
     # the job environment runs `python -m facevox`: Snakemake and its executor plugins stay outside it
     runner = {"snakemake", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep"}
     assert pins(pip) == {k: v for k, v in pins(project).items() if k not in runner}
+
+
+def test_every_module_fits_one_reading():
+    """No module over 600 lines: a module that outgrows one reading is split by concept."""
+    long = {str(p.relative_to(SRC)): n for p in FILES if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, f"modules over 600 lines: {long}"
+
+
+def private_uses(path: Path) -> list[str]:
+    """``_name`` of a facevox module used in ``path``: imported (``from facevox.x import _y``) or
+    reached through a module (``x._y`` where ``x`` is a facevox module imported there)."""
+    tree = ast.parse(path.read_text(), str(path))
+    modules, found = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "facevox":
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{path.name}:{node.lineno}: from {node.module} import {a.name}")
+                elif f"{node.module}.{a.name}" in MODULES:
+                    modules[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "facevox":
+                    modules[a.asname or a.name.split(".")[0]] = a.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("setattr") and len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant) and str(node.args[1].value).startswith("_")
+                and not str(node.args[1].value).startswith("__")):  # monkeypatch.setattr(obj, "_name", ...)
+            found.append(f"{path.name}:{node.lineno}: setattr(..., {node.args[1].value!r})")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = ast.unparse(node.value)
+            if base in modules or (base.split(".")[0] in modules and base.startswith("facevox")):
+                found.append(f"{path.name}:{node.lineno}: {base}.{node.attr}")
+    return found
+
+
+def test_no_private_name_is_used_across_modules():
+    """What a module offers to others is public; ``_names`` stay inside their module (in src/, the
+    tests and the benchmarks alike)."""
+    root = SRC.parent
+    files = [*FILES, *sorted((root / "tests").rglob("*.py")), *sorted((root / "benchmarks").glob("*.py")),
+             root / "docs" / "generate.py"]
+    found = [use for path in files for use in private_uses(path)]
+    assert not found, "\n".join(found)
+
+
+def test_every_rule_file_names_functions_that_exist():
+    """The `# -> facevox.x.y` line of each rule file names functions the code has."""
+    missing = []
+    for rule_file in sorted((SRC.parent / "workflow" / "rules").glob("*.smk")):
+        for line in rule_file.read_text().splitlines():
+            if not line.startswith("# ->"):
+                continue
+            for dotted in re.findall(r"facevox(?:\.\w+)+", line):
+                module, _, name = dotted.rpartition(".")
+                path = SRC.joinpath(*module.split("."))
+                path = path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+                defined = path.exists() and any(
+                    isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name
+                    for n in ast.parse(path.read_text()).body)
+                if not defined and dotted not in MODULES:
+                    missing.append(f"{rule_file.name}: {dotted}")
+    assert not missing, "\n".join(missing)

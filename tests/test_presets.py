@@ -10,7 +10,7 @@ import yaml
 
 from facevox.config import load_config
 from facevox.models import TRAINING_KEYS, check_overrides, create_model, get_spec, split_overrides
-from facevox.training.loop import _optimizer, _scheduler
+from facevox.training.loop import make_optimizer, make_scheduler
 
 PAPER = Path(__file__).resolve().parents[1] / "config" / "paper"
 PRESETS = sorted(p.name for p in PAPER.glob("*.yaml") if p.name not in ("dvlog.yaml", "avec_vision.yaml"))
@@ -54,10 +54,10 @@ def test_preset_validates_and_builds_its_models(name):
         built = create_model(model, **spec.tiny, **arch)
         params = [p for p in built.parameters()] or [torch.nn.Parameter(torch.zeros(1))]
         full = spec.training_config(**training)
-        optimizer = _optimizer(params, full)
+        optimizer = make_optimizer(params, full)
         assert type(optimizer).__name__.lower() == full["optimizer"]
         assert optimizer.param_groups[0]["lr"] == pytest.approx(raw["models"]["overrides"][model]["lr"])
-        scheduler = _scheduler(optimizer, full)
+        scheduler = make_scheduler(optimizer, full)
         assert (scheduler is None) == (full["scheduler"] == "none")
 
 
@@ -65,8 +65,8 @@ def _lr_sequence(name, model, epochs):
     raw = yaml.safe_load((PAPER / name).read_text())
     _, training = split_overrides(model, raw["models"]["overrides"][model])
     full = get_spec(model).training_config(**training)
-    optimizer = _optimizer([torch.nn.Parameter(torch.zeros(1))], full)
-    scheduler = _scheduler(optimizer, full)
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], full)
+    scheduler = make_scheduler(optimizer, full)
     lrs = []
     for _ in range(epochs):  # as the loop: the epoch's rate, then one step
         lrs.append(optimizer.param_groups[0]["lr"])

@@ -53,16 +53,16 @@ def test_confusion_metrics_equal_facevox_metrics(classes):
 def test_moment_metrics_equal_facevox_metrics_and_edge_cases():
     rng = np.random.default_rng(1)
     t, p = rng.uniform(0, 45, 30), rng.uniform(0, 45, 30)
-    sums = bootstrap._moment_rows(t, p).sum(0)
+    sums = bootstrap.moment_rows(t, p).sum(0)
     expected = regression_metrics(t, p)
     for metric in bootstrap.REGRESSION_STATS:
         assert bootstrap.moment_metrics(sums, metric) == pytest.approx(expected[metric], rel=1e-9), metric
-    const = bootstrap._moment_rows(t, np.full(30, 3.0)).sum(0)
+    const = bootstrap.moment_rows(t, np.full(30, 3.0)).sum(0)
     assert math.isnan(bootstrap.moment_metrics(const, "pcc"))
     assert bootstrap.moment_metrics(const, "ccc") == pytest.approx(0)
-    same = bootstrap._moment_rows(np.full(5, 2.0), np.full(5, 2.0)).sum(0)
+    same = bootstrap.moment_rows(np.full(5, 2.0), np.full(5, 2.0)).sum(0)
     assert bootstrap.moment_metrics(same, "ccc") == 1.0  # identical constants, as facevox.training.metrics.ccc
-    one = bootstrap._moment_rows(t[:1], p[:1]).sum(0)
+    one = bootstrap.moment_rows(t[:1], p[:1]).sum(0)
     assert math.isnan(bootstrap.moment_metrics(one, "ccc")) and bootstrap.moment_metrics(one, "mae") > 0
 
 
@@ -78,8 +78,8 @@ def test_resampled_metric_equals_metric_on_repeated_rows():
     truth, pred = _random_classification(rng, 25, CLASSES)
     table = _cls_table(truth, pred)
     counts = bootstrap.resample_counts(25, 3, seed=9)
-    stats = bootstrap._video_stats(table, "classification", "f1_weighted", sorted(table["video_id"]), CLASSES)
-    got = bootstrap._metric_of(counts.astype(float) @ stats, "classification", "f1_weighted", CLASSES)
+    stats = bootstrap.video_stats(table, "classification", "f1_weighted", sorted(table["video_id"]), CLASSES)
+    got = bootstrap.metric_from_stats(counts.astype(float) @ stats, "classification", "f1_weighted", CLASSES)
     for row, value in zip(counts, got):
         idx = np.repeat(np.arange(25), row)
         want = classification_metrics(truth[idx], pred[idx], np.zeros(len(idx)), CLASSES, "depression")

@@ -300,9 +300,9 @@ def _axes_texts(monkeypatch):
         captured["legends"] = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes
                                if ax.get_legend()]
         captured["lines"] = [line.get_ydata() for ax in fig.axes for line in ax.get_lines()]
-        return plots._save(fig, out)
+        return plots.save_figure(fig, out)
 
-    monkeypatch.setattr(timelines, "_save", save)
+    monkeypatch.setattr(timelines, "save_figure", save)
     return captured
 
 
@@ -332,9 +332,9 @@ def test_landmark_sheet_neutral_canvas_or_crops(tmp_path, monkeypatch):
     def save(fig, out):
         captured["images"] = sum(len(ax.images) for ax in fig.axes)
         captured["title"] = fig.get_suptitle()
-        return plots._save(fig, out)
+        return plots.save_figure(fig, out)
 
-    monkeypatch.setattr(timelines, "_save", save)
+    monkeypatch.setattr(timelines, "save_figure", save)
     timelines.landmark_sheet("v", lm, tmp_path / "s.png")
     assert captured["images"] == 0  # no face image without the crops
     assert captured["title"] == ("v: landmarks of 6 of 35 face frames, on a neutral canvas "
@@ -429,9 +429,9 @@ def test_timeline_of_one_or_two_frames_has_a_readable_time_axis(tmp_path, monkey
     def save(fig, out):
         captured["xlim"] = fig.axes[-1].get_xlim()
         captured["markers"] = [line.get_marker() for ax in fig.axes[1:3] for line in ax.get_lines()]
-        return plots._save(fig, out)
+        return plots.save_figure(fig, out)
 
-    monkeypatch.setattr(timelines, "_save", save)
+    monkeypatch.setattr(timelines, "save_figure", save)
     out = timelines.timeline_plot("v", lm, au, eg, tmp_path / "t.png")
     assert out.stat().st_size > 10_000
     assert captured["xlim"] == (0.0, pytest.approx(max(timelines.MIN_SPAN_S, (n - 1) / 25 + 1 / 25, 199 * 0.01)))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facevox.errors import FacevoxError
-from facevox.extract import landmarks, shape_model
+from facevox.extract import face_tracker, landmarks, shape_model
 from facevox.media import iter_gray_frames
 
 
@@ -127,7 +127,7 @@ def aot_build(tmp_path_factory):
     for path, target in zip(paths, targets):
         assert path.is_relative_to(cache / "kernels") and path.parent.name == target.name
     # one module name for every build: each is loaded under it in turn
-    return cache, {t.name: shape_model._load_aot(path) for t, path in zip(targets, paths)}
+    return cache, {t.name: shape_model.load_aot(path) for t, path in zip(targets, paths)}
 
 
 def test_ahead_of_time_builds_are_the_jit_bit_for_bit(model, aot_build, feat_media):
@@ -146,7 +146,7 @@ def test_ahead_of_time_builds_are_the_jit_bit_for_bit(model, aot_build, feat_med
     for name, aot in builds.items():
         memo_jit, memo_aot = model.memo(), model.memo()
         for g, b in zip(frames, boxes):
-            box = shape_model._rounded_box(b)
+            box = shape_model.rounded_box(b)
             jit = shape_kernels.predict_fast(g, *box, *arrays, *memo_jit)
             ours = aot.predict_fast(g, *box, *arrays, *memo_aot)
             assert ours.dtype == np.float32 and np.array_equal(ours, jit), name
@@ -163,9 +163,9 @@ def test_the_best_build_this_cpu_runs_is_loaded(aot_build, monkeypatch):
     cache, builds = aot_build
     monkeypatch.setenv("FACEVOX_CACHE_DIR", str(cache))
     v3, baseline = shape_model.TARGETS
-    monkeypatch.setattr(shape_model, "_cpu_flags", lambda: frozenset({"sse2", "avx"}))
+    monkeypatch.setattr(shape_model, "cpu_flags", lambda: frozenset({"sse2", "avx"}))
     assert shape_model.usable_targets() == [baseline] and shape_model.aot_choice()[0] == baseline
-    monkeypatch.setattr(shape_model, "_cpu_flags", lambda: v3.flags | {"sse2"})
+    monkeypatch.setattr(shape_model, "cpu_flags", lambda: v3.flags | {"sse2"})
     monkeypatch.setattr(shape_model.platform, "machine", lambda: "x86_64")
     assert shape_model.usable_targets() == [v3, baseline]
     assert shape_model.aot_choice()[0] == (v3 if "x86-64-v3" in builds else baseline)
@@ -277,12 +277,12 @@ def test_saved_detector_finds_the_same_faces(wolfgang, tmp_path, monkeypatch):
 
     monkeypatch.setenv("FACEVOX_CACHE_DIR", str(tmp_path))
     builtin = dlib.get_frontal_face_detector()
-    landmarks._dlib_detector.cache_clear()
+    face_tracker.dlib_detector.cache_clear()
     try:
-        landmarks._dlib_detector()  # writes the copy
+        face_tracker.dlib_detector()  # writes the copy
         (copy,) = tmp_path.glob("frontal_face_detector-dlib*.svm")
-        landmarks._dlib_detector.cache_clear()
-        saved = landmarks._dlib_detector()
+        face_tracker.dlib_detector.cache_clear()
+        saved = face_tracker.dlib_detector()
         for frame in iter_gray_frames(wolfgang):
             if frame.index % 40:
                 continue
@@ -292,8 +292,8 @@ def test_saved_detector_finds_the_same_faces(wolfgang, tmp_path, monkeypatch):
                 [(r.left(), r.top(), r.right(), r.bottom()) for r in r2]
             assert list(s1) == list(s2) and list(k1) == list(k2) and len(r1) >= 1
         copy.write_bytes(b"garbage")
-        landmarks._dlib_detector.cache_clear()
-        assert len(landmarks._dlib_detector().run(gray, 0, 0.0)[0]) == 1
+        face_tracker.dlib_detector.cache_clear()
+        assert len(face_tracker.dlib_detector().run(gray, 0, 0.0)[0]) == 1
         assert copy.stat().st_size > 100_000
     finally:
-        landmarks._dlib_detector.cache_clear()
+        face_tracker.dlib_detector.cache_clear()

@@ -1,5 +1,6 @@
-"""Tests for facevox.report.tables: metric tables from hand-made metrics JSONs (all three tasks),
-exact cell strings, ordering, the separate "reported" columns, LaTeX sanity."""
+"""Tests for facevox.report.tables and facevox.report.table_files: metric tables from hand-made
+metrics JSONs (all three tasks), exact cell strings, ordering, the separate "reported" columns,
+LaTeX sanity."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from facevox.errors import FacevoxError, InputError
-from facevox.report import tables
+from facevox.report import table_files, tables
 from facevox.report.bootstrap import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,15 +81,15 @@ def md_header(text: str) -> list[str]:
     ([6.0, 7.0], tables.METRICS["regression"][0], "6.50 \u00b1 0.71 (n=2)"),  # MAE: points, 2 decimals
 ], ids=["three-seeds", "one-seed", "nan-left-out", "none", "auc", "mae"])
 def test_format_cell(values, metric, expected):
-    assert tables.format_cell(tables.summarise(values), metric) == expected
+    assert table_files.format_cell(tables.summarise(values), metric) == expected
 
 
 def test_format_cell_latex_and_sd_is_sample_sd():
     s = tables.summarise([0.70, 0.72, 0.74])
     assert s.n == 3 and s.mean == pytest.approx(0.72) and s.sd == pytest.approx(0.02)  # ddof 1 (ddof 0: 0.0163)
     acc = tables.METRICS["classification"][0]
-    assert tables.format_cell(s, acc, latex=True) == r"72.00 $\pm$ 2.00 (n=3)"
-    assert tables.format_cell(tables.summarise([0.7]), acc, latex=True) == r"70.00 $\pm$ -- (n=1)"
+    assert table_files.format_cell(s, acc, latex=True) == r"72.00 $\pm$ 2.00 (n=3)"
+    assert table_files.format_cell(tables.summarise([0.7]), acc, latex=True) == r"70.00 $\pm$ -- (n=1)"
 
 
 @pytest.mark.parametrize("overrides, label", [
@@ -111,7 +112,7 @@ def test_table_tasks_from_model_families():
 # --------------------------------------------------------------------------- classification table
 def test_classification_table_cells_order_and_reported(classification_files, tmp_path):
     out = tmp_path / "tables"
-    tables.write_tables(classification_files, [], REFERENCES, out, order=["stst", "lr"])
+    table_files.write_tables(classification_files, [], REFERENCES, out, order=["stst", "lr"])
     assert sorted(p.name for p in out.iterdir()) == ["classification.csv", "classification.html",
                                                     "classification.md", "classification.tex"]
     text = (out / "classification.md").read_text()
@@ -145,7 +146,7 @@ def test_classification_table_cells_order_and_reported(classification_files, tmp
 
 
 def test_reported_numbers_never_enter_our_statistics(classification_files, tmp_path):
-    tables.write_tables(classification_files, [], REFERENCES, tmp_path, order=["stst", "lr"])
+    table_files.write_tables(classification_files, [], REFERENCES, tmp_path, order=["stst", "lr"])
     csv = pd.read_csv(tmp_path / "classification.csv", keep_default_na=True).set_index("label")
     assert csv.loc["STST", "f1_weighted_mean"] == pytest.approx(0.72)
     assert csv.loc["STST", "f1_weighted_sd"] == pytest.approx(0.02)
@@ -154,7 +155,7 @@ def test_reported_numbers_never_enter_our_statistics(classification_files, tmp_p
     assert csv.loc["JAMFN", "f1_weighted_n"] == 0 and math.isnan(csv.loc["JAMFN", "f1_weighted_mean"])
     assert csv.loc["JAMFN", "f1_weighted_reported_D-Vlog_test"] == pytest.approx(0.6825)
     # without the YAML the same table, minus the reported columns
-    tables.write_tables(classification_files, [], None, tmp_path / "bare", order=["stst", "lr"])
+    table_files.write_tables(classification_files, [], None, tmp_path / "bare", order=["stst", "lr"])
     bare = pd.read_csv(tmp_path / "bare" / "classification.csv").set_index("label")
     assert not [c for c in bare.columns if "reported" in c]
     ours = [c for c in bare.columns if c.endswith(("_mean", "_sd", "_n"))]
@@ -178,7 +179,7 @@ def test_table_with_bootstrap_ci_from_predictions(tmp_path):
         preds.append(tmp_path / "p" / f"seed{seed}.parquet")
         preds[-1].parent.mkdir(exist_ok=True)
         table.to_parquet(preds[-1])
-    out = tables.write_tables(metrics, preds, None, tmp_path / "t", resamples=200, seed=5)
+    out = table_files.write_tables(metrics, preds, None, tmp_path / "t", resamples=200, seed=5)
     row = out["classification"].rows[0]
     direct = bootstrap_ci([pd.read_parquet(p) for p in preds], "classification", "f1_weighted", classes=CLASSES,
                           resamples=200, seed=5)
@@ -201,7 +202,7 @@ def test_regression_table(tmp_path):
     rec = {"model": "dlga_cnn", "seed": 0, "task": "regression", "history": [], "variant": "use_wspp=false",
            "splits": {"test": {"n": 50, "mae": 7.5, "rmse": 9.5, "pcc": math.nan, "ccc": 0.4}}}
     files.append(write(tmp_path / "dlga.json", rec))
-    tables.write_tables(files, [], REFERENCES, tmp_path / "t", order=["dlga_cnn", "sta_drn"])
+    table_files.write_tables(files, [], REFERENCES, tmp_path / "t", order=["dlga_cnn", "sta_drn"])
     text = (tmp_path / "t" / "regression.md").read_text()
     header = md_header(text)
     assert header[3:7] == ["MAE", "RMSE", "PCC", "CCC"]
@@ -222,7 +223,7 @@ def test_continuous_table(tmp_path):
                    {"model": "shallow_b", "seed": seed, "task": "continuous", "history": [],
                     "splits": {"test": {"n": 4, "ccc": {"valence": v, "arousal": a}}}})
              for seed, (a, v) in enumerate([(0.41, 0.33), (0.45, 0.31)])]
-    tables.write_tables(files, [], REFERENCES, tmp_path / "t")
+    table_files.write_tables(files, [], REFERENCES, tmp_path / "t")
     text = (tmp_path / "t" / "continuous.md").read_text()
     header = md_header(text)
     assert header == ["Model", "Seeds", "Videos", "CCC arousal", "CCC valence"]  # no reported data: no column
@@ -233,17 +234,17 @@ def test_continuous_table(tmp_path):
 def test_one_table_per_task_and_mismatches(classification_files, tmp_path):
     reg = write(tmp_path / "reg.json", {"model": "sta_drn", "seed": 0, "task": "regression",
                                         "splits": {"test": {"n": 3, "mae": 1.0}}})
-    out = tables.write_tables(classification_files + [reg], [], None, tmp_path / "t")
+    out = table_files.write_tables(classification_files + [reg], [], None, tmp_path / "t")
     assert list(out) == ["classification", "regression"]
     with pytest.raises(FacevoxError, match="metrics of a task without a table"):
-        tables.write_tables([reg], [], None, tmp_path / "u", tasks=["classification"])
+        table_files.write_tables([reg], [], None, tmp_path / "u", tasks=["classification"])
     dup = write(tmp_path / "dup.json", classification_json("stst", 0, cls_metrics(0.5, 0.5)))
     with pytest.raises(FacevoxError, match="stst \\[base\\] seed 0 has more than one metrics file"):
-        tables.write_tables(classification_files + [dup], [], None, tmp_path / "v")
+        table_files.write_tables(classification_files + [dup], [], None, tmp_path / "v")
     with pytest.raises(FacevoxError, match="1 metrics files but 2 prediction tables"):
-        tables.write_tables([reg], [reg, reg], None, tmp_path / "w")
+        table_files.write_tables([reg], [reg, reg], None, tmp_path / "w")
     with pytest.raises(InputError, match="missing task"):
-        tables.write_tables([write(tmp_path / "bad.json", {"model": "x", "seed": 0, "splits": {}})], [], None,
+        table_files.write_tables([write(tmp_path / "bad.json", {"model": "x", "seed": 0, "splits": {}})], [], None,
                             tmp_path / "x")
 
 
@@ -253,7 +254,7 @@ def _strip_escaped(text: str) -> str:
 
 
 def test_latex_is_balanced(classification_files, tmp_path):
-    tables.write_tables(classification_files, [], REFERENCES, tmp_path, order=["stst", "lr"])
+    table_files.write_tables(classification_files, [], REFERENCES, tmp_path, order=["stst", "lr"])
     tex = (tmp_path / "classification.tex").read_text()
     assert tex.count("\\begin{") == tex.count("\\end{") == 2
     assert tex.index("\\begin{table}") < tex.index("\\begin{tabular}") < tex.index("\\end{tabular}") \
@@ -280,7 +281,7 @@ def test_latex_is_balanced(classification_files, tmp_path):
 
 
 def test_html_marks_reported_cells(classification_files, tmp_path):
-    tables.write_tables(classification_files, [], REFERENCES, tmp_path, order=["stst", "lr"])
+    table_files.write_tables(classification_files, [], REFERENCES, tmp_path, order=["stst", "lr"])
     page = (tmp_path / "classification.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<tr>") == 1 + 4
     assert "<td class='num rep first-rep'>70.70</td>" in page
@@ -343,7 +344,7 @@ def test_notes_name_unpredicted_videos_left_out_items_and_warnings(tmp_path):
         rec["left_out"] = left
         rec["warnings"] = ["device auto: no CUDA GPU visible, trained on the CPU"] if seed == 1 else []
         files.append(write(tmp_path / f"stst{seed}.json", rec))
-    tables.write_tables(files, [], REFERENCES, tmp_path / "t", order=["stst"])
+    table_files.write_tables(files, [], REFERENCES, tmp_path / "t", order=["stst"])
     text = (tmp_path / "t" / "classification.md").read_text()
     row = dict(zip(md_header(text), md_rows(text)["STST"]))
     assert row["Videos"] == "10 (+1 unpred.)"
@@ -393,7 +394,7 @@ def paired_files(tmp_path):
 
 def test_every_row_is_paired_against_the_best_row(paired_files, tmp_path):
     metrics, preds = paired_files
-    out = tables.write_tables(metrics, preds, None, tmp_path / "t", resamples=200, seed=1,
+    out = table_files.write_tables(metrics, preds, None, tmp_path / "t", resamples=200, seed=1,
                               order=["sta_drn", "dlga_cnn"])
     table = out["regression"]
     assert table.reference == "STA-DRN"  # RMSE 1.00 against 4.00 and 1.00 (tie: the earlier row)
@@ -424,20 +425,23 @@ def test_every_row_is_paired_against_the_best_row(paired_files, tmp_path):
 
 def test_the_reference_can_be_a_named_baseline(paired_files, tmp_path):
     metrics, preds = paired_files
-    table = tables.write_tables(metrics, preds, None, tmp_path / "t", resamples=200,
+    table = table_files.write_tables(metrics, preds, None, tmp_path / "t", resamples=200,
                                 reference="dlga_cnn")["regression"]
     assert table.reference == "DLGA-CNN"
     sta = next(r for r in table.rows if r.model == "sta_drn")
     assert sta.paired["rmse"]["difference"] == pytest.approx(-3.0) and sta.paired["rmse"]["better"] == "a"
-    assert tables.format_paired(sta.paired["rmse"], tables.METRICS["regression"][1])[2] == "yes, better"
-    by_label = tables.write_tables(metrics, preds, None, tmp_path / "u", resamples=50,
+    assert table_files.format_paired(sta.paired["rmse"], tables.METRICS["regression"][1])[2] == "yes, better"
+    by_label = table_files.write_tables(metrics, preds, None, tmp_path / "u", resamples=50,
                                    reference="DLGA-CNN [use_wspp=false]")["regression"]
     assert by_label.reference == "DLGA-CNN [use_wspp=false]"
     with pytest.raises(FacevoxError, match="paired reference 'stst' is none of the rows"):
-        tables.write_tables(metrics, preds, None, tmp_path / "v", reference="stst")
+        table_files.write_tables(metrics, preds, None, tmp_path / "v", reference="stst")
     # without prediction tables: no paired columns
-    bare = tables.write_tables(metrics, [], None, tmp_path / "w")["regression"]
-    assert not bare.has_paired and not [h for h in tables._header(bare) if "vs ref" in h]
+    bare = table_files.write_tables(metrics, [], None, tmp_path / "w")["regression"]
+    assert not bare.has_paired
+    assert not [h for h in md_header((tmp_path / "w" / "regression.md").read_text()) if "vs ref" in h]
+    assert "vs ref" not in (tmp_path / "w" / "regression.html").read_text()
+    assert not [c for c in pd.read_csv(tmp_path / "w" / "regression.csv").columns if "_diff" in c]
 
 
 def test_a_row_whose_split_lost_a_class_is_marked(tmp_path):
@@ -446,7 +450,7 @@ def test_a_row_whose_split_lost_a_class_is_marked(tmp_path):
     rec = classification_json("stst", 0, cls_metrics(0.7, 0.7, auc=math.nan))
     rec["splits"]["test"] |= {"unpredicted": ["v8", "v9"], "unpredicted_reasons": {"v8": "no_slices", "v9": "no_slices"},
                               "classes_unpredicted": {"normal": ["v8", "v9"]}}
-    tables.write_tables([write(tmp_path / "stst0.json", rec)], [], REFERENCES, tmp_path / "t", order=["stst"])
+    table_files.write_tables([write(tmp_path / "stst0.json", rec)], [], REFERENCES, tmp_path / "t", order=["stst"])
     text = (tmp_path / "t" / "classification.md").read_text()
     row = dict(zip(md_header(text), md_rows(text)["STST"]))
     assert row["Videos"] == "10 (+2 unpred.) [no normal video]"

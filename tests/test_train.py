@@ -281,12 +281,12 @@ def _warm_restart_lr(epoch, lr=1e-3, t0=50, t_mult=2):
 
 def test_warm_restart_schedule_follows_eq_13_over_200_epochs():
     from facevox.models import get_spec
-    from facevox.training.loop import _scheduler
+    from facevox.training.loop import make_scheduler
 
     cfg = get_spec("sta_drn").training_config()
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.Adam([weight], lr=cfg["lr"])
-    scheduler = _scheduler(optimizer, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
     seen = []
     for _ in range(200):
         seen.append(optimizer.param_groups[0]["lr"])

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from facevox.errors import ContractError
+
 #: File-level metadata key that holds the provenance JSON (see provenance.py).
 PROVENANCE_KEY = b"facevox"
 
@@ -24,7 +26,7 @@ LANDMARK_Y = [f"y_{i}" for i in range(N_LANDMARKS)]
 #: x_0..x_67 then y_0..y_67 ("planar"): the column order of facevox's tables, as OpenFace's
 #: CSVs name them.  D-Vlog's ``*_visual.npy`` arrays carry no names; the importer decides
 #: their order (interleaved x0, y0, x1, y1, ... or planar) per file from the geometry
-#: (facevox.dataset.importers.detect_landmark_order) and export-dvlog writes interleaved.
+#: (facevox.dataset.import_dvlog.detect_landmark_order) and export-dvlog writes interleaved.
 LANDMARK_COLUMNS = LANDMARK_X + LANDMARK_Y
 
 
@@ -357,13 +359,14 @@ TABLES = {
 
 
 def check_table(table: pa.Table, schema: pa.Schema, what: str) -> None:
-    """Raise ValueError unless ``table`` has exactly ``schema``'s names and types."""
+    """Raise :class:`~facevox.errors.ContractError` (a ValueError) unless ``table`` has exactly
+    ``schema``'s names and types."""
     got = [(f.name, f.type) for f in table.schema]
     want = [(f.name, f.type) for f in schema]
     if got != want:
         missing = [n for n, _ in want if n not in dict(got)]
         extra = [n for n, _ in got if n not in dict(want)]
-        raise ValueError(
+        raise ContractError(
             f"{what}: table does not match the facevox contract "
             f"(missing {missing[:5]}, unexpected {extra[:5]}, or different types/order)"
         )

@@ -14,6 +14,11 @@ class InputError(FacevoxError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class ContractError(FacevoxError, ValueError):
+    """A table does not have the columns and types of facevox's data contract (facevox.contract):
+    not made by facevox, made by another version, or damaged. Also a ValueError, as it always was."""
+
+
 class ExcludedInput(InputError):
     """The input is an *excluded* record (facevox.extract.exclusion): an earlier stage could
     not read this video and wrote the reason instead of data. ``record`` is that reason

@@ -39,7 +39,8 @@ def open_media(path) -> Iterator[av.container.InputContainer]:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as exc:
         hint = sniff(path)
-        raise InputError(path, f"not a readable media file ({_reason(exc)})" + (f": {hint}" if hint else "")) from None
+        raise InputError(path, f"not a readable media file ({error_reason(exc)})"
+                         + (f": {hint}" if hint else "")) from None
     try:
         yield container
     finally:
@@ -83,7 +84,8 @@ def sniff(path) -> str | None:
     return None
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
+    """The short reason an exception gives: its ``strerror`` (OSError, av.FFmpegError), else its text."""
     return getattr(exc, "strerror", None) or str(exc)
 
 
@@ -108,7 +110,7 @@ def check_media(path) -> dict:
         try:
             next(container.decode(container.streams.video[0]))
         except (StopIteration, av.FFmpegError) as exc:
-            reason = _reason(exc) if isinstance(exc, av.FFmpegError) else "the stream is empty"
+            reason = error_reason(exc) if isinstance(exc, av.FFmpegError) else "the stream is empty"
             raise InputError(path, f"video stream has no decodable frame ({reason})") from None
     with open_media(path) as container:  # a fresh demuxer: count what the file holds
         stream = container.streams.video[0]
@@ -117,7 +119,7 @@ def check_media(path) -> dict:
             for packet in container.demux(stream):
                 n_packets += bool(packet.size)
         except av.FFmpegError as exc:
-            raise InputError(path, f"damaged after {n_packets} video packets ({_reason(exc)})") from None
+            raise InputError(path, f"damaged after {n_packets} video packets ({error_reason(exc)})") from None
         if index_shortfall(stream, n_packets):
             raise InputError(path, f"cut off: holds {n_packets} of the {stream.frames} video frames its index lists")
     return {"container": fmt, "audio": has_audio, "n_video_packets": n_packets}
@@ -199,7 +201,7 @@ def _decoded(path, threads: int = 1):
                 index += 1
         except av.FFmpegError as exc:
             if index == 0:
-                raise InputError(path, f"no video frame could be decoded ({_reason(exc)})") from None
+                raise InputError(path, f"no video frame could be decoded ({error_reason(exc)})") from None
             # Truncated file: keep the frames decoded so far (the probe flags it).
 
 

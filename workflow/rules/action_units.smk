@@ -1,5 +1,7 @@
 # action_units: per-frame intensities of the 17 AVEC/OpenFace AUs, head pose, gaze (backend: pyfeat, mediapipe, openface, landmarks, auto),
 # of the landmarks table's target person (mediapipe: shown only the target's region, checked per frame; openface: rows of another face are NaN).
+# Backends, one module each: facevox.extract.au_pyfeat, au_mediapipe (+ au_mediapipe_install, au_mediapipe_geometry),
+# au_openface, au_geometric (landmarks).
 # -> facevox.extract.action_units.run · tests/test_action_units.py
 rule action_units:
     input:

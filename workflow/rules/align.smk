@@ -2,7 +2,7 @@
 # -> facevox.extract.align.run · tests/test_align.py
 # With `source: aligned` the sheet's paths are already aligned tables (facevox import-dvlog /
 # import-openface): they are checked against the contract and taken as they are.
-# -> facevox.dataset.importers.use_aligned · tests/test_importers.py
+# -> facevox.dataset.importers.use_aligned · tests/test_workflow.py (its source: aligned runs)
 if SOURCE == "aligned":
 
     rule use_aligned:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from facevox.contract import SPLITS
-from facevox.dataset.importers import dvlog_samples, openface_samples
+from facevox.dataset.import_dvlog import dvlog_samples
+from facevox.dataset.import_openface import openface_samples
 from facevox.dataset.splits import study_warnings, unusable_class_warnings
 from facevox.dataset.labels import label_file
 from facevox.errors import FacevoxError

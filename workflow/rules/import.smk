@@ -1,7 +1,7 @@
 # import: features extracted elsewhere, as the same aligned tables (source dvlog / openface).
 # One job for the whole release: it checks every file before writing anything. D-Vlog: the
 # landmark order per file, the subjects file and its warning -> results/imported/import.json.
-# -> facevox.dataset.importers.import_dvlog / import_openface_dir · tests/test_importers.py
+# -> facevox.dataset.import_dvlog.import_dvlog / import_openface.import_openface_dir · tests/test_importers.py
 if SOURCE == "dvlog":
 
     rule import_dvlog:

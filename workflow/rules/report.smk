@@ -4,7 +4,7 @@
 # run's --configfile; `make report`) gathers the outputs marked report(...) below, captions
 # in workflow/report/. Categories are numbered in the order a reader needs them.
 # -> facevox.report.study.study_page / videos.video_page, model_page / timelines.timeline_plot,
-#    landmark_sheet / tables.write_tables / plots.model_plots, qa_plot / run_card.run_card, run_card_page
+#    landmark_sheet / table_files.write_tables / plots.model_plots, qa_plot / run_card.run_card, run_card_page
 #    (CLI: facevox.cli.report) · tests/test_tables.py, tests/test_report.py, tests/test_report_pages.py,
 #    tests/test_report_browser.py
 rule tables:

@@ -75,16 +75,16 @@ def cmd_action_units(a):
 
 
 def cmd_fetch_models(a):
-    from facevox.extract import action_units
+    from facevox.extract import au_pyfeat
 
-    for path in action_units.fetch_models():
+    for path in au_pyfeat.fetch_models():
         print(path)
 
 
 def cmd_fetch_face_landmarker(a):
-    from facevox.extract import au_mediapipe
+    from facevox.extract import au_mediapipe_install
 
-    print(au_mediapipe.fetch_model())
+    print(au_mediapipe_install.fetch_model())
 
 
 def cmd_build_kernels(a):
@@ -116,7 +116,7 @@ def cmd_shards(a):
 
 
 def cmd_import_dvlog(a):
-    from facevox.dataset.importers import import_dvlog
+    from facevox.dataset.import_dvlog import import_dvlog
 
     sheet = import_dvlog(a.root, a.out_dir, a.sheet, params=json_option(a.params), summary_out=a.summary)
     print(f"{a.sheet}: {len(sheet)} D-Vlog videos imported into {a.out_dir}; landmark order of the files: "
@@ -134,7 +134,7 @@ def cmd_export_dvlog(a):
 
 
 def cmd_import_openface(a):
-    from facevox.dataset.importers import import_openface_dir
+    from facevox.dataset.import_openface import import_openface_dir
 
     rate = a.rate_hz if a.rate_hz == "native" else float(a.rate_hz)
     sheet = import_openface_dir(a.folder, a.out_dir, a.sheet, rate_hz=rate)

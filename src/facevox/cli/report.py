@@ -21,7 +21,7 @@ def _csv(text: str | None) -> list[str]:
 
 
 def cmd_tables(a):
-    from facevox.report.tables import write_tables
+    from facevox.report.table_files import write_tables
 
     tables = write_tables(a.metrics, a.predictions, a.references, a.out_dir, tasks=_csv(a.tasks) or None,
                           split=a.split, order=_csv(a.order), resamples=a.resamples, seed=a.seed,

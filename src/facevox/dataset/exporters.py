@@ -11,7 +11,7 @@ anything else 0), cell 3 the gender, cell 4 the fold; per id
 ``np.load``-ed, both cut to the shorter T and concatenated (visual first).
 The loaders do not interpret the 136 visual values; facevox writes them in
 ``dvlog.export_order`` (default interleaved ``x0, y0, x1, y1, ...``; see
-:mod:`facevox.dataset.importers` for how an import tells the two orders apart).
+:mod:`facevox.dataset.import_dvlog` for how an import tells the two orders apart).
 
 Written into ``out_dir``:
 
@@ -66,17 +66,13 @@ import pyarrow.parquet as pq
 
 from facevox.config import stage_params
 from facevox.contract import ALIGNED_SCHEMA, EGEMAPS_COLUMNS, check_table, points_from_columns
-from facevox.dataset.importers import (
-    DVLOG_COLUMNS,
-    DVLOG_FOLDS,
-    ImportProblems,
-    visual_from_points,
-)
+from facevox.dataset.import_dvlog import DVLOG_COLUMNS, DVLOG_FOLDS, visual_from_points
+from facevox.dataset.importers import ImportProblems
 from facevox.io import atomic_path, read_table, write_json
 from facevox.provenance import provenance
 from facevox.samples import read_samples
 
-#: facevox split -> D-Vlog fold (the inverse of importers.DVLOG_FOLDS).
+#: facevox split -> D-Vlog fold (the inverse of import_dvlog.DVLOG_FOLDS).
 DVLOG_SPLITS = {split: fold for fold, split in DVLOG_FOLDS.items()}
 
 

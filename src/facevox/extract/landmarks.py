@@ -116,8 +116,6 @@ from facevox.extract.face_tracker import (  # noqa: F401 - the per-face machiner
     reference_points,
     resize,
 )
-from facevox.extract.face_tracker import dlib_detector as _dlib_detector  # noqa: F401 - tests clear its cache
-from facevox.extract.face_tracker import dlib_predictor as _dlib_predictor  # noqa: F401
 
 
 def extract(video, params: dict | None = None, progress: bool = False, total: int | None = None,

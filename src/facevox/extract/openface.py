@@ -1,5 +1,5 @@
 """OpenFace 2.x FeatureExtraction CSVs: one reader, checked, for the ``openface`` AU backend
-(facevox.extract.action_units) and the OpenFace importer (facevox.dataset.importers).
+(facevox.extract.au_openface) and the OpenFace importer (facevox.dataset.import_openface).
 
 Tests: tests/test_importers.py, tests/test_action_units.py
 """

@@ -144,12 +144,13 @@ class PersonTracker:
         self._provisional_segment: int | None = None
 
     # -- identity -------------------------------------------------------------
-    def _descriptor(self, frame, face) -> np.ndarray:
+    def descriptor(self, frame, face) -> np.ndarray:
+        """dlib's 128-d face descriptor of ``face`` on ``frame`` (every look the tracker takes, counted)."""
         self.n_descriptors += 1
         return identity.descriptor(frame.rgb(), face.points)
 
     def _new_track(self, frame, face) -> FaceTrack:
-        person = self.gallery.assign(self._descriptor(frame, face))
+        person = self.gallery.assign(self.descriptor(frame, face))
         track = FaceTrack(face, person, self._segment(person), self.frame, frame.time_s)
         return track
 
@@ -159,7 +160,7 @@ class PersonTracker:
 
     def _check(self, frame, track: FaceTrack, cut: bool, crowded: bool) -> None:
         """One identity check of a tracked face (module docstring, "Identity")."""
-        desc = self._descriptor(frame, track.face)
+        desc = self.descriptor(frame, track.face)
         if track.pending is not None:  # the second look after an inconclusive check at a cut
             self._settle(track, desc)
         else:

@@ -18,7 +18,7 @@ import numpy as np
 
 from facevox.errors import InputError
 from facevox.io import write_json
-from facevox.media import _reason, index_shortfall, no_video_stream, open_media
+from facevox.media import error_reason, index_shortfall, no_video_stream, open_media
 from facevox.provenance import provenance
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def probe(path) -> dict:
                 first = next(container.decode(v))
                 rotation = int(getattr(first, "rotation", 0) or 0)
             except (StopIteration, av.FFmpegError) as exc:
-                raise InputError(path, f"video stream has no decodable frame ({_reason(exc)})") from None
+                raise InputError(path, f"video stream has no decodable frame ({error_reason(exc)})") from None
             with open_media(path) as again:  # a fresh demuxer: seeking back fails on some streams
                 times, truncated = _frame_times(again, again.streams.video[0])
             intervals = np.diff(times)
@@ -163,7 +163,7 @@ def probe_samples(samples: pd.DataFrame, sheet, source: str = "videos") -> dict:
 
     from facevox.contract import ALIGNED_SCHEMA, check_table
     from facevox.errors import FacevoxError
-    from facevox.extract.action_units import read_openface_csv
+    from facevox.extract.au_openface import read_openface_csv
     from facevox.media import check_media
     from facevox.samples import SampleSheetError, seconds_or_none
 

@@ -122,7 +122,7 @@ TARGETS = (
 )
 
 
-def _cpu_flags() -> frozenset:
+def cpu_flags() -> frozenset:
     """This CPU's feature flags (Linux: the first ``flags`` line of /proc/cpuinfo; else none)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
@@ -137,7 +137,7 @@ def _cpu_flags() -> frozenset:
 def usable_targets() -> list[Target]:
     """The builds this CPU can run, best first (the baseline always; x86-64-v3 on an
     x86-64 CPU with its flags)."""
-    flags = _cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else frozenset()
+    flags = cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else frozenset()
     return [t for t in TARGETS if t.flags <= flags]
 
 
@@ -204,7 +204,8 @@ def build_target(target: Target, force: bool = False) -> Path:
     return out
 
 
-def _load_aot(path: Path):
+def load_aot(path: Path):
+    """The ahead-of-time build at ``path`` (:func:`build_target`'s output) loaded as a module."""
     spec = importlib.util.spec_from_file_location(AOT_MODULE, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -234,7 +235,7 @@ def kernels():
     if choice is not None:
         target, path = choice
         try:
-            return _Kernels(_load_aot(path), f"aot {target.name}")
+            return _Kernels(load_aot(path), f"aot {target.name}")
         except ImportError as exc:  # a damaged build, or one for another platform in a shared cache
             log.warning("ignoring the shape predictor's ahead-of-time build %s: %s", path, exc)
     elif not _jit_forced():
@@ -269,7 +270,8 @@ def centre_radius(points: np.ndarray) -> tuple[float, float, float]:
     return kernels().centre_radius(points)
 
 
-def _rounded_box(box) -> tuple[float, float, float, float]:
+def rounded_box(box) -> tuple[float, float, float, float]:
+    """The box (left, top, right, bottom) rounded to whole pixels, as dlib's rectangle is."""
     return tuple(float(np.floor(v + 0.5)) for v in box)
 
 
@@ -314,7 +316,7 @@ class ShapeModel:
         """
         if gray.dtype != np.uint8 or not gray.flags.c_contiguous:
             gray = np.ascontiguousarray(gray, dtype=np.uint8)
-        l, t, r, b = _rounded_box(box)
+        l, t, r, b = rounded_box(box)
         memo_leaf, memo_acc = self.memo() if memo is None else memo
         return kernels().predict_fast(gray, l, t, r, b, self.initial, self.idx1, self.idx2, self.thresh,
                                       self.leaves_q, self.step, self.anchor, self.deltas, self.depth,
@@ -341,7 +343,7 @@ class ExactModel:
     def __call__(self, gray: np.ndarray, box) -> np.ndarray:
         from facevox.extract.shape_kernels import predict_exact
 
-        l, t, r, b = _rounded_box(box)
+        l, t, r, b = rounded_box(box)
         return predict_exact(gray, l, t, r, b, self.initial, self.idx1, self.idx2, self.thresh,
                         self.leaves, self.anchor, self.deltas)
 

@@ -16,7 +16,8 @@ models (:func:`paired_bootstrap`), used by facevox.report.tables for each table'
   out and counted (``valid``).
 * ``estimate`` is the same statistic on the full set (no resampling).
 * Speed: a resample is a vector of per-video counts ``w``; the metric is computed
-  from ``w @ S`` with ``S`` each video's sufficient statistics: the (true, predicted)
+  from ``w @ S`` (:func:`metric_from_stats`) with ``S`` each video's sufficient
+  statistics (:func:`video_stats`): the (true, predicted)
   cell of the confusion matrix for classification, the sums ``1, t, p, t^2, p^2, tp,
   |p - t|, (p - t)^2`` (centred on the seed's mean true value, for numerical range)
   for regression and, per dimension and summed over a video's steps, for continuous
@@ -126,7 +127,8 @@ def moment_metrics(sums: np.ndarray, metric: str) -> np.ndarray:
     return np.where(n >= 2, out, np.nan)
 
 
-def _moment_rows(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def moment_rows(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-pair rows ``[n, 8]`` of ``1, t, p, t^2, p^2, tp, |p-t|, (p-t)^2``: their sums feed :func:`moment_metrics`."""
     t, p = np.asarray(true, np.float64), np.asarray(pred, np.float64)
     err = p - t
     return np.stack([np.ones_like(t), t, p, t * t, p * p, t * p, np.abs(err), err * err], 1)
@@ -148,7 +150,7 @@ def continuous_long(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _video_stats(table: pd.DataFrame, task: str, metric: str, videos: list[str],
+def video_stats(table: pd.DataFrame, task: str, metric: str, videos: list[str],
                  classes: list[str] | None) -> np.ndarray:
     """Per-video sufficient statistics ``[n_videos, k]`` of one seed's predictions
     (zero rows for videos the seed did not predict)."""
@@ -176,11 +178,12 @@ def _video_stats(table: pd.DataFrame, task: str, metric: str, videos: list[str],
     rows, t, p = rows[keep], t[keep], p[keep]
     centre = t.mean() if len(t) else 0.0
     out = np.zeros((len(videos), 8))
-    np.add.at(out, rows, _moment_rows(t - centre, p - centre))
+    np.add.at(out, rows, moment_rows(t - centre, p - centre))
     return out
 
 
-def _metric_of(stats: np.ndarray, task: str, metric: str, classes: list[str] | None) -> np.ndarray:
+def metric_from_stats(stats: np.ndarray, task: str, metric: str, classes: list[str] | None) -> np.ndarray:
+    """``metric`` of summed :func:`video_stats` rows ``[..., k]`` (e.g. resample counts ``@`` the stats)."""
     if task == "classification":
         k = len(classes)
         return confusion_metrics(stats.reshape(*stats.shape[:-1], k, k), metric)
@@ -202,15 +205,15 @@ def bootstrap_ci(tables: list[pd.DataFrame], task: str, metric: str, *, classes:
     if task == "classification" and classes is None:
         classes = sorted({str(v) for t in tables for c in ("label", "predicted") for v in t[c]})
     videos = sorted({str(v) for t in tables for v in t["video_id"]})
-    stats = [_video_stats(t, task, metric, videos, classes) for t in tables]
+    stats = [video_stats(t, task, metric, videos, classes) for t in tables]
     counts = resample_counts(len(videos), resamples, seed).astype(np.float64)
     full = np.ones(len(videos))
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # = an invalid resample
-        per_seed = np.stack([_metric_of(counts @ s, task, metric, classes) for s in stats], 1) if stats \
+        per_seed = np.stack([metric_from_stats(counts @ s, task, metric, classes) for s in stats], 1) if stats \
             else np.full((resamples, 0), np.nan)
         values = np.nanmean(per_seed, 1) if stats else np.full(resamples, np.nan)
-        point = [float(_metric_of(full @ s, task, metric, classes)) for s in stats]
+        point = [float(metric_from_stats(full @ s, task, metric, classes)) for s in stats]
         estimate = float(np.nanmean(point)) if stats else math.nan
     values = values[np.isfinite(values)]
     low, high = (np.quantile(values, [(1 - level) / 2, (1 + level) / 2]) if len(values) else (math.nan, math.nan))
@@ -259,7 +262,7 @@ def paired_bootstrap(tables_a: dict, tables_b: dict, task: str, metric: str, *, 
 
     def stats_of(tables):
         kept = [tables[s][tables[s]["video_id"].astype(str).isin(videos)] for s in seeds]
-        return [_video_stats(t, task, metric, videos, classes) for t in kept]
+        return [video_stats(t, task, metric, videos, classes) for t in kept]
     stats_a, stats_b = stats_of(tables_a), stats_of(tables_b)
     counts = resample_counts(len(videos), resamples, seed).astype(np.float64)
     full = np.ones((1, len(videos)))
@@ -267,7 +270,7 @@ def paired_bootstrap(tables_a: dict, tables_b: dict, task: str, metric: str, *, 
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # = an invalid resample
 
         def seed_mean(weights, stats):
-            return np.nanmean(np.stack([_metric_of(weights @ s, task, metric, classes) for s in stats], 1), 1)
+            return np.nanmean(np.stack([metric_from_stats(weights @ s, task, metric, classes) for s in stats], 1), 1)
         diffs = seed_mean(counts, stats_a) - seed_mean(counts, stats_b)
         estimate = float((seed_mean(full, stats_a) - seed_mean(full, stats_b))[0])
     diffs = diffs[np.isfinite(diffs)]

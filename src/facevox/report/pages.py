@@ -1,6 +1,6 @@
-"""Self-contained HTML pages for the Snakemake report (study, videos, model predictions,
-run card): one file each, no external assets, so Snakemake can embed it as a ``data:``
-URL in its ``iframe``.
+"""Every HTML the report makes: self-contained pages for the Snakemake report (study, videos,
+model predictions, run card, and each metric table's page, :func:`table_page`): one file
+each, no external assets, so Snakemake can embed it as a ``data:`` URL in its ``iframe``.
 
 Tables are plain ``<table>`` elements; :data:`TABLE_SCRIPT` (a few lines of inline
 JavaScript, no library) makes every table with ``class="sortable"`` sortable by a click
@@ -145,7 +145,48 @@ def page(title: str, body: str, page_id: str) -> str:
 
 
 def write_page(out, title: str, body: str, page_id: str) -> Path:
+    """Write :func:`page` to ``out`` (atomically, UTF-8)."""
     out = Path(out)
     with atomic_path(out) as tmp:
         tmp.write_text(page(title, body, page_id), encoding="utf-8")
     return out
+
+
+#: The style of a metric table's page (:func:`table_page`): our cells, their CI and the reported ones apart.
+TABLE_PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; white-space: nowrap; }
+th { background: #f0f0f0; text-align: center; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.name { text-align: left; font-weight: 600; }
+.ci { background: #f3f8ff; }
+.rep { background: #fbf6ea; color: #555; font-style: italic; }
+th.rep, th.ci { font-style: normal; }
+.first-rep { border-left: 3px solid #c9b88f; }
+ul { font-size: 12px; color: #444; max-width: 70em; }
+"""
+
+
+def table_page(title: str, heading: str, header: Sequence[str], rows: Iterable[Sequence[str]],
+               classes: Sequence[str], notes: Iterable[str], empty: str) -> str:
+    """A standalone page of one table and its notes (a metric table's ``.html``, facevox.report.table_files).
+
+    Column ``i`` has the CSS class ``classes[i]`` (:data:`TABLE_PAGE_STYLE`; a header cell
+    drops ``num``); ``empty`` fills the one row of a table without rows; the notes follow
+    as a list.  Unlike :func:`page`, no script and no sorting: a plain table to read or copy.
+    """
+    rows = list(rows)
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+           f"<title>facevox: {esc(title)}</title>",
+           f"<style>{TABLE_PAGE_STYLE}</style></head><body>",
+           f"<h2>{esc(heading)}</h2>",
+           "<table>", "<tr>" + "".join(f"<th class='{cls.replace('num', '').strip()}'>{esc(h)}</th>"
+                                       for h, cls in zip(header, classes, strict=True)) + "</tr>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td class='{cls}'>{esc(c)}</td>" for c, cls in zip(row, classes, strict=True))
+                   + "</tr>")
+    if not rows:
+        out.append(f"<tr><td colspan='{len(header)}'>{esc(empty)}</td></tr>")
+    out += ["</table>", "<ul>"] + [f"<li>{esc(n)}</li>" for n in notes] + ["</ul>", "</body></html>"]
+    return "\n".join(out) + "\n"

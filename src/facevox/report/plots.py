@@ -27,7 +27,9 @@ pyplot state): per model over all its seeds, for the chosen split -
   per audio status.
 
 A plot whose data are missing (no predicted video, one class only) is still written,
-with the reason in place of the axes, so the report says why.
+with the reason in place of the axes, so the report says why.  The figure helpers
+(:func:`new_figure`, :func:`save_figure`, :func:`show_message`) are shared with
+facevox.report.timelines.
 
 Tests: tests/test_report.py
 """
@@ -46,21 +48,23 @@ from facevox.io import atomic_path
 FIG_DPI = 110
 
 
-def _figure(width: float = 5.5, height: float = 4.2):
+def new_figure(width: float = 5.5, height: float = 4.2):
+    """A new matplotlib figure (Agg, no pyplot state) of ``width`` x ``height`` inches at :data:`FIG_DPI`."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=FIG_DPI, layout="constrained")
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG on white (atomically) and return the path."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=FIG_DPI, facecolor="white")
     return path
 
 
-def _message(ax, text: str) -> None:
-    """An axes that explains why there is nothing to plot."""
+def show_message(ax, text: str) -> None:
+    """Turn ``ax`` into a boxed ``text`` (no axes) that says why there is nothing to plot."""
     ax.set_axis_off()
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11,
             bbox={"boxstyle": "round", "facecolor": "#f3f3f3", "edgecolor": "#999999"})
@@ -81,16 +85,16 @@ def _split_table(path, split: str) -> pd.DataFrame:
 
 def confusion_plot(records: list[dict], out, split: str = "test") -> Path:
     """Confusion matrices of the seeds, summed; colour = share of the true class."""
-    fig = _figure(5.2, 4.4)
+    fig = new_figure(5.2, 4.4)
     ax = fig.subplots()
     model = records[0]["model"]
     mats = [r["splits"].get(split, {}).get("confusion_matrix") for r in records]
     mats = [m for m in mats if m]
     if not mats:
         unpredicted = sum(len(r["splits"].get(split, {}).get("unpredicted", [])) for r in records)
-        _message(ax, f"{model}: no video of the {split} split was predicted\n"
+        show_message(ax, f"{model}: no video of the {split} split was predicted\n"
                      f"({unpredicted} unpredicted over {len(records)} seed(s):\nno usable slice)")
-        return _save(fig, out)
+        return save_figure(fig, out)
     labels = mats[0]["labels"]
     total = np.sum([np.asarray(m["matrix"], float) for m in mats if m["labels"] == labels], 0)
     share = total / np.maximum(total.sum(1, keepdims=True), 1)
@@ -104,14 +108,14 @@ def confusion_plot(records: list[dict], out, split: str = "test") -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{model}: {split}, {len(mats)} seed(s) summed ({int(total.sum())} videos)", fontsize=10)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def roc_plot(records: list[dict], tables: list[pd.DataFrame], out) -> Path:
     """One ROC curve per seed from ``prob_positive``."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fig = _figure()
+    fig = new_figure()
     ax = fig.subplots()
     model = records[0]["model"]
     drawn = 0
@@ -125,8 +129,8 @@ def roc_plot(records: list[dict], tables: list[pd.DataFrame], out) -> Path:
         ax.plot(fpr, tpr, lw=1.6, label=f"seed {rec['seed']} (AUC {auc:.3f}, n={len(table)})")
         drawn += 1
     if not drawn:
-        _message(ax, f"{model}: no ROC curve - the split's predicted videos\nhold one class only (or none)")
-        return _save(fig, out)
+        show_message(ax, f"{model}: no ROC curve - the split's predicted videos\nhold one class only (or none)")
+        return save_figure(fig, out)
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
@@ -134,17 +138,17 @@ def roc_plot(records: list[dict], tables: list[pd.DataFrame], out) -> Path:
     ax.set_ylabel(f"true positive rate ({records[0].get('positive')})")
     ax.set_title(f"{model}: ROC per seed", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def scatter_plot(records: list[dict], tables: list[pd.DataFrame], out) -> Path:
     """Predicted against true score per video, seeds by colour."""
-    fig = _figure(5.0, 4.6)
+    fig = new_figure(5.0, 4.6)
     ax = fig.subplots()
     model = records[0]["model"]
     if not any(len(t) for t in tables):
-        _message(ax, f"{model}: no predicted video in this split")
-        return _save(fig, out)
+        show_message(ax, f"{model}: no predicted video in this split")
+        return save_figure(fig, out)
     lo, hi = math.inf, -math.inf
     for rec, table in zip(records, tables):
         t, p = table["score_true"].to_numpy(float), table["score_pred"].to_numpy(float)
@@ -161,12 +165,12 @@ def scatter_plot(records: list[dict], tables: list[pd.DataFrame], out) -> Path:
     ax.set_ylabel("predicted score")
     ax.set_title(f"{model}: predicted vs true", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def ccc_plot(records: list[dict], out, split: str = "test") -> Path:
     """CCC per dimension: mean over seeds (bar) and every seed (dots)."""
-    fig = _figure(5.0, 4.0)
+    fig = new_figure(5.0, 4.0)
     ax = fig.subplots()
     model = records[0]["model"]
     per_dim: dict[str, list[float]] = {}
@@ -175,8 +179,8 @@ def ccc_plot(records: list[dict], out, split: str = "test") -> Path:
             if value is not None and math.isfinite(value):
                 per_dim.setdefault(dim, []).append(float(value))
     if not per_dim:
-        _message(ax, f"{model}: no CCC in the {split} split")
-        return _save(fig, out)
+        show_message(ax, f"{model}: no CCC in the {split} split")
+        return save_figure(fig, out)
     dims = sorted(per_dim)
     ax.bar(range(len(dims)), [np.mean(per_dim[d]) for d in dims], color="#9ecae1", label="mean over seeds")
     for i, d in enumerate(dims):
@@ -186,7 +190,7 @@ def ccc_plot(records: list[dict], out, split: str = "test") -> Path:
     ax.set_ylabel("CCC")
     ax.set_ylim(min(-0.1, min(min(v) for v in per_dim.values()) - 0.05), 1)
     ax.set_title(f"{model}: CCC per dimension ({split}; dots = seeds)", fontsize=10)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _heatmap(ax, values: np.ndarray, features: list[str], lags: list[int], title: str):
@@ -203,13 +207,13 @@ def filter_plot(record: dict, out) -> Path:
     """The trained filter per dimension: features x time, diverging colours around 0."""
     explain = record["explain"]
     dims = list(explain["filters"])
-    fig = _figure(6.0 * len(dims), 7.0)
+    fig = new_figure(6.0 * len(dims), 7.0)
     axes = fig.subplots(1, len(dims), squeeze=False)[0]
     for ax, dim in zip(axes, dims):
         image = _heatmap(ax, np.asarray(explain["filters"][dim]), explain["features"], explain["lags"],
                          f"{record['model']} seed {record['seed']}: filter for {dim}")
         fig.colorbar(image, ax=ax, shrink=0.6, label="weight")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def attribution_plot(record: dict, out) -> Path:
@@ -218,13 +222,13 @@ def attribution_plot(record: dict, out) -> Path:
     dim = next(iter(explain["attributions"]))
     att = explain["attributions"][dim]
     values = np.asarray(att["values"])
-    fig = _figure(5.0 * len(values), 7.0)
+    fig = new_figure(5.0 * len(values), 7.0)
     axes = fig.subplots(1, len(values), squeeze=False)[0]
     for ax, v, t in zip(axes, values, att["centre_s"]):
         image = _heatmap(ax, v, explain["features"], explain["lags"],
                          f"{dim} attributions, {att['video_id']} at {t:.1f} s (sum {v.sum():.3f})")
         fig.colorbar(image, ax=ax, shrink=0.6)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _finite(value) -> float:
@@ -261,7 +265,7 @@ def training_plot(records: list[dict], out, select_by: str | None = None) -> Pat
     from matplotlib.ticker import MaxNLocator
 
     with_dev = any(math.isfinite(_finite(h.get("dev_score"))) for r in records for h in r.get("history") or [])
-    fig = _figure(9.0 if with_dev else 5.5, 4.0)
+    fig = new_figure(9.0 if with_dev else 5.5, 4.0)
     axes = fig.subplots(1, 2 if with_dev else 1, squeeze=False)[0]
     model = records[0]["model"]
     for rec in records:
@@ -286,7 +290,7 @@ def training_plot(records: list[dict], out, select_by: str | None = None) -> Pat
         name = dev_score_name(records[0].get("task", "classification"), select_by)
         axes[1].set_ylabel(f"development {name}")
         axes[1].set_title(f"development {name} (circle: best epoch)", fontsize=10)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def model_plots(metrics_paths, predictions_paths, out_dir, split: str = "test",
@@ -347,10 +351,10 @@ def qa_plot(qa_tsv, out) -> Path:
         raise InputError(qa_tsv, f"QA table lacks columns {sorted(missing)}")
     rate = pd.to_numeric(qa["face_found_rate"], errors="coerce").to_numpy()
     status = qa["audio_status"].astype(str).replace("", "unknown")
-    fig = _figure(10.0, max(3.8, 0.28 * len(qa) + 1.2) if len(qa) <= QA_MAX_BARS else 4.2)
+    fig = new_figure(10.0, max(3.8, 0.28 * len(qa) + 1.2) if len(qa) <= QA_MAX_BARS else 4.2)
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
     if len(qa) == 0:
-        _message(left, "no videos in the QA table")
+        show_message(left, "no videos in the QA table")
     elif len(qa) <= QA_MAX_BARS:
         y = np.arange(len(qa))[::-1]
         colours = [AUDIO_COLOURS.get(s, "#999999") for s in status]
@@ -388,4 +392,4 @@ def qa_plot(qa_tsv, out) -> Path:
         used = qa["au_backend"].astype(str).replace("", "NA").value_counts()
         fig.suptitle("action units: " + ", ".join(f"{b} backend ({n} of {len(qa)} videos)" for b, n in used.items()),
                      fontsize=10)
-    return _save(fig, out)
+    return save_figure(fig, out)

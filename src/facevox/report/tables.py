@@ -1,5 +1,8 @@
-"""Metric tables: every model (and variant) x seed summarised per task family, with the
-papers' reported numbers beside ours and a bootstrap interval for the headline metric.
+"""Metric tables, the model: which rows and columns a table has and the numbers in them -
+every model (and variant) x seed summarised per task family, with the papers' reported
+numbers beside ours and a bootstrap interval for the headline metric (:func:`build_table`,
+:func:`build_tables` from the files).  Their text - the exact cell strings, Markdown,
+LaTeX, CSV, the HTML page - and the files ``write_tables`` writes: facevox.report.table_files.
 
 Inputs: the metrics JSON of each (model, seed) (facevox.training.loop.evaluate writes
 ``results/metrics/<model>/seed<seed>.json``); its ``task`` key decides the table:
@@ -22,7 +25,7 @@ pos_encoding=sinusoidal``); without it the JSON is the model's base row. (Run-si
 overrides such as ``epochs`` are deliberately not read from anywhere: they do not make
 a variant, so the base row keeps its reported numbers.)
 
-Cells (exact format, also in every table's notes):
+Cells (exact format, made by facevox.report.table_files, also in every table's notes):
 
 * ``mean ± sd (n=k)``: mean and sample standard deviation (ddof = 1) over the seeds
   whose value is finite; ``k`` is that number of seeds. One seed: ``mean ± – (n=1)`` (sd
@@ -59,13 +62,6 @@ Cells (exact format, also in every table's notes):
   data set and split in the header). Reported values are only displayed, never used in
   any mean, sd or interval; their data set and protocol may differ from this run.
 
-Files per task (``write_tables``): ``<task>.csv`` (numeric, units of the metrics JSON, i.e.
-classification as fractions; columns ``<metric>_mean/_sd/_n``, ``<metric>_ci_low/_high``,
-``<metric>_reported_<dataset>`` converted to the same units), ``<task>.md`` (GitHub
-Markdown table and notes), ``<task>.tex`` (a booktabs ``table``; needs
-``\\usepackage{booktabs}``) and ``<task>.html`` (a standalone page for
-``snakemake --report``).
-
 Reference YAML (``load_references``): ``entries`` of ``model``, optional ``variant`` (a
 mapping of overrides, labelled by :func:`variant_label`, or a label string), ``task``,
 ``dataset``, ``split``, ``paper``, ``table``, ``values`` (metric -> number as printed:
@@ -76,10 +72,9 @@ Tests: tests/test_tables.py
 """
 from __future__ import annotations
 
-import html
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +84,7 @@ import yaml
 
 from facevox.contract import describe_left_out
 from facevox.errors import FacevoxError, InputError
-from facevox.io import atomic_path, read_json
+from facevox.io import read_json
 from facevox.models.families import display_name, family
 from facevox.report.bootstrap import LOWER_IS_BETTER, bootstrap_ci, paired_bootstrap
 
@@ -246,46 +241,6 @@ def summarise(values: Iterable[float]) -> Summary:
     return Summary(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
 
 
-def format_cell(s: Summary, metric: Metric, latex: bool = False) -> str:
-    """``70.70 ± 1.23 (n=3)``; ``70.70 ± – (n=1)``; ``–`` (LaTeX: ``$\\pm$`` and ``--``)."""
-    dash, pm = ("--", "$\\pm$") if latex else (DASH, PM)
-    if s.n == 0:
-        return dash
-    mean = f"{s.mean * metric.scale:.{metric.decimals}f}"
-    sd = f"{s.sd * metric.scale:.{metric.decimals}f}" if s.n > 1 else dash
-    return f"{mean} {pm} {sd} (n={s.n})"
-
-
-#: Decimals of a reported number: the seed papers print two everywhere.
-REPORTED_DECIMALS = 2
-
-
-def format_value(value: float | None, metric: Metric, latex: bool = False, decimals: int | None = None) -> str:
-    if value is None or not math.isfinite(value):
-        return "--" if latex else DASH
-    return f"{value * metric.scale:.{metric.decimals if decimals is None else decimals}f}"
-
-
-def format_ci(ci: dict | None, metric: Metric, latex: bool = False) -> str:
-    if not ci or not math.isfinite(ci["low"]):
-        return "--" if latex else DASH
-    return f"[{format_value(ci['low'], metric)}, {format_value(ci['high'], metric)}]"
-
-
-def format_paired(pair: dict | None, metric: Metric, latex: bool = False) -> tuple[str, str, str]:
-    """(``+1.23 [0.50, 2.10]``, ``0.012``, ``yes, better``) of one paired comparison."""
-    dash = "--" if latex else DASH
-    if not pair or not math.isfinite(pair["difference"]):
-        return dash, dash, dash
-    diff = f"{pair['difference'] * metric.scale:+.{metric.decimals}f}"
-    if math.isfinite(pair["low"]):
-        low, high = pair["low"] * metric.scale, pair["high"] * metric.scale
-        diff += f" [{low:+.{metric.decimals}f}, {high:+.{metric.decimals}f}]"
-    p = f"{pair['p_value']:.3f}" if math.isfinite(pair["p_value"]) else dash
-    sig = ("yes, better" if pair["better"] == "a" else "yes, worse") if pair["significant"] else "no"
-    return diff, p, sig
-
-
 def row_label(model: str, variant: str = "") -> str:
     """A row's label: the model's display name, the variant label in brackets."""
     name = display_name(model)
@@ -336,14 +291,6 @@ class Row:
     @property
     def label(self) -> str:
         return row_label(self.model, self.variant)
-
-    def videos_text(self, latex: bool = False) -> str:
-        if not self.videos:
-            return "--" if latex else DASH
-        lo, hi = min(self.videos), max(self.videos)
-        text = str(lo) if lo == hi else f"{lo}{'--' if latex else DASH}{hi}"
-        text += f" (+{max(self.unpredicted)} unpred.)" if self.unpredicted and max(self.unpredicted) else ""
-        return text + "".join(f" [no {label} video]" for label in self.classes_lost)
 
 
 @dataclass
@@ -529,214 +476,15 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
                  level, has_ci, ref_row.label if ref_row is not None else "", ref_note)
 
 
-# --------------------------------------------------------------------------- renderers
-def _header(table: Table) -> list[str]:
-    level = f"{100 * table.level:g} %"
-    cols = ["Model", "Seeds", "Videos", *[m.label for m in table.metrics]]
-    if table.has_ci:
-        cols += [f"{m.label} {level} CI" for m in table.ci_metrics]
-    cols += _paired_header(table)
-    cols += [f"{m.label} [reported {g}]" for m, g in table.reported_columns]
-    return cols + (["Source"] if table.reported_columns else [])
-
-
-def _paired_header(table: Table, latex: bool = False) -> list[str]:
-    if not table.has_paired:
-        return []
-    level = f"{100 * table.level:g}\\,\\%" if latex else f"{100 * table.level:g} %"
-    delta = "$\\Delta$" if latex else DELTA
-    esc = latex_escape if latex else (lambda s: s)
-    return [h for m in table.ci_metrics for h in (f"{delta} {esc(m.label)} vs ref ({level} CI)",
-                                                   f"p ({esc(m.label)})", f"Sig. ({esc(m.label)})")]
-
-
-def _paired_cells(table: Table, row: Row, latex: bool = False) -> list[str]:
-    if not table.has_paired:
-        return []
-    if row.is_reference:
-        dash = "--" if latex else DASH
-        return [c for _ in table.ci_metrics for c in ("reference", dash, dash)]
-    return [c for m in table.ci_metrics for c in format_paired(row.paired.get(m.key), m, latex)]
-
-
-def _cells(table: Table, row: Row, latex: bool = False) -> list[str]:
-    esc = latex_escape if latex else (lambda s: s)
-    cells = [esc(row.label), str(len(row.seeds)), row.videos_text(latex),
-             *[format_cell(row.stats[m.key], m, latex) for m in table.metrics]]
-    if table.has_ci:
-        cells += [format_ci(row.ci.get(m.key), m, latex) for m in table.ci_metrics]
-    cells += _paired_cells(table, row, latex)
-    cells += [format_value(row.reported.get((m.key, g)), m, latex, REPORTED_DECIMALS)
-              for m, g in table.reported_columns]
-    if table.reported_columns:
-        cells.append(esc("; ".join(row.sources)) if row.sources else ("--" if latex else DASH))
-    return cells
-
-
-def table_frame(table: Table) -> pd.DataFrame:
-    """The CSV: numbers in the metrics JSON's units (classification as fractions)."""
-    records = []
-    for row in table.rows:
-        rec = {"model": row.model, "variant": row.variant, "label": row.label, "split": table.split,
-               "seeds": " ".join(map(str, row.seeds)), "n_seeds": len(row.seeds),
-               "videos_min": min(row.videos) if row.videos else None,
-               "videos_max": max(row.videos) if row.videos else None,
-               "unpredicted_max": max(row.unpredicted) if row.unpredicted else 0,
-               "unpredicted_videos": " ".join(row.unpredicted_videos),
-               "classes_unpredicted": " ".join(row.classes_lost),
-               "left_out": "; ".join(describe_left_out(r) for r in row.left_out),
-               "n_parameters": row.n_parameters}
-        for m in table.metrics:
-            s = row.stats[m.key]
-            rec |= {f"{m.key}_mean": s.mean, f"{m.key}_sd": s.sd, f"{m.key}_n": s.n}
-        if table.has_ci:
-            for m in table.ci_metrics:
-                ci = row.ci.get(m.key) or {}
-                rec |= {f"{m.key}_ci_low": ci.get("low"), f"{m.key}_ci_high": ci.get("high"),
-                        f"{m.key}_ci_level": table.level, f"{m.key}_ci_resamples": table.resamples,
-                        f"{m.key}_ci_seed": table.seed}
-        if table.has_paired:
-            rec["paired_reference"] = table.reference
-            for m in table.ci_metrics:
-                pair = row.paired.get(m.key) or {}
-                rec |= {f"{m.key}_diff": pair.get("difference"), f"{m.key}_diff_low": pair.get("low"),
-                        f"{m.key}_diff_high": pair.get("high"), f"{m.key}_diff_p": pair.get("p_value"),
-                        f"{m.key}_diff_significant": pair.get("significant"),
-                        f"{m.key}_diff_better": pair.get("better")}
-        for m, g in table.reported_columns:
-            rec[f"{m.key}_reported_{g.replace(' ', '_')}"] = row.reported.get((m.key, g))
-        if table.reported_columns:
-            rec["reported_source"] = "; ".join(row.sources)
-        records.append(rec)
-    return pd.DataFrame(records)
-
-
-def table_markdown(table: Table) -> str:
-    head = _header(table)
-    lines = [f"## {TITLES[table.task]} ({table.split} split)", "",
-             "| " + " | ".join(head) + " |",
-             "|" + "|".join([":---"] + ["---:"] * (len(head) - 1 - bool(table.reported_columns))
-                            + [":---"] * bool(table.reported_columns)) + "|"]
-    for row in table.rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(table, row)) + " |")
-    if not table.rows:
-        lines.append("| " + " | ".join([f"no {table.task} results"] + [""] * (len(head) - 1)) + " |")
-    lines += [""] + [f"- {note}" for note in table.notes()]
-    return "\n".join(lines) + "\n"
-
-
-LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  DASH: "--", PM: r"$\pm$"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
-
-
-def table_latex(table: Table) -> str:
-    """A booktabs table: our columns under one group, the reported ones under another."""
-    n_paired = len(_paired_header(table))
-    n_ours = len(table.metrics) + (len(table.ci_metrics) if table.has_ci else 0) + n_paired
-    level = f"{100 * table.level:g}\\,\\%"
-    spec = "lrr" + "c" * n_ours + "r" * len(table.reported_columns) + ("l" if table.reported_columns else "")
-    head = ["Model", "Seeds", "Videos", *[latex_escape(m.label) for m in table.metrics]]
-    if table.has_ci:
-        head += [f"{latex_escape(m.label)} {level} CI" for m in table.ci_metrics]
-    head += _paired_header(table, latex=True)
-    head += [latex_escape(m.label) for m, _ in table.reported_columns]
-    head += ["Source"] if table.reported_columns else []
-    group = [f"\\multicolumn{{{n_ours}}}{{c}}{{ours: mean $\\pm$ sd over seeds (n)}}"]
-    rules = [f"\\cmidrule(lr){{4-{3 + n_ours}}}"]
-    col = 4 + n_ours
-    for g in dict.fromkeys(g for _, g in table.reported_columns):
-        width = sum(1 for _, gg in table.reported_columns if gg == g)
-        group.append(f"\\multicolumn{{{width}}}{{c}}{{reported ({latex_escape(g)})}}")
-        rules.append(f"\\cmidrule(lr){{{col}-{col + width - 1}}}")
-        col += width
-    caption = (f"{TITLES[table.task]}: {latex_escape(table.split)} split, video level. Ours: mean $\\pm$ sd "
-               f"(ddof 1) over seeds, n = seeds with a value. "
-               + latex_escape(UNITS_NOTE[table.task])
-               + (f" CI: video-level percentile bootstrap ({table.resamples} resamples, seed {table.seed})."
-                  if table.has_ci else "")
-               + (f" $\\Delta$ vs ref: difference to the reference row ({latex_escape(table.reference)}) with "
-                  f"the interval of a paired bootstrap over the shared seeds and videos; p: its two-sided "
-                  f"bootstrap p-value; Sig.: the interval excludes 0." if table.has_paired else "")
-               + (" Reported: published numbers (source column), not part of our statistics."
-                  if table.reported_columns else ""))
-    lines = [
-        "% facevox metric table; needs \\usepackage{booktabs}",
-        "\\begin{table}[htbp]",
-        "\\centering",
-        "\\footnotesize",
-        f"\\caption{{{caption}}}",
-        f"\\label{{tab:facevox-{table.task}}}",
-        f"\\begin{{tabular}}{{{spec}}}",
-        "\\toprule",
-        " & ".join(["", "", "", *group] + ([""] if table.reported_columns else [])) + " \\\\",
-        "".join(rules),
-        " & ".join(head) + " \\\\",
-        "\\midrule",
-    ]
-    for row in table.rows:
-        lines.append(" & ".join(_cells(table, row, latex=True)) + " \\\\")
-    if not table.rows:
-        lines.append(f"\\multicolumn{{{len(head)}}}{{l}}{{no {table.task} results}} \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-HTML_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; white-space: nowrap; }
-th { background: #f0f0f0; text-align: center; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.name { text-align: left; font-weight: 600; }
-.ci { background: #f3f8ff; }
-.rep { background: #fbf6ea; color: #555; font-style: italic; }
-th.rep, th.ci { font-style: normal; }
-.first-rep { border-left: 3px solid #c9b88f; }
-ul { font-size: 12px; color: #444; max-width: 70em; }
-"""
-
-
-def table_html(table: Table) -> str:
-    head = _header(table)
-    n_fixed = 3 + len(table.metrics)
-    n_ci = (len(table.ci_metrics) if table.has_ci else 0) + len(_paired_header(table))
-
-    def kind(i):
-        if i < n_fixed:
-            return "name" if i == 0 else "num"
-        if i < n_fixed + n_ci:
-            return "num ci"
-        return "num rep first-rep" if i == n_fixed + n_ci else "num rep"
-
-    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
-           f"<title>facevox: {html.escape(TITLES[table.task])}</title>",
-           f"<style>{HTML_STYLE}</style></head><body>",
-           f"<h2>{html.escape(TITLES[table.task])} ({html.escape(table.split)} split)</h2>",
-           "<table>", "<tr>" + "".join(f"<th class='{kind(i).replace('num', '').strip()}'>{html.escape(h)}</th>"
-                                       for i, h in enumerate(head)) + "</tr>"]
-    for row in table.rows:
-        out.append("<tr>" + "".join(f"<td class='{kind(i)}'>{html.escape(c)}</td>"
-                                    for i, c in enumerate(_cells(table, row))) + "</tr>")
-    if not table.rows:
-        out.append(f"<tr><td colspan='{len(head)}'>no {table.task} results</td></tr>")
-    out += ["</table>", "<ul>"] + [f"<li>{html.escape(n)}</li>" for n in table.notes()] + ["</ul>",
-                                                                                           "</body></html>"]
-    return "\n".join(out) + "\n"
-
-
-# --------------------------------------------------------------------------- entry point
-def write_tables(metrics_paths, predictions_paths, references_path, out_dir, *, tasks: Iterable[str] | None = None,
+# --------------------------------------------------------------------------- from the files
+def build_tables(metrics_paths, predictions_paths, references_path, *, tasks: Iterable[str] | None = None,
                  split: str = "test", order: Iterable[str] = (), resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95, reference: str = "best") -> dict[str, Table]:
-    """``<out_dir>/<task>.{csv,md,tex,html}`` for every task in ``tasks`` (default: those of
-    the metrics files). ``predictions_paths[i]`` belongs to ``metrics_paths[i]``; an
-    empty list means no bootstrap intervals and no paired comparisons; ``reference``: the
-    paired comparisons' reference row (``best`` or a model name / row label)."""
+                 level: float = 0.95, reference: str = "best") -> Iterator[Table]:
+    """The table of every task in ``tasks`` (default: those of the metrics files), in TASKS
+    order.  ``predictions_paths[i]`` belongs to ``metrics_paths[i]``; an empty list means no
+    bootstrap intervals and no paired comparisons; ``reference``: the paired comparisons'
+    reference row (``best`` or a model name / row label).  The files are read and checked
+    now; each table is built when the iterator reaches it."""
     records = [read_metrics(p) for p in metrics_paths]
     predictions_paths = list(predictions_paths or [])
     if predictions_paths and len(predictions_paths) != len(records):
@@ -758,14 +506,5 @@ def write_tables(metrics_paths, predictions_paths, references_path, out_dir, *, 
         if reference not in labels:
             raise FacevoxError(f"tables: paired reference {reference!r} is none of the rows (models: "
                                f"{', '.join(sorted({r['model'] for r in records}))}; or 'best')")
-    out_dir = Path(out_dir)
-    out = {}
-    for task in tasks:
-        table = build_table(records, task, references, predictions, split=split, order=order,
-                            resamples=resamples, seed=seed, level=level, reference=reference)
-        for ext, text in (("md", table_markdown(table)), ("tex", table_latex(table)), ("html", table_html(table)),
-                          ("csv", table_frame(table).to_csv(index=False))):
-            with atomic_path(out_dir / f"{task}.{ext}") as tmp:
-                tmp.write_text(text)
-        out[task] = table
-    return out
+    return (build_table(records, task, references, predictions, split=split, order=order, resamples=resamples,
+                        seed=seed, level=level, reference=reference) for task in tasks)

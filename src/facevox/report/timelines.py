@@ -48,7 +48,7 @@ from facevox.contract import (
 )
 from facevox.errors import FacevoxError
 from facevox.io import read_table
-from facevox.report.plots import _figure, _message, _save
+from facevox.report.plots import new_figure, save_figure, show_message
 
 #: Action units drawn when estimated, in this order: brow lowerer, cheek raiser,
 #: lip-corner puller (smile), lip-corner depressor, blink.
@@ -106,7 +106,7 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
     aus, au_meta = read_table(action_units_path)  # no schema: a backend may add pose / gaze columns
     eg, _ = read_table(egemaps_path, EGEMAPS_SCHEMA)
     backend = au_meta.get("au_backend", "unknown")
-    fig = _figure(11.0, 7.0)  # 770 px high: the report centres it in one screen
+    fig = new_figure(11.0, 7.0)  # 770 px high: the report centres it in one screen
     axes = fig.subplots(5, 1, sharex=True, height_ratios=[0.5, 1, 1.2, 1, 1])
     t = lm["timestamp_s"].to_numpy(float)
     face = lm["success"].to_numpy(bool)
@@ -181,7 +181,7 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
         ax.set_ylabel("loudness")
         ax.set_title("loudness (eGeMAPS Loudness_sma3, sone-like)", fontsize=9)
     else:
-        _message(ax, "no audio frames (see the QA audio status)")
+        show_message(ax, "no audio frames (see the QA audio status)")
     ax = axes[4]
     if len(eg):
         f0 = eg[F0_COLUMN].to_numpy(float)
@@ -194,13 +194,13 @@ def timeline_plot(video_id: str, landmarks_path, action_units_path, egemaps_path
         ax.set_ylabel("F0 (semitones)")
         ax.set_title(f"F0 (semitones from 27.5 Hz; voiced in {100 * voiced:.0f} % of frames)", fontsize=9)
     else:
-        _message(ax, "no audio frames")
+        show_message(ax, "no audio frames")
     axes[-1].set_xlabel("time (s, container clock)")
     # the time axis spans the tables' last row plus one frame, and at least MIN_SPAN_S: a
     # one-frame video (or a still saved as a video) has no zero-length axis
     ends = [x[-1] for x in (t + frame_s, at, et) if len(x) and np.isfinite(x[-1])]
     axes[-1].set_xlim(0, max([MIN_SPAN_S, *ends]))
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def frame_duration_s(times: np.ndarray) -> float:
@@ -226,7 +226,7 @@ def _draw_face(ax, x, y) -> None:
 def landmark_sheet(video_id: str, landmarks_path, out, faces_path=None) -> Path:
     """Landmarks of up to SHEET_FRAMES face frames: on the aligned crops (``faces_path``)
     or on a neutral canvas (no ``faces_path``)."""
-    fig = _figure(2.0 * SHEET_FRAMES, 2.9)
+    fig = new_figure(2.0 * SHEET_FRAMES, 2.9)
     axes = fig.subplots(1, SHEET_FRAMES)
     if faces_path is not None:
         from PIL import Image
@@ -264,22 +264,20 @@ def landmark_sheet(video_id: str, landmarks_path, out, faces_path=None) -> Path:
         ax.set_yticks([])
         ax.set_aspect("equal")
     if not len(picked):
-        _message(axes[0], "no frame with a face")
+        show_message(axes[0], "no frame with a face")
         for ax in axes[1:]:
             ax.set_axis_off()
     for ax in axes[len(picked):] if len(picked) else []:
         ax.set_axis_off()
     n = len(rows)
     fig.suptitle(f"{video_id}: landmarks of {len(picked)} of {n} face frames, {what}", fontsize=9)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def excluded_placeholder(video_id: str, record: dict, out) -> Path:
     """The picture of a video whose input was excluded (facevox.extract.exclusion): the
     reason in place of the tracks, so the report's timeline section says why."""
-    from facevox.report.plots import _figure, _message, _save
-
-    fig = _figure(8.0, 2.0)
+    fig = new_figure(8.0, 2.0)
     ax = fig.subplots()
-    _message(ax, f"{video_id}: input excluded by stage {record.get('stage')}: {record.get('problem')}")
-    return _save(fig, out)
+    show_message(ax, f"{video_id}: input excluded by stage {record.get('stage')}: {record.get('problem')}")
+    return save_figure(fig, out)

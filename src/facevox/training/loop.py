@@ -98,7 +98,8 @@ def load_checkpoint(path) -> dict:
     return payload
 
 
-def _optimizer(params, cfg: dict):
+def make_optimizer(params, cfg: dict):
+    """The torch optimizer ``cfg["optimizer"]`` names (sgd, adam, adamw, rmsprop) over ``params``, with cfg's rates."""
     import torch
 
     name = cfg["optimizer"]
@@ -113,7 +114,8 @@ def _optimizer(params, cfg: dict):
     raise FacevoxError(f"unknown optimizer {name!r} (sgd, adam, adamw, rmsprop)")
 
 
-def _scheduler(optimizer, cfg: dict):
+def make_scheduler(optimizer, cfg: dict):
+    """The learning-rate scheduler ``cfg["scheduler"]`` names for ``optimizer`` (None for ``none``)."""
     import torch
 
     if cfg["scheduler"] == "cosine":
@@ -224,8 +226,8 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         warnings.append("device auto: no CUDA GPU visible, trained on the CPU")
     torch.manual_seed(seed)
     model = create_model(spec.name, **arch, **data_kwargs).to(device)
-    optimizer = _optimizer(model.parameters(), cfg)
-    scheduler = _scheduler(optimizer, cfg)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    scheduler = make_scheduler(optimizer, cfg)
     use_amp = bool(cfg["amp"]) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = task.loss(cfg, device)
