@@ -178,3 +178,18 @@ def test_every_rule_file_names_functions_that_exist():
                 if not defined and dotted not in MODULES:
                     missing.append(f"{rule_file.name}: {dotted}")
     assert not missing, "\n".join(missing)
+
+
+def test_what_a_module_offers_others_is_documented():
+    """Every function or class another facevox module imports has a docstring (its one line says
+    what it does)."""
+    defined = {}
+    for path in FILES:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined[(module_name(path), node.name)] = ast.get_docstring(node) is not None
+    imported = {(node.module, a.name) for path in FILES for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "facevox"
+                for a in node.names}
+    bare = sorted(f"{m}.{n}" for m, n in imported if defined.get((m, n)) is False)
+    assert not bare, f"imported by other modules but undocumented: {bare}"

@@ -114,6 +114,7 @@ def read_table(path, schema: pa.Schema | None = None) -> tuple[pd.DataFrame, dic
 
 
 def read_provenance(path) -> dict:
+    """The provenance record of a Parquet file (its ``facevox`` metadata), without reading the table."""
     return read_provenance_from(pq.read_schema(path))
 
 
@@ -123,11 +124,13 @@ def read_provenance_from(schema: pa.Schema) -> dict:
 
 
 def write_json(obj, path) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path) -> dict:
+    """A JSON file as a dict; an InputError naming the file when it cannot be read."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:

@@ -30,6 +30,7 @@ _LUMA_FORMATS = {
 
 @contextlib.contextmanager
 def open_media(path) -> Iterator[av.container.InputContainer]:
+    """Open a media file with PyAV; an InputError saying why when it is missing, empty or not media."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")

@@ -103,4 +103,5 @@ def _describe(path) -> dict:
 
 
 def dumps(record: dict) -> str:
+    """A provenance record as key-sorted JSON (the bytes stored in a file's metadata)."""
     return json.dumps(record, sort_keys=True, default=str)

@@ -105,6 +105,7 @@ def check_labels(samples: pd.DataFrame, labels: Sequence[str], what: str) -> Non
 
 
 class SampleSheetError(InputError):
+    """Every problem of a sample sheet at once, one line each."""
     def __init__(self, path, problems: list[str]):
         self.problems = problems
         super().__init__(path, f"{len(problems)} problem(s) in the sample sheet:\n  " + "\n  ".join(problems))

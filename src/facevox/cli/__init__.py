@@ -419,6 +419,7 @@ def exclude(args, exc) -> None:
 
 
 def main(argv=None) -> int:
+    """The `facevox` command: run one subcommand, print a FacevoxError's message without a traceback."""
     from facevox.errors import InputError
 
     args = build_parser().parse_args(argv)

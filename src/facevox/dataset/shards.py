@@ -231,6 +231,7 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
 
 
 def read_manifest(shard_dir) -> dict:
+    """The shard set's manifest.json (columns, splits, slice length, left-out items)."""
     path = Path(shard_dir) / "manifest.json"
     try:
         return json.loads(path.read_text())

@@ -93,6 +93,7 @@ def model_dir() -> Path:
 
 
 def predictor_path() -> Path:
+    """dlib's 68-point shape predictor file (face-recognition-models); an error when it is missing."""
     path = model_dir() / "shape_predictor_68_face_landmarks.dat"
     if not path.is_file():
         raise FacevoxError(f"dlib 68-point shape predictor not found at {path}")
@@ -156,6 +157,7 @@ def canonical_box(points: np.ndarray, shape=None) -> tuple[float, float, float, 
 
 @dataclass
 class Face:
+    """One tracked face on one frame: its 68 points, box, detector score, and whether the detector ran."""
     points: np.ndarray  # [68, 2] float32, full-resolution pixels
     box: tuple[float, float, float, float]  # left, top, right, bottom (inclusive)
     score: float  # detector score of the detection this track started from
@@ -334,6 +336,7 @@ def resize(gray: np.ndarray, scale: float) -> np.ndarray:
 
 
 def iou(a, b) -> float:
+    """Intersection over union of two inclusive (left, top, right, bottom) boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
     inter = ix * iy

@@ -104,6 +104,7 @@ def align_face(rgb: np.ndarray, points: np.ndarray, size: int,
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """An RGB uint8 image as JPEG bytes at ``quality`` (OpenCV's 1-100 scale)."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise FacevoxError("JPEG encoding failed")

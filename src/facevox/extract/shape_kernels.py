@@ -185,6 +185,7 @@ def feature_pixels(img, shape, initial, anchor, deltas, c, left, top, sx, sy, pi
 
 @numba.njit(cache=True, fastmath=False)
 def predict_exact(img, left, top, right, bottom, initial, idx1, idx2, thresh, leaves, anchor, deltas):
+    """dlib's cascade on one box: the 68 points in pixels, float leaves added in dlib's order."""
     n_cascades, n_trees, n_splits = idx1.shape
     dims = initial.size
     n = dims // 2

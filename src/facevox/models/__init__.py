@@ -127,6 +127,7 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """The registration (ModelSpec) of the model ``name``; an error listing the known models."""
     _load_all()
     if name not in _REGISTRY:
         raise FacevoxError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")

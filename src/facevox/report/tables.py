@@ -98,6 +98,7 @@ DELTA = "\u0394"
 
 @dataclass(frozen=True)
 class Metric:
+    """A column of a metric table: its key in the metrics JSON, label, display scale and decimals."""
     key: str
     label: str
     scale: float = 1.0  # displayed value = stored value * scale
@@ -228,6 +229,7 @@ def load_references(path) -> list[Reference]:
 # --------------------------------------------------------------------------- statistics
 @dataclass(frozen=True)
 class Summary:
+    """Mean, standard deviation and count of one metric over seeds."""
     mean: float
     sd: float  # NaN for fewer than two values
     n: int
@@ -266,6 +268,7 @@ def _choose_reference(rows: list[Row], headline: list[str], reference: str) -> t
 
 @dataclass
 class Row:
+    """One row of a metric table: a model (and variant) over its seeds, with its summaries and notes."""
     model: str
     variant: str
     seeds: list[int]
@@ -295,6 +298,7 @@ class Row:
 
 @dataclass
 class Table:
+    """One metric table (a task on a split): its metrics, rows, reported numbers and notes."""
     task: str
     split: str
     metrics: list[Metric]

@@ -98,10 +98,12 @@ def classes_unpredicted(table: pd.DataFrame, unpredicted, labels: dict) -> dict[
 
 
 def split_metrics(table: pd.DataFrame, classes: list[str], positive: str) -> dict:
+    """Classification metrics of one split's video-level predictions table."""
     return classification_metrics(table["label"], table["predicted"], table["prob_positive"], classes, positive)
 
 
 def slice_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[str], positive: str) -> dict:
+    """Classification metrics of slice-level class probabilities (integer labels)."""
     pred = probs.argmax(1) if len(probs) else np.zeros(0, int)
     return classification_metrics([classes[i] for i in labels], [classes[i] for i in pred],
                                   probs[:, classes.index(positive)] if len(probs) else [], classes, positive)

@@ -47,6 +47,7 @@ def eval_clip_rows(n: int, clip_len: int, placement: str = "consecutive") -> lis
     return [np.arange(int(i * step), int(i * step) + clip_len) for i in range(sections)]
 
 class ClipRegression(Regression):
+    """Task of the ``clip`` family (STA-DRN): BDI-II regression on face clips of ``clip_len`` frames."""
     unit = "clips"
 
     def __init__(self, sheet, folder, settings: dict):

@@ -14,6 +14,7 @@ from facevox.training.tasks.base import MIRROR_68, Regression, jitter
 
 
 class FaceRegression(Regression):
+    """Task of the ``face`` family (DLGA-CNN): BDI-II regression on single face frames with their landmarks."""
     unit = "frames"
 
     def __init__(self, sheet, folder, settings: dict):
