@@ -198,3 +198,20 @@ def test_study_warnings_a_class_whose_videos_are_all_unusable():
         "the row '[no normal video]'"]
     assert unusable_class_warnings(df, {"v9": "no face in any frame"}) == []
     assert unusable_class_warnings(df, {}) == []
+
+
+def test_split_command_reads_ratios_and_refuses_bad_ones(tmp_path):
+    """`facevox split --ratios` takes train,dev,test shares; words instead of numbers are a usage
+    error naming the argument (rc 2, no traceback), as is a bad `import-openface --rate-hz`."""
+    import subprocess
+    import sys
+
+    from facevox.cli import rate_hz_arg, ratios_arg
+
+    assert ratios_arg("0.5,0.25,0.25") == (0.5, 0.25, 0.25)
+    assert rate_hz_arg("native") == "native" and rate_hz_arg("1") == 1.0
+    for argv, word in ((["split", "s.tsv", "o.tsv", "--ratios", "a,b"], "--ratios: not comma-separated numbers"),
+                       (["import-openface", "f", "o", "s.tsv", "--rate-hz", "abc"], "--rate-hz: 'native' or a positive"),
+                       (["import-openface", "f", "o", "s.tsv", "--rate-hz", "0"], "--rate-hz: 'native' or a positive")):
+        done = subprocess.run([sys.executable, "-m", "facevox", *argv], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 2 and word in done.stderr and "Traceback" not in done.stderr, done.stderr

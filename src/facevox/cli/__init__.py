@@ -136,8 +136,7 @@ def cmd_export_dvlog(a):
 def cmd_import_openface(a):
     from facevox.dataset.import_openface import import_openface_dir
 
-    rate = a.rate_hz if a.rate_hz == "native" else float(a.rate_hz)
-    sheet = import_openface_dir(a.folder, a.out_dir, a.sheet, rate_hz=rate)
+    sheet = import_openface_dir(a.folder, a.out_dir, a.sheet, rate_hz=a.rate_hz)
     print(f"{a.sheet}: {len(sheet)} OpenFace CSVs imported into {a.out_dir}")
 
 
@@ -147,13 +146,31 @@ def cmd_use_aligned(a):
     log.info("use_aligned %s: %d rows", a.src, use_aligned(a.src, a.out))
 
 
+def ratios_arg(text: str) -> tuple[float, ...]:
+    """``--ratios 0.7,0.1,0.2`` as numbers; anything else is a usage error, not a traceback."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated numbers: {text!r}") from None
+
+
+def rate_hz_arg(text: str) -> str | float:
+    """``--rate-hz``: ``native`` or a positive number of rows per second."""
+    try:
+        rate = text if text == "native" else float(text)
+    except ValueError:
+        rate = None
+    if rate is None or (rate != "native" and not rate > 0):
+        raise argparse.ArgumentTypeError(f"'native' or a positive number, not {text!r}")
+    return rate
+
+
 def cmd_split(a):
     from facevox.dataset.splits import make_splits
     from facevox.io import atomic_path
     from facevox.samples import read_samples
 
-    ratios = tuple(float(x) for x in a.ratios.split(","))
-    df = make_splits(read_samples(a.sheet), ratios=ratios, seed=a.seed)
+    df = make_splits(read_samples(a.sheet), ratios=a.ratios, seed=a.seed)
     with atomic_path(a.out) as tmp:
         df.to_csv(tmp, sep="\t", index=False)
     print(f"{a.out}: " + ", ".join(f"{k} {v}" for k, v in df["split"].value_counts().items()))
@@ -352,12 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
             params=True).add_argument("--positive-label", default="depression",
                                       help="the sheet's label written as 'depression' (models.positive_label)")
     command("import-openface", cmd_import_openface, "a folder of OpenFace CSVs -> aligned tables + sample sheet",
-            "folder", "out_dir", "sheet").add_argument("--rate-hz", default="native")
+            "folder", "out_dir", "sheet").add_argument("--rate-hz", default="native", type=rate_hz_arg,
+                                                       help="native (one row per frame) or rows per second")
     command("use-aligned", cmd_use_aligned, "check an imported aligned table and take it into results/",
             "src", "out")
     p = command("split", cmd_split, "subject-level, label/gender-stratified train/dev/test split of a sheet",
                 "sheet", "out")
-    p.add_argument("--ratios", default="0.7,0.1,0.2")
+    p.add_argument("--ratios", default=(0.7, 0.1, 0.2), type=ratios_arg, help="train,dev,test shares")
     p.add_argument("--seed", type=int, default=0)
     command("qa-video", cmd_qa_video, "stage qa_video: one video's quality record -> JSON",
             "video_id", "probe", "landmarks", "egemaps", "out").add_argument(
