@@ -170,6 +170,28 @@ def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
     assert torch.load(tmp_path / "b.ckpt", weights_only=False)["data_kwargs"]["n_features"] == 37
 
 
+def test_fau_windows_of_a_video_the_au_stage_excluded_are_left_out_and_named(tmp_path):
+    """A video whose action_units stage wrote an excluded record (and so its fau_windows) is not
+    read as a video without windows: the FAU task leaves it out, names it in the metrics JSON
+    (reason excluded_input) and trains on the others."""
+    import json
+
+    from facevox.contract import FAU_WINDOWS_SCHEMA
+    from facevox.extract.exclusion import write_excluded
+
+    sheet = planted_fau(tmp_path, {"train": 3, "dev": 1, "test": 1}, windows=40)
+    record = {"stage": "action_units", "path": "train001.mp4", "problem": "MediaPipe could not read it"}
+    write_excluded(tmp_path / "fau" / "train001.parquet", FAU_WINDOWS_SCHEMA, record, "fau_windows")
+    params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": 2.0, "valence": 2.0}},
+              "overrides": {"shallow_b": {"epochs": 1}}}
+    train("shallow_b", tmp_path / "fau", tmp_path / "b.ckpt", params=params, sheet=sheet)
+    evaluate(tmp_path / "b.ckpt", tmp_path / "fau", tmp_path / "b.json", tmp_path / "b.parquet",
+             params=params, sheet=sheet)
+    saved = json.loads((tmp_path / "b.json").read_text())
+    assert {"split": "train", "reason": "excluded_input", "unit": "videos", "count": 1,
+            "videos": {"train001": 1}} in saved["left_out"]
+
+
 def test_eval_clip_placement_by_hand():
     from facevox.training.tasks.clips import eval_clip_rows
 

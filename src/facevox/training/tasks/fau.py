@@ -15,17 +15,20 @@ Tests: tests/test_train.py, tests/test_tasks.py
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from facevox.contract import FAU_FEATURE_COLUMNS, FAU_STAT_COLUMNS, TURNS_COLUMN
-from facevox.errors import FacevoxError
+from facevox.errors import ExcludedInput, FacevoxError
+from facevox.io import read_table
 from facevox.training.metrics import ccc
 from facevox.training.tasks.base import CONTINUOUS_SCHEMA, left_out_record, sheet_videos
+
+log = logging.getLogger(__name__)
 
 
 class FauContinuous:
@@ -45,10 +48,16 @@ class FauContinuous:
         self.root = Path(folder)
         samples, videos = sheet_videos(sheet, folder, ".parquet", "split", "FAU-window")
         self.videos, self.x, self.y, self.centres, self.no_face, self.no_audio = {}, {}, {}, {}, {}, {}
+        self.excluded: dict[str, dict[str, int]] = {}  # split -> videos whose FAU windows are an excluded record
         for split, vids in videos.items():
             for vid in vids:
+                try:  # a video the action_units stage could not read has no windows: left out, named
+                    table, _ = read_table(self.root / f"{vid}.parquet")
+                except ExcludedInput as exc:
+                    log.warning("%s: left out of split %s: %s", vid, split, exc)
+                    self.excluded.setdefault(split, {})[vid] = 1
+                    continue
                 path = label_file(vid, samples.loc[vid, "affect_labels"], self.affect["labels_dir"])
-                table = pq.read_table(self.root / f"{vid}.parquet").to_pandas()
                 features = table[FAU_FEATURE_COLUMNS].to_numpy(np.float32)
                 # windows without a face, without audio: values 0, counted
                 self.no_face[vid] = int(table[FAU_STAT_COLUMNS].isna().any(axis=1).sum())
@@ -62,9 +71,11 @@ class FauContinuous:
         self.key_text = repr({v: (float(np.nansum(self.y[v])), self.x[v].shape) for v in self.x})
 
     def left_out(self) -> list[dict]:
-        """Per split, the windows with no label in any dimension (outside the annotation):
-        masked from the loss and from the CCC."""
-        out = []
+        """Per split, the videos whose FAU windows are an excluded record (the action_units stage
+        could not read them), then the windows with no label in any dimension (outside the
+        annotation): masked from the loss and from the CCC."""
+        out = [left_out_record(split, "excluded_input", "videos", per_video)
+               for split, per_video in self.excluded.items()]
         for split, vids in self.videos.items():
             per_video = {v: int(np.isnan(self.y[v]).all(1).sum()) for v in vids}
             per_video = {v: n for v, n in per_video.items() if n}
@@ -76,7 +87,7 @@ class FauContinuous:
         return {"n_features": len(FAU_FEATURE_COLUMNS), "n_outputs": len(self.dimensions)}
 
     def n_train(self) -> int:
-        return len(self.videos["train"])
+        return len(self.videos.get("train", []))
 
     def splits(self) -> list[str]:
         return [s for s in ("dev", "test") if self.videos.get(s)]
