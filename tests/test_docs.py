@@ -191,3 +191,63 @@ def test_the_site_builds_strict(tmp_path):
     performance = (tmp_path / "site" / "performance" / "index.html").read_text()
     assert "--8&lt;--" not in performance and "--8<--" not in performance  # the tables were included
     assert "facevox benchmark suite" in performance
+
+
+def code_blocks(text: str, language: str | None = None) -> list[str]:
+    """The fenced code blocks of a page (those of ``language`` when given)."""
+    return [m.group(2) for m in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.M | re.S)
+            if language is None or m.group(1) == language]
+
+
+HAND_WRITTEN = [README, *(p for p in PAGES if p.parent.name != "reference")]
+
+
+def test_yaml_examples_are_settings_the_workflow_accepts():
+    """Every ```yaml example of the hand-written pages, laid over config.yaml as an overlay, passes
+    the schema, and its models.overrides pass the registry's check."""
+    from facevox.config import check_workflow_config
+    from facevox.errors import FacevoxError
+    from facevox.models import check_overrides
+
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    examples = [(page.name, block) for page in HAND_WRITTEN for block in code_blocks(page.read_text(), "yaml")]
+    assert len(examples) >= 2
+    problems = []
+    for where, block in examples:
+        overlay = yaml.safe_load(block)
+        merged = {**base, **{k: ({**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
+                             for k, v in overlay.items()}}
+        try:
+            check_workflow_config(merged)  # raises, listing every problem
+            check_overrides(merged["models"].get("overrides"))
+        except FacevoxError as exc:
+            problems.append(f"{where}: {exc}")
+    assert not problems, "\n".join(problems)
+
+
+def mentioned(pattern: str) -> set[str]:
+    """Matches of ``pattern`` in the hand-written pages' inline code and code blocks."""
+    found = set()
+    for page in HAND_WRITTEN:
+        text = page.read_text()
+        for code in re.findall(r"`([^`\n]+)`", text) + code_blocks(text):
+            found |= set(re.findall(pattern, code, re.M))
+    return found
+
+
+def test_every_facevox_command_in_the_docs_exists():
+    from facevox.cli import build_parser
+
+    parser = build_parser()
+    commands = set(next(a for a in parser._actions if a.dest == "command").choices)  # noqa: SLF001 - argparse's API
+    # a command is `facevox NAME ...` at the start of inline code or of a code block's line
+    # (`facevox study warning: ...` is a message the workflow prints, not a command)
+    used = mentioned(r"^\s*(?:\$ )?facevox ([a-z][a-z0-9-]+)(?![\w-])(?!:| warning)")
+    assert used and not used - commands, f"docs name facevox commands that do not exist: {sorted(used - commands)}"
+
+
+def test_every_make_target_in_the_docs_exists():
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    used = mentioned(r"(?:^|[\s;(])make ([a-z][a-z-]*)")
+    assert {"demo", "test", "docs"} <= used
+    assert not used - targets, f"docs name make targets that do not exist: {sorted(used - targets)}"
