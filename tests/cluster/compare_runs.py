@@ -15,12 +15,14 @@ Rules (the README in this folder explains why):
   inputs gate's ``inputs.tsv`` and ``samples.included.tsv`` hold absolute video paths) the same,
   and Parquet excluded records (an unreadable video's path in their metadata);
 * ``.ckpt`` model files (``torch.save`` of a dict) are loaded and compared the same way:
-  tensors with ``torch.equal``, scikit-learn estimators by their pickled bytes.
+  tensors with ``torch.equal``, scikit-learn estimators by their pickled bytes (pickled without
+  the memo: ``canonical_pickle``).
 
 Used by tests/cluster/run_slurm_test.sh.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import pickle
@@ -36,6 +38,18 @@ SKIPPED_FILES = ("report/run_card.html",)
 VOLATILE = re.compile(r"^(seconds|.*_seconds|.*_per_s|max_rss_mb|created_utc)$")
 
 
+def canonical_pickle(obj) -> bytes:
+    """``obj`` pickled without the memo: two equal objects give the same bytes whether or not they
+    share equal strings (a forest of 300 trees names its parameters in every tree; which of those
+    strings are one object depends on what the process unpickled before - loading one file twice
+    gives two memo layouts)."""
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=4)
+    pickler.fast = True  # no memo: every object written out in full (estimators are not recursive)
+    pickler.dump(obj)
+    return buf.getvalue()
+
+
 def _normalise(value, root: str):
     """``value`` without volatile fields, its run folder written ``<run>``."""
     if isinstance(value, dict):
@@ -47,7 +61,7 @@ def _normalise(value, root: str):
     return value
 
 
-def _differences(a, b, where: str = "") -> list[str]:
+def differences(a, b, where: str = "") -> list[str]:
     """Where two normalised values differ (NaN equals NaN)."""
     import numpy as np
     import torch
@@ -55,12 +69,12 @@ def _differences(a, b, where: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{where}.{k}: only in one run" for k in sorted(set(a) ^ set(b), key=str)]
         for key in sorted(set(a) & set(b), key=str):
-            out += _differences(a[key], b[key], f"{where}.{key}")
+            out += differences(a[key], b[key], f"{where}.{key}")
         return out
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{where}: {len(a)} vs {len(b)} items"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{where}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         same = a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
         return [] if same else [f"{where}: tensors differ"]
@@ -74,7 +88,7 @@ def _differences(a, b, where: str = "") -> list[str]:
     if isinstance(a, (str, int, float, bool, type(None))):
         return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
     # any other object (a scikit-learn estimator): its pickled state
-    return [] if pickle.dumps(a) == pickle.dumps(b) else [f"{where}: {type(a).__name__} objects differ"]
+    return [] if canonical_pickle(a) == canonical_pickle(b) else [f"{where}: {type(a).__name__} objects differ"]
 
 
 def _load(path: Path):
@@ -93,7 +107,7 @@ def excluded_records_equal(a: Path, b: Path, root_a: str, root_b: str) -> bool:
     meta_a, meta_b = read_provenance(a), read_provenance(b)
     if not (meta_a.get("excluded") and meta_b.get("excluded")):
         return False
-    return not _differences(_normalise(meta_a, root_a), _normalise(meta_b, root_b))
+    return not differences(_normalise(meta_a, root_a), _normalise(meta_b, root_b))
 
 
 def compare(first: Path, second: Path) -> tuple[dict[str, int], list[str]]:
@@ -126,7 +140,7 @@ def compare(first: Path, second: Path) -> tuple[dict[str, int], list[str]]:
         if name.suffix not in (".json", ".ckpt"):
             problems.append(f"{name}: bytes differ")
             continue
-        found = _differences(_normalise(_load(a), str(first.parent)), _normalise(_load(b), str(second.parent)))
+        found = differences(_normalise(_load(a), str(first.parent)), _normalise(_load(b), str(second.parent)))
         if found:
             problems += [f"{name}{d}" for d in found[:10]]
         else:
