@@ -296,6 +296,8 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     key = _config_key(base={**base, "settings": key_settings}, data=data_kwargs, content=task.key_text,
                       device=device.type)
     resume = checkpoints.Resume(resume_dir(out) / "last.ckpt", key, settings["checkpoint_every_s"])
+    log.info("%s: resume state at most every %g s (models.checkpoint_every_s), precision %s, deterministic %s",
+             spec.name, settings["checkpoint_every_s"], precision, settings["deterministic"])
     state = resume.load(model, optimizer, scheduler, scaler, device)
     if state is not None:
         warnings += [w for w in state.get("warnings", []) if w not in warnings]
