@@ -11,19 +11,25 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)  # facevox importable here (DAG time) even where it is not installed ...
-# ... and in every job's shell, wherever it runs (local, SLURM, --use-conda): the rules call `python -m facevox`
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+sys.path.insert(0, SRC)  # facevox importable here (DAG time) even where it is not installed
 
 configfile: "config.yaml"
 
 
 from facevox.config import check_workflow_config
+from facevox.models.families import machine_environment
 from facevox.workflow_hooks import stop_scheduler_timers
 
 # The schema's defaults filled in, every problem one short line naming the key and the files to
 # fix (snakemake.utils.validate would print the whole schema section and configuration).
 check_workflow_config(config, workflow.configfiles)
+
+# Every job's shell, wherever it runs (local, SLURM, --use-conda): facevox on PYTHONPATH (the rules
+# call `python -m facevox`), and the models.* keys about the machine, not the result (GPU slots, the
+# checkpoint cadence), which the jobs read from their environment, so changing one reruns nothing
+# (facevox.models.families.MACHINE_KEYS).
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+             + "".join(f"export {k}={shlex.quote(v)}; " for k, v in machine_environment(config["models"]).items()))
 
 
 report: "workflow/report/workflow.rst"

@@ -93,7 +93,7 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
         planted_project(workdir, {"train": 4, "dev": 2, "test": 2}, rows=330)
         (workdir / "config.yaml").write_text(
             "samples: samples.tsv\nsource: aligned\nshards: {length: 60}\nreport: {bootstrap_resamples: 20}\n"
-            "models: {run: [blstm], seeds: [0], device: cpu, threads: 1,\n"
+            "models: {run: [blstm], seeds: [0], device: cpu, threads: 1, checkpoint_every_s: 0,\n"
             "         overrides: {blstm: {epochs: 40, batch_size: 2, hidden_size: 16, patience: null}}}\n")
         projects[name] = workdir
     run(projects["reference"], "--cores", "1")
@@ -104,7 +104,10 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     assert not (killed / "results/models/blstm/seed0.ckpt").exists()
     run(killed, "--unlock")
     run(killed, "--cores", "1", "--rerun-incomplete")
-    assert "resuming after epoch" in (killed / "results/logs/train/blstm/seed0.log").read_text()
+    log = (killed / "results/logs/train/blstm/seed0.log").read_text()
+    assert "resuming after epoch" in log
+    # models.checkpoint_every_s is a machine key: it reached the job through its environment (Snakefile)
+    assert "resume state at most every 0 s (models.checkpoint_every_s)" in log
 
     reference = projects["reference"]
     assert parquet_files(killed) == parquet_files(reference)  # aligned tables, shards, predictions

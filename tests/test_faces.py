@@ -1,11 +1,14 @@
 """Stage faces (facevox.extract.faces): eyes level, eye-mouth = size/3, JPEG crops."""
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y
-from facevox.errors import FacevoxError
+from facevox import media
+from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, FACES_ROW_GROUP_ROWS
+from facevox.errors import FacevoxError, InputError
 from facevox.extract import faces, landmarks, shape_model
-from facevox.io import read_table
+from facevox.io import TableWriter, read_table
 
 
 def eye_angle_and_eye_mouth(points):
@@ -96,3 +99,62 @@ def test_eyes_method_is_a_config_choice(feat_media, tmp_path):
     assert pts[36:42].mean(0) == pytest.approx([0.35 * 224, 0.35 * 224], abs=0.01)
     with pytest.raises(FacevoxError, match="faces.method must be one of eye_mouth, eyes"):
         faces.alignment_matrix(pts, 224, "nose")
+
+
+def test_rows_stream_in_row_groups(feat_media, tmp_path, monkeypatch):
+    """A tiny row-group size: several groups of the expected sizes, the same table as one group,
+    and the writer is fed one group at a time (never the whole video)."""
+    video = feat_media / "face_noface.mov"  # faces in some frames only: null landmarks too
+    lm_path = tmp_path / "lm.parquet"
+    landmarks.run(video, lm_path)
+    params = {"keep_face_images": True, "stride": 4}
+    whole = faces.run(video, lm_path, tmp_path / "one.parquet", params, row_group_rows=10_000)
+    batches = []
+    real_write = TableWriter.write
+    monkeypatch.setattr(TableWriter, "write", lambda self, b: (batches.append(len(b["frame"])), real_write(self, b)))
+    small = faces.run(video, lm_path, tmp_path / "small.parquet", params, row_group_rows=7)
+    assert small == whole and whole["n_rows"] == 43 and 0 < whole["n_faces"] < 43
+    assert batches == [7] * 6 + [1]  # one write per row group: at most 7 rows held
+    pf = pq.ParquetFile(tmp_path / "small.parquet")
+    assert [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)] == [7] * 6 + [1]
+    assert pq.ParquetFile(tmp_path / "one.parquet").num_row_groups == 1
+    a, b = pq.read_table(tmp_path / "one.parquet"), pq.read_table(tmp_path / "small.parquet")
+    assert a.equals(b) and a.schema.equals(b.schema, check_metadata=True)
+    assert a.schema.equals(ALIGNED_FACES_SCHEMA.with_metadata(a.schema.metadata), check_metadata=True)
+    assert FACES_ROW_GROUP_ROWS == faces.ROW_GROUP == 256  # the default, shared with the clip readers
+
+
+def test_streamed_table_equals_the_in_memory_one(feat_media, tmp_path):
+    """run() streams the same rows and values as extract() builds in memory (NaN = null)."""
+    video = feat_media / "face_noface.mov"
+    lm_path = tmp_path / "lm.parquet"
+    landmarks.run(video, lm_path)
+    params = {"keep_face_images": True, "stride": 6}
+    faces.run(video, lm_path, tmp_path / "f.parquet", params, row_group_rows=5)
+    got, _ = read_table(tmp_path / "f.parquet", ALIGNED_FACES_SCHEMA)
+    want = faces.extract(video, read_table(lm_path)[0], params)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_no_frames_write_an_empty_table_and_a_failure_writes_nothing(feat_media, tmp_path, monkeypatch):
+    """A video without frames: a valid empty table (as write_table writes it); an InputError
+    mid-stream: no file and no temporary file left (the CLI writes the excluded record)."""
+    video = feat_media / "single_face.mp4"
+    lm_path = tmp_path / "lm.parquet"
+    landmarks.run(video, lm_path)
+    monkeypatch.setattr(faces, "iter_rgb_frames", lambda path, stride: iter(()))
+    assert faces.run(video, lm_path, tmp_path / "e.parquet", {"keep_face_images": True}) == {"n_rows": 0, "n_faces": 0}
+    df, meta = read_table(tmp_path / "e.parquet", ALIGNED_FACES_SCHEMA)
+    assert len(df) == 0 and meta["stage"] == "faces"
+    assert pq.ParquetFile(tmp_path / "e.parquet").num_row_groups == 1  # pq.write_table's empty table
+
+    real = media.iter_rgb_frames
+
+    def broken(path, stride):
+        yield from list(real(path, stride=stride))[:5]
+        raise InputError(path, "cut off")
+
+    monkeypatch.setattr(faces, "iter_rgb_frames", broken)
+    with pytest.raises(InputError, match="cut off"):
+        faces.run(video, lm_path, tmp_path / "x.parquet", {"keep_face_images": True}, row_group_rows=2)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".x", "x"))) == []

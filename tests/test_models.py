@@ -2,6 +2,8 @@
 
 Architecture-specific checks live in tests/test_models_<name>.py.
 """
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +54,36 @@ def test_job_settings_hold_only_what_the_family_reads():
                                             "select_by": "f1_weighted", "overrides": {"stst": {"epochs": 2}}}
     assert job_settings("sta_drn", models) == {"device": "auto", "vision": {"size": 48}, "overrides": {"sta_drn": {}}}
     assert set(job_settings("shallow_a", models)) == {"device", "affect", "overrides"}
+
+
+def test_machine_keys_reach_the_job_through_its_environment_not_its_settings(monkeypatch):
+    """GPU slots and the checkpoint cadence change how a job runs on this machine, not its result:
+    they are not in a job's settings (Snakemake's params, so changing one reruns no training) but
+    in its environment, and the job reads them back typed."""
+    from facevox.models.families import MACHINE_KEYS, machine_environment, machine_settings
+    from facevox.training.loop import run_settings
+
+    models = {"run": ["sta_drn"], "device": "auto", "overrides": {}, "gpu_lock_dir": "/scratch/locks",
+              "jobs_per_gpu": 2, "gpu_wait_s": 60, "checkpoint_every_s": 0,
+              "vision": {"size": 112, "workers": 3, "prefetch": 4}}
+    job = job_settings("sta_drn", models)
+    assert not set(job) & set(MACHINE_KEYS) and job["vision"] == {"size": 112}
+    env = machine_environment(models)
+    assert env == {"FACEVOX_GPU_LOCK_DIR": '"/scratch/locks"', "FACEVOX_JOBS_PER_GPU": "2",
+                   "FACEVOX_GPU_WAIT_S": "60", "FACEVOX_CHECKPOINT_EVERY_S": "0",
+                   "FACEVOX_VISION_WORKERS": "3", "FACEVOX_VISION_PREFETCH": "4"}
+    assert machine_settings(env) == {"gpu_lock_dir": "/scratch/locks", "jobs_per_gpu": 2, "gpu_wait_s": 60,
+                                     "checkpoint_every_s": 0, "vision": {"workers": 3, "prefetch": 4}}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # what the job gets: its settings, the machine keys from the environment; given settings win
+    settings = run_settings({**job, "device": "cpu", "jobs_per_gpu": 3})
+    assert (settings["gpu_lock_dir"], settings["jobs_per_gpu"], settings["gpu_wait_s"],
+            settings["checkpoint_every_s"]) == ("/scratch/locks", 3, 60, 0)
+    assert (settings["vision"]["size"], settings["vision"]["workers"], settings["vision"]["prefetch"]) == (112, 3, 4)
+    monkeypatch.setenv("FACEVOX_GPU_WAIT_S", "soon")
+    with pytest.raises(FacevoxError, match="FACEVOX_GPU_WAIT_S='soon': not a value of models.gpu_wait_s"):
+        machine_settings(dict(os.environ))
 
 
 @pytest.mark.parametrize("name", list_models())

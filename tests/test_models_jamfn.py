@@ -179,3 +179,39 @@ def test_too_long_or_mismatched_sequence_raises():
         model(torch.randn(1, 5, 3), torch.randn(1, 5, 2))
     with pytest.raises(FacevoxError, match="share batch size and number of frames"):
         model(torch.randn(1, 4, 3), torch.randn(1, 3, 2))
+
+
+def test_recurrent_parts_run_whole_sequences_through_nn_lstm(monkeypatch):
+    """JAMFN's BiLSTMs are one multi-layer ``nn.LSTM`` per modality, never stepped per time step in
+    Python: without lengths each runs once over all frames; with lengths the GPU path (packed,
+    what cuDNN runs: facevox.models.masking.run_lstm on CUDA) runs once per modality over all real
+    frames, and gives the CPU path's logits (padded tensors, one call per layer and direction)."""
+    from facevox.models import masking
+
+    torch.manual_seed(3)
+    model = JAMFN(n_visual=5, n_acoustic=4, n_classes=2, seq_len=12, hidden_size=6, num_layers=6,
+                  conv_channels=4).eval()
+    assert [m.num_layers for m in model.modules() if isinstance(m, torch.nn.LSTM)] == [6, 6]
+    lengths = torch.tensor([12, 7, 3])
+    keep = (torch.arange(12)[None, :, None] < lengths[:, None, None]).float()
+    visual, acoustic = torch.randn(3, 12, 5) * keep, torch.randn(3, 12, 4) * keep
+    calls = []
+    forward = torch.nn.LSTM.forward
+
+    def counted(self, x, *args, **kwargs):
+        packed = isinstance(x, torch.nn.utils.rnn.PackedSequence)
+        calls.append(("packed", int(x.batch_sizes.sum())) if packed else ("padded", tuple(x.shape[:2])))
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.LSTM, "forward", counted)
+    with torch.no_grad():
+        model(visual, acoustic)
+        assert calls == [("padded", (3, 12))] * 2  # slices: one call per modality, all 12 frames
+        calls.clear()
+        on_cpu = model(visual, acoustic, lengths)
+        assert calls == [("padded", (3, 12))] * (2 * 6 * 2)  # CPU: per modality, layer and direction
+        calls.clear()
+        monkeypatch.setattr(masking, "lstm_unpacked", masking.lstm_packed)  # run_lstm's CUDA branch
+        on_gpu_path = model(visual, acoustic, lengths)
+    assert calls == [("packed", 12 + 7 + 3)] * 2  # one fused call per modality over every real frame
+    torch.testing.assert_close(on_gpu_path, on_cpu, atol=1e-6, rtol=0)

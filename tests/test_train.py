@@ -67,7 +67,7 @@ class Killed(Exception):
 def test_killed_training_resumes_to_the_same_weights(planted, tmp_path):
     """Stopped after epoch 2 (its checkpoint written), started again: resumes at epoch 3 and
     ends with exactly the weights of an uninterrupted run (CPU, fixed seed, dropout on)."""
-    params = _params("jamfn", epochs=4, patience=None, dropout=0.2)
+    params = {**_params("jamfn", epochs=4, patience=None, dropout=0.2), "checkpoint_every_s": 0}  # every epoch
     full = train("jamfn", planted, tmp_path / "full.ckpt", seed=3, params=params)
 
     def kill_after_two(epoch, record):
@@ -92,7 +92,8 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(planted, tmp_path,
     caplog.set_level("INFO", logger="facevox.training.loop")
     out = tmp_path / "m.ckpt"
     with pytest.raises(Killed):
-        train("blstm", planted, out, params={"overrides": {"blstm": {"protocol": "slices", "epochs": 3, "hidden_size": 8}}},
+        train("blstm", planted, out, params={"checkpoint_every_s": 0,
+                                             "overrides": {"blstm": {"protocol": "slices", "epochs": 3, "hidden_size": 8}}},
               on_epoch_end=lambda e, r: (_ for _ in ()).throw(Killed))
     epochs = []
     train("blstm", planted, out, params={"overrides": {"blstm": {"protocol": "slices", "epochs": 2, "hidden_size": 8}}},

@@ -290,6 +290,11 @@ ALIGNED_FACES_SCHEMA = pa.schema(
     ]
 )
 
+#: Rows per row group of a faces table (stage faces writes them as they are made; a reader of
+#: face clips reads by row group): 256 crops (~3-4 MB of JPEG at 224 px) bound the writer's
+#: memory, and a 64-frame training clip at any stride up to 4 lies in one or two groups.
+FACES_ROW_GROUP_ROWS = 256
+
 #: Feature sets a shard can hold: name -> per-frame columns of the aligned table.
 FEATURE_SETS = {
     "landmarks_egemaps": LANDMARK_COLUMNS + EGEMAPS_COLUMNS,  # 136 + 25: STST, JAMFN, D-Vlog baselines

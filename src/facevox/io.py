@@ -54,11 +54,23 @@ def atomic_path(path):
 
 
 def table_from_numpy(columns: dict, schema: pa.Schema) -> pa.Table:
-    """An Arrow table of ``schema`` from numpy columns {name: 1-D array}, as
+    """An Arrow table of ``schema`` from numpy columns {name: 1-D array; binary: a list of bytes}, as
     ``pa.Table.from_pandas`` would make it (a float NaN becomes null), built from the
     arrays' buffers: ``pa.array`` imports pandas (~0.2 s) to look for pandas objects."""
     arrays = []
     for field in schema:
+        if pa.types.is_binary(field.type):  # bytes (None: null), as a list: numpy's S dtype drops trailing NULs
+            values = list(columns[field.name])
+            ends = np.cumsum([len(b or b"") for b in values], dtype=np.int64)
+            if len(ends) and ends[-1] > np.iinfo(np.int32).max:
+                raise ValueError(f"table_from_numpy: column {field.name} holds over 2 GiB; write it in batches")
+            offsets = np.concatenate([[0], ends]).astype(np.int32)
+            valid = None
+            if any(b is None for b in values):
+                valid = pa.py_buffer(np.packbits([b is not None for b in values], bitorder="little"))
+            data = pa.py_buffer(b"".join(b or b"" for b in values))
+            arrays.append(pa.Array.from_buffers(field.type, len(values), [valid, pa.py_buffer(offsets), data]))
+            continue
         arr = np.asarray(columns[field.name])
         if pa.types.is_boolean(field.type):
             data = np.packbits(arr.astype(bool), bitorder="little")
@@ -93,6 +105,65 @@ def write_table(df: pd.DataFrame | pa.Table, path, schema: pa.Schema, provenance
     table = table.replace_schema_metadata({PROVENANCE_KEY: dumps(provenance).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+
+
+class TableWriter:
+    """Write a Parquet table of ``schema`` batch by batch: atomic, with the provenance in its metadata.
+
+    ``with TableWriter(path, schema, provenance) as w: w.write(batch)`` - each batch (an Arrow
+    table or numpy columns, as :func:`table_from_numpy`) is checked against the contract and
+    appended to a temporary file beside ``path`` as row groups of at most ``row_group_size``
+    rows, so memory holds one batch, not the table.  The file appears at ``path`` only when the
+    block ends without an exception (:func:`atomic_path`); with no batch written it holds the
+    empty table, as :func:`write_table` writes it.  Compression and metadata as write_table.
+    """
+
+    def __init__(self, path, schema: pa.Schema, provenance: dict, row_group_size: int | None = None):
+        self.path = Path(path)
+        self.schema = schema.with_metadata({PROVENANCE_KEY: dumps(provenance).encode()})
+        self.row_group_size = row_group_size
+        self.n_rows = 0
+        self.n_batches = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> TableWriter:
+        stack = contextlib.ExitStack()
+        try:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._writer = pq.ParquetWriter(tmp, self.schema, compression="zstd")
+            stack.push(self._close)  # runs first on exit: the footer is written before the rename
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def write(self, batch: pa.Table | dict) -> None:
+        """Append ``batch`` (an Arrow table of the schema, or numpy columns {name: 1-D array})."""
+        if self._writer is None:
+            raise RuntimeError("TableWriter.write outside its with block")
+        table = batch if isinstance(batch, pa.Table) else table_from_numpy(batch, self.schema)
+        check_table(table, self.schema, str(self.path))
+        if table.num_rows:
+            self._writer.write_table(table.replace_schema_metadata(self.schema.metadata),
+                                     row_group_size=self.row_group_size)
+            self.n_rows += table.num_rows
+            self.n_batches += 1
+
+    def _close(self, exc_type, exc, tb) -> None:
+        writer, self._writer = self._writer, None
+        if exc_type is not None:  # the file is dropped: close quietly, the first error is the one to see
+            with contextlib.suppress(Exception):
+                writer.close()
+            return
+        if self.n_rows == 0:  # as pq.write_table writes an empty table: one row group of no rows
+            writer.write_table(self.schema.empty_table())
+        writer.close()
+
+    def __exit__(self, *exc) -> bool:
+        stack, self._stack = self._stack, None
+        return stack.__exit__(*exc)
 
 
 def read_table(path, schema: pa.Schema | None = None) -> tuple[pd.DataFrame, dict]:

@@ -19,6 +19,7 @@ from facevox.models.families import check_run, family, job_settings
 from facevox.report.tables import table_tasks
 from facevox.report.timelines import timeline_videos
 from facevox.samples import VIDEO_ID, check_label_config, check_labels, check_references, reference_of, sheet_or_hint
+from facevox.training.device import job_partition
 
 # Everything a job would trip over later is checked here, before any job runs (or deletes an output).
 check_label_config(config["labels"], config["models"]["positive_label"])
@@ -167,6 +168,12 @@ def model_json(wildcards):
 def model_gpus(wildcards):
     """gpu=1 for the families that take one, unless models.device is cpu."""
     return int(family(wildcards.model, config["models"]).gpu and config["models"]["device"] != "cpu")
+
+
+def model_partition(wildcards):
+    """SLURM partition of a train/evaluate job: the GPU one (FACEVOX_SLURM_GPU_PARTITION) only when
+    it asks for a GPU - never for the scikit-learn baselines or models.device: cpu (facevox.training.device)."""
+    return job_partition(model_gpus(wildcards))
 
 
 def split_videos(need_score=False):

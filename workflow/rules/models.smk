@@ -1,8 +1,8 @@
 # models: one training per (model, seed) of models.run x models.seeds, then its evaluation on
 # dev and test. Slice models read the shard set, sta_drn / dlga_cnn the aligned faces,
 # shallow_* the FAU windows and affect labels (train_inputs in common.smk). Training jobs ask
-# for `gpu: 1` (0 for the scikit-learn baselines or models.device: cpu) and pick their GPU
-# themselves (facevox.training.device).
+# for `gpu: 1` (0 for the scikit-learn baselines or models.device: cpu; on SLURM gpu=0 also
+# means the CPU partition, model_partition) and pick their GPU themselves (facevox.training.device).
 # -> facevox.training.loop.train / facevox.training.loop.evaluate · tests/test_train.py, tests/test_evaluate.py
 
 
@@ -18,6 +18,7 @@ rule train:
     threads: config["models"]["threads"]
     resources:
         gpu=model_gpus,
+        slurm_partition=model_partition,  # SLURM only: the GPU partition for gpu=1 jobs
     log:
         "results/logs/train/{model}/seed{seed}.log",
     benchmark:
@@ -43,6 +44,7 @@ rule evaluate:
     threads: config["models"]["threads"]
     resources:
         gpu=model_gpus,
+        slurm_partition=model_partition,  # SLURM only: the GPU partition for gpu=1 jobs
     log:
         "results/logs/evaluate/{model}/seed{seed}.log",
     benchmark:

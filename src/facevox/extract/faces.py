@@ -33,6 +33,10 @@ mapped into crop coordinates (``cx_*``, ``cy_*``: DLGA-CNN places its 24
 patches there).  Every ``stride``-th frame is kept; frames without a face get a
 row with ``success = False``, an empty image and NaN landmarks.
 
+Streaming: rows are written as they are made, in Parquet row groups of
+``contract.FACES_ROW_GROUP_ROWS`` (256) rows (:class:`facevox.io.TableWriter`), so memory
+holds one group of crops, not the video's; a reader of face clips reads by row group.
+
 Privacy: nothing is written unless ``keep_face_images`` is true; with the
 default (false) the Snakemake workflow leaves this stage out and this module
 refuses to run.
@@ -41,21 +45,25 @@ Rule: workflow/rules/faces.smk · Tests: tests/test_faces.py
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from facevox.config import stage_params
 from facevox.contract import (
     ALIGNED_FACES_SCHEMA,
     CROP_LANDMARK_X,
     CROP_LANDMARK_Y,
+    FACES_ROW_GROUP_ROWS,
     LANDMARKS_SCHEMA,
     points_from_columns,
     points_to_columns,
 )
 from facevox.errors import FacevoxError
-from facevox.io import read_table, write_table
+from facevox.io import TableWriter, read_table, table_from_numpy
 from facevox.media import iter_rgb_frames
 from facevox.provenance import provenance
 
@@ -63,8 +71,8 @@ EYE_Y = 0.35
 #: ``eyes`` method: where the image-left eye centre lands, as fractions of the crop (imutils' default).
 EYES_LEFT_EYE = (0.35, 0.35)
 METHODS = ("eye_mouth", "eyes")
-#: Rows per Parquet row group: readers stream a video's crops in blocks of this many.
-ROW_GROUP = 256
+#: Rows per Parquet row group (the contract's: readers stream a video's crops in blocks of this many).
+ROW_GROUP = FACES_ROW_GROUP_ROWS
 
 
 def alignment_matrix(points: np.ndarray, size: int, method: str = "eye_mouth") -> np.ndarray:
@@ -117,48 +125,71 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def extract(video, landmarks: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+def iter_batches(video, landmarks: pd.DataFrame, params: dict | None = None,
+                 rows: int = FACES_ROW_GROUP_ROWS) -> Iterator[dict]:
+    """The stage's rows in frame order as numpy column batches ({column: array}) of ``rows`` rows
+    (the last one shorter; none for a video without frames)."""
+    if rows < 1:
+        raise FacevoxError(f"faces: rows per batch must be at least 1, got {rows}")
     p = stage_params("faces", params)
     size, stride = p["size"], p["stride"]
     points_all = points_from_columns(landmarks)
     success = landmarks["success"].to_numpy(bool)
     row_of = {int(f): i for i, f in enumerate(landmarks["frame"])}
-    rows = {"frame": [], "timestamp_s": [], "success": [], "image": [], "crop": []}
     nan_points = np.full((68, 2), np.nan, np.float32)
+
+    def batch(buf: dict) -> dict:
+        return {
+            "frame": np.asarray(buf["frame"], np.int32),
+            "timestamp_s": np.asarray(buf["timestamp_s"], np.float64),
+            "success": np.asarray(buf["success"], bool),
+            "image": buf["image"],
+            **points_to_columns(np.asarray(buf["crop"]), CROP_LANDMARK_X, CROP_LANDMARK_Y),
+        }
+
+    buf = {"frame": [], "timestamp_s": [], "success": [], "image": [], "crop": []}
     for frame in iter_rgb_frames(video, stride=stride):
         i = row_of.get(frame.index)
         ok = i is not None and bool(success[i])
-        rows["frame"].append(frame.index)
-        rows["timestamp_s"].append(frame.time_s)
-        rows["success"].append(ok)
+        buf["frame"].append(frame.index)
+        buf["timestamp_s"].append(frame.time_s)
+        buf["success"].append(ok)
         if ok:
             crop, crop_points = align_face(frame.image, points_all[i], size, p["method"])
-            rows["image"].append(encode_jpeg(crop, p["jpeg_quality"]))
-            rows["crop"].append(crop_points)
+            buf["image"].append(encode_jpeg(crop, p["jpeg_quality"]))
+            buf["crop"].append(crop_points)
         else:
-            rows["image"].append(b"")
-            rows["crop"].append(nan_points)
-    crop = rows.pop("crop")
-    data = {
-        "frame": np.asarray(rows["frame"], np.int32),
-        "timestamp_s": np.asarray(rows["timestamp_s"], np.float64),
-        "success": np.asarray(rows["success"], bool),
-        "image": rows["image"],
-        **points_to_columns(np.asarray(crop), CROP_LANDMARK_X, CROP_LANDMARK_Y),
-    }
-    return pd.DataFrame(data)
+            buf["image"].append(b"")
+            buf["crop"].append(nan_points)
+        if len(buf["frame"]) == rows:
+            yield batch(buf)
+            buf = {k: [] for k in buf}
+    if buf["frame"]:
+        yield batch(buf)
 
 
-def run(video, landmarks_path, out, params: dict | None = None) -> dict:
+def extract(video, landmarks: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    """The whole table in memory (small videos, tests); :func:`run` streams it to a file instead."""
+    tables = [table_from_numpy(b, ALIGNED_FACES_SCHEMA) for b in iter_batches(video, landmarks, params)]
+    return (pa.concat_tables(tables) if tables else ALIGNED_FACES_SCHEMA.empty_table()).to_pandas()
+
+
+def run(video, landmarks_path, out, params: dict | None = None,
+        row_group_rows: int = FACES_ROW_GROUP_ROWS) -> dict:
+    """Write the faces table of ``video`` at ``out``, ``row_group_rows`` rows per row group as they
+    are made; return ``{"n_rows", "n_faces"}``."""
     p = stage_params("faces", params)
     if not p["keep_face_images"]:
         raise FacevoxError("faces.keep_face_images is false: face images are not written "
                            "(set it to true in config.yaml to store aligned crops)")
     landmarks, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
-    df = extract(video, landmarks, p)
     geometry = ({"eye_y": EYE_Y, "eye_mouth": "1/3 of size"} if p["method"] == "eye_mouth"
                 else {"left_eye": list(EYES_LEFT_EYE), "inter_ocular": f"{1 - 2 * EYES_LEFT_EYE[0]:g} of size"})
     meta = provenance("faces", params={**p, **geometry},
                       inputs={"video": video, "landmarks": landmarks_path})
-    write_table(df, out, ALIGNED_FACES_SCHEMA, meta, row_group_size=ROW_GROUP)
-    return {"n_rows": int(len(df)), "n_faces": int(df["success"].sum())}
+    n_faces = 0
+    with TableWriter(out, ALIGNED_FACES_SCHEMA, meta, row_group_size=row_group_rows) as writer:
+        for cols in iter_batches(video, landmarks, p, rows=row_group_rows):
+            writer.write(cols)
+            n_faces += int(cols["success"].sum())
+    return {"n_rows": writer.n_rows, "n_faces": n_faces}

@@ -21,6 +21,7 @@ Tests: tests/test_models.py
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -81,8 +82,62 @@ _WHOLE_KEYS = ("whole", "max_memory_gb", "select_by", "positive_label")
 #: ``models.*`` keys that only some families read (each family's ``reads``); every other
 #: key but the run-level ones below is read by all.
 FAMILY_KEYS = frozenset([*(k for f in FAMILIES.values() for k in f.reads), *_WHOLE_KEYS])
+#: ``models.*`` keys (dotted paths) about the machine a training runs on, not its result: GPU slots,
+#: how often a resume state is written, the face loader's worker processes (a seed's batches are the
+#: same for any number). They reach the job through its environment, set by the Snakefile
+#: (:func:`machine_environment`, read back by :func:`machine_settings`), and are not in a job's
+#: settings (:func:`job_settings`), so changing one reruns nothing.
+MACHINE_KEYS = {"gpu_lock_dir": "FACEVOX_GPU_LOCK_DIR", "jobs_per_gpu": "FACEVOX_JOBS_PER_GPU",
+                "gpu_wait_s": "FACEVOX_GPU_WAIT_S", "checkpoint_every_s": "FACEVOX_CHECKPOINT_EVERY_S",
+                "vision.workers": "FACEVOX_VISION_WORKERS", "vision.prefetch": "FACEVOX_VISION_PREFETCH"}
 #: ``models.*`` keys that say what runs, not how one training runs.
-RUN_KEYS = frozenset({"run", "seeds", "threads", "overrides", "min_split_videos", "min_dev_videos"})
+RUN_KEYS = frozenset({"run", "seeds", "threads", "overrides", "min_split_videos", "min_dev_videos",
+                      *(k for k in MACHINE_KEYS if "." not in k)})
+
+
+def _get(cfg: dict, path: str):
+    for part in path.split("."):
+        if not isinstance(cfg, dict) or part not in cfg:
+            return KeyError
+        cfg = cfg[part]
+    return cfg
+
+
+def machine_environment(models_cfg: dict) -> dict[str, str]:
+    """The environment variables that carry :data:`MACHINE_KEYS` to a job (values as JSON)."""
+    return {env: json.dumps(value) for key, env in MACHINE_KEYS.items()
+            if (value := _get(models_cfg, key)) is not KeyError}
+
+
+def machine_settings(environ) -> dict:
+    """The :data:`MACHINE_KEYS` that ``environ`` sets, as a nested ``models`` section
+    (:func:`machine_environment` read back)."""
+    found: dict = {}
+    for key, env in MACHINE_KEYS.items():
+        if env in environ:
+            try:
+                value = json.loads(environ[env])
+            except ValueError:
+                raise FacevoxError(f"{env}={environ[env]!r}: not a value of models.{key}") from None
+            *parents, last = key.split(".")
+            node = found
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+    return found
+
+
+def without_machine_keys(settings: dict) -> dict:
+    """``settings`` (a ``models`` section) without :data:`MACHINE_KEYS`: what a training's result depends on."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items()}
+    for key in MACHINE_KEYS:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
 
 
 @dataclass(frozen=True)
@@ -190,7 +245,7 @@ def job_settings(name: str, models_cfg: dict) -> dict:
     its own overrides, so adding a model or seed, or changing another family's settings,
     leaves finished trainings alone."""
     fam = family(name, models_cfg)
-    cfg = {k: v for k, v in models_cfg.items()
+    cfg = {k: v for k, v in without_machine_keys(models_cfg).items()
            if k not in RUN_KEYS and (k not in FAMILY_KEYS or k in fam.reads)}
     cfg["overrides"] = {name: (models_cfg.get("overrides") or {}).get(name, {})}
     return cfg

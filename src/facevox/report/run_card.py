@@ -4,7 +4,7 @@ configuration (``json.dumps(config, sort_keys=True, separators=(",", ":"))``) an
 configuration itself, ``target_mode`` (config ``target.mode``: how each video's one person was
 chosen), Python / platform / package versions, CPU model, core count,
 memory and GPU names (``nvidia-smi``; empty without one), the device each training
-ran on and the one asked for (metrics JSON; ``device: auto`` falling back to the CPU is a
+ran on and the one asked for, and its precision (metrics JSON; ``device: auto`` falling back to the CPU is a
 training warning), what each training left out, the study's warnings found when the DAG was
 built (facevox.dataset.splits.study_warnings), and per stage the number of jobs and the sums of their wall
 and CPU seconds and their largest resident memory, from Snakemake's benchmark TSVs
@@ -176,6 +176,8 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     for rec in (read_metrics(p) for p in metrics_paths):
         entry = {k: rec.get(k) for k in ("model", "seed", "task", "device", "device_requested", "train_seconds",
                                          "best_epoch", "n_parameters")}
+        if rec.get("precision") is not None:  # fp32 / bf16 / fp16 (none: scikit-learn, or before the key)
+            entry["precision"] = rec["precision"]
         entry["warnings"] = list(rec.get("warnings") or [])
         entry["left_out"] = [{k: r[k] for k in ("split", "reason", "unit", "count")} for r in rec.get("left_out") or []]
         trainings.append(entry)
@@ -272,10 +274,10 @@ def run_card_page(card_path, out) -> Path:
                              for e in entries) or "–"
 
         parts.append('<section id="trainings"><h2>Trainings</h2>' + table(
-            ["model", "seed", "task", "device", "train s", "best epoch", "parameters", "left out"],
+            ["model", "seed", "task", "device", "precision", "train s", "best epoch", "parameters", "left out"],
             [[t.get("model"), t.get("seed"), t.get("task"),
               t.get("device") if t.get("device_requested") in (None, t.get("device"))
-              else f"{t.get('device')} (asked {t.get('device_requested')})",
+              else f"{t.get('device')} (asked {t.get('device_requested')})", t.get("precision") or "–",
               t.get("train_seconds"), t.get("best_epoch"), t.get("n_parameters"), left(t)] for t in trainings],
             table_id="trainings-table", sortable=True) + "</section>")
     parts.append('<section id="packages"><h2>Package versions</h2>'

@@ -17,14 +17,29 @@ development score, evaluation tables); the loop itself is the same for all:
   ``T_mult`` times longer, the rate falls from ``lr`` towards 0 within a cycle and
   jumps back to ``lr`` at each restart - STA-DRN's eq. 13 with T0 = 50, T_mult = 2
   restarts after epochs 50 and 150 of 200); optional gradient
-  clipping, class weights (``balanced``), mixed precision on CUDA (``amp``);
+  clipping, class weights (``balanced``);
+* precision (``models.precision``): ``fp32`` (no autocast), ``bf16`` (autocast to bfloat16, no
+  gradient scaler; on a CUDA GPU of compute capability >= 8, and on the CPU, where it is slow
+  on CPUs without native bfloat16), ``fp16`` (autocast to float16 with a gradient scaler; CUDA
+  only - on the CPU the run falls back to fp32 with a warning) or ``auto`` (the default: the
+  model's ``amp`` training key as before - fp16 on CUDA when ``amp`` is true, else fp32).  The
+  precision used is in the model file and the metrics JSON (``precision``) and the run card;
+* determinism (``models.deterministic``, default true): :func:`deterministic_mode` -
+  ``torch.use_deterministic_algorithms(True, warn_only=True)`` (an op without a deterministic
+  CUDA kernel warns rather than stopping a long run), cuDNN deterministic, no cuDNN
+  benchmarking and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` set before CUDA starts, so that a killed
+  and resumed CUDA training ends with the weights of an uninterrupted one;
 * after every epoch: the development score (``select_by`` of the model's training
   config, else of ``models``, e.g. video-level weighted F1) decides the best epoch, ``patience`` epochs without a better
-  one stop the run early (a tie goes to the lower dev loss); a checkpoint (``<out>.resume/last.ckpt``, written
-  atomically) holds the weights, the optimiser, scheduler and scaler states,
-  the best weights and the history.  A killed run started again with the same
-  configuration resumes after the last finished epoch; a different
-  configuration (or shard set) starts afresh;
+  one stop the run early (a tie goes to the lower dev loss); at most every
+  ``models.checkpoint_every_s`` seconds (0 = every epoch) a resume checkpoint
+  (``<out>.resume/last.ckpt``, facevox.training.checkpoints: weights, optimiser, scheduler,
+  scaler and RNG states, the best weights once, the history) is written atomically.  A killed
+  run started again with the same configuration resumes after the epoch of the last
+  checkpoint; a different configuration (or shard set) starts afresh;
+* a non-finite training loss (or non-finite weights after an epoch) stops the run with a
+  FacevoxError naming the model, seed, epoch and batch and the last finite dev score; the
+  resume checkpoint on disk stays the last good one;
 * the output ``<out>`` (``results/models/<model>/seed<seed>.ckpt``) holds the
   best epoch's weights (the last epoch's when there is no dev split), the full
   configuration, classes, history and provenance; the resume folder is removed.
@@ -39,15 +54,17 @@ Nothing is dropped silently: every slice, window or video the task does not use
 reason and split when training starts, kept in the model file and written to the
 metrics JSON (``left_out``; per split ``unpredicted`` with ``unpredicted_reasons``).
 
-Tests: tests/test_train.py
+Tests: tests/test_train.py, tests/test_checkpoints.py
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -57,21 +74,30 @@ import numpy as np
 
 from facevox.config import stage_params
 from facevox.errors import FacevoxError
-from facevox.io import atomic_path
 from facevox.models import create_model, get_spec, n_parameters, split_overrides
-from facevox.models.families import FAMILIES
+from facevox.models.families import FAMILIES, machine_settings, without_machine_keys
 from facevox.provenance import provenance
+from facevox.training import checkpoints
+from facevox.training.checkpoints import MODEL_FORMAT, load_checkpoint, resume_dir, save
 from facevox.training.evaluate import classes_unpredicted
 from facevox.training.tasks import make_task
 from facevox.training.tasks.base import log_left_out
 
 log = logging.getLogger("facevox.training.loop")
 
-MODEL_FORMAT = "facevox-model/1"
+#: What ``models.precision`` may ask for besides ``auto`` (autocast dtypes; fp32 = no autocast).
+PRECISIONS = ("fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
 
 def run_settings(params: dict | None) -> dict:
-    """The ``models:`` config section with the schema's defaults."""
-    return stage_params("models", params)
+    """The ``models:`` config section with the schema's defaults; the machine keys (GPU slots, the
+    checkpoint cadence) from the job's environment where ``params`` does not give them."""
+    merged = machine_settings(os.environ)
+    for key, value in (params or {}).items():  # the given settings win, key by key (vision.workers)
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return stage_params("models", merged)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -79,23 +105,47 @@ def _config_key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _save(obj, path) -> None:
+@contextlib.contextmanager
+def deterministic_mode(on: bool):
+    """With ``on`` (``models.deterministic``): deterministic torch algorithms (warn only),
+    cuDNN deterministic without benchmarking and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (kept
+    when set) for the block; the torch flags are restored after it."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_checkpoint(path) -> dict:
-    import torch
-
+    if not on:
+        yield
+        return
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_initialized():
+        log.warning("models.deterministic: CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set - "
+                    "cuBLAS may not be deterministic in this process")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn = torch.backends.cudnn
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              cudnn.deterministic, cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)  # facevox's own files
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-        raise FacevoxError(f"{path}: not a readable facevox model file ({exc})") from None
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise FacevoxError(f"{path}: not a facevox model file (format {MODEL_FORMAT})")
-    return payload
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        cudnn.deterministic, cudnn.benchmark = before[2], before[3]
+
+
+def resolve_precision(asked: str, amp: bool, device) -> tuple[str, str | None]:
+    """The precision (fp32, bf16, fp16) a training on ``device`` runs in for ``models.precision``
+    ``asked`` and the model's ``amp`` key, and a warning line when it is not the one asked."""
+    import torch
+
+    if asked == "auto":
+        return ("fp16" if amp and device.type == "cuda" else "fp32"), None
+    if asked not in PRECISIONS:
+        raise FacevoxError(f"models.precision must be auto, {', '.join(PRECISIONS)}, not {asked!r}")
+    if asked == "fp16" and device.type != "cuda":
+        return "fp32", f"precision fp16 needs a CUDA GPU (autocast with a gradient scaler): trained in fp32 on {device}"
+    if asked == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
+        raise FacevoxError(f"models.precision bf16: {device} ({torch.cuda.get_device_name(device)}) has no native "
+                           "bfloat16 (compute capability < 8.0); use fp16 or fp32")
+    return asked, None
 
 
 def make_optimizer(params, cfg: dict):
@@ -145,8 +195,8 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     ``data``: the shard folder (sequence / sklearn models), the aligned-face folder
     (clip / face) or the FAU-window folder (fau), the last two with the sample
     ``sheet``.  ``params``: the ``models:`` section of the config;
-    ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is
-    written (progress hooks).
+    ``on_epoch_end(epoch, record)`` is called after each epoch (and its resume
+    checkpoint when one was due: facevox.training.checkpoints) - progress hooks.
     """
     import torch
 
@@ -168,12 +218,13 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     if FAMILIES[spec.family].estimator == "sklearn":
         payload = _train_sklearn(spec, task, arch, data_kwargs, seed, base)
     else:
-        payload = _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out, on_epoch_end)
+        with deterministic_mode(settings["deterministic"]):
+            payload = _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out, on_epoch_end)
     payload["train_seconds"] = time.perf_counter() - started
     payload["provenance"] = provenance("train", params={"model": model_name, "seed": seed, "arch": arch,
                                                         "training": cfg}, inputs={})
-    _save(payload, out)
-    shutil.rmtree(_resume_dir(out), ignore_errors=True)
+    save(payload, out)
+    shutil.rmtree(resume_dir(out), ignore_errors=True)
     return payload
 
 
@@ -196,10 +247,6 @@ def dev_doubts(dev: dict, table, score: float, min_videos: int) -> list[str]:
     return out
 
 
-def _resume_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".resume")
-
-
 def _train_sklearn(spec, task, arch, data_kwargs, seed, base) -> dict:
     x, y, _ = task.statistics("train")
     if len(set(y.tolist())) < 2:
@@ -218,18 +265,24 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     import torch
     from tqdm import tqdm
 
-    from facevox.training.device import pick_device
+    from facevox.training.device import check_gpu_memory, pick_device
 
-    device = pick_device(settings["device"])
+    device = pick_device(settings["device"], settings=settings)
+    check_gpu_memory(spec.name, cfg, data_kwargs, device)  # before the model is built: a clear error
     warnings = []
     if settings["device"] == "auto" and device.type == "cpu":
         warnings.append("device auto: no CUDA GPU visible, trained on the CPU")
+    precision, doubt = resolve_precision(settings["precision"], bool(cfg["amp"]), device)
+    if doubt:
+        warnings.append(doubt)
+        log.warning("%s: %s", spec.name, doubt)
+    autocast_dtype = getattr(torch, AUTOCAST_DTYPES.get(precision, "float32"))
+    use_autocast = precision != "fp32"
     torch.manual_seed(seed)
     model = create_model(spec.name, **arch, **data_kwargs).to(device)
     optimizer = make_optimizer(model.parameters(), cfg)
     scheduler = make_scheduler(optimizer, cfg)
-    use_amp = bool(cfg["amp"]) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")  # bf16 / fp32: no loss scaling
     loss_fn = task.loss(cfg, device)
     has_dev = task.has_dev()
     # the model's own selection metric (a paper preset's) before the run-wide one
@@ -238,35 +291,44 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         warnings.append("no usable dev data: the last epoch is kept, no early stopping")
         log.warning("%s: %s", spec.name, warnings[-1])
 
-    key = _config_key(base=base, data=data_kwargs, content=task.key_text, device=device.type)
-    resume = _resume_dir(out) / "last.ckpt"
-    state = {"epoch": 0, "history": [], "best": None, "bad_epochs": 0}
-    if resume.exists():
-        saved = load_checkpoint(resume)
-        if saved.get("key") == key:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(saved["scheduler"])
-            scaler.load_state_dict(saved["scaler"])
-            state = saved["state"]
-            warnings += [w for w in state.get("warnings", []) if w not in warnings]
-            log.info("%s: resuming after epoch %d (%s)", spec.name, state["epoch"], resume)
-        else:
-            log.info("%s: %s is from another configuration - starting afresh", spec.name, resume)
+    # the machine keys (checkpoint cadence, GPU slots, loader workers) do not change the training: not in the key
+    key_settings = without_machine_keys(base["settings"])
+    key = _config_key(base={**base, "settings": key_settings}, data=data_kwargs, content=task.key_text,
+                      device=device.type)
+    resume = checkpoints.Resume(resume_dir(out) / "last.ckpt", key, settings["checkpoint_every_s"])
+    log.info("%s: resume state at most every %g s (models.checkpoint_every_s), precision %s, deterministic %s",
+             spec.name, settings["checkpoint_every_s"], precision, settings["deterministic"])
+    state = resume.load(model, optimizer, scheduler, scaler, device)
+    if state is not None:
+        warnings += [w for w in state.get("warnings", []) if w not in warnings]
+        log.info("%s: resuming after epoch %d (%s)", spec.name, state["epoch"], resume.path)
+    else:
+        if resume.path.exists():
+            log.info("%s: %s is from another configuration - starting afresh", spec.name, resume.path)
+        state = {"epoch": 0, "history": [], "best": None, "bad_epochs": 0}
 
     def predict_fn(inputs):
         model.eval()
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
             return task.postprocess(model(*[_tensor(t, device) for t in inputs])).cpu().numpy()
+
+    def stop(what: str, epoch: int, where: str):
+        scored = [h for h in state["history"] if math.isfinite(h.get("dev_score", math.nan))]
+        last = (f"the last finite dev score ({selection['select_by']}) was {scored[-1]['dev_score']:.4f} at epoch "
+                f"{scored[-1]['epoch']}" if scored else "no finite dev score yet")
+        kept = (f"the resume checkpoint {resume.path} (epoch {resume.written_epoch}) is the last good state"
+                if resume.written_epoch else "no resume checkpoint was written yet")
+        return FacevoxError(f"{spec.name} seed {seed}: {what} at epoch {epoch}, {where} - training stopped; {last}; "
+                            f"{kept}. A lower lr, grad_clip or precision fp32 (a changed configuration starts "
+                            "afresh) may help")
 
     n_train = task.n_train()
     if n_train == 0:
         raise FacevoxError(f"{task.root}: no usable training data (slices: all over max_missing_fraction?)")
     batch = cfg["batch_size"] or n_train
     n_batches = -(-n_train // batch)
-    log.info("%s: %d parameters, %d train items (%s), %d batches/epoch, device %s, amp %s", spec.name,
-             n_parameters(model), n_train, task.unit, n_batches, device, use_amp)
+    log.info("%s: %d parameters, %d train items (%s), %d batches/epoch, device %s, precision %s", spec.name,
+             n_parameters(model), n_train, task.unit, n_batches, device, precision)
     for epoch in range(state["epoch"] + 1, cfg["epochs"] + 1):
         torch.manual_seed(seed * 100_003 + epoch)
         rng = np.random.default_rng([seed, epoch])
@@ -274,13 +336,16 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         t0, total, seen = time.perf_counter(), 0.0, 0
         bar = tqdm(total=n_batches, desc=f"{spec.name} epoch {epoch}", file=sys.stderr, mininterval=30,
                    leave=False, disable=None)
-        for inputs, labels in task.batches(rng, batch):
+        for number, (inputs, labels) in enumerate(task.batches(rng, batch), 1):
             tensors = [_tensor(t, device) for t in inputs]
             target = _tensor(labels, device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
                 loss = loss_fn(model(*tensors), target)
                 if hasattr(model, "regularisation"):
                     loss = loss + model.regularisation()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise stop(f"the training loss is {value}", epoch, f"batch {number} of {n_batches}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg["grad_clip"]:
@@ -288,13 +353,15 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
             scaler.step(optimizer)
             scaler.update()
-            total += float(loss.detach()) * len(labels)
+            total += value * len(labels)
             seen += len(labels)
             bar.update()
         bar.close()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
+        if not checkpoints.finite_weights(model):
+            raise stop("the weights are not finite (NaN / inf)", epoch, f"after its last batch ({n_batches})")
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
@@ -326,19 +393,21 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         log.info("%s epoch %d/%d: train loss %.4f, %s, %.1f s, %.1f %s/s", spec.name, epoch, cfg["epochs"],
                  record["train_loss"], f"dev score {record['dev_score']:.4f}" if has_dev else "no dev",
                  seconds, record["items_per_s"], task.unit)
-        _save({"format": MODEL_FORMAT, "key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict() if scheduler is not None else None,
-               "scaler": scaler.state_dict(), "state": state}, resume)
+        early = has_dev and cfg["patience"] and state["bad_epochs"] >= cfg["patience"]
+        # the last epoch's state goes into the model file itself (train writes it next)
+        if resume.due() and epoch < cfg["epochs"] and not early:
+            resume.write(model, optimizer, scheduler, scaler, state, device)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
-        if has_dev and cfg["patience"] and state["bad_epochs"] >= cfg["patience"]:
+        if early:
             log.info("%s: early stop after epoch %d (no better dev score for %d epochs)", spec.name, epoch,
                      cfg["patience"])
             break
     best = state["best"] or {"epoch": state["epoch"], "weights": model.state_dict()}
     return {**base, "state_dict": best["weights"], "data_kwargs": data_kwargs, "history": state["history"],
             "best_epoch": best["epoch"], "n_parameters": n_parameters(model), "device": str(device),
-            "device_requested": settings["device"], "amp": use_amp, "warnings": warnings}
+            "device_requested": settings["device"], "precision": precision, "amp": precision != "fp32",
+            "warnings": warnings}
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -380,7 +449,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     else:
         from facevox.training.device import pick_device
 
-        device = pick_device(settings["device"])
+        device = pick_device(settings["device"], settings=settings)
         model.to(device)
 
         def predict_fn(inputs):
@@ -392,6 +461,8 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
               "best_epoch": payload["best_epoch"],
               "n_parameters": payload["n_parameters"], "train_seconds": payload["train_seconds"],
               "device": payload["device"], "device_requested": payload.get("device_requested"),
+              "precision": trained_precision(payload),
+              "deterministic": (payload.get("settings") or {}).get("deterministic"),
               "warnings": payload.get("warnings", []), "history": payload["history"], **task.describe(),
               "left_out": task.left_out(), "splits": {}}
     tables = []
@@ -417,6 +488,16 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     write_table(table[schema.names], out_predictions, schema, result["provenance"])
     write_json(result, out_json)
     return result
+
+
+def trained_precision(payload: dict) -> str | None:
+    """The precision a model file was trained in (fp32, bf16, fp16; None for scikit-learn); a file
+    from before ``models.precision`` says fp16 when it used ``amp``."""
+    if "precision" in payload:
+        return payload["precision"]
+    if FAMILIES[payload["family"]].estimator == "sklearn":
+        return None
+    return "fp16" if payload.get("amp") else "fp32"
 
 
 def sheet_labels(sheet) -> dict[str, str]:

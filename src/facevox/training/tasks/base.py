@@ -1,6 +1,8 @@
 """What the training loop needs from a task (:class:`Task`, written once), and what the
-sheet-based tasks share: the prediction schemas, the sheet's videos per split, face frames
-read on demand, the clip/face augmentation and the regression base class.
+sheet-based tasks share: the prediction schemas, the sheet's videos per split and the
+regression base class of the vision tasks (face frames streamed by
+facevox.training.tasks.face_frames, whose augmentation - ``jitter``, ``MIRROR_68`` - is
+re-exported here).
 
 Tests: tests/test_tasks.py
 """
@@ -15,11 +17,23 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from facevox.contract import CROP_LANDMARK_X, CROP_LANDMARK_Y, SPLITS, describe_left_out, left_out_record
+from facevox.contract import SPLITS, describe_left_out, left_out_record
 from facevox.errors import FacevoxError
 from facevox.training.metrics import regression_metrics
+from facevox.training.tasks.face_frames import (
+    MIRROR_68,
+    FaceItem,
+    FaceItems,
+    VideoFrames,
+    face_batches,
+    index_video,
+    jitter,
+    loader_workers,
+)
+
+__all__ = ["MIRROR_68", "jitter", "Regression", "Task", "Classification", "sheet_videos", "why_unpredicted",
+           "log_left_out", "REGRESSION_SCHEMA", "CONTINUOUS_SCHEMA"]
 
 log = logging.getLogger("facevox.training.loop")
 
@@ -184,61 +198,6 @@ def sheet_videos(sheet, folder, suffix: str, need: str, what: str, no_value: dic
     return samples, videos
 
 
-class _FaceFrames:
-    """Decoded, resized face crops of one aligned-face table, read on demand (one video cached)."""
-
-    def __init__(self, folder, size: int):
-        self.folder, self.size = Path(folder), size
-        self._cached = (None, None)
-
-    def load(self, vid: str):
-        if self._cached[0] != vid:
-            import torch
-
-            from facevox.extract.faces import decode_jpeg
-
-            table = pq.read_table(self.folder / f"{vid}.parquet")
-            success = table.column("success").to_numpy(zero_copy_only=False)
-            images = table.column("image").to_pylist()
-            xy = np.stack([np.stack([table.column(x).to_numpy(), table.column(y).to_numpy()], 1)
-                           for x, y in zip(CROP_LANDMARK_X, CROP_LANDMARK_Y)], 1)  # [n, 68, 2]
-            faces = np.flatnonzero(success)
-            if len(faces) == 0:
-                raise FacevoxError(f"{self.folder / vid}.parquet: no frame with a face")
-            frames = np.stack([decode_jpeg(images[i]) for i in faces])  # [n, H, W, 3] uint8
-            stored = frames.shape[1]
-            tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
-            if stored != self.size:
-                tensor = torch.nn.functional.interpolate(tensor, size=(self.size, self.size), mode="bilinear",
-                                                         antialias=True, align_corners=False)
-            self._cached = (vid, (tensor.clamp(0, 1), xy[faces] * (self.size / stored)))
-        return self._cached[1]
-
-
-def jitter(images, rng: np.random.Generator, amount: float = 0.1, flip: bool | None = None):
-    """One flip and one brightness/contrast/saturation jitter (each within ±amount) applied to
-    every image of ``images`` [N, 3, H, W]; returns (images, flipped)."""
-    import torch
-
-    flipped = bool(rng.integers(2)) if flip is None else flip
-    if flipped:
-        images = torch.flip(images, dims=[-1])
-    b, c, s = rng.uniform(1 - amount, 1 + amount, 3)
-    images = images * b
-    mean = images.mean(dim=(-3, -2, -1), keepdim=True)
-    images = (images - mean) * c + mean
-    gray = (0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3])
-    images = gray + (images - gray) * s
-    return images.clamp(0, 1), flipped
-
-
-#: dlib 68-point indices mirrored left <-> right (jaw, brows, nose base, eyes, mouth).
-MIRROR_68 = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
-
-
 class Regression:
     """Shared by the clip and face tasks: per-video scores, MAE/RMSE/PCC/CCC."""
 
@@ -251,12 +210,12 @@ class Regression:
         self.scale = float(self.vision["score_scale"])
         self.no_score: dict[str, list[str]] = {}
         self.samples, listed = sheet_videos(sheet, folder, ".parquet", "score", what, self.no_score)
-        self.frames = _FaceFrames(folder, self.vision["size"])
         self.root = Path(folder)
+        # built once: each video's face rows (runs of success == True), a few numbers per video
+        self.index = {v: index_video(v, self.root / f"{v}.parquet") for vs in listed.values() for v in vs}
+        self.frames = VideoFrames(self.index, self.vision["size"])
         # a video without any face crop cannot be scored: left out (evaluation lists it as unpredicted)
-        self.faceless = [v for vs in listed.values() for v in vs
-                         if not pq.read_table(self.root / f"{v}.parquet", columns=["success"]).column("success")
-                         .to_numpy(zero_copy_only=False).any()]
+        self.faceless = [v for vs in listed.values() for v in vs if self.index[v].n_faces == 0]
         self.all_videos = listed
         self.videos = {s: [v for v in vs if v not in self.faceless] for s, vs in listed.items()}
         if not self.videos.get("train"):
@@ -266,6 +225,18 @@ class Regression:
 
     def _score(self, vid: str) -> float:
         return float(self.samples.loc[vid, "score"])
+
+    def stream(self, items: list[tuple], kind: str, batches: list[list[int]]):
+        """The collated batches of ``items`` ``(video, face frames, jitter or None)`` (``kind``
+        clip or frame) read by ``models.vision.workers`` processes, in the order of ``batches``."""
+        import torch
+
+        videos = list(dict.fromkeys(v for v, _, _ in items))
+        where = {v: i for i, v in enumerate(videos)}
+        data = FaceItems([self.index[v] for v in videos],
+                         [FaceItem(where[v], np.asarray(f), j) for v, f, j in items], self.vision["size"], kind)
+        pin = self.settings.get("device", "auto") != "cpu" and torch.cuda.is_available()
+        return face_batches(data, batches, loader_workers(self.vision), int(self.vision.get("prefetch", 2)), pin)
 
     def splits(self) -> list[str]:
         return [s for s in ("dev", "test") if self.videos.get(s)]

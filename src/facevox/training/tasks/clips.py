@@ -27,7 +27,8 @@ import math
 import numpy as np
 
 from facevox.errors import FacevoxError
-from facevox.training.tasks.base import Regression, jitter
+from facevox.training.tasks.base import Regression
+from facevox.training.tasks.face_frames import draw_jitter, video_batches
 
 EVAL_CLIPS = ("consecutive", "spread")
 
@@ -60,36 +61,44 @@ class ClipRegression(Regression):
     def n_train(self) -> int:
         return len(self.videos["train"]) * self.vision["clips_per_video"]
 
-    def _clip(self, frames, start: int):
-        rows = np.minimum(np.arange(start, start + self.clip_len), len(frames) - 1)
-        return frames[rows]  # [T, 3, S, S]
+    def clip_faces(self, n: int, start: int) -> np.ndarray:
+        """Face frames of the training clip starting at ``start`` in a video of ``n`` face frames
+        (a video shorter than a clip: padded with its last frame)."""
+        return np.minimum(np.arange(start, start + self.clip_len), n - 1)
+
+    def train_items(self, rng: np.random.Generator) -> list[tuple]:
+        """One epoch's clips in training order, ``(video, face frames, jitter)``: every random
+        number drawn here (main process), in the order the in-memory loader drew them."""
+        items = [v for v in self.videos["train"] for _ in range(self.vision["clips_per_video"])]
+        out = []
+        for k in rng.permutation(len(items)):
+            vid = items[k]
+            n = self.index[vid].n_faces
+            first = int(rng.integers(0, max(1, n - self.clip_len + 1)))
+            out.append((vid, self.clip_faces(n, first), draw_jitter(rng)))
+        return out
 
     def batches(self, rng: np.random.Generator, batch_size: int):
         import torch
 
-        items = [v for v in self.videos["train"] for _ in range(self.vision["clips_per_video"])]
-        order = rng.permutation(len(items))
+        items = self.train_items(rng)
         size = batch_size or len(items)
-        for start in range(0, len(order), size):
-            clips, targets = [], []
-            for k in order[start:start + size]:
-                vid = items[k]
-                frames, _ = self.frames.load(vid)
-                first = int(rng.integers(0, max(1, len(frames) - self.clip_len + 1)))
-                clip, _ = jitter(self._clip(frames, first), rng)
-                clips.append(clip.permute(1, 0, 2, 3))  # [3, T, S, S]
-                targets.append(self._score(vid) / self.scale)
-            yield (torch.stack(clips),), torch.tensor(targets, dtype=torch.float32)
+        chunks = [list(range(s, min(s + size, len(items)))) for s in range(0, len(items), size)]
+        for chunk, clips in zip(chunks, self.stream(items, "clip", chunks)):
+            targets = [self._score(items[i][0]) / self.scale for i in chunk]
+            yield (clips,), torch.tensor(targets, dtype=torch.float32)
+
+    def eval_items(self, split: str) -> list[tuple]:
+        """The test-time clips ``(video, face frames, None)`` of a split's videos (:func:`eval_clip_rows`)."""
+        placement = self.vision.get("eval_clips", "consecutive")
+        return [(vid, rows, None) for vid in self.videos.get(split, [])
+                for rows in eval_clip_rows(self.index[vid].n_faces, self.clip_len, placement)]
 
     def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int):
-        import torch
-
+        items = self.eval_items(split)
+        chunks = video_batches([v for v, _, _ in items], batch_size)
         per_video: dict[str, list[float]] = {}
-        for vid in self.videos.get(split, []):
-            frames, _ = self.frames.load(vid)
-            rows = eval_clip_rows(len(frames), self.clip_len, self.vision.get("eval_clips", "consecutive"))
-            clips = [frames[r].permute(1, 0, 2, 3) for r in rows]
-            for i in range(0, len(clips), max(batch_size, 1)):
-                out = predict_fn((torch.stack(clips[i:i + max(batch_size, 1)]),))
-                per_video.setdefault(vid, []).extend(np.asarray(out, np.float64).tolist())
+        for chunk, clips in zip(chunks, self.stream(items, "clip", chunks)):
+            out = predict_fn((clips,))
+            per_video.setdefault(items[chunk[0]][0], []).extend(np.asarray(out, np.float64).tolist())
         return self._finish(split, per_video)

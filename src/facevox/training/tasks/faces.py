@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facevox.training.tasks.base import MIRROR_68, Regression, jitter
+from facevox.training.tasks.base import Regression
+from facevox.training.tasks.face_frames import draw_jitter, video_batches
 
 
 class FaceRegression(Regression):
@@ -26,42 +27,43 @@ class FaceRegression(Regression):
     def n_train(self) -> int:
         return len(self.videos["train"]) * self.vision["frames_per_video"]
 
-    def _flip_landmarks(self, xy):
-        out = xy[:, MIRROR_68].copy()
-        out[..., 0] = self.vision["size"] - 1 - out[..., 0]
+    def train_items(self, rng: np.random.Generator) -> list[tuple]:
+        """One epoch's frames in training order, ``(video, [face frame], jitter)``: every random
+        number drawn here (main process), in the order the in-memory loader drew them."""
+        items = [v for v in self.videos["train"] for _ in range(self.vision["frames_per_video"])]
+        out = []
+        for k in rng.permutation(len(items)):
+            vid = items[k]
+            i = int(rng.integers(self.index[vid].n_faces))
+            out.append((vid, np.array([i]), draw_jitter(rng)))
         return out
 
     def batches(self, rng: np.random.Generator, batch_size: int):
         import torch
 
-        items = [v for v in self.videos["train"] for _ in range(self.vision["frames_per_video"])]
-        order = rng.permutation(len(items))
+        items = self.train_items(rng)
         size = batch_size or len(items)
-        for start in range(0, len(order), size):
-            images, points, targets = [], [], []
-            for k in order[start:start + size]:
-                vid = items[k]
-                frames, xy = self.frames.load(vid)
-                i = int(rng.integers(len(frames)))
-                image, flipped = jitter(frames[i:i + 1], rng)
-                images.append(image[0])
-                points.append(self._flip_landmarks(xy[i:i + 1])[0] if flipped else xy[i])
-                targets.append(self._score(vid) / self.scale)
-            yield ((torch.stack(images), torch.from_numpy(np.stack(points)).float()),
-                   torch.tensor(targets, dtype=torch.float32))
+        chunks = [list(range(s, min(s + size, len(items)))) for s in range(0, len(items), size)]
+        for chunk, (images, points) in zip(chunks, self.stream(items, "frame", chunks)):
+            targets = [self._score(items[i][0]) / self.scale for i in chunk]
+            yield (images, points), torch.tensor(targets, dtype=torch.float32)
+
+    def eval_items(self, split: str) -> list[tuple]:
+        """The evaluation frames ``(video, [face frame], None)``: ``eval_frames_per_video`` evenly
+        spaced face frames of each video of the split (0 or more than it has: all)."""
+        n_eval, out = self.vision["eval_frames_per_video"], []
+        for vid in self.videos.get(split, []):
+            n = self.index[vid].n_faces
+            rows = np.arange(n) if not n_eval or n_eval >= n else \
+                np.unique(np.linspace(0, n - 1, n_eval).round().astype(int))
+            out += [(vid, np.array([r]), None) for r in rows]
+        return out
 
     def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int):
-        import torch
-
+        items = self.eval_items(split)
+        chunks = video_batches([v for v, _, _ in items], batch_size)
         per_video: dict[str, list[float]] = {}
-        n_eval = self.vision["eval_frames_per_video"]
-        for vid in self.videos.get(split, []):
-            frames, xy = self.frames.load(vid)
-            rows = np.arange(len(frames)) if not n_eval or n_eval >= len(frames) else \
-                np.unique(np.linspace(0, len(frames) - 1, n_eval).round().astype(int))
-            step = max(batch_size, 1)
-            for i in range(0, len(rows), step):
-                r = rows[i:i + step]
-                out = predict_fn((frames[r], torch.from_numpy(xy[r]).float()))
-                per_video.setdefault(vid, []).extend(np.asarray(out, np.float64).tolist())
+        for chunk, (images, points) in zip(chunks, self.stream(items, "frame", chunks)):
+            out = predict_fn((images, points))
+            per_video.setdefault(items[chunk[0]][0], []).extend(np.asarray(out, np.float64).tolist())
         return self._finish(split, per_video)
