@@ -133,11 +133,22 @@ def test_faceless_and_scoreless_videos_reach_the_metrics_json(tmp_path):
     assert test["unpredicted_reasons"] == {"test000": "no_face"}
 
 
+def train_and_evaluate_shallow_b(tmp_path, sheet) -> dict:
+    """One epoch of shallow_b on the planted FAU windows under ``tmp_path``, evaluated: its metrics JSON."""
+    import json
+
+    params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": 2.0, "valence": 2.0}},
+              "overrides": {"shallow_b": {"epochs": 1}}}
+    train("shallow_b", tmp_path / "fau", tmp_path / "b.ckpt", params=params, sheet=sheet)
+    evaluate(tmp_path / "b.ckpt", tmp_path / "fau", tmp_path / "b.json", tmp_path / "b.parquet",
+             params=params, sheet=sheet)
+    return json.loads((tmp_path / "b.json").read_text())
+
+
 def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
     """FAU task: windows without any label (annotation ends early) are left out and named;
     windows without a face (NaN functionals, entered as 0) and without audio (NaN turns,
     entered as 0) are counted; the models read the 37 columns, turns the last."""
-    import json
 
     import pandas as pd
 
@@ -154,12 +165,7 @@ def test_unlabelled_and_faceless_fau_windows_reach_the_metrics_json(tmp_path):
     table["turns"] = np.float32(0.5)
     table.loc[20:26, "turns"] = np.nan  # windows 20..26: no audio (the other videos: none at all)
     write_table(table[FAU_WINDOWS_SCHEMA.names], path, FAU_WINDOWS_SCHEMA, {"stage": "test"})
-    params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": 2.0, "valence": 2.0}},
-              "overrides": {"shallow_b": {"epochs": 1}}}
-    train("shallow_b", tmp_path / "fau", tmp_path / "b.ckpt", params=params, sheet=sheet)
-    evaluate(tmp_path / "b.ckpt", tmp_path / "fau", tmp_path / "b.json", tmp_path / "b.parquet",
-             params=params, sheet=sheet)
-    saved = json.loads((tmp_path / "b.json").read_text())
+    saved = train_and_evaluate_shallow_b(tmp_path, sheet)
     assert saved["left_out"] == [{"split": "test", "reason": "no_label", "unit": "windows", "count": 10,
                                   "videos": {"test000": 10}}]
     assert saved["splits"]["test"]["windows_no_face"] == 5
@@ -174,7 +180,6 @@ def test_fau_windows_of_a_video_the_au_stage_excluded_are_left_out_and_named(tmp
     """A video whose action_units stage wrote an excluded record (and so its fau_windows) is not
     read as a video without windows: the FAU task leaves it out, names it in the metrics JSON
     (reason excluded_input) and trains on the others."""
-    import json
 
     from facevox.contract import FAU_WINDOWS_SCHEMA
     from facevox.extract.exclusion import write_excluded
@@ -182,12 +187,7 @@ def test_fau_windows_of_a_video_the_au_stage_excluded_are_left_out_and_named(tmp
     sheet = planted_fau(tmp_path, {"train": 3, "dev": 1, "test": 1}, windows=40)
     record = {"stage": "action_units", "path": "train001.mp4", "problem": "MediaPipe could not read it"}
     write_excluded(tmp_path / "fau" / "train001.parquet", FAU_WINDOWS_SCHEMA, record, "fau_windows")
-    params = {"affect": {"labels_dir": str(tmp_path / "labels"), "delays_s": {"arousal": 2.0, "valence": 2.0}},
-              "overrides": {"shallow_b": {"epochs": 1}}}
-    train("shallow_b", tmp_path / "fau", tmp_path / "b.ckpt", params=params, sheet=sheet)
-    evaluate(tmp_path / "b.ckpt", tmp_path / "fau", tmp_path / "b.json", tmp_path / "b.parquet",
-             params=params, sheet=sheet)
-    saved = json.loads((tmp_path / "b.json").read_text())
+    saved = train_and_evaluate_shallow_b(tmp_path, sheet)
     assert {"split": "train", "reason": "excluded_input", "unit": "videos", "count": 1,
             "videos": {"train001": 1}} in saved["left_out"]
 

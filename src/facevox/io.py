@@ -53,6 +53,19 @@ def atomic_path(path):
         raise
 
 
+def _bytes_array(field: pa.Field, values: list) -> pa.Array:
+    """A binary or string Arrow array of ``field`` from byte strings (None: null), from its buffers."""
+    ends = np.cumsum([len(b or b"") for b in values], dtype=np.int64)
+    if len(ends) and ends[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"table_from_numpy: column {field.name} holds over 2 GiB; write it in batches")
+    offsets = np.concatenate([[0], ends]).astype(np.int32)
+    valid = None
+    if any(b is None for b in values):
+        valid = pa.py_buffer(np.packbits([b is not None for b in values], bitorder="little"))
+    data = pa.py_buffer(b"".join(b or b"" for b in values))
+    return pa.Array.from_buffers(field.type, len(values), [valid, pa.py_buffer(offsets), data])
+
+
 def table_from_numpy(columns: dict, schema: pa.Schema) -> pa.Table:
     """An Arrow table of ``schema`` from numpy columns {name: 1-D array; binary: a list of bytes}, as
     ``pa.Table.from_pandas`` would make it (a float NaN becomes null), built from the
@@ -60,31 +73,15 @@ def table_from_numpy(columns: dict, schema: pa.Schema) -> pa.Table:
     arrays = []
     for field in schema:
         if pa.types.is_binary(field.type):  # bytes (None: null), as a list: numpy's S dtype drops trailing NULs
-            values = list(columns[field.name])
-            ends = np.cumsum([len(b or b"") for b in values], dtype=np.int64)
-            if len(ends) and ends[-1] > np.iinfo(np.int32).max:
-                raise ValueError(f"table_from_numpy: column {field.name} holds over 2 GiB; write it in batches")
-            offsets = np.concatenate([[0], ends]).astype(np.int32)
-            valid = None
-            if any(b is None for b in values):
-                valid = pa.py_buffer(np.packbits([b is not None for b in values], bitorder="little"))
-            data = pa.py_buffer(b"".join(b or b"" for b in values))
-            arrays.append(pa.Array.from_buffers(field.type, len(values), [valid, pa.py_buffer(offsets), data]))
+            arrays.append(_bytes_array(field, list(columns[field.name])))
             continue
         arr = np.asarray(columns[field.name])
         if pa.types.is_boolean(field.type):
             data = np.packbits(arr.astype(bool), bitorder="little")
             arrays.append(pa.Array.from_buffers(field.type, len(arr), [None, pa.py_buffer(data)]))
             continue
-        if pa.types.is_string(field.type):  # str values (None: null)
-            encoded = [None if v is None else str(v).encode() for v in arr.tolist()]
-            offsets = np.zeros(len(encoded) + 1, np.int32)
-            np.cumsum([len(b or b"") for b in encoded], out=offsets[1:])
-            valid = None
-            if any(b is None for b in encoded):
-                valid = pa.py_buffer(np.packbits([b is not None for b in encoded], bitorder="little"))
-            data = pa.py_buffer(b"".join(b or b"" for b in encoded))
-            arrays.append(pa.Array.from_buffers(field.type, len(arr), [valid, pa.py_buffer(offsets), data]))
+        if pa.types.is_string(field.type):  # str values (None: null), as their UTF-8 bytes
+            arrays.append(_bytes_array(field, [None if v is None else str(v).encode() for v in arr.tolist()]))
             continue
         data = np.ascontiguousarray(arr, dtype=field.type.to_pandas_dtype())
         valid = None

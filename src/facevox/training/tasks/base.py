@@ -26,6 +26,7 @@ from facevox.training.tasks.face_frames import (
     FaceItem,
     FaceItems,
     VideoFrames,
+    draw_jitter,
     face_batches,
     index_video,
     jitter,
@@ -225,6 +226,18 @@ class Regression:
 
     def _score(self, vid: str) -> float:
         return float(self.samples.loc[vid, "score"])
+
+    def epoch_items(self, rng: np.random.Generator, per_video: int, pick) -> list[tuple]:
+        """One epoch's training items in order, ``(video, face frames, jitter)``: ``per_video`` per
+        train video, shuffled; ``pick(n_faces)`` draws an item's face frames, then its jitter is
+        drawn - every random number here (main process), in the order the in-memory loader drew them."""
+        items = [v for v in self.videos["train"] for _ in range(per_video)]
+        out = []
+        for k in rng.permutation(len(items)):
+            vid = items[k]
+            frames = pick(self.index[vid].n_faces)
+            out.append((vid, frames, draw_jitter(rng)))
+        return out
 
     def stream(self, items: list[tuple], kind: str, batches: list[list[int]]):
         """The collated batches of ``items`` ``(video, face frames, jitter or None)`` (``kind``

@@ -28,7 +28,7 @@ import numpy as np
 
 from facevox.errors import FacevoxError
 from facevox.training.tasks.base import Regression
-from facevox.training.tasks.face_frames import draw_jitter, video_batches
+from facevox.training.tasks.face_frames import video_batches
 
 EVAL_CLIPS = ("consecutive", "spread")
 
@@ -67,16 +67,9 @@ class ClipRegression(Regression):
         return np.minimum(np.arange(start, start + self.clip_len), n - 1)
 
     def train_items(self, rng: np.random.Generator) -> list[tuple]:
-        """One epoch's clips in training order, ``(video, face frames, jitter)``: every random
-        number drawn here (main process), in the order the in-memory loader drew them."""
-        items = [v for v in self.videos["train"] for _ in range(self.vision["clips_per_video"])]
-        out = []
-        for k in rng.permutation(len(items)):
-            vid = items[k]
-            n = self.index[vid].n_faces
-            first = int(rng.integers(0, max(1, n - self.clip_len + 1)))
-            out.append((vid, self.clip_faces(n, first), draw_jitter(rng)))
-        return out
+        """One epoch's clips in training order (:meth:`Regression.epoch_items`): a random start each."""
+        return self.epoch_items(rng, self.vision["clips_per_video"], lambda n: self.clip_faces(
+            n, int(rng.integers(0, max(1, n - self.clip_len + 1)))))
 
     def batches(self, rng: np.random.Generator, batch_size: int):
         import torch

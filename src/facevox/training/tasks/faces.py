@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from facevox.training.tasks.base import Regression
-from facevox.training.tasks.face_frames import draw_jitter, video_batches
+from facevox.training.tasks.face_frames import video_batches
 
 
 class FaceRegression(Regression):
@@ -28,15 +28,8 @@ class FaceRegression(Regression):
         return len(self.videos["train"]) * self.vision["frames_per_video"]
 
     def train_items(self, rng: np.random.Generator) -> list[tuple]:
-        """One epoch's frames in training order, ``(video, [face frame], jitter)``: every random
-        number drawn here (main process), in the order the in-memory loader drew them."""
-        items = [v for v in self.videos["train"] for _ in range(self.vision["frames_per_video"])]
-        out = []
-        for k in rng.permutation(len(items)):
-            vid = items[k]
-            i = int(rng.integers(self.index[vid].n_faces))
-            out.append((vid, np.array([i]), draw_jitter(rng)))
-        return out
+        """One epoch's frames in training order (:meth:`Regression.epoch_items`): a random face frame each."""
+        return self.epoch_items(rng, self.vision["frames_per_video"], lambda n: np.array([int(rng.integers(n))]))
 
     def batches(self, rng: np.random.Generator, batch_size: int):
         import torch
