@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-FPS, SIZE, ROW_GROUP = 30, 224, 256
+FPS, SIZE = 30, 224
 
 
 def generate(folder: Path, minutes: float, n_videos: int = 6) -> Path:
@@ -32,7 +32,7 @@ def generate(folder: Path, minutes: float, n_videos: int = 6) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y
+    from facevox.contract import ALIGNED_FACES_SCHEMA, CROP_LANDMARK_X, CROP_LANDMARK_Y, FACES_ROW_GROUP_ROWS
     from facevox.extract.faces import encode_jpeg
 
     rng = np.random.default_rng(0)
@@ -56,7 +56,8 @@ def generate(folder: Path, minutes: float, n_videos: int = 6) -> Path:
             columns[cx] = pa.array(np.full(n, 112 + 70 * np.cos(angles[k]), np.float32))
             columns[cy] = pa.array(np.full(n, 112 + 70 * np.sin(angles[k]), np.float32))
         table = pa.table([columns[f.name] for f in ALIGNED_FACES_SCHEMA], schema=ALIGNED_FACES_SCHEMA)
-        pq.write_table(table, folder / "faces" / f"{vid}.parquet", row_group_size=ROW_GROUP, compression="zstd")
+        pq.write_table(table, folder / "faces" / f"{vid}.parquet", row_group_size=FACES_ROW_GROUP_ROWS,
+                       compression="zstd")
         rows.append(f"{vid}\tfaces/{vid}.parquet\tsubj{v}\ttrain\t\t{v * 10.0:.1f}\tf")
     sheet = folder / "samples.tsv"
     sheet.write_text("\n".join(rows) + "\n")

@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from facevox.contract import ALIGNED_FACES_SCHEMA  # noqa: E402
+from facevox.contract import ALIGNED_FACES_SCHEMA, FACES_ROW_GROUP_ROWS  # noqa: E402
 from facevox.io import TableWriter, read_table  # noqa: E402
 from facevox.provenance import provenance  # noqa: E402
 
@@ -74,8 +74,8 @@ def real_face_tables(root: Path, frames_per_video: int, n_videos: int, size: int
     for k, split in enumerate(splits):
         vid = f"loop{k}"
         with TableWriter(folder / f"{vid}.parquet", ALIGNED_FACES_SCHEMA, provenance("gpu_check")) as out:
-            for start in range(0, frames_per_video, 256):
-                idx = np.arange(start, min(start + 256, frames_per_video))
+            for start in range(0, frames_per_video, FACES_ROW_GROUP_ROWS):  # row groups as the faces stage writes
+                idx = np.arange(start, min(start + FACES_ROW_GROUP_ROWS, frames_per_video))
                 batch = source.iloc[idx % len(source)].reset_index(drop=True)
                 batch["frame"] = idx.astype(np.int32)
                 batch["timestamp_s"] = idx / 30.0

@@ -71,8 +71,6 @@ EYE_Y = 0.35
 #: ``eyes`` method: where the image-left eye centre lands, as fractions of the crop (imutils' default).
 EYES_LEFT_EYE = (0.35, 0.35)
 METHODS = ("eye_mouth", "eyes")
-#: Rows per Parquet row group (the contract's: readers stream a video's crops in blocks of this many).
-ROW_GROUP = FACES_ROW_GROUP_ROWS
 
 
 def alignment_matrix(points: np.ndarray, size: int, method: str = "eye_mouth") -> np.ndarray:
