@@ -40,7 +40,8 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     video=VIDEO_ID.pattern.strip("^$"),
-    model="[a-z0-9_]+",
+    model=MODEL_NAME,  # a registered model, or a sweep variant: stst@lr=0.0001,dropout=0.1
+    fold=FOLD,  # "" (the sheet's own splits: cv.scheme fixed) or fold<k>/ (cross-validation)
     seed="[0-9]+",
 
 
@@ -54,11 +55,13 @@ include: "workflow/rules/align.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/action_units.smk"
 include: "workflow/rules/fau_windows.smk"
+include: "workflow/rules/folds.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/qa.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

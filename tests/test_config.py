@@ -96,8 +96,9 @@ def test_unknown_section():
 
 # --------------------------------------------------------------------------- config files
 SECTIONS = {"landmarks", "egemaps", "align", "action_units", "fau_windows", "faces", "shards", "models",
-            "report", "dvlog", "target"}
+            "report", "dvlog", "target", "cv"}
 OTHER_DEFAULTS = {
+    "cv": {"scheme": "fixed", "folds": 5, "seed": 0, "dev_fraction": 0.2}, "sweeps": {}, "predict": "",
     "dvlog": {"landmark_order": "auto", "zero_rows": "no_face", "subjects": "", "export_order": "interleaved"},
     "target": {"mode": "dominant", "match_distance": 0.6, "check_every_s": 4.0, "close_ratio": 0.8,
                "on_identity_overlap": "warn", "overlap_distance": 0.6},
@@ -126,7 +127,8 @@ OTHER_DEFAULTS = {
 
 def test_load_repo_config():
     cfg = load_config(REPO_CONFIG)
-    assert set(cfg) == {"samples", "source", "on_bad_input", "labels", "dvlog_root", "openface_dir"} | SECTIONS
+    assert set(cfg) == {"samples", "source", "on_bad_input", "labels", "dvlog_root", "openface_dir", "sweeps",
+                        "predict"} | SECTIONS
     assert cfg["labels"] == ["depression", "normal"]
     assert cfg["samples"] == "resources/demo/samples.tsv"
     assert cfg["landmarks"] == LANDMARK_DEFAULTS
@@ -186,7 +188,7 @@ def test_load_config_unreadable(tmp_path, text):
 
 def test_schema_is_the_workflow_schema():
     assert config.SCHEMA_PATH == ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    top = {"samples", "source", "on_bad_input", "labels", "dvlog_root", "openface_dir"}
+    top = {"samples", "source", "on_bad_input", "labels", "dvlog_root", "openface_dir", "sweeps", "predict"}
     assert set(schema()["properties"]) == top | SECTIONS
 
 

@@ -161,3 +161,35 @@ def test_classical_statistics_are_mean_and_std_over_real_rows():
 
     x = np.array([[[1.0, np.nan], [3.0, 2.0], [np.nan, 4.0]]])  # 1 slice, 3 rows, 2 columns
     assert slice_statistics(x).tolist() == [[2.0, 3.0, 1.0, 1.0]]
+
+
+def test_sweep_variants_have_readable_stable_names_that_parse_back():
+    from facevox.models.families import parse_variant, run_models, sweep_variants, with_variant_overrides
+
+    variants = sweep_variants({"stst": {"lr": [1e-4, 3e-4], "dropout": [0.1, 0.3]}})["stst"]
+    assert variants == ["stst@lr=0.0001,dropout=0.1", "stst@lr=0.0001,dropout=0.3",
+                        "stst@lr=0.0003,dropout=0.1", "stst@lr=0.0003,dropout=0.3"]
+    assert parse_variant("stst@lr=0.0001,dropout=0.3") == ("stst", {"lr": 0.0001, "dropout": 0.3})
+    assert parse_variant("stst") == ("stst", {})
+    assert parse_variant("svm@kernel=linear,C=10") == ("svm", {"kernel": "linear", "C": 10})
+    assert parse_variant("x@ks=[3,5],on=true") == ("x", {"ks": [3, 5], "on": True})
+    # the run: a swept model becomes its variants, in place
+    assert run_models(["lr", "stst"], {"stst": {"lr": [1e-4], "dropout": [0.1]}}) == ["lr", "stst@lr=0.0001,dropout=0.1"]
+    with pytest.raises(FacevoxError, match="not in models.run"):
+        run_models(["lr"], {"stst": {"lr": [1e-4]}})
+    # each variant's overrides: the model's own with the variant's values on top
+    cfg = with_variant_overrides({"overrides": {"stst": {"epochs": 5, "lr": 1.0}}}, {"stst": {"lr": [1e-4]}})
+    assert cfg["overrides"]["stst@lr=0.0001"] == {"epochs": 5, "lr": 0.0001}
+    with pytest.raises(FacevoxError, match="cannot be part of a variant"):
+        sweep_variants({"stst": {"pos_encoding": ["a,b"]}})
+
+
+def test_a_variant_is_its_model_for_the_catalogue_and_the_checks():
+    from facevox.models import check_overrides
+    from facevox.models.families import check_run, display_name, family
+
+    assert family("stst@lr=0.0001").name == "sequence" and display_name("stst@lr=0.0001") == "STST"
+    check_run(["stst@lr=0.0001"])
+    check_overrides({"stst@lr=0.0001": {"lr": 0.0001}})
+    with pytest.raises(FacevoxError, match="unknown key 'lrate'"):
+        check_overrides({"stst@lrate=0.1": {"lrate": 0.1}})

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from facevox.errors import FacevoxError, InputError
-from facevox.report import table_files, tables
+from facevox.report import table_files, table_inputs, tables
 from facevox.report.bootstrap import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_format_cell_latex_and_sd_is_sample_sd():
     ("my label", "my label"),
 ])
 def test_variant_label(overrides, label):
-    assert tables.variant_label(overrides) == label
+    assert table_inputs.variant_label(overrides) == label
 
 
 def test_table_tasks_from_model_families():
@@ -400,19 +400,22 @@ def test_every_row_is_paired_against_the_best_row(paired_files, tmp_path):
     assert table.reference == "STA-DRN"  # RMSE 1.00 against 4.00 and 1.00 (tie: the earlier row)
     text = (tmp_path / "t" / "regression.md").read_text()
     header = md_header(text)
-    assert header[8:11] == ["\u0394 RMSE vs ref (95 % CI)", "p (RMSE)", "Sig. (RMSE)"]
+    assert header[8:12] == ["\u0394 RMSE vs ref (95 % CI)", "p (RMSE)", "p (Holm, RMSE)", "Sig. (RMSE)"]
     rows = md_rows(text)
-    assert rows["STA-DRN"][8:11] == ["reference", "\u2013", "\u2013"]
-    # dlga_cnn is worse by 3 points on every video: the interval is [+3, +3], p = 2 / 201
-    assert rows["DLGA-CNN"][8:11] == ["+3.00 [+3.00, +3.00]", "0.010", "yes, worse"]
-    # the variant equals the reference on the seed they share (0): no difference, p = 1
-    assert rows["DLGA-CNN [use_wspp=false]"][8:11] == ["+0.00 [+0.00, +0.00]", "1.000", "no"]
+    assert rows["STA-DRN"][8:12] == ["reference", "\u2013", "\u2013", "\u2013"]
+    # dlga_cnn is worse by 3 points on every video: the interval is [+3, +3], p = 2 / 201;
+    # Holm over the table's m = 2 tests: the smaller p doubled, 4 / 201 = 0.0199 < 0.05
+    assert rows["DLGA-CNN"][8:12] == ["+3.00 [+3.00, +3.00]", "0.010", "0.020", "yes, worse"]
+    # the variant equals the reference on the seed they share (0): no difference, p = 1 (Holm: max(4 / 201, 1))
+    assert rows["DLGA-CNN [use_wspp=false]"][8:12] == ["+0.00 [+0.00, +0.00]", "1.000", "1.000", "no"]
     pair = next(r for r in table.rows if r.variant).paired["rmse"]
     assert pair["seeds"] == [0] and pair["videos"] == 30
     assert any("Paired comparison against the reference row STA-DRN" in n for n in table.notes())
+    assert any("Holm's step-down method over the family of all m = 2 paired tests" in n for n in table.notes())
     csv = pd.read_csv(tmp_path / "t" / "regression.csv")
     dlga = csv[(csv["model"] == "dlga_cnn") & csv["variant"].isna()].iloc[0]
     assert dlga["rmse_diff"] == pytest.approx(3.0) and dlga["rmse_diff_p"] == pytest.approx(2 / 201)
+    assert dlga["rmse_diff_p_holm"] == pytest.approx(4 / 201)
     assert bool(dlga["rmse_diff_significant"]) and dlga["paired_reference"] == "STA-DRN"
     tex = (tmp_path / "t" / "regression.tex").read_text()
     spec = re.search(r"\\begin\{tabular\}\{([a-z]+)\}", tex).group(1)
@@ -430,7 +433,9 @@ def test_the_reference_can_be_a_named_baseline(paired_files, tmp_path):
     assert table.reference == "DLGA-CNN"
     sta = next(r for r in table.rows if r.model == "sta_drn")
     assert sta.paired["rmse"]["difference"] == pytest.approx(-3.0) and sta.paired["rmse"]["better"] == "a"
-    assert table_files.format_paired(sta.paired["rmse"], tables.METRICS["regression"][1])[2] == "yes, better"
+    # (difference, p, p Holm, verdict): Holm over the two rows compared with DLGA-CNN, both p = 2 / 201
+    assert table_files.format_paired(sta.paired["rmse"], tables.METRICS["regression"][1])[2:] == ("0.020",
+                                                                                                  "yes, better")
     by_label = table_files.write_tables(metrics, preds, None, tmp_path / "u", resamples=50,
                                    reference="DLGA-CNN [use_wspp=false]")["regression"]
     assert by_label.reference == "DLGA-CNN [use_wspp=false]"

@@ -407,3 +407,85 @@ def test_bad_inputs_are_excluded_and_reported(tmp_path, talking_video, speech_wa
     table = base64.b64decode(uri).decode()
     for vid, reason in reasons.items():
         assert f"{vid}\texcluded\tprobe\t{reason}" in table, vid
+
+
+def cv_project(tmp_path, cv: str, sweeps: str = "{}") -> Path:
+    """A planted aligned cohort of 6 subjects x 2 videos under ``cv``: lr (swept over C) and blstm."""
+    from facevox.dataset.synthetic import planted_project
+
+    sheet = planted_project(tmp_path, {"train": 12}, rows=330)
+    table = pd.read_csv(sheet, sep="\t")
+    table["subject_id"] = [f"p{i // 2}" for i in range(len(table))]  # two videos per person
+    table["label"] = ["depression" if (i // 2) % 2 else "normal" for i in range(len(table))]
+    table.to_csv(sheet, sep="\t", index=False)
+    tiny = "{epochs: 1, batch_size: 4, hidden_size: 8}"
+    (tmp_path / "config.yaml").write_text(
+        f"samples: samples.tsv\nsource: aligned\nshards: {{length: 60}}\ncv: {cv}\nsweeps: {sweeps}\n"
+        f"models: {{run: [lr, blstm], seeds: [0], device: cpu, overrides: {{blstm: {tiny}}}}}\n"
+        "report: {bootstrap_resamples: 50}\n")
+    return tmp_path
+
+
+def test_cross_validation_and_sweeps_are_wildcards_of_the_dag(tmp_path):
+    """kfold: a sheet, a shard set and the trainings per fold; a sweep's variants are models of their own."""
+    workdir = cv_project(tmp_path, "{scheme: kfold, folds: 3}", "{lr: {C: [0.1, 1.0]}}")
+    planned = planned_outputs(workdir)
+    for k in range(3):
+        assert {f"results/folds/fold{k}.tsv", f"results/shards/fold{k}/landmarks_egemaps",
+                f"results/models/blstm/fold{k}/seed0.ckpt", f"results/metrics/lr@C=0.1/fold{k}/seed0.json",
+                f"results/metrics/lr@C=1.0/fold{k}/seed0.json"} <= planned
+    assert "results/shards/landmarks_egemaps" not in planned  # no shard set of the sheet's own splits
+    assert not any(o.startswith("results/models/lr/") for o in planned)  # the swept model: its variants only
+    assert {"results/plots/lr@C=0.1", "results/report/models/lr@C=1.0.html", "results/tables/classification.md"} \
+        <= planned
+    loso = planned_outputs(cv_project(tmp_path / "loso", "{scheme: loso}"))
+    assert {f"results/metrics/lr/fold{k}/seed0.json" for k in range(6)} <= loso  # one fold per subject
+    assert "results/metrics/lr/fold6/seed0.json" not in loso
+
+
+def test_predict_sheet_scores_new_videos_and_refuses_a_study_id(tmp_path, feat_media):
+    write_project(tmp_path, {"one": feat_media / "single_face.mp4", "two": feat_media / "face_noface.mov"},
+                  models="{run: [lr], seeds: [0]}")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(sheet.read_text().replace("\ts0\t\t\t", "\ts0\ttrain\tdepression\t").replace(
+        "\ts1\t\t\t", "\ts1\ttest\tnormal\t"))
+    shutil.copyfile(feat_media / "single_face.mp4", tmp_path / "videos" / "new.mp4")
+    (tmp_path / "predict.tsv").write_text("video_id\tpath\nnewcomer\tvideos/new.mp4\n")
+    with (tmp_path / "config.yaml").open("a") as f:
+        f.write("predict: predict.tsv\n")
+    planned = planned_outputs(tmp_path)
+    assert {"results/align/newcomer.parquet", "results/predict/lr/seed0.parquet"} <= planned
+    assert "results/qa/newcomer.json" not in planned  # not part of the study: no QA, no shards
+    (tmp_path / "predict.tsv").write_text("video_id\tpath\none\tvideos/new.mp4\n")
+    proc = snakemake(tmp_path, "-n", check=False)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "video_id 'one'" in said and "also in the study sheet samples.tsv" in said
+
+
+@pytest.mark.slow
+def test_cross_validation_runs_per_fold_and_reports_folds_subjects_and_holm(tmp_path):
+    """A 2-fold run of a swept lr and blstm: per-fold sheets (no subject in two folds), shard sets normalised
+    on each fold's own train part, per-fold metrics naming the fold, a table naming folds and subjects with
+    Holm p-values and the variant chosen on dev; a changed fold count reruns no per-video work."""
+    workdir = cv_project(tmp_path, "{scheme: kfold, folds: 2}", "{lr: {C: [0.1, 1.0]}}")
+    snakemake(workdir, "--cores", "2", "--resources", "gpu=1")
+    results = workdir / "results"
+    sheets = [pd.read_csv(results / f"folds/fold{k}.tsv", sep="\t") for k in range(2)]
+    tested = [set(s.loc[s["split"] == "test", "subject_id"]) for s in sheets]
+    assert not tested[0] & tested[1] and tested[0] | tested[1] == {f"p{i}" for i in range(6)}
+    for s in sheets:
+        assert (s.groupby("subject_id")["split"].nunique() == 1).all()
+    norms = [json.loads((results / f"shards/fold{k}/landmarks_egemaps/norm.json").read_text()) for k in range(2)]
+    assert norms[0] != norms[1]  # each fold's statistics from its own train part
+    record = json.loads((results / "metrics/lr@C=0.1/fold1/seed0.json").read_text())
+    assert record["model"] == "lr" and record["name"] == "lr@C=0.1" and record["variant"] == {"C": 0.1}
+    assert record["sweep"] and record["fold"] == 1 and record["cv"]["folds"] == 2 and record["cv"]["subjects"] == 6
+    assert set(record["cv"]["test_subjects"]) == tested[1]
+    table = (results / "tables/classification.md").read_text()
+    assert "2 folds" in table and "6 subjects" in table and "Holm" in table and "chosen" in table
+    assert planned_outputs(workdir) == set()
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text().replace("folds: 2", "folds: 3"))
+    again = planned_outputs(workdir)
+    assert {"results/folds/fold2.tsv", "results/metrics/blstm/fold2/seed0.json"} <= again
+    assert not any(o.startswith("results/align/") for o in again)  # the per-video work is shared by the folds

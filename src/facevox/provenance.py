@@ -93,6 +93,20 @@ def provenance(stage: str, params: dict | None = None, inputs: dict | None = Non
     return record
 
 
+def git_commit(path=None) -> str | None:
+    """The commit (``git rev-parse HEAD``) of the git checkout holding ``path`` (default: facevox's
+    own source files), None outside a checkout or without git."""
+    import subprocess
+
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head.stdout.strip() or None) if head.returncode == 0 else None
+
+
 def _describe(path) -> dict:
     p = Path(path)
     try:

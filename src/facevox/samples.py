@@ -266,3 +266,24 @@ def sheet_or_hint(path, labels: Sequence[str] | None = None) -> pd.DataFrame:
     if not Path(path).is_file():
         raise InputError(path, f"sample sheet not found - {CONFIGFILE_HINT}")
     return read_samples(path, labels=labels)
+
+
+def check_predict_sheet(path, study: pd.DataFrame, study_sheet="samples", reference: bool = False) -> pd.DataFrame:
+    """The ``predict:`` sheet (new videos to score: video_id, path) read like a sample sheet, with its
+    ``label``, ``score`` and ``split`` cleared - a new video never joins the study; a video id that is
+    also in the study sheet is an error naming both sheets (its outputs would be one file for two
+    videos); ``reference``: target.mode reference needs a reference face per video (as the study's)."""
+    if not Path(path).is_file():
+        raise InputError(path, f"predict sheet not found (config predict:) - {CONFIGFILE_HINT}")
+    sheet = read_samples(path)
+    both = [v for v in sheet.index if v in study.index]
+    if both:
+        raise SampleSheetError(Path(path).name, [
+            f"video_id {v!r} (line {sheet.attrs['line'].get(v, '?')}) is also in the study sheet "
+            f"{Path(study_sheet).name}: a video to score needs an id of its own (its per-video outputs are "
+            "named by it)" for v in both])
+    if reference:
+        check_references(sheet, Path(path).name)
+    for column in ("label", "score", "split"):
+        sheet[column] = None
+    return sheet

@@ -3,10 +3,13 @@
 # table, facevox.models.families; the rules only ask it.
 import json
 import shlex
+
+import pandas as pd
 import sys
 from pathlib import Path
 
 from facevox.contract import SPLITS
+from facevox.dataset.folds import assignments, describe as describe_fold
 from facevox.dataset.import_dvlog import dvlog_samples
 from facevox.dataset.import_openface import openface_samples
 from facevox.dataset.splits import study_warnings, unusable_class_warnings
@@ -15,10 +18,11 @@ from facevox.errors import FacevoxError
 from facevox.extract.action_units import resolve_backend
 from facevox.extract.qa import unusable_videos
 from facevox.models import check_overrides
-from facevox.models.families import check_run, family, job_settings
+from facevox.models.families import check_run, family, job_settings, run_models, with_variant_overrides
 from facevox.report.tables import table_tasks
 from facevox.report.timelines import timeline_videos
-from facevox.samples import VIDEO_ID, check_label_config, check_labels, check_references, reference_of, sheet_or_hint
+from facevox.samples import (VIDEO_ID, check_label_config, check_labels, check_predict_sheet, check_references,
+                             reference_of, sheet_or_hint)
 from facevox.training.device import job_partition
 
 # Everything a job would trip over later is checked here, before any job runs (or deletes an output).
@@ -45,8 +49,25 @@ INCLUDED_SHEET = "results/samples.included.tsv"
 if SOURCE == "videos":  # the aggregates read the videos the gate let through (facevox.extract.exclusion)
     SHEET = INCLUDED_SHEET
 check_run(config["models"]["run"])  # unknown model names: one clear line before any job
-check_overrides(config["models"]["overrides"])
+# sweeps: each swept model of models.run becomes its variants (stst@lr=0.0001,dropout=0.1), whose overrides
+# (the model's own with the variant's values on top) every per-model lookup finds under the variant's name
+RUN_MODELS = run_models(config["models"]["run"], config["sweeps"])
+config["models"] = with_variant_overrides(config["models"], config["sweeps"])
+check_overrides(config["models"]["overrides"])  # the sweeps' keys too
 VIDEOS = list(SAMPLES.index)
+# predict: new videos to score with the trained models (video_id, path); extracted like the study's videos
+PREDICT = (check_predict_sheet(config["predict"], SAMPLES, SHEET_FILE, reference=config["target"]["mode"] == "reference")
+           if config["predict"] else SAMPLES.iloc[:0])
+if len(PREDICT) and SOURCE != "videos":
+    raise FacevoxError(f"config: predict needs source: videos (the new videos are extracted like the study's), not {SOURCE}")
+PREDICT_VIDEOS = list(PREDICT.index)
+ALL_SAMPLES = pd.concat([SAMPLES, PREDICT]) if len(PREDICT) else SAMPLES  # the per-video rules' rows
+# cross-validation (cv.scheme kfold / loso): the fold wildcard is fold<k>/ (the sheet's splits: "")
+CV = config["cv"]
+FOLD_ASSIGNMENTS = assignments(SAMPLES, CV)
+FOLDS = [f"fold{k}/" for k in range(len(FOLD_ASSIGNMENTS))] or [""]
+FOLD = "(fold[0-9]+/)?"
+MODEL_NAME = "[a-z0-9_]+(@[^/]+)?"
 # A degenerate study (tiny or one-class split, dev too small for early stopping, a label with
 # no video): one line each when the DAG is built (not again in every job), kept in the run card.
 STUDY_WARNINGS = study_warnings(SAMPLES, config["labels"], min_split_videos=config["models"]["min_split_videos"],
@@ -66,7 +87,6 @@ def unusable_warnings():
 if workflow.is_main_process:
     for _line in STUDY_WARNINGS + unusable_warnings():  # the second: from an earlier run's QA records
         print(f"facevox study warning: {_line}", file=sys.stderr)
-SHARDS = f"results/shards/{config['shards']['feature_set']}"
 REPORT = config["report"]
 TABLE_TASKS = table_tasks(config["models"]["run"])
 RUN_CARD = "results/run_card.json"
@@ -80,7 +100,42 @@ TIMELINE_VIDEOS = (timeline_videos(SAMPLES, REPORT["timelines"]["videos"], REPOR
 
 
 def video_path(wildcards):
-    return SAMPLES.loc[wildcards.video, "path"]
+    return ALL_SAMPLES.loc[wildcards.video, "path"]
+
+
+# --------------------------------------------------------------------------- folds
+def fold_index(fold: str) -> int:
+    """fold<k>/ -> k."""
+    return int(fold.removeprefix("fold").removesuffix("/"))
+
+
+def fold_sheet(fold: str) -> str:
+    """The sheet a fold's shards, trainings and evaluations read: the (included) sheet itself for
+    the sheet's own splits, else results/folds/fold<k>.tsv (rule fold_sheet)."""
+    return SHEET if not fold else f"results/folds/{fold.removesuffix('/')}.tsv"
+
+
+def fold_assignment(wildcards) -> str:
+    """The fold's subject -> split assignment (JSON; facevox.dataset.folds.assignments, computed at DAG time)."""
+    return json.dumps(FOLD_ASSIGNMENTS[int(wildcards.k)], sort_keys=True)
+
+
+def fold_json(wildcards) -> str:
+    """What the fold's metrics record says about it (facevox.dataset.folds.describe; "" for the sheet's splits)."""
+    if not wildcards.fold:
+        return ""
+    k = fold_index(wildcards.fold)
+    return json.dumps(describe_fold(FOLD_ASSIGNMENTS[k], k, CV), sort_keys=True)
+
+
+def fold_option(wildcards) -> str:
+    fold = fold_json(wildcards)
+    return f"--fold-json {shlex.quote(fold)}" if fold else ""
+
+
+def shard_dir(fold: str) -> str:
+    """A fold's shard set (the sheet's splits: results/shards/<feature_set>)."""
+    return f"results/shards/{fold}{config['shards']['feature_set']}"
 
 
 def stage_json(section):
@@ -101,15 +156,20 @@ def landmarks_inputs(wildcards):
     """The video and - for target.mode reference - its reference face (its own or its subject's)."""
     inputs = {"video": video_path(wildcards)}
     if config["target"]["mode"] == "reference":
-        inputs["reference"] = reference_of(SAMPLES, wildcards.video, Path(SHEET_FILE).name)[0]
+        inputs["reference"] = reference_of(ALL_SAMPLES, wildcards.video, sheet_name(wildcards.video))[0]
     return inputs
+
+
+def sheet_name(video: str) -> str:
+    """The file name of the sheet that lists ``video`` (the study's or the predict sheet)."""
+    return Path(config["predict"] if video in PREDICT.index else SHEET_FILE).name
 
 
 def reference_option(wildcards, input):
     """--reference (and its time and sheet row) for target.mode reference, else nothing."""
     if "reference" not in input.keys():
         return ""
-    _, time_s, where = reference_of(SAMPLES, wildcards.video, Path(SHEET_FILE).name)
+    _, time_s, where = reference_of(ALL_SAMPLES, wildcards.video, sheet_name(wildcards.video))
     return (f"--reference {shlex.quote(input.reference)} --reference-row {shlex.quote(where)}"
             + (f" --reference-s {time_s!r}" if time_s is not None else ""))
 
@@ -143,7 +203,7 @@ def identity_overlap_summary():
 def au_inputs(wildcards):
     """The video, its landmarks and - for the openface backend - its OpenFace CSV."""
     inputs = {"video": video_path(wildcards), "landmarks": f"results/landmarks/{wildcards.video}.parquet"}
-    openface = SAMPLES.loc[wildcards.video, "openface_csv"]
+    openface = ALL_SAMPLES.loc[wildcards.video, "openface_csv"]
     if config["action_units"]["backend"] == "openface" and openface:
         inputs["openface"] = openface
     return inputs
@@ -189,7 +249,7 @@ def train_data(wildcards):
     the aligned faces or the FAU windows."""
     fam = family(wildcards.model, config["models"])
     if fam.data == "shards":
-        return SHARDS
+        return shard_dir(wildcards.fold)
     if fam.data == "align":  # every source has them
         return "results/align"
     if SOURCE != "videos":
@@ -208,7 +268,7 @@ def train_inputs(wildcards):
     if not fam.needs_sheet:
         return {"data": data}
     videos = split_videos(need_score=fam.needs_score)
-    inputs = {"sheet": SHEET, "data": expand(f"{data}/{{video}}.parquet", video=videos)}
+    inputs = {"sheet": fold_sheet(wildcards.fold), "data": expand(f"{data}/{{video}}.parquet", video=videos)}
     if "affect" in fam.reads:
         labels_dir = config["models"]["affect"]["labels_dir"]
         inputs["labels"] = [str(label_file(v, SAMPLES.loc[v, "affect_labels"], labels_dir)) for v in videos]
@@ -218,10 +278,41 @@ def train_inputs(wildcards):
 def model_targets():
     """Metrics of every (model, seed): needs a train split and a dev or test split."""
     splits = set(SAMPLES["split"])
-    if "train" not in splits or not splits & {"dev", "test"}:
+    if not FOLD_ASSIGNMENTS and ("train" not in splits or not splits & {"dev", "test"}):
         return []
-    return expand("results/metrics/{model}/seed{seed}.json", model=config["models"]["run"],
+    return expand("results/metrics/{model}/{fold}seed{seed}.json", model=RUN_MODELS, fold=FOLDS,
                   seed=config["models"]["seeds"])
+
+
+def predict_targets():
+    """results/predict/<model>/seed<s>.parquet of every (model, seed) when a predict sheet is configured."""
+    if not PREDICT_VIDEOS:
+        return []
+    return expand("results/predict/{model}/seed{seed}.parquet", model=RUN_MODELS, seed=config["models"]["seeds"])
+
+
+def predict_folder(wildcards) -> str:
+    """The per-video tables a model scores new videos from: results/align for the slice and whole-video
+    models (the model file has the slicing and normalisation), results/faces or results/fau_windows."""
+    fam = family(wildcards.model, config["models"])
+    if fam.data == "faces" and not config["faces"]["keep_face_images"]:
+        raise FacevoxError(f"model {wildcards.model} scores face crops: set faces.keep_face_images: true")
+    return "results/align" if fam.data in ("shards", "align") else f"results/{fam.data}"
+
+
+def predict_data(wildcards):
+    """The new videos' per-video tables a model reads (rule predict)."""
+    return expand(f"{predict_folder(wildcards)}/{{video}}.parquet", video=PREDICT_VIDEOS)
+
+
+def model_metrics(wildcards):
+    """Every metrics file of one model (or sweep variant): its folds x seeds."""
+    return expand("results/metrics/{model}/{fold}seed{seed}.json", model=wildcards.model, fold=FOLDS,
+                  seed=config["models"]["seeds"])
+
+
+def model_predictions(wildcards):
+    return predictions_of(model_metrics(wildcards))
 
 
 # --------------------------------------------------------------------------- report
@@ -232,8 +323,9 @@ def report_targets():
     targets = ["results/report/study.html", "results/report/videos.html"]
     if model_targets():
         targets += expand("results/tables/{task}.{ext}", task=TABLE_TASKS, ext=["csv", "md", "tex", "html"])
-        targets += expand("results/plots/{model}", model=config["models"]["run"])
-        targets += expand("results/report/models/{model}.html", model=config["models"]["run"])
+        targets += expand("results/plots/{model}", model=RUN_MODELS)
+        targets += expand("results/report/models/{model}.html", model=RUN_MODELS)
+        targets += predict_targets()
     if SOURCE == "videos":
         targets.append("results/plots/qa_overview.png")
         targets += expand("results/report/timelines/{video}.png", video=TIMELINE_VIDEOS)
@@ -285,7 +377,8 @@ def final_targets():
     """What `rule all` asks for; face crops only when keep_face_images is true; with
     `source: aligned` (imported features) no per-video extraction; models, tables and
     plots when the sheet has the splits they need."""
-    shards = [SHARDS] if (SAMPLES["split"] == "train").any() else []  # normalisation needs a train split
+    # normalisation needs a train split (under cross-validation every fold has one)
+    shards = [shard_dir(f) for f in FOLDS] if FOLD_ASSIGNMENTS or (SAMPLES["split"] == "train").any() else []
     targets = expand("results/align/{video}.parquet", video=VIDEOS)
     if SOURCE != "videos":
         return targets + shards + model_targets() + report_targets()

@@ -12,6 +12,7 @@ rule tables:
         metrics=model_targets(),
         predictions=predictions_of(model_targets()),
         references=os.path.join(workflow.basedir, "resources", "reference_results.yaml"),
+        sheet=SHEET,  # subjects: the intervals and paired tests resample subjects, not videos
     output:
         html=[
             report(
@@ -42,13 +43,13 @@ rule tables:
         "python -m facevox tables {params.outdir:q} --metrics {input.metrics:q} --predictions {input.predictions:q}"
         " --references {input.references:q} --tasks {params.tasks} --order {params.order} --split {params.split:q}"
         " --resamples {params.resamples} --seed {params.seed} --ci-level {params.level}"
-        " --reference {params.reference:q} > {log:q} 2>&1"
+        " --reference {params.reference:q} --sheet {input.sheet:q} > {log:q} 2>&1"
 
 
 rule plots:
     input:
-        metrics=expand("results/metrics/{{model}}/seed{seed}.json", seed=config["models"]["seeds"]),
-        predictions=expand("results/predictions/{{model}}/seed{seed}.parquet", seed=config["models"]["seeds"]),
+        metrics=model_metrics,
+        predictions=model_predictions,
     output:
         report(
             directory("results/plots/{model}"),
@@ -144,8 +145,8 @@ rule video_page:
 
 rule model_page:
     input:
-        metrics=expand("results/metrics/{{model}}/seed{seed}.json", seed=config["models"]["seeds"]),
-        predictions=expand("results/predictions/{{model}}/seed{seed}.parquet", seed=config["models"]["seeds"]),
+        metrics=model_metrics,
+        predictions=model_predictions,
     output:
         report(
             "results/report/models/{model}.html",

@@ -272,12 +272,41 @@ def cmd_evaluate(a):
     from facevox.training import loop as train
 
     result = train.evaluate(a.model, a.data, a.metrics, a.predictions, params=json_option(a.params),
-                            threads=a.threads, sheet=a.sheet)
+                            threads=a.threads, sheet=a.sheet,
+                            fold=json_option(a.fold_json, "--fold-json") if a.fold_json else None)
     shown = ("accuracy", "f1_weighted", "auc", "mae", "rmse", "ccc", "ccc_mean")
     for split, m in result["splits"].items():
         values = ", ".join(f"{k} {m[k]:.4f}" for k in shown if isinstance(m.get(k), float))
         log.info("evaluate %s seed %d %s: %d videos, %s; %d unpredicted", result["model"], result["seed"], split,
                  m["n"], values, len(m["unpredicted"]))
+
+
+def cmd_fold_sheet(a):
+    from facevox.dataset.folds import run
+
+    table = run(a.sheet, a.out, a.assignment)
+    log.info("fold sheet %s: %s", a.out, ", ".join(f"{s} {n}" for s, n in table["split"].value_counts().items()))
+
+
+def _log_scored(out, table) -> None:
+    unscored = table.drop_duplicates("video_id").query("status != 'scored'")
+    log.info("predict: %d video(s) scored, %d not (%s) -> %s", table["video_id"].nunique() - len(unscored),
+             len(unscored), ", ".join(f"{v}: {r}" for v, r in zip(unscored["video_id"], unscored["reason"])) or "-",
+             out)
+
+
+def cmd_predict_table(a):
+    from facevox.training.predict import predict_table
+
+    _log_scored(a.out, predict_table(a.models, a.sheet, a.data, a.out, params=json_option(a.params),
+                                     threads=a.threads))
+
+
+def cmd_predict(a):
+    from facevox.training.predict import predict_videos
+
+    _log_scored(a.out, predict_videos([a.model], a.videos, a.out, ids=a.ids, work=a.work, config=a.config,
+                                      threads=a.threads))
 
 
 def cmd_demo_affect_labels(a):
@@ -358,6 +387,29 @@ def build_parser() -> argparse.ArgumentParser:
                 "model", "data", "metrics", "predictions", params=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--sheet", help="the sample sheet (as for train)")
+    p.add_argument("--fold-json", help="cross-validation: the fold's description for the metrics "
+                   "(facevox.dataset.folds.describe)")
+    command("fold-sheet", cmd_fold_sheet, "cross-validation: a sheet with one fold's train/dev/test splits",
+            "sheet", "out").add_argument("--assignment", required=True, help="JSON subject -> split")
+    p = command("predict-table", cmd_predict_table, "score new videos from their per-video tables with trained "
+                "model file(s) (several: the mean, e.g. the fold models) -> predictions Parquet", params=True)
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model file(s) (results/models/...ckpt)")
+    p.add_argument("--sheet", required=True, help="TSV of the videos: video_id, path (no label or split needed)")
+    p.add_argument("--data", required=True, help="their per-video tables: results/align (slice and whole-video "
+                   "models), results/faces (clip, face) or results/fau_windows (fau)")
+    p.add_argument("--out", required=True, help="the predictions table (.parquet)")
+    p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("predict", help="score video files with a trained model outside Snakemake: the extraction "
+                       "stages its family needs, then predict-table")
+    p.add_argument("model", help="the model file (results/models/...ckpt)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--ids", nargs="+", help="video ids, one per video (default: the file stems)")
+    p.add_argument("--out", default="predictions.parquet", help="the predictions table (default: %(default)s)")
+    p.add_argument("--work", help="keep the extracted tables in this folder (default: a temporary one)")
+    p.add_argument("--config", help="config.yaml whose stage settings (and models.device) to use "
+                   "(default: the schema defaults; use the study's)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_predict)
     command("demo-affect-labels", cmd_demo_affect_labels,
             "SYNTHETIC demo arousal/valence labels from a video's FAU windows (make demo only)",
             "fau_windows", "out").add_argument("--video-id", required=True)

@@ -22,13 +22,16 @@ def _csv(text: str | None) -> list[str]:
 
 def cmd_tables(a):
     from facevox.report.table_files import write_tables
+    from facevox.report.tables import sheet_subjects
 
+    subjects = sheet_subjects(a.sheet) if a.sheet else None
     tables = write_tables(a.metrics, a.predictions, a.references, a.out_dir, tasks=_csv(a.tasks) or None,
                           split=a.split, order=_csv(a.order), resamples=a.resamples, seed=a.seed,
-                          level=a.ci_level, reference=a.reference)
+                          level=a.ci_level, reference=a.reference, subjects=subjects)
     for task, table in tables.items():
-        log.info("tables %s: %d rows, %d reported columns, CI %s -> %s/%s.{csv,md,tex,html}", task,
-                 len(table.rows), len(table.reported_columns), "yes" if table.has_ci else "no", a.out_dir, task)
+        log.info("tables %s: %d rows, %d reported columns, CI %s (over %ss) -> %s/%s.{csv,md,tex,html}", task,
+                 len(table.rows), len(table.reported_columns), "yes" if table.has_ci else "no", table.unit,
+                 a.out_dir, task)
 
 
 def cmd_plots(a):
@@ -118,6 +121,8 @@ def register(sub, command) -> None:
     p.add_argument("--ci-level", type=float, default=0.95)
     p.add_argument("--reference", default="best",
                    help="row the paired comparisons are against: best, a model name or a row label")
+    p.add_argument("--sheet", help="the sample sheet: its subject_id makes every bootstrap resample subjects "
+                   "(default: videos)")
 
     p = command("plots", cmd_plots, "one model's plots over its seeds (confusion, ROC, scatter, "
                 "training curves) -> PNG files in a folder", "out_dir")

@@ -78,6 +78,16 @@ def video_features(aligned: pd.DataFrame, columns: list[str], max_gap: int) -> t
     return values, missing
 
 
+def video_slices(aligned: pd.DataFrame, columns: list[str], stats: NormStats, params: dict):
+    """The slices of one aligned table as a shard set holds them: short gaps filled per modality
+    (``max_gap``), normalised with the train ``stats``, cut by ``length``, ``hop``, ``pad`` and
+    ``degree`` (``params``: the ``shards`` section); slices.slice_video's
+    ``(slices, n_real, n_missing, starts)``."""
+    values, missing = video_features(aligned, columns, params["max_gap"])
+    return slice_video(stats.apply(values), missing, params["length"], params["hop"], params["pad"],
+                       params["degree"])
+
+
 def _records(samples: pd.DataFrame, vid: str, slices, n_real, n_missing, starts) -> dict:
     row = samples.loc[vid]
     n = len(slices)
@@ -214,9 +224,8 @@ def build(samples: pd.DataFrame, aligned_paths: dict[str, str], out_dir, params:
         writer = _PartWriter(out_dir, split, schema, p["rows_per_group"], p["slices_per_part"])
         unsliced = []
         for vid in split_videos:
-            values, missing = features(vid)
-            sl, n_real, n_missing, starts = slice_video(stats.apply(values), missing, p["length"], p["hop"],
-                                                        p["pad"], p["degree"])
+            aligned, _ = read_table(aligned_paths[vid], ALIGNED_SCHEMA)
+            sl, n_real, n_missing, starts = video_slices(aligned, columns, stats, p)
             if len(sl):
                 writer.add(_records(samples, vid, sl, n_real, n_missing, starts))
                 n_slices += len(sl)

@@ -24,13 +24,32 @@ import time
 from pathlib import Path
 
 from facevox.config import load_config
-from facevox.errors import InputError
+from facevox.errors import FacevoxError, InputError
 from facevox.extract import action_units, align, egemaps, faces, fau_windows, landmarks, probe, qa
 from facevox.media import iter_gray_rgb_frames, no_video_stream
 
 #: Output name -> file extension, in the order the stages write them.
 OUTPUTS = [("probe", "json"), ("egemaps", "parquet"), ("landmarks", "parquet"), ("aligned", "parquet"),
            ("action_units", "parquet"), ("fau_windows", "parquet"), ("faces", "parquet"), ("qa", "json")]
+#: The outputs each output is made from (the stages' inputs); probe runs always (is there a video stream).
+NEEDS = {"probe": (), "egemaps": (), "landmarks": (), "aligned": ("landmarks", "egemaps"),
+         "action_units": ("landmarks",), "fau_windows": ("action_units", "egemaps"), "faces": ("landmarks",),
+         "qa": ("landmarks", "egemaps", "action_units")}
+
+
+def needed(outputs) -> list[str]:
+    """The outputs (:data:`OUTPUTS` names, in their order) to make for ``outputs``: those and
+    everything they are made from, and probe."""
+    unknown = set(outputs) - set(NEEDS)
+    if unknown:
+        raise FacevoxError(f"extract: unknown output(s) {sorted(unknown)} (one of {', '.join(NEEDS)})")
+    want, todo = {"probe"}, list(outputs)
+    while todo:
+        name = todo.pop()
+        if name not in want:
+            want.add(name)
+            todo.extend(NEEDS[name])
+    return [k for k, _ in OUTPUTS if k in want]
 
 
 def say(msg: str) -> None:
@@ -75,16 +94,19 @@ def shared_decode(video, cfg: dict, total: int | None, progress: bool, reference
 
 
 def run(video, out, config=None, vid: str | None = None, openface_csv=None, progress: bool = False,
-        reference=None) -> dict:
+        reference=None, outputs=None) -> dict:
     """Every stage of ``video`` into folder ``out`` (``<vid>.<output>.<ext>``); ``config``: a
-    config.yaml whose stage sections to use (None: the schema's defaults); ``reference``:
-    (path, time_s, sheet row) of the reference face under ``target.mode: reference``
-    (:func:`facevox.extract.landmarks.run`).  Returns {output: path}."""
-    cfg = load_config(config)
+    config.yaml whose stage sections to use (None: the schema's defaults), or its sections as
+    :func:`facevox.config.load_config` gives them; ``reference``: (path, time_s, sheet row) of
+    the reference face under ``target.mode: reference`` (:func:`facevox.extract.landmarks.run`);
+    ``outputs``: only these outputs and what they are made from (:func:`needed`; None: all,
+    the faces only with ``faces.keep_face_images``).  Returns {output: path}."""
+    cfg = config if isinstance(config, dict) else load_config(config)
     out = Path(out)
     vid = vid or Path(video).stem
-    paths = {k: out / f"{vid}.{k}.{ext}" for k, ext in OUTPUTS}
-    if not cfg["faces"]["keep_face_images"]:
+    want = needed(outputs) if outputs is not None else [k for k, _ in OUTPUTS]
+    paths = {k: out / f"{vid}.{k}.{ext}" for k, ext in OUTPUTS if k in want}
+    if outputs is None and not cfg["faces"]["keep_face_images"]:
         del paths["faces"]
     t = time.perf_counter()
     info = probe.run(video, paths["probe"])
@@ -92,30 +114,38 @@ def run(video, out, config=None, vid: str | None = None, openface_csv=None, prog
         raise InputError(video, no_video_stream(info["audio"] is not None))
     total = info["video"].get("n_frames")
     say(f"probe: {total} frames")
-    status = egemaps.run(video, paths["egemaps"], cfg["egemaps"])
-    say(f"egemaps: audio {status['audio_status']}")
-    backend = action_units.resolve_backend(cfg["action_units"]["backend"])
+    if "egemaps" in paths:
+        status = egemaps.run(video, paths["egemaps"], cfg["egemaps"])
+        say(f"egemaps: audio {status['audio_status']}")
+    if "landmarks" not in paths:
+        return paths
     tracked = mp_out = None
-    if backend == "mediapipe":
+    if "action_units" in paths and action_units.resolve_backend(cfg["action_units"]["backend"]) == "mediapipe":
         tracked, mp_out = shared_decode(video, cfg, total, progress, reference)
     lm = landmarks.run(video, paths["landmarks"], cfg["landmarks"], progress=progress, total=total, tracked=tracked,
                        target=cfg["target"], reference=reference)
     say(f"landmarks: face found in {100 * lm['face_found_rate']:.1f} % of frames; {landmarks.describe_promise(lm)}"
         + ("; one decode shared with the AU backend" if tracked is not None else ""))
-    align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
-    say("align: done")
-    au = action_units.run(video, paths["landmarks"], paths["action_units"], cfg["action_units"],
-                          openface_csv=openface_csv, mediapipe_out=mp_out)
-    if au.get("second_pass"):
-        say(f"action_units: the final target's boxes differ on {au['second_pass_frames']} frames from the "
-            "provisional ones MediaPipe was shown: MediaPipe ran again on the final landmarks table (a second decode)")
-    say(f"action_units: backend {au['backend']} ({au['why']})")
-    fau_windows.run(paths["action_units"], paths["fau_windows"], cfg["fau_windows"], egemaps_path=paths["egemaps"])
-    say("fau_windows: done")
+    if "aligned" in paths:
+        align.run(paths["landmarks"], paths["egemaps"], paths["aligned"], cfg["align"])
+        say("align: done")
+    if "action_units" in paths:
+        au = action_units.run(video, paths["landmarks"], paths["action_units"], cfg["action_units"],
+                              openface_csv=openface_csv, mediapipe_out=mp_out)
+        if au.get("second_pass"):
+            say(f"action_units: the final target's boxes differ on {au['second_pass_frames']} frames from the "
+                "provisional ones MediaPipe was shown: MediaPipe ran again on the final landmarks table "
+                "(a second decode)")
+        say(f"action_units: backend {au['backend']} ({au['why']})")
+    if "fau_windows" in paths:
+        fau_windows.run(paths["action_units"], paths["fau_windows"], cfg["fau_windows"],
+                        egemaps_path=paths["egemaps"])
+        say("fau_windows: done")
     if "faces" in paths:
         faces.run(video, paths["landmarks"], paths["faces"], cfg["faces"])
         say("faces: done")
-    rec = qa.run(vid, paths["probe"], paths["landmarks"], paths["egemaps"], paths["qa"],
-                 aus_path=paths["action_units"])
-    say(f"qa: flags [{rec['flags']}]  ({time.perf_counter() - t:.1f} s)")
+    if "qa" in paths:
+        rec = qa.run(vid, paths["probe"], paths["landmarks"], paths["egemaps"], paths["qa"],
+                     aus_path=paths["action_units"])
+        say(f"qa: flags [{rec['flags']}]  ({time.perf_counter() - t:.1f} s)")
     return paths

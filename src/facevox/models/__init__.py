@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facevox.errors import FacevoxError
-from facevox.models.families import FAMILIES, PROTOCOLS, catalogue, display_name, family_of  # noqa: F401 (re-exported)
+from facevox.models.families import (  # noqa: F401 (re-exported)
+    FAMILIES,
+    PROTOCOLS,
+    catalogue,
+    display_name,
+    family_of,
+    parse_variant,
+)
 
 #: Training keys every model has (the family's loop reads them); model files override
 #: the values their paper gives.
@@ -127,8 +134,10 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The registration (ModelSpec) of the model ``name``; an error listing the known models."""
+    """The registration (ModelSpec) of the model ``name`` (a sweep variant's: its model's); an error
+    listing the known models."""
     _load_all()
+    name = parse_variant(name)[0]
     if name not in _REGISTRY:
         raise FacevoxError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -169,7 +178,7 @@ def check_overrides(overrides: dict | None) -> None:
     problems = []
     for name, keys in (overrides or {}).items():
         known = catalogue()
-        if name not in known:
+        if parse_variant(name)[0] not in known:
             close = difflib.get_close_matches(str(name), known, n=1, cutoff=0)
             problems.append(f"models.overrides: unknown model {name!r} (nearest: {close[0]!r}); "
                             f"known: {', '.join(sorted(known))}")

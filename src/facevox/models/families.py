@@ -194,7 +194,94 @@ def known_models() -> list[str]:
     return sorted(catalogue())
 
 
+# --------------------------------------------------------------------------- sweep variants
+#: Separates a model from its sweep values in a variant's name (``stst@lr=0.0001,dropout=0.1``).
+VARIANT_MARK = "@"
+
+
+def _value_text(value) -> str:
+    if isinstance(value, str):
+        bad = [c for c in (",", "=", "/", VARIANT_MARK, " ") if c in value] or value in ("true", "false", "null")
+        if bad or not value:
+            raise FacevoxError(f"sweeps: the value {value!r} cannot be part of a variant's name "
+                               "(no ',', '=', '/', '@' or spaces; not empty, true, false or null)")
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+        raise FacevoxError(f"sweeps: the value {value!r} reads as a number; give it as one")
+    return json.dumps(value, separators=(",", ":"))
+
+
+def variant_name(model: str, values: dict) -> str:
+    """The name of one sweep point: ``model@key=value,...`` in the order of ``values``, each value
+    as JSON (``0.0001``, ``[3,5]``, ``true``) or a bare word - readable, stable, a valid path part."""
+    for key in values:
+        if not str(key).isidentifier():
+            raise FacevoxError(f"sweeps.{model}: {key!r} is not a model setting name")
+    return model + VARIANT_MARK + ",".join(f"{k}={_value_text(v)}" for k, v in values.items())
+
+
+def parse_variant(name: str) -> tuple[str, dict]:
+    """``(model, values)`` of a name (:func:`variant_name`); a plain model name gives ``(name, {})``."""
+    model, mark, rest = name.partition(VARIANT_MARK)
+    if not mark:
+        return name, {}
+    values, decoder, i = {}, json.JSONDecoder(), 0
+    while i < len(rest):
+        key, eq, _ = rest[i:].partition("=")
+        if not eq or not key.isidentifier():
+            raise FacevoxError(f"model {name!r}: not a variant name (model@key=value,...)")
+        i += len(key) + 1
+        try:
+            value, end = decoder.raw_decode(rest, i)
+        except ValueError:
+            end = rest.find(",", i)
+            end = len(rest) if end < 0 else end
+            value = rest[i:end]
+        if end < len(rest) and rest[end] != ",":
+            raise FacevoxError(f"model {name!r}: not a variant name (a value ends at {rest[i:end + 1]!r})")
+        values[key], i = value, end + 1
+    return model, values
+
+
+def sweep_variants(sweeps: dict | None) -> dict[str, list[str]]:
+    """model -> the names of its sweep's variants (every combination of the values, the keys in the
+    order given, the first key's values varying slowest)."""
+    import itertools
+
+    out = {}
+    for model, grid in (sweeps or {}).items():
+        if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+            raise FacevoxError(f"sweeps.{model}: a mapping of setting -> non-empty list of values, got {grid!r}")
+        keys = list(grid)
+        out[model] = [variant_name(model, dict(zip(keys, combo))) for combo in itertools.product(*grid.values())]
+    return out
+
+
+def run_models(run, sweeps: dict | None) -> list[str]:
+    """The models a run trains: ``models.run`` with every swept model replaced by its variants."""
+    variants = sweep_variants(sweeps)
+    stray = [m for m in variants if m not in run]
+    if stray:
+        raise FacevoxError(f"config sweeps: {', '.join(stray)} not in models.run (a sweep varies a model the run "
+                           "trains)")
+    return [v for m in run for v in variants.get(m, [m])]
+
+
+def with_variant_overrides(models_cfg: dict, sweeps: dict | None) -> dict:
+    """``models_cfg`` whose ``overrides`` also hold each sweep variant's: the model's own overrides with the
+    variant's values on top, keyed by the variant's name (so every per-model lookup works on variants)."""
+    overrides = dict(models_cfg.get("overrides") or {})
+    for model, names in sweep_variants(sweeps).items():
+        for name in names:
+            overrides[name] = {**(overrides.get(model) or {}), **parse_variant(name)[1]}
+    return {**models_cfg, "overrides": overrides}
+
+
 def entry(name: str) -> Entry:
+    """A registered model's catalogue entry (a sweep variant's name gives its model's)."""
+    name = parse_variant(name)[0]
     entries = catalogue()
     if name not in entries:
         raise FacevoxError(f"unknown model {name!r}; known: {', '.join(sorted(entries))}")
@@ -225,12 +312,14 @@ def family(name: str, models_cfg: dict | None = None) -> Family:
 def display_name(name: str) -> str:
     """The name the papers and the tables use (``STST``, ``Depression Detector``...)."""
     entries = catalogue()
+    name = parse_variant(name)[0]
     return entries[name].display if name in entries else name
 
 
 def check_run(names) -> None:
     """Every name in ``models.run`` is a registered model (clear error at DAG time)."""
     known = catalogue()
+    names = [parse_variant(n)[0] for n in names]
     unknown = [n for n in names if n not in known]
     if unknown:
         import difflib

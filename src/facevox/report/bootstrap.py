@@ -1,10 +1,22 @@
-"""Video-level bootstrap intervals (:func:`bootstrap_ci`) and paired comparisons between two
-models (:func:`paired_bootstrap`), used by facevox.report.tables for each table's headline metric.
+"""Subject- or video-level bootstrap intervals (:func:`bootstrap_ci`), paired comparisons between
+two models (:func:`paired_bootstrap`) and the Holm correction of several p-values (:func:`holm`),
+used by facevox.report.tables for each table's headline metric.
 
-* Unit: the **video**. The videos are the union of the video ids in the seeds'
-  prediction tables of one split (sorted, so the draw does not depend on file order).
-* One resample draws that many videos with replacement (``numpy.random.default_rng(seed)``,
-  ``resamples`` draws, both from the config). The **same** drawn videos are used for
+* Videos: the union of the video ids in the seeds' prediction tables of one split
+  (sorted, so the draw does not depend on file order).
+* Unit: the **subject** whenever the subjects are known (``groups``: video id -> subject
+  id), else the **video** (``groups=None``).  Several videos of one person are not
+  independent, so a subject's videos are drawn together: the units are the sorted distinct
+  subjects of the videos in play; a resample draws that many subjects with replacement and
+  every video of a drawn subject gets its subject's draw count as weight (a subject drawn
+  twice counts all its videos twice).  A video missing from ``groups`` (or mapped to a
+  missing subject) is an error, never silently a unit of its own.  With ``groups=None`` the
+  unit is the video and each video's weight is its own draw count.  Both results report
+  ``unit`` (``"subject"`` / ``"video"``) and ``units`` (how many there were to draw from)
+  next to ``videos``.  With one video per subject, and subject ids that sort as their
+  videos do, the two units give identical numbers.
+* One resample draws ``units`` units with replacement (``numpy.random.default_rng(seed)``,
+  ``resamples`` draws, both from the config). The **same** drawn units are used for
   every seed (paired), each seed's metric is computed on its rows of the drawn videos
   (a video drawn twice counts twice; a video a seed left unpredicted is absent from
   that seed), and the resample's statistic is the **mean over seeds** of that metric,
@@ -15,7 +27,8 @@ models (:func:`paired_bootstrap`), used by facevox.report.tables for each table'
   undefined (e.g. a seed with no drawn video, CCC of fewer than two values) are left
   out and counted (``valid``).
 * ``estimate`` is the same statistic on the full set (no resampling).
-* Speed: a resample is a vector of per-video counts ``w``; the metric is computed
+* Speed: a resample is a vector of per-video weights ``w`` (:func:`resample_weights`: the
+  ``[resamples, units]`` draw counts of :func:`resample_counts`, columns picked per video); the metric is computed
   from ``w @ S`` (:func:`metric_from_stats`) with ``S`` each video's sufficient
   statistics (:func:`video_stats`): the (true, predicted)
   cell of the confusion matrix for classification, the sums ``1, t, p, t^2, p^2, tp,
@@ -30,11 +43,12 @@ Paired comparison (:func:`paired_bootstrap`, model A against a reference model B
 
 * Pairing: only the seeds both models have (the same seed numbers) and the videos both
   predicted (each model's videos are the union over those seeds; the intersection is
-  kept), so both sides see exactly the same test items.
-* One resample draws those videos with replacement (the same draw for A, for B and for
+  kept), so both sides see exactly the same test items.  With ``groups`` the units are the
+  subjects of those common videos (only they must be in ``groups``).
+* One resample draws those units with replacement (the same draw for A, for B and for
   every seed); its statistic is the difference ``d = mean over seeds of metric(A) - mean
   over seeds of metric(B)``.  Because both models are evaluated on the same draw, the
-  video-to-video variation they share cancels and the interval is that of the
+  unit-to-unit variation they share cancels and the interval is that of the
   *difference* - narrower than comparing the two rows' separate intervals.
 * ``difference`` is ``d`` on the full set; the interval is the percentile interval of the
   valid resampled ``d``.
@@ -46,12 +60,20 @@ Paired comparison (:func:`paired_bootstrap`, model A against a reference model B
   metric's direction (:data:`LOWER_IS_BETTER` for MAE / RMSE): ``"a"``, ``"b"`` or ``""``
   (not significant).
 
-Tests: tests/test_report.py
+Holm correction (:func:`holm`), for the p-values of several comparisons reported together
+(e.g. every model against the reference): Holm-Bonferroni step-down adjusted p-values, in
+the input order.  With the ``m`` finite p-values sorted ascending ``p_(1) <= ... <= p_(m)``
+(ties in input order), ``adjusted_(i) = max over j <= i of min(1, (m - j + 1) * p_(j))``;
+NaN p-values (an undefined comparison) stay NaN and do not count in ``m``.  Rejecting where
+the adjusted p is below ``alpha`` controls the family-wise error rate at ``alpha``.
+
+Tests: tests/test_report.py, tests/test_bootstrap.py
 """
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,7 +91,7 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
 # =========================================================================== bootstrap
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    """``[resamples, n]`` counts: how often each of ``n`` videos is drawn in each resample
+    """``[resamples, n]`` counts: how often each of ``n`` units (videos or subjects) is drawn in each resample
     (``n`` draws with replacement per resample, ``numpy.random.default_rng(seed)``)."""
     if resamples < 1:
         raise FacevoxError(f"bootstrap: resamples must be at least 1, got {resamples}")
@@ -78,6 +100,31 @@ def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     offsets = (np.arange(resamples) * n)[:, None]
     return np.bincount((draws + offsets).ravel(), minlength=resamples * n).reshape(resamples, n)
+
+
+def resample_weights(videos: Sequence[str], groups: Mapping[str, str] | None, resamples: int,
+                     seed: int) -> tuple[np.ndarray, str, int]:
+    """Per-video bootstrap weights ``[resamples, len(videos)]`` (float) with the resampling unit.
+
+    ``groups=None``: the unit is the video, the weights are :func:`resample_counts` over the
+    videos.  Else ``groups`` maps video id -> subject id, the units are the sorted distinct
+    subjects of ``videos``, and each video's weight is its subject's draw count
+    (``counts[:, subject_index_of_video]``).  Returns ``(weights, unit, units)`` with
+    ``unit`` ``"subject"`` or ``"video"`` and ``units`` the number drawn from.  A video
+    missing from ``groups`` (or with a missing subject) raises :class:`FacevoxError`.
+    """
+    if groups is None:
+        return resample_counts(len(videos), resamples, seed).astype(np.float64), "video", len(videos)
+    missing = [v for v in videos if v not in groups or pd.isna(groups[v])]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
+        raise FacevoxError(f"bootstrap: no subject for {len(missing)} video(s) in groups: {shown}")
+    of_video = [str(groups[v]) for v in videos]
+    subjects = sorted(set(of_video))
+    position = {s: i for i, s in enumerate(subjects)}
+    column = np.array([position[s] for s in of_video], np.int64)
+    counts = resample_counts(len(subjects), resamples, seed)
+    return counts[:, column].astype(np.float64), "subject", len(subjects)
 
 
 def confusion_metrics(counts: np.ndarray, metric: str) -> np.ndarray:
@@ -191,22 +238,25 @@ def metric_from_stats(stats: np.ndarray, task: str, metric: str, classes: list[s
 
 
 def bootstrap_ci(tables: list[pd.DataFrame], task: str, metric: str, *, classes: list[str] | None = None,
-                 resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Video-level percentile bootstrap interval of the seed mean of ``metric``.
+                 resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                 groups: Mapping[str, str] | None = None) -> dict:
+    """Subject- (``groups`` given) or video-level percentile bootstrap interval of the seed mean of ``metric``.
 
     ``tables``: one prediction table per seed, already restricted to one split.
     ``metric``: classification one of :data:`CLASSIFICATION_STATS` (``classes`` in the
     metrics JSON's order; default: the sorted labels and predictions), regression one of
-    :data:`REGRESSION_STATS`, continuous ``ccc_<dimension>``. Returns ``metric, estimate,
-    low, high, level, resamples, valid, seed, videos, seeds``; ``low``/``high`` are NaN
-    when no resample is valid.
+    :data:`REGRESSION_STATS`, continuous ``ccc_<dimension>``.  ``groups``: video id ->
+    subject id; then a resample draws subjects (see :func:`resample_weights`), and every
+    video of the tables must be in it.  Returns ``metric, estimate, low, high, level,
+    resamples, valid, seed, videos, unit, units, seeds``; ``low``/``high`` are NaN when no
+    resample is valid.
     """
     _check_inputs(tables, task, metric, level)
     if task == "classification" and classes is None:
         classes = sorted({str(v) for t in tables for c in ("label", "predicted") for v in t[c]})
     videos = sorted({str(v) for t in tables for v in t["video_id"]})
     stats = [video_stats(t, task, metric, videos, classes) for t in tables]
-    counts = resample_counts(len(videos), resamples, seed).astype(np.float64)
+    counts, unit, units = resample_weights(videos, groups, resamples, seed)
     full = np.ones(len(videos))
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # = an invalid resample
@@ -219,7 +269,7 @@ def bootstrap_ci(tables: list[pd.DataFrame], task: str, metric: str, *, classes:
     low, high = (np.quantile(values, [(1 - level) / 2, (1 + level) / 2]) if len(values) else (math.nan, math.nan))
     return {"metric": metric, "estimate": estimate, "low": float(low), "high": float(high), "level": level,
             "resamples": resamples, "valid": int(len(values)), "seed": seed, "videos": len(videos),
-            "seeds": len(tables)}
+            "unit": unit, "units": units, "seeds": len(tables)}
 
 
 def _check_inputs(tables, task: str, metric: str, level: float) -> None:
@@ -237,13 +287,17 @@ def _check_inputs(tables, task: str, metric: str, level: float) -> None:
 
 
 def paired_bootstrap(tables_a: dict, tables_b: dict, task: str, metric: str, *, classes: list[str] | None = None,
-                     resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Paired video-level bootstrap of ``metric(A) - metric(B)`` (see the module docstring).
+                     resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                     groups: Mapping[str, str] | None = None) -> dict:
+    """Paired subject- (``groups`` given) or video-level bootstrap of ``metric(A) - metric(B)``
+    (see the module docstring).
 
     ``tables_a`` / ``tables_b``: seed -> prediction table of model A / the reference B, one
-    split.  Returns ``metric, difference, low, high, p_value, significant, better, level,
-    resamples, valid, seed, videos, seeds`` (``seeds``: the paired seed numbers); with no
-    common seed or video the numbers are NaN, ``significant`` False.
+    split.  ``groups``: video id -> subject id; the subjects of the videos both models
+    predicted are drawn (one draw shared by A, B and every seed), and each of those videos
+    must be in it.  Returns ``metric, difference, low, high, p_value, significant, better,
+    level, resamples, valid, seed, videos, unit, units, seeds`` (``seeds``: the paired seed
+    numbers); with no common seed or video the numbers are NaN, ``significant`` False.
     """
     _check_inputs([*tables_a.values(), *tables_b.values()], task, metric, level)
     seeds = sorted(set(tables_a) & set(tables_b))
@@ -256,7 +310,7 @@ def paired_bootstrap(tables_a: dict, tables_b: dict, task: str, metric: str, *, 
     videos = sorted(videos_of(tables_a) & videos_of(tables_b))
     out = {"metric": metric, "difference": math.nan, "low": math.nan, "high": math.nan, "p_value": math.nan,
            "significant": False, "better": "", "level": level, "resamples": resamples, "valid": 0, "seed": seed,
-           "videos": len(videos), "seeds": seeds}
+           "videos": len(videos), "unit": "video" if groups is None else "subject", "units": 0, "seeds": seeds}
     if not seeds or not videos:
         return out
 
@@ -264,7 +318,8 @@ def paired_bootstrap(tables_a: dict, tables_b: dict, task: str, metric: str, *, 
         kept = [tables[s][tables[s]["video_id"].astype(str).isin(videos)] for s in seeds]
         return [video_stats(t, task, metric, videos, classes) for t in kept]
     stats_a, stats_b = stats_of(tables_a), stats_of(tables_b)
-    counts = resample_counts(len(videos), resamples, seed).astype(np.float64)
+    counts, unit, units = resample_weights(videos, groups, resamples, seed)
+    out |= {"unit": unit, "units": units}
     full = np.ones((1, len(videos)))
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # = an invalid resample
@@ -286,3 +341,24 @@ def paired_bootstrap(tables_a: dict, tables_b: dict, task: str, metric: str, *, 
     return out | {"difference": estimate, "low": float(low), "high": float(high),
                   "p_value": min(1.0, 2 * tail / (len(diffs) + 1)), "significant": significant, "better": better,
                   "valid": int(len(diffs))}
+
+
+# =========================================================================== multiple comparisons
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values, in the input order (see the module docstring).
+
+    NaN p-values stay NaN and do not count among the ``m`` tests; a p-value outside
+    ``[0, 1]`` raises :class:`FacevoxError`.
+    """
+    p = np.asarray(list(p_values), np.float64).reshape(-1)
+    finite = ~np.isnan(p)
+    bad = p[finite & ((p < 0) | (p > 1))]
+    if len(bad):
+        raise FacevoxError(f"holm: p-values must lie in [0, 1], got {bad.tolist()}")
+    where = np.flatnonzero(finite)
+    order = np.argsort(p[where], kind="stable")
+    m = len(where)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[where][order]))
+    out = np.full(len(p), np.nan)
+    out[where[order]] = adjusted
+    return out.tolist()

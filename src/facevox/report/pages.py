@@ -169,12 +169,15 @@ ul { font-size: 12px; color: #444; max-width: 70em; }
 
 
 def table_page(title: str, heading: str, header: Sequence[str], rows: Iterable[Sequence[str]],
-               classes: Sequence[str], notes: Iterable[str], empty: str) -> str:
+               classes: Sequence[str], notes: Iterable[str], empty: str,
+               sections: Iterable[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = ()) -> str:
     """A standalone page of one table and its notes (a metric table's ``.html``, facevox.report.table_files).
 
     Column ``i`` has the CSS class ``classes[i]`` (:data:`TABLE_PAGE_STYLE`; a header cell
-    drops ``num``); ``empty`` fills the one row of a table without rows; the notes follow
-    as a list.  Unlike :func:`page`, no script and no sorting: a plain table to read or copy.
+    drops ``num``); ``empty`` fills the one row of a table without rows; ``sections``:
+    further (heading, header, rows) tables after it (first column a name, the others
+    numbers), e.g. a cross-validation's per-fold values; the notes follow as a list.
+    Unlike :func:`page`, no script and no sorting: a plain table to read or copy.
     """
     rows = list(rows)
     out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
@@ -188,5 +191,10 @@ def table_page(title: str, heading: str, header: Sequence[str], rows: Iterable[S
                    + "</tr>")
     if not rows:
         out.append(f"<tr><td colspan='{len(header)}'>{esc(empty)}</td></tr>")
+    for sub_heading, sub_header, sub_rows in sections:
+        out += ["</table>", f"<h3>{esc(sub_heading)}</h3>", "<table>",
+                "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in sub_header) + "</tr>"]
+        out += ["<tr>" + "".join(f"<td class='{'num' if i else 'name'}'>{esc(c)}</td>" for i, c in enumerate(r))
+                + "</tr>" for r in sub_rows]
     out += ["</table>", "<ul>"] + [f"<li>{esc(n)}</li>" for n in notes] + ["</ul>", "</body></html>"]
     return "\n".join(out) + "\n"

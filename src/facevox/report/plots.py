@@ -126,7 +126,7 @@ def roc_plot(records: list[dict], tables: list[pd.DataFrame], out) -> Path:
             continue
         fpr, tpr, _ = roc_curve(is_pos, table["prob_positive"].to_numpy(float))
         auc = roc_auc_score(is_pos, table["prob_positive"].to_numpy(float))
-        ax.plot(fpr, tpr, lw=1.6, label=f"seed {rec['seed']} (AUC {auc:.3f}, n={len(table)})")
+        ax.plot(fpr, tpr, lw=1.6, label=f"{run_label(rec)} (AUC {auc:.3f}, n={len(table)})")
         drawn += 1
     if not drawn:
         show_message(ax, f"{model}: no ROC curve - the split's predicted videos\nhold one class only (or none)")
@@ -155,7 +155,7 @@ def scatter_plot(records: list[dict], tables: list[pd.DataFrame], out) -> Path:
         if not len(t):
             continue
         lo, hi = min(lo, np.nanmin(t), np.nanmin(p)), max(hi, np.nanmax(t), np.nanmax(p))
-        ax.scatter(t, p, s=18, alpha=0.7, label=f"seed {rec['seed']} (n={len(t)})")
+        ax.scatter(t, p, s=18, alpha=0.7, label=f"{run_label(rec)} (n={len(t)})")
     pad = 0.05 * max(hi - lo, 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ls="--", color="grey", lw=1, label="identity")
     ax.set_xlim(lo - pad, hi + pad)
@@ -240,6 +240,11 @@ def _finite(value) -> float:
 
 def _has_curve(record: dict) -> bool:
     return any(math.isfinite(_finite(h.get("train_loss"))) for h in record.get("history") or [])
+
+
+def run_label(record: dict) -> str:
+    """``seed 0``, or under cross-validation ``fold2 seed 0``: a curve's legend."""
+    return f"{record['fold_name']} seed {record['seed']}" if record.get("fold_name") else f"seed {record['seed']}"
 
 
 #: Readable names of the development metrics (models.select_by and the tasks' own scores).

@@ -3,9 +3,13 @@ every model (and variant) x seed summarised per task family, with the papers' re
 numbers beside ours and a bootstrap interval for the headline metric (:func:`build_table`,
 :func:`build_tables` from the files).  Their text - the exact cell strings, Markdown,
 LaTeX, CSV, the HTML page - and the files ``write_tables`` writes: facevox.report.table_files.
+Reading the inputs: facevox.report.table_inputs; the statistics under a row (fold means,
+pooled out-of-fold predictions, the choice on dev, Holm): facevox.report.table_stats; the
+built Row / Table and the text of the notes: facevox.report.table_rows.
 
 Inputs: the metrics JSON of each (model, seed) (facevox.training.loop.evaluate writes
-``results/metrics/<model>/seed<seed>.json``); its ``task`` key decides the table:
+``results/metrics/<model>/seed<seed>.json``, under cross-validation
+``results/metrics/<model>/fold<k>/seed<seed>.json``); its ``task`` key decides the table:
 
 ==============  ==========================================  ===================
 task            columns (``splits.<split>`` keys)            headline (CI)
@@ -19,11 +23,43 @@ continuous      ccc per dimension (``ccc: {dim: value}``)     every ccc_<dim>
 Rows: one per (model, variant), in the order of ``order`` (config ``models.run``), models
 not in it after them by name, a model's base row before its variants (by label). A
 metrics JSON may carry ``variant``: a label string, or the mapping of the overrides
-that make the ablation, labelled by :func:`variant_label` (sorted ``key=value`` pairs
+that make the ablation, labelled by facevox.report.table_inputs.variant_label (sorted ``key=value`` pairs
 joined by ", ", values as JSON except bare strings, e.g. ``kernel_sizes=[3, 5],
 pos_encoding=sinusoidal``); without it the JSON is the model's base row. (Run-size
 overrides such as ``epochs`` are deliberately not read from anywhere: they do not make
 a variant, so the base row keeps its reported numbers.)
+
+Cross-validation (the metrics JSONs carry ``fold``: 0 .. K-1, and ``cv``: ``scheme`` kfold /
+loso, ``folds``, ``seed``, ``subjects``, ``test_subjects``; ``fold`` null or absent = the
+fixed split; fold and fixed-split files in one table, folds of two cross-validations, or a
+fold holding out other subjects in another file are errors naming the files):
+
+* a cell is mean ± sd **over folds**, a fold's value being the mean over its seeds of its
+  test metric; ``n`` = folds with a finite value; columns "Seeds" (seed numbers) and
+  "Folds" (folds with a metrics file); "Videos" sums a seed's folds;
+* "<headline> pooled OOF": per seed, every fold's prediction rows of the split concatenated
+  (each video in exactly one fold's test split - else an error), the metric computed on
+  that pooled table (the ``estimate`` of bootstrap_ci), the mean over seeds; the CI and the
+  paired comparisons are computed on these pooled tables.  Only for the test split, with
+  the prediction tables; a seed missing a fold is left out of the pooling (a note says so);
+* the notes and the caption name the scheme, folds and subjects (``2-fold cross-validation
+  grouped by subject (8 subjects, 2 folds; split seed 0)``, ``leave-one-subject-out
+  cross-validation (12 folds = subjects)``); a "Per fold" table (Markdown, HTML) gives each
+  row's headline metric per fold (seed mean) under the fold's name and held-out subject
+  count; the CSV has ``<metric>_fold<k>``, ``fold<k>_test_subjects``, ``<metric>_pooled``,
+  ``cv_scheme``, ``folds``, ``n_folds``.
+
+Sweeps (metrics JSONs with ``sweep: true``: ``variant`` is the mapping of the swept values,
+``select_by`` the dev metric - f1_weighted, f1_macro, accuracy, auc, loss, rmse, ccc_mean
+(mean of ``splits.dev.ccc``); loss, rmse, mae: lower is better): one row per grid point,
+column "Dev choice".  The chosen point is the best seed mean of ``select_by`` on the dev
+split (ties to the earlier row); the test split is never used to choose.  Fixed split: that
+row reads ``chosen on dev: <metric> <value>``, the others ``dev: <metric> <value>``.  Under
+cross-validation the choice is made inside each fold on that fold's dev split; the row
+``<Model> [chosen per fold on dev]`` (:data:`CHOSEN_PER_FOLD`) has each fold's values and
+out-of-fold predictions of that fold's choice, the notes list every fold's choice, and the
+grid rows read ``chosen in k/K folds``.  Only the chosen row stands for the model: the
+other grid points are shown but never the reference and never in the paired comparisons.
 
 Cells (exact format, made by facevox.report.table_files, also in every table's notes):
 
@@ -41,89 +77,74 @@ Cells (exact format, made by facevox.report.table_files, also in every table's n
   metrics JSON's ``left_out``, any split) and the training ``warnings`` (CPU fallback of
   ``device: auto``, a small or undefined dev split); the CSV has ``unpredicted_videos``
   and ``left_out`` columns.
-* CI: ``[low, high]`` of the video-level bootstrap (facevox.report.bootstrap.bootstrap_ci:
-  percentile, seed mean of the metric per resample, same drawn videos for every seed),
-  same units and decimals as the cell. Needs the prediction tables.
+* CI: ``[low, high]`` of the bootstrap (facevox.report.bootstrap.bootstrap_ci: percentile,
+  seed mean of the metric per resample, same draw for every seed), same units and decimals
+  as the cell. Needs the prediction tables.  Unit: the **subject** when the sample sheet is
+  given (``subjects``, :func:`sheet_subjects`: every video of a drawn subject drawn with
+  it; a video without ``subject_id`` is its own subject), else the video; the notes and
+  caption say which, with the number of subjects.
 * Paired comparison (with the prediction tables, two rows or more): for each headline
   metric, ``Δ <metric> vs ref``: the row's seed mean minus the reference row's, over the
   seeds and videos the two share, with the interval of a paired bootstrap
   (facevox.report.bootstrap.paired_bootstrap: the same drawn videos for both rows),
-  ``+1.23 [0.50, 2.10]`` in the cell's units; ``p``: its two-sided bootstrap p-value (3
-  decimals); ``Sig.``: ``yes, better`` / ``yes, worse`` (the interval excludes 0; better
-  in the metric's direction, lower for MAE / RMSE) or ``no``.  The reference row reads
-  ``reference``.  Which row is the reference (``reference``, config
-  ``report.paired_reference``): ``best`` - the row with the best seed mean of the
-  headline metric (continuous: mean over the dimensions), ties to the earlier row - or a
-  model name (its base row; a row label such as ``STST [pos_encoding=sinusoidal]`` picks
-  a variant).  A table without the named row falls back to ``best`` and says so in its
-  notes; a name found in no table is an error.
+  ``+1.23 [0.50, 2.10]`` in the cell's units (same unit as the CI); ``p``: its two-sided
+  bootstrap p-value (3 decimals); ``p (Holm)``: p adjusted by Holm-Bonferroni
+  (facevox.report.bootstrap.holm) over the family of all paired tests of the table (every
+  compared row x headline metric; m, the number of finite p-values, is in the notes), CSV
+  ``<metric>_diff_p_holm``; ``Sig.``: ``yes, better`` / ``yes, worse`` when ``p (Holm) <
+  1 - level`` (better in the metric's direction, lower for MAE / RMSE) or ``no``; the
+  interval is not adjusted.  The reference row reads ``reference``.  Which row is the
+  reference (``reference``, config ``report.paired_reference``): ``best`` - the row with
+  the best headline value (the seed mean; under cross-validation the pooled out-of-fold
+  value; continuous: mean over the dimensions), ties to the earlier row - or a model name
+  (its base row, for a swept model its chosen row; a row label such as ``STST
+  [pos_encoding=sinusoidal]`` picks a variant).  A table without the named row falls back
+  to ``best`` and says so in its notes; a name found in no table is an error.
 * Reported: the number a paper published for the same model and variant, from
   ``resources/reference_results.yaml`` (paper + table in the "Source" column, the
   data set and split in the header). Reported values are only displayed, never used in
   any mean, sd or interval; their data set and protocol may differ from this run.
 
-Reference YAML (``load_references``): ``entries`` of ``model``, optional ``variant`` (a
-mapping of overrides, labelled by :func:`variant_label`, or a label string), ``task``,
-``dataset``, ``split``, ``paper``, ``table``, ``values`` (metric -> number as printed:
-classification in percent, converted here to fractions) and an optional ``note``. Two
-entries giving the same (model, variant, dataset, split, metric) are an error.
+Reference YAML: facevox.report.table_inputs.load_references.
 
-Tests: tests/test_tables.py
+Tests: tests/test_tables.py, tests/test_tables_cv.py
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from facevox.contract import describe_left_out
-from facevox.errors import FacevoxError, InputError
-from facevox.io import read_json
+from facevox.errors import FacevoxError
 from facevox.models.families import display_name, family
 from facevox.report.bootstrap import LOWER_IS_BETTER, bootstrap_ci, paired_bootstrap
+from facevox.report.table_inputs import (
+    METRICS,
+    TASKS,
+    Metric,
+    Reference,
+    continuous_metric,
+    load_references,
+    read_metrics,
+    split_values,
+)
+from facevox.report.table_rows import CHOSEN_PER_FOLD, DASH, Row, Table, headline_value, row_label
+from facevox.report.table_stats import (
+    LOWER_DEV,
+    choose_on_dev,
+    cv_design,
+    dev_score,
+    fold_means,
+    holm_adjust,
+    pooled_predictions,
+    summarise,
+)
+from facevox.samples import read_samples
 
-TASKS = ("classification", "regression", "continuous")
-TITLES = {"classification": "Classification", "regression": "Severity regression",
-          "continuous": "Continuous affect"}
-DASH = "\u2013"
-PM = "\u00b1"
-DELTA = "\u0394"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A column of a metric table: its key in the metrics JSON, label, display scale and decimals."""
-    key: str
-    label: str
-    scale: float = 1.0  # displayed value = stored value * scale
-    decimals: int = 2
-
-
-METRICS = {
-    "classification": (Metric("accuracy", "Acc", 100), Metric("precision_weighted", "P (weighted)", 100),
-                       Metric("recall_weighted", "R (weighted)", 100), Metric("f1_weighted", "F1 (weighted)", 100),
-                       Metric("f1_macro", "F1 (macro)", 100), Metric("auc", "AUC", 1, 3)),
-    "regression": (Metric("mae", "MAE"), Metric("rmse", "RMSE"), Metric("pcc", "PCC", 1, 3),
-                   Metric("ccc", "CCC", 1, 3)),
-}
 #: Headline metric(s) of a table: the bootstrap interval's metric (continuous: every dimension).
 HEADLINE = {"classification": ("f1_weighted",), "regression": ("rmse",)}
-UNITS_NOTE = {
-    "classification": "Accuracy, precision, recall and F1 in percent (2 decimals), AUC as a fraction (3 decimals); "
-                      "weighted = averaged over classes weighted by their number of true videos.",
-    "regression": "MAE and RMSE in the units of the scores (BDI-II points; 2 decimals), PCC and CCC 3 decimals.",
-    "continuous": "CCC per dimension over the pooled time steps of the split (3 decimals).",
-}
-
-
-def continuous_metric(dimension: str) -> Metric:
-    return Metric(f"ccc_{dimension}", f"CCC {dimension}", 1, 3)
 
 
 def table_tasks(models: Iterable[str]) -> list[str]:
@@ -132,123 +153,7 @@ def table_tasks(models: Iterable[str]) -> list[str]:
     return [t for t in TASKS if t in found]
 
 
-def variant_label(overrides: Mapping | str | None) -> str:
-    """A variant's row label: sorted ``key=value`` pairs joined by ", " ("" for none)."""
-    if overrides is None:
-        return ""
-    if isinstance(overrides, str):
-        return overrides.strip()
-    if not isinstance(overrides, Mapping):
-        raise FacevoxError(f"a variant is a mapping of overrides or a label, not {overrides!r}")
-    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(overrides.items()))
-
-
-# --------------------------------------------------------------------------- inputs
-def read_metrics(path) -> dict:
-    """One metrics JSON, checked; ``variant`` normalised to a label, ``_path`` added."""
-    rec = read_json(path)
-    missing = [k for k in ("model", "seed", "task", "splits") if k not in rec]
-    if missing:
-        raise InputError(path, f"not a facevox metrics file (missing {', '.join(missing)})")
-    if rec["task"] not in TASKS:
-        raise InputError(path, f"unknown task {rec['task']!r} (one of {', '.join(TASKS)})")
-    if not isinstance(rec["splits"], dict):
-        raise InputError(path, "`splits` must be a mapping of split -> metrics")
-    rec["variant"] = variant_label(rec.get("variant"))
-    rec["_path"] = str(path)
-    return rec
-
-
-def split_values(record: dict, split: str) -> dict[str, float]:
-    """The numeric metrics of one split; continuous ``ccc: {dim: v}`` becomes ``ccc_<dim>``."""
-    values = {}
-    for key, value in (record["splits"].get(split) or {}).items():
-        if isinstance(value, Mapping) and key == "ccc":
-            values.update({f"ccc_{dim}": _number(v) for dim, v in value.items()})
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            values[key] = float(value)
-    return values
-
-
-def _number(value) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-
-
-@dataclass(frozen=True)
-class Reference:
-    model: str
-    variant: str
-    task: str
-    dataset: str
-    split: str
-    metric: str
-    value: float  # in the units of our metrics JSON (classification: fraction)
-    source: str
-    note: str = ""
-
-
-def load_references(path) -> list[Reference]:
-    """The reported results of ``path`` (see the module docstring), checked."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(path, f"not a readable YAML file ({exc})") from None
-    entries = (doc or {}).get("entries")
-    if not isinstance(entries, list):
-        raise InputError(path, "expected a top-level `entries:` list")
-    refs, seen = [], {}
-    for i, e in enumerate(entries):
-        where = f"entry {i + 1} ({e.get('model', '?') if isinstance(e, dict) else e!r})"
-        if not isinstance(e, dict):
-            raise InputError(path, f"{where}: not a mapping")
-        missing = [k for k in ("model", "task", "dataset", "split", "paper", "table", "values") if k not in e]
-        if missing:
-            raise InputError(path, f"{where}: missing {', '.join(missing)}")
-        if e["task"] not in TASKS:
-            raise InputError(path, f"{where}: unknown task {e['task']!r}")
-        known = {m.key for m in METRICS.get(e["task"], ())}
-        for metric, value in (e["values"] or {}).items():
-            if e["task"] == "continuous" and not metric.startswith("ccc_") or e["task"] != "continuous" \
-                    and metric not in known:
-                raise InputError(path, f"{where}: metric {metric!r} is not a {e['task']} table column")
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise InputError(path, f"{where}: {metric} must be a number, got {value!r}")
-            scale = 100.0 if e["task"] == "classification" and metric != "auc" else 1.0
-            ref = Reference(str(e["model"]), variant_label(e.get("variant")), e["task"], str(e["dataset"]),
-                            str(e["split"]), metric, float(value) / scale, f"{e['paper']} {e['table']}",
-                            str(e.get("note") or "").strip())
-            key = (ref.model, ref.variant, ref.dataset, ref.split, metric)
-            if key in seen:
-                raise InputError(path, f"{where}: {metric} of {ref.model} [{ref.variant or 'base'}] on "
-                                       f"{ref.dataset} {ref.split} is also given by {seen[key]}")
-            seen[key] = ref.source
-            refs.append(ref)
-    return refs
-
-
 # --------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class Summary:
-    """Mean, standard deviation and count of one metric over seeds."""
-    mean: float
-    sd: float  # NaN for fewer than two values
-    n: int
-
-
-def summarise(values: Iterable[float]) -> Summary:
-    """Mean and sample sd (ddof 1) of the finite values."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
-    if len(v) == 0:
-        return Summary(math.nan, math.nan, 0)
-    return Summary(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
-
-
-def row_label(model: str, variant: str = "") -> str:
-    """A row's label: the model's display name, the variant label in brackets."""
-    name = display_name(model)
-    return f"{name} [{variant}]" if variant else name
-
-
 def _choose_reference(rows: list[Row], headline: list[str], reference: str) -> tuple[Row | None, str]:
     """The reference row (see the module docstring) and a note when ``reference`` is not in the table."""
     note = ""
@@ -256,156 +161,167 @@ def _choose_reference(rows: list[Row], headline: list[str], reference: str) -> t
         for row in rows:
             if (row.model == reference and not row.variant) or row.label == reference:
                 return row, ""
+        for row in rows:  # a swept model (no base row): its row chosen on dev
+            if row.model == reference and row.role == "chosen":
+                return row, ""
         note = f"({reference} is not in this table: the best row is the reference.)"
     lower = headline[0].removeprefix("ccc_") in LOWER_IS_BETTER
     scored = []
     for i, row in enumerate(rows):
-        values = [row.stats[k].mean for k in headline if k in row.stats and math.isfinite(row.stats[k].mean)]
+        if row.role == "grid":  # a sweep's grid point other than its choice is never the best row
+            continue
+        values = [headline_value(row, k) for k in headline if k in row.stats]
+        values = [v for v in values if math.isfinite(v)]
         if values:
             scored.append(((1 if lower else -1) * float(np.mean(values)), i, row))
     return (min(scored, key=lambda x: x[:2])[2] if scored else None), note
 
 
-@dataclass
-class Row:
-    """One row of a metric table: a model (and variant) over its seeds, with its summaries and notes."""
-    model: str
-    variant: str
-    seeds: list[int]
-    videos: list[int]
-    unpredicted: list[int]
-    stats: dict[str, Summary]
-    reported: dict[tuple[str, str], float] = field(default_factory=dict)  # (metric, group) -> value
-    sources: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    ci: dict[str, dict] = field(default_factory=dict)
-    n_parameters: int | None = None
-    #: Unpredicted video of the split -> (reason, the seeds that did not predict it).
-    unpredicted_videos: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
-    #: The left-out entries of the row's metrics files (every split), one each.
-    left_out: list[dict] = field(default_factory=list)
-    #: Training warnings (device fallback, dev split) -> the seeds that had them.
-    warnings: dict[str, list[int]] = field(default_factory=dict)
-    paired: dict[str, dict] = field(default_factory=dict)  # metric -> paired_bootstrap against the reference
-    is_reference: bool = False
-    #: Classes of the split no predicted video has (all its videos unpredicted) -> those videos.
-    classes_lost: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return row_label(self.model, self.variant)
-
-
-@dataclass
-class Table:
-    """One metric table (a task on a split): its metrics, rows, reported numbers and notes."""
-    task: str
-    split: str
-    metrics: list[Metric]
-    rows: list[Row]
-    reported_columns: list[tuple[Metric, str]]  # (metric, group "dataset split"), grouped by dataset
-    ci_metrics: list[Metric]
-    resamples: int
-    seed: int
-    level: float
-    has_ci: bool
-    reference: str = ""        # label of the reference row of the paired comparisons ("": none)
-    reference_note: str = ""   # why the reference is not the configured one
-
-    @property
-    def has_paired(self) -> bool:
-        return bool(self.reference)
-
-    def notes(self) -> list[str]:
-        level = f"{100 * self.level:g} %"
-        out = [
-            f"{TITLES[self.task]}, {self.split} split, video level. Cells: mean {PM} sd over seeds (sd with "
-            f"ddof = 1; '{PM} {DASH}' when one seed has a value), n = seeds with a finite value; "
-            f"'{DASH}' = no value. Seeds = metrics files of the row.",
-            UNITS_NOTE[self.task],
-            "Videos: videos predicted in the split (a range when the seeds differ); 'unpred.': videos a seed "
-            "could not predict (no usable slice), not in the metrics; '[no <class> video]': every video of "
-            "that class was unpredicted, so the metrics are of the other class(es) only.",
-        ]
-        if self.has_ci:
-            out.append(f"{level} CI: percentile bootstrap over videos ({self.resamples} resamples, seed {self.seed}); "
-                       f"each resample draws the split's videos with replacement, the same videos for every seed, "
-                       f"and takes the mean over seeds of the metric.")
-        if self.has_paired:
-            out.append(
-                f"Paired comparison against the reference row {self.reference}: '{DELTA} vs ref' is the row's "
-                f"seed mean minus the reference's, computed over the seeds (same seed numbers) and test videos "
-                f"the two rows share, with the {level} interval of a paired bootstrap ({self.resamples} "
-                f"resamples, seed {self.seed}): each resample draws those videos with replacement once for both "
-                f"rows, so the video-to-video variation they share cancels out of the difference (two rows' "
-                f"separate CIs may overlap while the difference is clear). p is the two-sided bootstrap "
-                f"p-value for no difference (twice the smaller share of resampled differences on either side "
-                f"of 0, with +1 in numerator and denominator; identical rows give 1). 'Sig.' says yes when the "
-                f"interval excludes 0, with better or worse in the metric's direction (lower is better for MAE "
-                f"and RMSE). No paper reports such a test; it tells whether a gap between two rows is larger "
-                f"than the test set's sampling noise, not whether it would hold on other data."
-                + (f" {self.reference_note}" if self.reference_note else ""))
-        if self.reported_columns:
-            out.append("Reported: numbers published by the papers (resources/reference_results.yaml; paper and "
-                       "table in 'Source'), shown for comparison only - never part of our means, sds or "
-                       "intervals; their data and protocol may differ from this run.")
-        notes = {}
-        for row in self.rows:
-            for note in row.notes:
-                notes.setdefault(note, []).append(row.label)
-        out += [f"{', '.join(labels)} (reported): {note}" for note, labels in notes.items()]
-        out += data_notes(self.rows, self.split)
-        return out
-
-
-def _seeds_text(seeds: list[int], all_seeds: list[int]) -> str:
-    return "" if sorted(seeds) == sorted(all_seeds) else f" (seed{'s' if len(seeds) > 1 else ''} " \
-        f"{', '.join(map(str, sorted(seeds)))})"
-
-
-def data_notes(rows: list[Row], split: str) -> list[str]:
-    """What the rows' metrics files say was not used: the unpredicted videos of ``split``
-    by name and reason, every left-out entry (all splits: a train drop changes the model),
-    and the training warnings; rows with the same text share one note."""
-    grouped: dict[str, list[str]] = {}
-    for row in rows:
-        lines = []
-        if row.unpredicted_videos:
-            lines.append(f"unpredicted in the {split} split: " + ", ".join(
-                f"{v} ({reason}){_seeds_text(seeds, row.seeds)}"
-                for v, (reason, seeds) in row.unpredicted_videos.items()))
-        lines += [f"class {label!r} has no predicted video in the {split} split ({', '.join(vids)}: unpredicted): "
-                  f"the row's metrics are of the other class(es) only, AUC undefined"
-                  for label, vids in row.classes_lost.items()]
-        lines += [f"left out, {describe_left_out(rec)}" for rec in row.left_out]
-        lines += [f"warning: {w}{_seeds_text(seeds, row.seeds)}" for w, seeds in row.warnings.items()]
-        for line in lines:
-            grouped.setdefault(line, []).append(row.label)
-    return [f"{', '.join(labels)}: {line}" for line, labels in grouped.items()]
-
-
 def _row_key(order: list[str]):
     def key(row: Row):
-        return (order.index(row.model) if row.model in order else len(order), row.model, row.variant != "",
-                row.variant)
+        rank = 0 if not row.variant else 1 if row.variant == CHOSEN_PER_FOLD and row.role == "chosen" else 2
+        return (order.index(row.model) if row.model in order else len(order), row.model, rank, row.variant)
     return key
+
+
+def _make_row(model: str, variant: str, members: list, metrics: list[Metric], split: str, refs: list[Reference],
+              cv: dict | None) -> Row:
+    """One row from the (metrics record, prediction table) pairs of its seeds (and folds)."""
+    keys = [(rec["fold"], rec["seed"]) for rec, _ in members]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        fold, seed = dup[0]
+        paths = [rec["_path"] for rec, _ in members if (rec["fold"], rec["seed"]) in dup]
+        raise FacevoxError(f"{model} [{variant or 'base'}]{'' if fold is None else f' fold {fold}'} seed {seed} has "
+                           f"more than one metrics file: {', '.join(paths)}")
+    values = [split_values(rec, split) for rec, _ in members]
+    videos: dict[int, int] = {}
+    unpredicted: dict[int, int] = {}
+    for (rec, _), v in zip(members, values):  # per seed, summed over its folds
+        if "n" in v:
+            videos[rec["seed"]] = videos.get(rec["seed"], 0) + int(v["n"])
+        part = rec["splits"].get(split) or {}
+        unpredicted[rec["seed"]] = unpredicted.get(rec["seed"], 0) + len(part.get("unpredicted") or [])
+    if cv is None:
+        fold_values = {}
+        stats = {m.key: summarise(v.get(m.key, math.nan) for v in values) for m in metrics}
+    else:
+        fold_values = {m.key: fold_means((rec["fold"], v.get(m.key, math.nan)) for (rec, _), v in zip(members, values))
+                       for m in metrics}
+        stats = {key: summarise(by_fold.values()) for key, by_fold in fold_values.items()}
+    row = Row(model, variant, sorted({rec["seed"] for rec, _ in members}), videos=list(videos.values()),
+              unpredicted=list(unpredicted.values()), stats=stats, n_parameters=members[0][0].get("n_parameters"),
+              folds=sorted({rec["fold"] for rec, _ in members if rec["fold"] is not None}), fold_values=fold_values)
+    for rec, _ in members:
+        part = rec["splits"].get(split, {}) or {}
+        reasons = part.get("unpredicted_reasons") or {}
+        fold = "" if rec["fold"] is None else f"fold{rec['fold']}: "
+        for vid in part.get("unpredicted") or []:
+            row.unpredicted_videos.setdefault(vid, (reasons.get(vid, "no usable item"), []))[1].append(rec["seed"])
+        for label, vids in (part.get("classes_unpredicted") or {}).items():
+            lost = row.classes_lost.setdefault(label, [])
+            lost += [v for v in vids if v not in lost]
+        for entry in rec.get("left_out") or []:
+            entry = entry if rec["fold"] is None else {**entry, "fold": rec["fold"]}
+            if entry not in row.left_out:
+                row.left_out.append(entry)
+        for warning in rec.get("warnings") or []:
+            seeds = row.warnings.setdefault(fold + warning, [])
+            seeds += [rec["seed"]] if rec["seed"] not in seeds else []
+    for ref in refs:
+        if ref.model == model and ref.variant == variant:
+            row.reported[(ref.metric, f"{ref.dataset} {ref.split}")] = ref.value
+            row.sources += [ref.source] if ref.source not in row.sources else []
+            row.notes += [ref.note] if ref.note and ref.note not in row.notes else []
+    return row
+
+
+def dev_text(task: str, select_by: str, value: float) -> str:
+    """A development score in the table's units, e.g. ``F1 (weighted) 81.20``; ``loss 0.412``."""
+    metric = next((m for m in METRICS.get(task, ()) if m.key == select_by), None)
+    if not math.isfinite(value):
+        return f"{metric.label if metric else select_by} {DASH}"
+    if metric:
+        return f"{metric.label} {value * metric.scale:.{metric.decimals}f}"
+    return f"{select_by} {value:.3f}"
+
+
+def _choose_sweeps(rows: list[Row], members_of: dict, task: str, cv: dict | None, make_row) -> list[str]:
+    """Mark every sweep's grid rows and its choice on dev (see the module docstring); under
+    cross-validation add the row of each fold's choice (``make_row(model, variant, members)``)
+    to ``rows``.  Returns the notes that say how each sweep chose."""
+    notes = []
+    for model in dict.fromkeys(row.model for row in rows):
+        grid = [row for row in rows if row.model == model and any(rec["sweep"] for rec, _ in members_of[id(row)])]
+        if not grid:
+            continue
+        runs = [rec for row in grid for rec, _ in members_of[id(row)]]
+        select = sorted({str(rec.get("select_by")) for rec in runs})
+        if len(select) > 1:
+            raise FacevoxError(f"sweep of {model}: its runs select by different dev metrics ({', '.join(select)}): "
+                               + ", ".join(next(r["_path"] for r in runs if str(r.get("select_by")) == s)
+                                           for s in select))
+        select_by = select[0]
+        for row in grid:
+            row.role = "grid"
+            row.dev = fold_means((rec["fold"], dev_score(rec, select_by)) for rec, _ in members_of[id(row)])
+        folds = [None] if cv is None else list(range(cv["folds"]))
+        choice = {f: choose_on_dev([row.dev.get(f, math.nan) for row in grid], select_by) for f in folds}
+        how = (f"the best dev-split {select_by} (mean over seeds; "
+               f"{'lower' if select_by in LOWER_DEV else 'higher'} is better; ties to the earlier row)")
+        name = display_name(model)
+        if cv is None:
+            if choice[None] is not None:
+                grid[choice[None]].role = "chosen"
+            for row in grid:
+                row.selection = ("chosen on dev: " if row.role == "chosen" else "dev: ") + \
+                    dev_text(task, select_by, row.dev.get(None, math.nan))
+            notes.append(f"Sweep of {name}: its rows are the points of its hyper-parameter grid; 'Dev choice' "
+                         f"marks as chosen the one with {how}"
+                         + ("" if choice[None] is not None else f" - none has a finite dev {select_by}, none is "
+                            f"chosen") + ". The test split was not used to choose: its numbers are reported as they "
+                         "are. Only the chosen row enters the paired comparisons.")
+            continue
+        for row in grid:
+            row.selection = f"chosen in {sum(i is not None and grid[i] is row for i in choice.values())}/" \
+                            f"{len(folds)} folds"
+        members = [(rec, pred) for f, i in choice.items() if i is not None
+                   for rec, pred in members_of[id(grid[i])] if rec["fold"] == f]
+        if members:
+            chosen = make_row(model, CHOSEN_PER_FOLD, members)
+            chosen.role, chosen.selection = "chosen", "chosen per fold on dev"
+            members_of[id(chosen)] = members
+            rows.append(chosen)
+        listed = "; ".join(f"fold{f}: " + (f"{grid[i].variant} (dev {dev_text(task, select_by, grid[i].dev[f])})"
+                                           if i is not None else f"none (no finite dev {select_by})")
+                           for f, i in choice.items())
+        notes.append(f"Sweep of {name}: its grid rows are over all folds; inside each fold the point with {how} on "
+                     f"that fold's dev split is chosen, and the row {row_label(model, CHOSEN_PER_FOLD)} has, fold by "
+                     f"fold, the test values and out-of-fold predictions of that fold's choice - {listed}. The test "
+                     f"split was not used to choose. Only that row of the sweep enters the paired comparisons; "
+                     f"'Dev choice' says in how many folds each grid point was chosen.")
+    return notes
 
 
 def build_table(records: list[dict], task: str, references: Iterable[Reference] = (),
                 predictions: list[pd.DataFrame | None] | None = None, *, split: str = "test",
                 order: Iterable[str] = (), resamples: int = 1000, seed: int = 0, level: float = 0.95,
-                reference: str = "best") -> Table:
+                reference: str = "best", subjects: Mapping[str, str] | None = None) -> Table:
     """The table of ``task`` from metrics records (:func:`read_metrics`).
 
     ``predictions[i]`` is the prediction table of ``records[i]`` (all splits; None = not
     available); without predictions the table has no CI and no paired columns.
-    ``reference``: ``best`` or the row the paired comparisons are against.
+    ``reference``: ``best`` or the row the paired comparisons are against.  ``subjects``:
+    video id -> subject id (:func:`sheet_subjects`); given, every bootstrap resamples
+    subjects, else videos.  Records of cross-validation folds make a cross-validation table,
+    records with ``sweep: true`` a sweep (see the module docstring).
     """
     if task not in TASKS:
         raise FacevoxError(f"unknown table {task!r} (one of {', '.join(TASKS)})")
     order = list(order)
     pairs = list(zip(records, predictions if predictions is not None else [None] * len(records)))
     pairs = [(r, p) for r, p in pairs if r["task"] == task]
+    cv = cv_design([rec for rec, _ in pairs], task)
     groups: dict[tuple[str, str], list] = {}
     for rec, pred in pairs:
         groups.setdefault((rec["model"], rec["variant"]), []).append((rec, pred))
@@ -415,60 +331,47 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
         headline = [m.key for m in metrics]
     else:
         metrics, headline = list(METRICS[task]), list(HEADLINE[task])
-    has_ci = bool(pairs) and all(p is not None for _, p in pairs)
+    has_ci = bool(pairs) and all(p is not None for _, p in pairs) and (cv is None or split == "test")
     refs = [r for r in references if r.task == task]
-    rows, split_tables = [], {}
+
+    def make_row(model, variant, members):
+        return _make_row(model, variant, members, metrics, split, refs, cv)
+    rows, members_of, split_tables = [], {}, {}
     for (model, variant), members in groups.items():
-        seeds = [rec["seed"] for rec, _ in members]
-        dup = {s for s in seeds if seeds.count(s) > 1}
-        if dup:
-            paths = [rec["_path"] for rec, _ in members if rec["seed"] in dup]
-            raise FacevoxError(f"{model} [{variant or 'base'}] seed {sorted(dup)[0]} has more than one metrics "
-                               f"file: {', '.join(paths)}")
-        values = [split_values(rec, split) for rec, _ in members]
-        row = Row(model, variant, sorted(seeds),
-                  videos=[int(v["n"]) for v in values if "n" in v],
-                  unpredicted=[len(rec["splits"].get(split, {}).get("unpredicted") or []) for rec, _ in members],
-                  stats={m.key: summarise(v.get(m.key, math.nan) for v in values) for m in metrics},
-                  n_parameters=members[0][0].get("n_parameters"))
-        for rec, _ in members:
-            part = rec["splits"].get(split, {}) or {}
-            reasons = part.get("unpredicted_reasons") or {}
-            for vid in part.get("unpredicted") or []:
-                row.unpredicted_videos.setdefault(vid, (reasons.get(vid, "no usable item"), []))[1].append(rec["seed"])
-            for label, vids in (part.get("classes_unpredicted") or {}).items():
-                lost = row.classes_lost.setdefault(label, [])
-                lost += [v for v in vids if v not in lost]
-            for entry in rec.get("left_out") or []:
-                if entry not in row.left_out:
-                    row.left_out.append(entry)
-            for warning in rec.get("warnings") or []:
-                row.warnings.setdefault(warning, []).append(rec["seed"])
-        for ref in refs:
-            if ref.model == model and ref.variant == variant:
-                row.reported[(ref.metric, f"{ref.dataset} {ref.split}")] = ref.value
-                row.sources += [ref.source] if ref.source not in row.sources else []
-                row.notes += [ref.note] if ref.note and ref.note not in row.notes else []
-        if has_ci:
-            tables = [p[p["split"] == split] for _, p in members]
-            classes = members[0][0].get("classes")
-            for key in headline:
-                row.ci[key] = bootstrap_ci(tables, task, key, classes=classes, resamples=resamples, seed=seed,
-                                           level=level)
-            split_tables[id(row)] = (dict(zip(seeds, tables)), classes)
-        rows.append(row)
+        rows.append(make_row(model, variant, members))
+        members_of[id(rows[-1])] = members
     rows.sort(key=_row_key(order))
-    ref_row, ref_note = (_choose_reference(rows, headline, reference) if has_ci and len(rows) > 1
+    sweep_notes = _choose_sweeps(rows, members_of, task, cv, make_row)
+    rows.sort(key=_row_key(order))
+    for row in rows if has_ci else []:
+        members = members_of[id(row)]
+        classes = members[0][0].get("classes")
+        if cv is None:
+            tables = [p[p["split"] == split] for _, p in members]
+            by_seed = dict(zip([rec["seed"] for rec, _ in members], tables))
+        else:
+            by_seed, row.pool_notes = pooled_predictions(members, split, row.label, range(cv["folds"]))
+            tables = list(by_seed.values())
+        for key in headline if tables else []:
+            row.ci[key] = bootstrap_ci(tables, task, key, classes=classes, resamples=resamples, seed=seed,
+                                       level=level, groups=subjects)
+            if cv is not None:
+                row.pooled[key] = row.ci[key]["estimate"]
+        split_tables[id(row)] = (by_seed, classes)
+    compared = [row for row in rows if row.role != "grid"]
+    ref_row, ref_note = (_choose_reference(rows, headline, reference) if has_ci and len(compared) > 1
                          else (None, ""))
+    holm_m = 0
     if ref_row is not None:
         ref_row.is_reference = True
         ref_tables, classes = split_tables[id(ref_row)]
-        for row in rows:
-            if row is not ref_row:
-                for key in headline:
-                    row.paired[key] = paired_bootstrap(split_tables[id(row)][0], ref_tables, task, key,
-                                                       classes=classes, resamples=resamples, seed=seed,
-                                                       level=level)
+        family = [(row, key) for row in compared if row is not ref_row for key in headline]
+        results = [paired_bootstrap(split_tables[id(row)][0], ref_tables, task, key, classes=classes,
+                                    resamples=resamples, seed=seed, level=level, groups=subjects)
+                   for row, key in family]
+        for (row, key), pair in zip(family, holm_adjust(results, level)):
+            row.paired[key] = pair
+            holm_m += math.isfinite(pair["p_holm"])
     # reported columns: grouped by "dataset split", in our column order; a reported
     # continuous dimension we did not measure gets its own column after ours
     by_key = {m.key: m for m in metrics}
@@ -477,18 +380,21 @@ def build_table(records: list[dict], task: str, references: Iterable[Reference] 
     by_key |= {m: continuous_metric(m.removeprefix("ccc_")) for m in extra}
     reported_columns = [(by_key[m], g) for g in sorted({g for _, g in used}) for m in by_key if (m, g) in used]
     return Table(task, split, metrics, rows, reported_columns, [by_key[k] for k in headline], resamples, seed,
-                 level, has_ci, ref_row.label if ref_row is not None else "", ref_note)
+                 level, has_ci, ref_row.label if ref_row is not None else "", ref_note, cv=cv,
+                 unit="video" if subjects is None else "subject", holm_m=holm_m, sweep_notes=sweep_notes)
 
 
 # --------------------------------------------------------------------------- from the files
 def build_tables(metrics_paths, predictions_paths, references_path, *, tasks: Iterable[str] | None = None,
                  split: str = "test", order: Iterable[str] = (), resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95, reference: str = "best") -> Iterator[Table]:
+                 level: float = 0.95, reference: str = "best",
+                 subjects: Mapping[str, str] | None = None) -> Iterator[Table]:
     """The table of every task in ``tasks`` (default: those of the metrics files), in TASKS
     order.  ``predictions_paths[i]`` belongs to ``metrics_paths[i]``; an empty list means no
     bootstrap intervals and no paired comparisons; ``reference``: the paired comparisons'
-    reference row (``best`` or a model name / row label).  The files are read and checked
-    now; each table is built when the iterator reaches it."""
+    reference row (``best`` or a model name / row label); ``subjects``: video id -> subject
+    id (:func:`sheet_subjects`), the bootstrap's unit (None: the video).  The files are read
+    and checked now; each table is built when the iterator reaches it."""
     records = [read_metrics(p) for p in metrics_paths]
     predictions_paths = list(predictions_paths or [])
     if predictions_paths and len(predictions_paths) != len(records):
@@ -505,10 +411,19 @@ def build_tables(metrics_paths, predictions_paths, references_path, *, tasks: It
         raise FacevoxError(f"tables: metrics of a task without a table ({', '.join(tasks)}): {', '.join(stray)}")
     reference = str(reference or "best")
     if reference != "best":
-        labels = {r["model"] for r in records if not r["variant"]} | {row_label(r["model"], r["variant"])
-                                                                     for r in records}
+        labels = {r["model"] for r in records if not r["variant"] or r["sweep"]} \
+            | {row_label(r["model"], r["variant"]) for r in records} \
+            | {row_label(r["model"], CHOSEN_PER_FOLD) for r in records if r["sweep"] and r["fold"] is not None}
         if reference not in labels:
             raise FacevoxError(f"tables: paired reference {reference!r} is none of the rows (models: "
                                f"{', '.join(sorted({r['model'] for r in records}))}; or 'best')")
     return (build_table(records, task, references, predictions, split=split, order=order, resamples=resamples,
-                        seed=seed, level=level, reference=reference) for task in tasks)
+                        seed=seed, level=level, reference=reference, subjects=subjects) for task in tasks)
+
+
+def sheet_subjects(sheet) -> dict[str, str]:
+    """video id -> subject id of the sample sheet ``sheet`` (facevox.samples.read_samples, the
+    files not checked); a video with an empty ``subject_id`` is its own subject (its video
+    id), as in facevox.dataset.splits."""
+    samples = read_samples(sheet, check_files=False)
+    return {str(vid): str(subject) if subject else str(vid) for vid, subject in samples["subject_id"].items()}

@@ -75,8 +75,9 @@ def prediction_rows(record: dict, table_: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_predictions(metrics_paths, predictions_paths) -> dict[str, list[tuple[dict, pd.DataFrame]]]:
-    """model -> [(metrics record, prediction rows)] over its seeds; ``predictions_paths[i]``
-    belongs to ``metrics_paths[i]``."""
+    """model (a sweep variant: its name) -> [(metrics record, prediction rows)] over its seeds (and
+    folds); ``predictions_paths[i]`` belongs to ``metrics_paths[i]``. Under cross-validation a fold's
+    rows are its held-out (test) videos only: each video's out-of-fold prediction."""
     from facevox.report.tables import read_metrics
 
     if len(metrics_paths) != len(predictions_paths):
@@ -88,7 +89,9 @@ def load_predictions(metrics_paths, predictions_paths) -> dict[str, list[tuple[d
             tab = pd.read_parquet(p)
         except (OSError, ValueError) as exc:
             raise InputError(p, f"not a readable prediction table ({exc})") from None
-        out.setdefault(rec["model"], []).append((rec, prediction_rows(rec, tab)))
+        if rec.get("fold") is not None:
+            tab = tab[tab["split"] == "test"]
+        out.setdefault(rec.get("name") or rec["model"], []).append((rec, prediction_rows(rec, tab)))
     return out
 
 
@@ -209,8 +212,9 @@ def video_page(sheet, out, qa_path=None, probe_paths=(), metrics_paths=(), predi
         for name in names:
             task = models[name][0][0]["task"]
             scored = {sp for rec, _ in models[name] for sp in (rec.get("splits") or {})}
+            folds = any(rec.get("fold") is not None for rec, _ in models[name])  # out of fold: every split
             row.append(summarise(task, [r[r["video_id"] == vid] for _, r in models[name]],
-                                 evaluated=s["split"] in scored))
+                                 evaluated=s["split"] in scored or (folds and bool(s["split"]))))
         row += [Cell(f"{100 * rate:.0f} %", sort=rate, cls="num") if rate is not None else "–",
                 (q.get("audio_status") or "–") if q is not None else probe.get("audio", "–"),
                 Cell(flags.replace(",", ", ") or "none", cls="" if flags else "muted"),

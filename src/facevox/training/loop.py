@@ -74,7 +74,7 @@ import numpy as np
 
 from facevox.config import stage_params
 from facevox.errors import FacevoxError
-from facevox.models import create_model, get_spec, n_parameters, split_overrides
+from facevox.models import create_model, get_spec, n_parameters, parse_variant, split_overrides
 from facevox.models.families import FAMILIES, machine_settings, without_machine_keys
 from facevox.provenance import provenance
 from facevox.training import checkpoints
@@ -82,12 +82,12 @@ from facevox.training.checkpoints import MODEL_FORMAT, load_checkpoint, resume_d
 from facevox.training.evaluate import classes_unpredicted
 from facevox.training.tasks import make_task
 from facevox.training.tasks.base import log_left_out
+from facevox.training.trained import TrainedModel, autocast, to_tensor, trained_precision
 
 log = logging.getLogger("facevox.training.loop")
 
 #: What ``models.precision`` may ask for besides ``auto`` (autocast dtypes; fp32 = no autocast).
 PRECISIONS = ("fp32", "bf16", "fp16")
-AUTOCAST_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def run_settings(params: dict | None) -> dict:
@@ -203,7 +203,10 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     torch.set_num_threads(max(1, int(threads)))
     settings = run_settings(params)
     spec = get_spec(model_name)
-    arch_over, train_over = split_overrides(model_name, settings["overrides"].get(model_name))
+    base_name, variant = parse_variant(model_name)  # a sweep variant (stst@lr=0.0001): its model and values
+    own = settings["overrides"].get(model_name)
+    arch_over, train_over = split_overrides(model_name, own if own is not None else
+                                            {**(settings["overrides"].get(base_name) or {}), **variant})
     cfg = spec.training_config(**train_over)
     task = make_task(spec.family, data, settings, sheet, cfg["protocol"])
     left_out = task.left_out()
@@ -212,7 +215,8 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     arch = {**spec.defaults, **arch_over}
     out = Path(out)
     started = time.perf_counter()
-    base = {"format": MODEL_FORMAT, "model": model_name, "family": spec.family, "seed": seed,
+    base = {"format": MODEL_FORMAT, "model": base_name, "name": model_name, "variant": variant or None,
+            "sweep": bool(variant), "family": spec.family, "seed": seed,
             "arch": arch, "training": cfg, "settings": {k: v for k, v in settings.items() if k != "overrides"},
             "task": task.kind, "paper": spec.paper, "left_out": left_out, **task.describe()}
     if FAMILIES[spec.family].estimator == "sklearn":
@@ -221,6 +225,7 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
         with deterministic_mode(settings["deterministic"]):
             payload = _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out, on_epoch_end)
     payload["train_seconds"] = time.perf_counter() - started
+    payload["preprocessing"] = task.preprocessing(cfg)  # what scoring a new video needs (training.predict)
     payload["provenance"] = provenance("train", params={"model": model_name, "seed": seed, "arch": arch,
                                                         "training": cfg}, inputs={})
     save(payload, out)
@@ -276,8 +281,6 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     if doubt:
         warnings.append(doubt)
         log.warning("%s: %s", spec.name, doubt)
-    autocast_dtype = getattr(torch, AUTOCAST_DTYPES.get(precision, "float32"))
-    use_autocast = precision != "fp32"
     torch.manual_seed(seed)
     model = create_model(spec.name, **arch, **data_kwargs).to(device)
     optimizer = make_optimizer(model.parameters(), cfg)
@@ -307,10 +310,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
             log.info("%s: %s is from another configuration - starting afresh", spec.name, resume.path)
         state = {"epoch": 0, "history": [], "best": None, "bad_epochs": 0}
 
-    def predict_fn(inputs):
-        model.eval()
-        with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
-            return task.postprocess(model(*[_tensor(t, device) for t in inputs])).cpu().numpy()
+    trained = TrainedModel.wrap(model, task.postprocess, device, precision)  # the dev evaluation's forward pass
 
     def stop(what: str, epoch: int, where: str):
         scored = [h for h in state["history"] if math.isfinite(h.get("dev_score", math.nan))]
@@ -337,9 +337,9 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
         bar = tqdm(total=n_batches, desc=f"{spec.name} epoch {epoch}", file=sys.stderr, mininterval=30,
                    leave=False, disable=None)
         for number, (inputs, labels) in enumerate(task.batches(rng, batch), 1):
-            tensors = [_tensor(t, device) for t in inputs]
-            target = _tensor(labels, device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
+            tensors = [to_tensor(t, device) for t in inputs]
+            target = to_tensor(labels, device)
+            with autocast(device, precision):
                 loss = loss_fn(model(*tensors), target)
                 if hasattr(model, "regularisation"):
                     loss = loss + model.regularisation()
@@ -369,7 +369,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
                   "items_per_s": seen / max(seconds, 1e-9)}
         improved = True
         if has_dev:
-            dev, dev_table = task.evaluate_split(predict_fn, "dev", cfg, batch)
+            dev, dev_table = task.evaluate_split(trained.predict, "dev", cfg, batch)
             record["dev"] = {k: dev[k] for k in ("accuracy", "f1_weighted", "auc", "rmse", "mae", "ccc", "ccc_mean")
                              if k in dev}
             score = task.score(dev, selection)
@@ -411,18 +411,12 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
 
 
 # --------------------------------------------------------------------------- evaluation
-def load_model(payload: dict):
-    """The trained model of a payload (torch module in eval mode, or sklearn estimator)."""
-    if FAMILIES[payload["family"]].estimator == "sklearn":
-        return payload["estimator"]
-    model = create_model(payload["model"], **payload["arch"], **payload["data_kwargs"])
-    model.load_state_dict(payload["state_dict"])
-    return model.eval()
-
-
 def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None = None,
-             threads: int = 1, sheet=None) -> dict:
-    """Metrics of a trained model on the dev and test splits -> JSON + prediction table."""
+             threads: int = 1, sheet=None, fold: dict | None = None) -> dict:
+    """Metrics of a trained model on the dev and test splits -> JSON + prediction table.
+
+    ``fold``: under cross-validation, what the metrics record says about the fold (``fold``,
+    ``fold_name``, ``cv``: facevox.dataset.folds.describe); None for the fixed split."""
     import pandas as pd
     import torch
 
@@ -438,26 +432,14 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
         task.check(payload)
     except FacevoxError as exc:
         raise FacevoxError(f"{model_path}: {exc}") from None
-    model = load_model(payload)
+    trained = TrainedModel.from_payload(payload, settings, model_path)
     cfg = payload["training"]
-    if FAMILIES[payload["family"]].estimator == "sklearn":
-        from facevox.models.classical import slice_statistics
-
-        def predict_fn(inputs):
-            return model.predict_proba(slice_statistics(inputs[0]))
-        batch = 4096
-    else:
-        from facevox.training.device import pick_device
-
-        device = pick_device(settings["device"], settings=settings)
-        model.to(device)
-
-        def predict_fn(inputs):
-            with torch.no_grad():
-                return task.postprocess(model(*[_tensor(t, device) for t in inputs])).cpu().numpy()
-        batch = cfg["batch_size"] or 256
-    result = {"model": payload["model"], "seed": payload["seed"], "family": payload["family"],
-              "task": task.kind, "protocol": cfg.get("protocol"), "vote": cfg["vote"],
+    batch = trained.batch_size
+    result = {"model": payload["model"], "name": payload.get("name", payload["model"]),
+              "variant": payload.get("variant"), "sweep": bool(payload.get("sweep")),
+              "fold": None, "cv": None, **(fold or {}), "select_by": selected_by(task.kind, cfg, settings),
+              "seed": payload["seed"], "family": payload["family"], "task": task.kind,
+              "protocol": cfg.get("protocol"), "vote": cfg["vote"],
               "best_epoch": payload["best_epoch"],
               "n_parameters": payload["n_parameters"], "train_seconds": payload["train_seconds"],
               "device": payload["device"], "device_requested": payload.get("device_requested"),
@@ -468,7 +450,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     tables = []
     labels = sheet_labels(sheet) if task.kind == "classification" else {}
     for split in task.splits():
-        result["splits"][split], table = task.evaluate_split(predict_fn, split, cfg, batch)
+        result["splits"][split], table = task.evaluate_split(trained.predict, split, cfg, batch)
         if task.kind == "classification":
             lost = classes_unpredicted(table, result["splits"][split].get("unpredicted") or [], labels)
             result["splits"][split]["classes_unpredicted"] = lost
@@ -482,7 +464,7 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
         if field.type == "int32":
             table[field.name] = table[field.name].astype("int32")
     if hasattr(task, "explain"):
-        result["explain"] = task.explain(model)
+        result["explain"] = task.explain(trained.model)
     result["provenance"] = provenance("evaluate", params={"model": payload["model"], "seed": payload["seed"]},
                                       inputs={})
     write_table(table[schema.names], out_predictions, schema, result["provenance"])
@@ -490,14 +472,13 @@ def evaluate(model_path, data, out_json, out_predictions, *, params: dict | None
     return result
 
 
-def trained_precision(payload: dict) -> str | None:
-    """The precision a model file was trained in (fp32, bf16, fp16; None for scikit-learn); a file
-    from before ``models.precision`` says fp16 when it used ``amp``."""
-    if "precision" in payload:
-        return payload["precision"]
-    if FAMILIES[payload["family"]].estimator == "sklearn":
-        return None
-    return "fp16" if payload.get("amp") else "fp32"
+def selected_by(kind: str, cfg: dict, settings: dict) -> str:
+    """The dev metric a training of task ``kind`` selects its best epoch by (and the tables a sweep
+    variant): classification the model's ``select_by`` or ``models.select_by`` (``loss``: the dev
+    loss, lower is better), regression ``rmse`` (lower is better), continuous ``ccc_mean``."""
+    if kind == "classification":
+        return cfg.get("select_by") or settings["select_by"]
+    return "rmse" if kind == "regression" else "ccc_mean"
 
 
 def sheet_labels(sheet) -> dict[str, str]:
@@ -508,12 +489,3 @@ def sheet_labels(sheet) -> dict[str, str]:
 
     samples = read_samples(sheet, check_files=False)
     return {} if "label" not in samples.columns else {str(v): lab for v, lab in samples["label"].items()}
-
-
-def _tensor(value, device):
-    """numpy array or tensor -> tensor on ``device``."""
-    import torch
-
-    if not torch.is_tensor(value):
-        value = torch.from_numpy(np.ascontiguousarray(value))
-    return value.to(device, non_blocking=True)

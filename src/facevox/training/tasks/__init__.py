@@ -26,26 +26,31 @@ from facevox.training.tasks.fau import FauContinuous
 from facevox.training.tasks.slices import SliceClassification
 from facevox.training.tasks.whole import WholeClassification
 
-__all__ = ["MIRROR_68", "Task", "jitter", "make_task", "ClipRegression", "FaceRegression", "FauContinuous",
-           "SliceClassification", "WholeClassification"]
+__all__ = ["MIRROR_68", "Task", "jitter", "make_task", "task_class", "ClipRegression", "FaceRegression",
+           "FauContinuous", "SliceClassification", "WholeClassification"]
 
 #: Task kind (``Family.task``) -> its class.
 TASKS = {"slices": SliceClassification, "clips": ClipRegression, "faces": FaceRegression, "fau": FauContinuous,
          "whole": WholeClassification}
 
 
+def task_class(family: str, protocol: str | None = None) -> type:
+    """The task class of a model family; ``protocol`` (sequence models): ``slices`` (default)
+    or ``whole``."""
+    if family not in FAMILIES:
+        raise FacevoxError(f"no task for model family {family!r}")
+    if family == "sequence" and protocol == "whole":
+        return WholeClassification
+    return TASKS[FAMILIES[family].task]
+
+
 def make_task(family: str, data, settings: dict, sheet=None, protocol: str | None = None) -> Task:
     """The task of a model family on its data (shard folder, faces, FAU or aligned folder);
     ``protocol`` (sequence models): ``slices`` (default) or ``whole``."""
-    if family not in FAMILIES:
-        raise FacevoxError(f"no task for model family {family!r}")
-    fam = FAMILIES[family]
-    if family == "sequence" and protocol == "whole":
-        if sheet is None:
-            raise FacevoxError("whole-video models need the sample sheet (--sheet)")
-        return WholeClassification(sheet, data, settings)
-    if fam.task == "slices":
+    cls = task_class(family, protocol)
+    if cls is SliceClassification:
         return SliceClassification(data, settings, family)
     if sheet is None:
-        raise FacevoxError(f"{family} models need the sample sheet (--sheet)")
-    return TASKS[fam.task](sheet, data, settings)
+        what = "whole-video" if cls is WholeClassification else family
+        raise FacevoxError(f"{what} models need the sample sheet (--sheet)")
+    return cls(sheet, data, settings)

@@ -61,8 +61,9 @@ CONTINUOUS_SCHEMA = pa.schema([
 class Task(Protocol):
     """One kind of data adapted to the one training loop (facevox.training.loop).
 
-    ``predict_fn(inputs) -> numpy array`` is the loop's forward pass (model, device,
-    AMP and :meth:`postprocess` applied); ``inputs`` is the tuple a batch carries.
+    ``predict_fn(inputs) -> numpy array`` is a trained model's forward pass
+    (facevox.training.trained.TrainedModel.predict: model, device, autocast and
+    :meth:`postprocess` applied); ``inputs`` is the tuple a batch carries.
     """
 
     #: The metrics table this task's results go to: classification | regression | continuous.
@@ -84,6 +85,12 @@ class Task(Protocol):
 
     def check(self, payload: dict) -> None:
         """Raise if a checkpoint's recorded description does not fit this data."""
+
+    def preprocessing(self, cfg: dict) -> dict:
+        """Everything that turns one new video's table into exactly the inputs the model was
+        trained and evaluated on, and its outputs into the video's prediction (``kind``: the
+        task; ``cfg``: the training config) - the model file keeps it (``preprocessing``) for
+        scoring new videos (facevox.training.predict)."""
 
     def n_train(self) -> int:
         """Training items per epoch (:attr:`unit`: slices, clips, frames or videos)."""
@@ -204,6 +211,8 @@ class Regression:
 
     kind = "regression"
     prediction_schema = REGRESSION_SCHEMA
+    #: The task's name in facevox.training.tasks.TASKS (clips, faces).
+    name = ""
 
     def __init__(self, sheet, folder, settings: dict, what: str):
         self.settings = settings
@@ -259,6 +268,18 @@ class Regression:
 
     def describe(self) -> dict:
         return {"score_scale": self.scale, "vision": self.vision}
+
+    def preprocessing(self, cfg: dict) -> dict:
+        """The vision settings evaluation reads (clip length, size, test-time clips and frames,
+        score scale), the stored size of the train videos' face crops and the faces stage's
+        parameters of the first train video's table (its provenance; {} when it has none)."""
+        from facevox.io import read_provenance
+
+        first = self.videos["train"][0]
+        keys = ("clip_len", "size", "eval_clips", "eval_frames_per_video", "score_scale")
+        return {"kind": self.name, "vision": {k: self.vision.get(k) for k in keys},
+                "crop_size": self.frames.reader.crop_size(self.index[first]),
+                "faces_params": read_provenance(self.index[first].path).get("params") or {}}
 
     def check(self, payload: dict) -> None:
         pass

@@ -50,6 +50,7 @@ def eval_clip_rows(n: int, clip_len: int, placement: str = "consecutive") -> lis
 class ClipRegression(Regression):
     """Task of the ``clip`` family (STA-DRN): BDI-II regression on face clips of ``clip_len`` frames."""
     unit = "clips"
+    name = "clips"
 
     def __init__(self, sheet, folder, settings: dict):
         super().__init__(sheet, folder, settings, "aligned-face")

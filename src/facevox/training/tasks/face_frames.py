@@ -176,6 +176,19 @@ class FaceReader:
             xy = flat.reshape(len(wanted), 68, 2)[inverse] * (self.size / stored)
         return tensor.clamp(0, 1), xy
 
+    def crop_size(self, index: VideoIndex) -> int | None:
+        """The stored size (pixels) of a video's face crops, from its first face frame (None: no face)."""
+        from facevox.extract.faces import decode_jpeg
+
+        if index.n_faces == 0:
+            return None
+        blob = self._read_rows(index.path, index.rows([0]), ["image"])["image"][0]
+        try:
+            return int(decode_jpeg(blob).shape[0])
+        except Exception:  # noqa: BLE001 - any decoder failure is the same bad crop
+            raise FacevoxError(f"{index.path}: the first face crop does not decode - re-run the faces stage for "
+                               f"video {index.video}") from None
+
     def load(self, index: VideoIndex, landmarks: bool = True):
         """Every face frame of a video (for small tables and tests: the whole video in memory)."""
         if index.n_faces == 0:

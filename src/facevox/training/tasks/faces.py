@@ -14,9 +14,19 @@ from facevox.training.tasks.base import Regression
 from facevox.training.tasks.face_frames import video_batches
 
 
+def eval_frame_rows(n: int, n_eval: int) -> np.ndarray:
+    """The face frames evaluation reads of a video of ``n`` face frames: ``n_eval``
+    (``models.vision.eval_frames_per_video``) evenly spaced ones, all when ``n_eval`` is 0 or
+    at least ``n``."""
+    if not n_eval or n_eval >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, n_eval).round().astype(int))
+
+
 class FaceRegression(Regression):
     """Task of the ``face`` family (DLGA-CNN): BDI-II regression on single face frames with their landmarks."""
     unit = "frames"
+    name = "faces"
 
     def __init__(self, sheet, folder, settings: dict):
         super().__init__(sheet, folder, settings, "aligned-face")
@@ -44,13 +54,9 @@ class FaceRegression(Regression):
     def eval_items(self, split: str) -> list[tuple]:
         """The evaluation frames ``(video, [face frame], None)``: ``eval_frames_per_video`` evenly
         spaced face frames of each video of the split (0 or more than it has: all)."""
-        n_eval, out = self.vision["eval_frames_per_video"], []
-        for vid in self.videos.get(split, []):
-            n = self.index[vid].n_faces
-            rows = np.arange(n) if not n_eval or n_eval >= n else \
-                np.unique(np.linspace(0, n - 1, n_eval).round().astype(int))
-            out += [(vid, np.array([r]), None) for r in rows]
-        return out
+        n_eval = self.vision["eval_frames_per_video"]
+        return [(vid, np.array([r]), None) for vid in self.videos.get(split, [])
+                for r in eval_frame_rows(self.index[vid].n_faces, n_eval)]
 
     def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int):
         items = self.eval_items(split)

@@ -31,6 +31,12 @@ from facevox.training.tasks.base import CONTINUOUS_SCHEMA, left_out_record, shee
 log = logging.getLogger(__name__)
 
 
+def window_inputs(table: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
+    """A video's [T, F] float32 model input: the FAU window table's ``columns``
+    (contract.FAU_FEATURE_COLUMNS), NaN (no face, no audio) as 0."""
+    return np.nan_to_num(table[list(columns or FAU_FEATURE_COLUMNS)].to_numpy(np.float32))
+
+
 class FauContinuous:
     """Whole FAU-window sequences -> time-continuous affect (see the module docstring)."""
 
@@ -58,11 +64,10 @@ class FauContinuous:
                     self.excluded.setdefault(split, {})[vid] = 1
                     continue
                 path = label_file(vid, samples.loc[vid, "affect_labels"], self.affect["labels_dir"])
-                features = table[FAU_FEATURE_COLUMNS].to_numpy(np.float32)
                 # windows without a face, without audio: values 0, counted
                 self.no_face[vid] = int(table[FAU_STAT_COLUMNS].isna().any(axis=1).sum())
                 self.no_audio[vid] = int(table[TURNS_COLUMN].isna().sum())
-                self.x[vid] = np.nan_to_num(features)
+                self.x[vid] = window_inputs(table)
                 aligned = window_labels(path, table, self.dimensions, self.affect["delays_s"])
                 self.y[vid] = aligned[self.dimensions].to_numpy(np.float32)
                 self.centres[vid] = table["centre_s"].to_numpy(np.float64)
@@ -98,6 +103,17 @@ class FauContinuous:
     def describe(self) -> dict:
         return {"dimensions": self.dimensions, "delays_s": self.affect["delays_s"],
                 "feature_names": FAU_FEATURE_COLUMNS}
+
+    def preprocessing(self, cfg: dict) -> dict:
+        """The window columns the model reads, its output dimensions, the label delays it was
+        trained with, and the fau_windows stage's parameters of the first train video's table
+        (its provenance; {} when it has none)."""
+        from facevox.io import read_provenance
+
+        first = self.videos["train"][0] if self.videos.get("train") else None
+        params = read_provenance(self.root / f"{first}.parquet").get("params") if first else None
+        return {"kind": "fau", "columns": list(FAU_FEATURE_COLUMNS), "dimensions": self.dimensions,
+                "delays_s": self.affect["delays_s"], "fau_windows_params": params or {}}
 
     def check(self, payload: dict) -> None:
         if payload.get("dimensions") != self.dimensions:

@@ -19,6 +19,21 @@ from facevox.models.families import FAMILIES
 from facevox.training.evaluate import PREDICTION_SCHEMA, slice_metrics, split_metrics, video_predictions
 from facevox.training.tasks.base import Classification, left_out_record, why_unpredicted
 
+#: The ``shards`` settings that decide a slice's content (recorded in the model file).
+SLICE_PARAMS = ("length", "hop", "pad", "degree", "max_gap", "normalisation")
+
+
+def too_missing(n_missing, n_real, fraction: float) -> np.ndarray:
+    """Per slice: whether its still-missing rows exceed ``fraction`` (``models.max_missing_fraction``)
+    of its real rows - such a slice is not used."""
+    return np.asarray(n_missing) > fraction * np.maximum(np.asarray(n_real), 1)
+
+
+def slice_inputs(x: np.ndarray, visual: list[int], acoustic: list[int], sklearn: bool) -> tuple:
+    """Model inputs of slices ``x`` [N, L, C]: ``(x,)`` for a scikit-learn model, (visual columns,
+    acoustic columns) for a sequence model."""
+    return (x,) if sklearn else (x[..., visual], x[..., acoustic])
+
 
 class SliceClassification(Classification):
     """Sequence / sklearn models on a shard set: slices -> class, videos by voting.
@@ -82,7 +97,7 @@ class SliceClassification(Classification):
         """Per slice of ``split``: (no usable label, too much still missing)."""
         ds = self.data[split]
         labels = np.array([ds.labels.get(x, -1) for x in ds.label_names], np.int64)
-        missing = ds.n_missing > self.settings["max_missing_fraction"] * np.maximum(ds.n_real, 1)
+        missing = too_missing(ds.n_missing, ds.n_real, self.settings["max_missing_fraction"])
         return labels < 0, missing
 
     def usable(self, split: str) -> np.ndarray:
@@ -163,7 +178,7 @@ class SliceClassification(Classification):
 
     def inputs(self, x: np.ndarray) -> tuple:
         """Model inputs of a batch: (visual, acoustic) for sequence models, (x,) for sklearn."""
-        return (x,) if self.estimator == "sklearn" else (x[..., self.visual], x[..., self.acoustic])
+        return slice_inputs(x, self.visual, self.acoustic, self.estimator == "sklearn")
 
     def statistics(self, split: str):
         from facevox.models.classical import slice_statistics
@@ -198,6 +213,22 @@ class SliceClassification(Classification):
     def check(self, payload: dict) -> None:
         if self.classes != payload["classes"]:
             raise FacevoxError(f"trained on classes {payload['classes']}, the shards have {self.classes}")
+
+    def preprocessing(self, cfg: dict) -> dict:
+        """The shard set's slicing and normalisation (manifest.json's parameters, norm.json's train
+        statistics), the slice filter, the model's input columns and the vote."""
+        from dataclasses import asdict
+
+        from facevox.dataset.slices import NormStats
+
+        manifest = json.loads(self.key_text)
+        params = manifest.get("params") or {}
+        return {"kind": "slices", "feature_set": manifest.get("feature_set"), "columns": self.columns,
+                "shards": {k: params[k] for k in SLICE_PARAMS if k in params},
+                "norm": asdict(NormStats.load(self.root / manifest.get("norm", "norm.json"))),
+                "max_missing_fraction": self.settings["max_missing_fraction"], "visual": self.visual,
+                "acoustic": self.acoustic, "sklearn": self.estimator == "sklearn", "classes": self.classes,
+                "positive": self.positive, "vote": cfg["vote"]}
 
     def evaluate_split(self, predict_fn, split: str, cfg: dict, batch_size: int) -> tuple[dict, object]:
         vote = cfg["vote"]

@@ -46,6 +46,27 @@ log = logging.getLogger("facevox.training.loop")
 NORMALISATIONS = ("none", "zscore", "minmax")
 
 
+def aligned_features(path, columns: list[str], max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """[T, C] ``columns`` of the aligned table ``path`` with short gaps filled per modality
+    (shards.video_features, ``max_gap`` rows), and the still-missing mask [T]."""
+    from facevox.dataset.shards import video_features
+
+    table = pq.read_table(path, columns=[*columns, "face_success", "audio_success"]).to_pandas()
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise FacevoxError(f"{path}: missing columns {missing[:5]}")
+    return video_features(table, columns, max_gap)
+
+
+def whole_inputs(values: np.ndarray, stats=None) -> tuple[np.ndarray, int]:
+    """A video's [T, C] float32 model input: ``values`` normalised with the train ``stats``
+    (slices.NormStats; None: as they are), the still-missing values 0; and how many were filled."""
+    if stats is not None:
+        values = stats.apply(values)
+    nan = np.isnan(values)
+    return np.where(nan, 0.0, values).astype(np.float32), int(nan.sum())
+
+
 class WholeClassification(Classification):
     """Sequence models on whole videos: one padded batch of videos -> one class per video."""
 
@@ -106,27 +127,16 @@ class WholeClassification(Classification):
 
     # data ---------------------------------------------------------------
     def _raw(self, vid: str) -> tuple[np.ndarray, np.ndarray]:
-        from facevox.dataset.shards import video_features
-
-        table = pq.read_table(self.root / f"{vid}.parquet",
-                              columns=[*self.columns, "face_success", "audio_success"]).to_pandas()
-        missing = [c for c in self.columns if c not in table]
-        if missing:
-            raise FacevoxError(f"{self.root / vid}.parquet: missing columns {missing[:5]}")
-        return video_features(table, self.columns, self.max_gap)
+        return aligned_features(self.root / f"{vid}.parquet", self.columns, self.max_gap)
 
     def features(self, vid: str, split: str = "") -> np.ndarray:
         """[T, C] float32 features of one video (gaps filled, normalised, NaN -> 0)."""
         if vid in self._cache:
             return self._cache[vid]
-        values, _ = self._raw(vid)
-        if self.stats is not None:
-            values = self.stats.apply(values)
-        nan = np.isnan(values)
-        x = np.where(nan, 0.0, values).astype(np.float32)
+        x, filled = whole_inputs(self._raw(vid)[0], self.stats)
         if vid not in self._counted:  # a video read again (cache full) is counted once
             self._counted.add(vid)
-            self.filled[split] = self.filled.get(split, 0) + int(nan.sum())
+            self.filled[split] = self.filled.get(split, 0) + filled
         if self._cached_bytes + x.nbytes <= self.budget:
             self._cache[vid] = x
             self._cached_bytes += x.nbytes
@@ -179,6 +189,16 @@ class WholeClassification(Classification):
     def describe(self) -> dict:
         return {"classes": self.classes, "positive": self.positive, "columns": self.columns,
                 "protocol": "whole", "normalisation": self.whole["normalisation"]}
+
+    def preprocessing(self, cfg: dict) -> dict:
+        """``models.whole``'s columns, gap filling and normalisation with its fitted train statistics,
+        the model's input columns; one prediction per video (the mean "vote" of evaluation)."""
+        from dataclasses import asdict
+
+        return {"kind": "whole", "feature_set": self.whole["feature_set"], "columns": self.columns,
+                "max_gap": self.max_gap, "normalisation": self.whole["normalisation"],
+                "norm": asdict(self.stats) if self.stats is not None else None, "visual": self.visual,
+                "acoustic": self.acoustic, "classes": self.classes, "positive": self.positive, "vote": "mean"}
 
     def check(self, payload: dict) -> None:
         if self.classes != payload["classes"]:
