@@ -193,3 +193,15 @@ def test_a_variant_is_its_model_for_the_catalogue_and_the_checks():
     check_overrides({"stst@lr=0.0001": {"lr": 0.0001}})
     with pytest.raises(FacevoxError, match="unknown key 'lrate'"):
         check_overrides({"stst@lrate=0.1": {"lrate": 0.1}})
+
+
+def test_sweep_keys_are_checked_like_overrides_and_named_as_sweeps():
+    from facevox.models import check_sweeps
+
+    check_sweeps({"stst": {"lr": [1e-4, 3e-4], "dropout": [0.1]}, "svm": {"C": [1, 10]}})
+    with pytest.raises(FacevoxError, match=r"sweeps\.stst: unknown key 'lrate'"):
+        check_sweeps({"stst": {"lrate": [0.1]}})
+    with pytest.raises(FacevoxError, match="sweeps: unknown model 'stsx'"):
+        check_sweeps({"stsx": {"lr": [0.1]}})
+    with pytest.raises(FacevoxError, match=r"sweeps\.stst: protocol 'nope'"):
+        check_sweeps({"stst": {"protocol": ["whole", "nope"]}})

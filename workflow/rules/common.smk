@@ -17,7 +17,7 @@ from facevox.dataset.labels import label_file
 from facevox.errors import FacevoxError
 from facevox.extract.action_units import resolve_backend
 from facevox.extract.qa import unusable_videos
-from facevox.models import check_overrides
+from facevox.models import check_overrides, check_sweeps
 from facevox.models.families import check_run, family, job_settings, run_models, with_variant_overrides
 from facevox.report.tables import table_tasks
 from facevox.report.timelines import timeline_videos
@@ -51,6 +51,7 @@ if SOURCE == "videos":  # the aggregates read the videos the gate let through (f
 check_run(config["models"]["run"])  # unknown model names: one clear line before any job
 # sweeps: each swept model of models.run becomes its variants (stst@lr=0.0001,dropout=0.1), whose overrides
 # (the model's own with the variant's values on top) every per-model lookup finds under the variant's name
+check_sweeps(config["sweeps"])
 RUN_MODELS = run_models(config["models"]["run"], config["sweeps"])
 config["models"] = with_variant_overrides(config["models"], config["sweeps"])
 check_overrides(config["models"]["overrides"])  # the sweeps' keys too

@@ -196,6 +196,26 @@ def check_overrides(overrides: dict | None) -> None:
         raise FacevoxError(f"config: {len(problems)} problem(s) in models.overrides:\n  " + "\n  ".join(problems))
 
 
+def check_sweeps(sweeps: dict | None) -> None:
+    """Every ``sweeps:`` entry names a known model and only its setting keys (what
+    :func:`split_overrides` accepts, with each listed value); all problems in one FacevoxError
+    naming ``sweeps.<model>``.  Run when the DAG is built, before the variants' overrides are checked."""
+    problems = []
+    for name, grid in (sweeps or {}).items():
+        if name not in catalogue():
+            problems.append(f"sweeps: unknown model {name!r}; known: {', '.join(sorted(catalogue()))}")
+            continue
+        for key, values in (grid or {}).items():
+            for value in values if isinstance(values, list) else [values]:
+                try:
+                    split_overrides(name, {key: value})
+                except FacevoxError as exc:
+                    problems.append(str(exc).replace(f"models.overrides.{name}:", f"sweeps.{name}:", 1))
+                    break
+    if problems:
+        raise FacevoxError("config: " + "\n  ".join(problems))
+
+
 def create_model(name: str, **cfg):
     """Build model ``name`` with its paper defaults, updated by ``cfg``.
 
