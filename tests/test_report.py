@@ -325,6 +325,23 @@ def test_run_card_fields(tmp_path):
     assert run_card.git_state(tmp_path / "bench") == {"commit": None, "dirty": None}  # not a git checkout
 
 
+def test_run_card_names_each_training_s_fold_and_sweep_variant(tmp_path):
+    metrics, _ = _write_model(tmp_path, seeds=(0,))
+    rec = json.loads(metrics[0].read_text())
+    paths = []
+    for fold in (0, 1):
+        path = tmp_path / f"fold{fold}.json"
+        path.write_text(json.dumps(rec | {"name": "stst@lr=0.0001", "variant": {"lr": 0.0001}, "sweep": True,
+                                          "select_by": "f1_weighted", "fold": fold, "fold_name": f"fold{fold}", "warnings": ["w"],
+                                          "cv": {"scheme": "kfold", "folds": 2, "seed": 0, "subjects": 4,
+                                                 "test_subjects": [f"s{fold}", f"s{fold + 2}"]}}))
+        paths.append(path)
+    card = run_card.run_card(tmp_path / "card.json", {}, tmp_path / "none", paths, root=tmp_path)
+    assert [(t["name"], t["fold"], t["seed"]) for t in card["trainings"]] == [("stst@lr=0.0001", "fold0", 0),
+                                                                            ("stst@lr=0.0001", "fold1", 0)]
+    assert card["training_warnings"] == {"w": ["stst@lr=0.0001/fold0/seed0", "stst@lr=0.0001/fold1/seed0"]}
+
+
 # --------------------------------------------------------------------------- CLI
 @pytest.fixture()
 def parser():

@@ -176,13 +176,19 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     for rec in (read_metrics(p) for p in metrics_paths):
         entry = {k: rec.get(k) for k in ("model", "seed", "task", "device", "device_requested", "train_seconds",
                                          "best_epoch", "n_parameters")}
+        if rec.get("name") not in (None, rec.get("model")):  # a sweep variant: stst@lr=0.0001
+            entry["name"] = rec["name"]
+        if rec.get("fold_name"):  # cross-validation: the fold the training held out
+            entry["fold"] = rec["fold_name"]
         if rec.get("precision") is not None:  # fp32 / bf16 / fp16 (none: scikit-learn, or before the key)
             entry["precision"] = rec["precision"]
         entry["warnings"] = list(rec.get("warnings") or [])
         entry["left_out"] = [{k: r[k] for k in ("split", "reason", "unit", "count")} for r in rec.get("left_out") or []]
         trainings.append(entry)
         for w in entry["warnings"]:
-            training_warnings.setdefault(w, []).append(f"{rec.get('model')}/seed{rec.get('seed')}")
+            fold = f"{entry['fold']}/" if "fold" in entry else ""
+            where = f"{entry.get('name', rec.get('model'))}/{fold}seed{rec.get('seed')}"
+            training_warnings.setdefault(w, []).append(where)
     card = {
         "format": RUN_CARD_FORMAT,
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -274,8 +280,8 @@ def run_card_page(card_path, out) -> Path:
                              for e in entries) or "–"
 
         parts.append('<section id="trainings"><h2>Trainings</h2>' + table(
-            ["model", "seed", "task", "device", "precision", "train s", "best epoch", "parameters", "left out"],
-            [[t.get("model"), t.get("seed"), t.get("task"),
+            ["model", "fold", "seed", "task", "device", "precision", "train s", "best epoch", "parameters", "left out"],
+            [[t.get("name") or t.get("model"), t.get("fold") or "–", t.get("seed"), t.get("task"),
               t.get("device") if t.get("device_requested") in (None, t.get("device"))
               else f"{t.get('device')} (asked {t.get('device_requested')})", t.get("precision") or "–",
               t.get("train_seconds"), t.get("best_epoch"), t.get("n_parameters"), left(t)] for t in trainings],
