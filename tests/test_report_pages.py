@@ -107,6 +107,19 @@ def test_study_page_sections_and_left_out(tmp_path, sheet):
     assert "demo-warning" not in page and "INVENTED" not in page
 
 
+def test_study_page_names_the_design_sweeps_and_each_fold_run(tmp_path, sheet):
+    metrics, _ = classification_run(tmp_path, 0, ["depression", "normal"])
+    rec = json.loads(metrics.read_text())
+    rec |= {"name": "lr@C=0.1", "fold": 1, "fold_name": "fold1",
+            "cv": {"scheme": "kfold", "folds": 5, "seed": 0, "subjects": 5, "test_subjects": ["s3"]}}
+    rec["splits"]["test"]["unpredicted"] = ["c"]
+    metrics.write_text(json.dumps(rec))
+    config = {"cv": {"scheme": "kfold", "folds": 5, "seed": 0, "dev_fraction": 0.2}, "sweeps": {"lr": {"C": [0.1, 1]}}}
+    page = study.study_page(sheet, tmp_path / "s.html", config, qa_tsv(tmp_path), [metrics]).read_text()
+    assert "5-fold, subject-grouped, label-stratified cross-validation" in page and "lr: C [0.1, 1]" in page
+    assert "lr@C=0.1 fold1 seed 0" in page
+
+
 def test_demo_wording_only_for_the_demo_sheet(tmp_path, sheet):
     demo = tmp_path / "demo.tsv"
     demo.write_text(HEADER + SHEET)

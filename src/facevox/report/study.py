@@ -127,6 +127,10 @@ def settings(config: dict) -> list[tuple[str, object]]:
         ("face crops kept (faces.keep_face_images)", bool(get("faces", "keep_face_images"))),
         ("models", ", ".join(get("models", "run", default=[]) or [])),
         ("seeds", ", ".join(map(str, get("models", "seeds", default=[]) or []))),
+        ("evaluation design (cv)", _design(get("cv"))),
+        ("sweeps (variants chosen on dev)", "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in grid.items())
+                                                      for m, grid in (get("sweeps", default={}) or {}).items())
+         or "none"),
         ("best epoch chosen by (classification)", get("models", "select_by")),
         ("slices used if missing share ≤", get("models", "max_missing_fraction")),
         ("tables report split", get("report", "split")),
@@ -174,6 +178,22 @@ def overlap_section(overlap_path, config: dict) -> str:
                                table_id="overlap-table")
 
 
+def run_name(rec: dict) -> str:
+    """``stst seed 0``; a sweep variant's name and, under cross-validation, its fold:
+    ``stst@lr=0.0001 fold1 seed 0``."""
+    fold = f" {rec['fold_name']}" if rec.get("fold_name") else ""
+    return f"{rec.get('name') or rec['model']}{fold} seed {rec['seed']}"
+
+
+def _design(cv) -> str:
+    if not isinstance(cv, dict) or cv.get("scheme", "fixed") == "fixed":
+        return "the sheet's splits (cv.scheme fixed)"
+    what = f"{cv.get('folds')}-fold, subject-grouped, label-stratified" if cv.get("scheme") == "kfold" \
+        else "leave one subject out"
+    return (f"{what} cross-validation (seed {cv.get('seed')}; dev part {cv.get('dev_fraction')} of each fold's "
+            "training subjects)")
+
+
 def left_out(samples: pd.DataFrame, qa: pd.DataFrame | None, metrics: list[dict]) -> list[list]:
     """Rows (video, split, what, why) of everything not used everywhere."""
     rows = []
@@ -187,7 +207,7 @@ def left_out(samples: pd.DataFrame, qa: pd.DataFrame | None, metrics: list[dict]
     for rec in metrics:
         for name, values in (rec.get("splits") or {}).items():
             for vid in values.get("unpredicted") or []:
-                unpredicted.setdefault((str(vid), name), []).append(f"{rec['model']} seed {rec['seed']}")
+                unpredicted.setdefault((str(vid), name), []).append(run_name(rec))
     for (vid, name), who in sorted(unpredicted.items()):
         rows.append([vid, name, "not predicted", "no usable slice / clip for " + ", ".join(who)])
     # left-out records of the metrics JSON ({split, reason, unit, count, videos: {id: n}}), when present
@@ -198,7 +218,7 @@ def left_out(samples: pd.DataFrame, qa: pd.DataFrame | None, metrics: list[dict]
             why = _reason(entry.get("reason"))
             for vid, n in (entry.get("videos") or {}).items():
                 unit = entry.get("unit") or "items"
-                rows.append([str(vid), entry.get("split") or "?", f"left out by {rec['model']} seed {rec['seed']}",
+                rows.append([str(vid), entry.get("split") or "?", f"left out by {run_name(rec)}",
                              why if unit == "videos" else f"{n} {unit}: {why}"])
     return rows
 
