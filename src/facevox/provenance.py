@@ -93,18 +93,24 @@ def provenance(stage: str, params: dict | None = None, inputs: dict | None = Non
     return record
 
 
-def git_commit(path=None) -> str | None:
-    """The commit (``git rev-parse HEAD``) of the git checkout holding ``path`` (default: facevox's
-    own source files), None outside a checkout or without git."""
+def git_state(root=None) -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout holding ``root`` (default:
+    facevox's own source files); None values outside a checkout or without git."""
     import subprocess
 
-    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    where = Path(root) if root is not None else Path(__file__).resolve().parent
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=30)
+
     try:
-        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=30)
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        status = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
-        return None
-    return (head.stdout.strip() or None) if head.returncode == 0 else None
+        return {"commit": None, "dirty": None}
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
 
 
 def _describe(path) -> dict:

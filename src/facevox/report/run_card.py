@@ -30,6 +30,7 @@ import pandas as pd
 from facevox import __version__
 from facevox.errors import InputError
 from facevox.io import write_json
+from facevox.provenance import git_state
 from facevox.report.tables import read_metrics
 
 # =========================================================================== run card
@@ -42,21 +43,6 @@ PACKAGES = ("facevox", "snakemake", "torch", "torchvision", "scikit-learn", "sci
 def config_hash(config: dict) -> str:
     """SHA-256 of the configuration as canonical JSON (sorted keys, no spaces)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-
-
-def git_state(root=".") -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``."""
-    def git(*args):
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
-
-    try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return {"commit": None, "dirty": None}
-        status = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
 
 
 def package_versions() -> dict[str, str]:

@@ -237,7 +237,7 @@ def score_videos(models: list, tables: dict, out, settings: dict, inputs: dict |
     and write the table to ``out``; ``inputs``: what the metadata says the videos came from."""
     from facevox.extract.exclusion import describe, exclusion_of
     from facevox.io import write_table
-    from facevox.provenance import git_commit, provenance
+    from facevox.provenance import git_state, provenance
 
     prep = check_models(models)
     kind, _ = KINDS[prep["kind"]]
@@ -265,7 +265,7 @@ def score_videos(models: list, tables: dict, out, settings: dict, inputs: dict |
                       models=described, seeds=[d["seed"] for d in described], task=kind,
                       preprocessing=[m.preprocessing for m in models],
                       aggregation=("one model" if len(models) == 1 else f"mean of {len(models)} models' outputs"),
-                      git_commit=git_commit())
+                      git_commit=git_state()["commit"])
     write_table(table, out, schema, meta)
     return table
 
