@@ -246,6 +246,20 @@ def test_regression_and_continuous_plots(tmp_path):
     _assert_real_png(written[0], 5.0, 4.0, min_colours=5)
 
 
+def test_cross_validation_curves_pool_each_seed_s_folds():
+    """Under cross-validation the ROC / scatter curves are per seed over the pooled held-out rows of every fold."""
+    records = [{"seed": s, "fold": f, "fold_name": f"fold{f}", "model": "lr"} for s in (0, 1) for f in (0, 1)]
+    tables = [pd.DataFrame({"video_id": [f"v{f}a", f"v{f}b"], "prob_positive": [0.1 * s, 0.2]})
+              for s in (0, 1) for f in (0, 1)]
+    pooled, pooled_tables = plots.pooled_out_of_fold(records, tables)
+    assert [r["seed"] for r in pooled] == [0, 1] and all(r["pooled"] for r in pooled)
+    assert list(pooled_tables[1]["video_id"]) == ["v0a", "v0b", "v1a", "v1b"]
+    assert plots.run_label(pooled[0]) == "seed 0, pooled out of fold"
+    assert plots.run_label(records[3]) == "fold1 seed 1"
+    fixed = [{"seed": 0, "model": "lr"}]
+    assert plots.pooled_out_of_fold(fixed, tables[:1]) == (fixed, tables[:1])
+
+
 def test_model_plots_rejects_mixed_models(tmp_path):
     a, pa = _write_model(tmp_path, model="stst", seeds=(0,))
     b, pb = _write_model(tmp_path, model="jamfn", seeds=(0,))

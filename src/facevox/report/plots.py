@@ -12,6 +12,8 @@ pyplot state): per model over all its seeds, for the chosen split -
 * ``confusion.png`` (classification): the confusion matrices of the seeds summed,
   each cell with its count and its share of the true class (colour);
 * ``roc.png`` (classification): one ROC curve per seed (``prob_positive``), AUC in the legend;
+  under cross-validation (test split) one per seed of the pooled out-of-fold predictions
+  (:func:`pooled_out_of_fold`), as the tables pool them (the scatter likewise);
 * ``scatter.png`` (regression): predicted against true score per video, seeds by colour,
   the identity line;
 * ``ccc.png`` (continuous): CCC per dimension, mean over seeds as a bar, each seed a dot;
@@ -243,8 +245,26 @@ def _has_curve(record: dict) -> bool:
 
 
 def run_label(record: dict) -> str:
-    """``seed 0``, or under cross-validation ``fold2 seed 0``: a curve's legend."""
+    """``seed 0``; under cross-validation ``fold2 seed 0``, or ``seed 0, pooled out of fold`` (a curve's legend)."""
+    if record.get("pooled"):
+        return f"seed {record['seed']}, pooled out of fold"
     return f"{record['fold_name']} seed {record['seed']}" if record.get("fold_name") else f"seed {record['seed']}"
+
+
+def pooled_out_of_fold(records: list[dict], tables: list) -> tuple[list[dict], list]:
+    """Under cross-validation, one (record, test table) per seed: every fold's held-out rows concatenated
+    (each video once, predicted by the fold that held its subject out) - the ROC curve and scatter of the
+    pooled out-of-fold predictions the tables report; without folds ``(records, tables)`` as given."""
+    if not any(r.get("fold") is not None for r in records):
+        return records, tables
+    by_seed: dict[int, list[int]] = {}
+    for i, rec in enumerate(records):
+        by_seed.setdefault(rec["seed"], []).append(i)
+    pooled_records, pooled_tables = [], []
+    for _, members in sorted(by_seed.items()):
+        pooled_records.append({**records[members[0]], "pooled": True, "fold": None, "fold_name": None})
+        pooled_tables.append(pd.concat([tables[i] for i in members], ignore_index=True))
+    return pooled_records, pooled_tables
 
 
 #: Readable names of the development metrics (models.select_by and the tasks' own scores).
@@ -314,14 +334,15 @@ def model_plots(metrics_paths, predictions_paths, out_dir, split: str = "test",
         raise FacevoxError(f"plots: {len(records)} metrics files but {len(predictions_paths)} prediction tables")
     tables = [_split_table(p, split) for p in predictions_paths]
     task = records[0]["task"]
+    curves = pooled_out_of_fold(records, tables) if split == "test" else (records, tables)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if task == "classification":
         written.append(confusion_plot(records, out_dir / "confusion.png", split))
-        written.append(roc_plot(records, tables, out_dir / "roc.png"))
+        written.append(roc_plot(*curves, out_dir / "roc.png"))
     elif task == "regression":
-        written.append(scatter_plot(records, tables, out_dir / "scatter.png"))
+        written.append(scatter_plot(*curves, out_dir / "scatter.png"))
     else:
         written.append(ccc_plot(records, out_dir / "ccc.png", split))
         explained = [r for r in records if (r.get("explain") or {}).get("filters")]
