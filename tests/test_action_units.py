@@ -900,3 +900,90 @@ def test_openface_without_2d_landmarks_is_not_checked(openface_csv, tmp_path):
     df, meta = read_table(out, AU_SCHEMA)
     assert df["success"].all() and meta["target_checked"] is False
     assert "no 2-D landmark columns" in meta["target_check_why"] and "not_target_frames" not in meta
+
+
+# -- person baseline (action_units.person_baseline, mediapipe) ------------------------
+
+def planted_mediapipe_table():
+    """24 rows, a face on rows 0-19 (rows 20-23: none, NaN).  AU12: 0.3 at rest, 0.8 (a bump of
+    0.5) on rows 5-8; AU04: a ramp 0.05 i on row i; AU45: NaN on every row; the other AUs 0.1;
+    bs_mouthSmileLeft 0.3 (must not change)."""
+    n, face = 24, np.arange(24) < 20
+    au12 = np.full(n, 0.3)
+    au12[5:9] = 0.8
+    values = {c: np.full(n, 0.1) for c in AU_COLUMNS}
+    values.update(AU12_r=au12, AU04_r=0.05 * np.arange(n), AU45_r=np.full(n, np.nan),
+                  bs_mouthSmileLeft=np.full(n, 0.3))
+    return au_table.au_frame(np.arange(n), np.arange(n) / 25, face, np.full(n, 0.9), values)
+
+
+def test_person_baseline_hand_computed():
+    df = planted_mediapipe_table()
+    out, subtracted = au_table.person_baseline(df, 0.05)
+    # 20 face rows; numpy's linear 0.05 quantile sits 0.05 * 19 = 0.95 of the way from the smallest
+    # value to the next.  AU12: 16 rows 0.3, 4 rows 0.8 -> 0.3 (float32 0.3, as the table stores it).
+    assert subtracted["AU12_r"] == float(np.float32(0.3))
+    face = np.arange(24) < 20
+    bump = np.isin(np.arange(24), [5, 6, 7, 8])
+    assert (out.loc[face & ~bump, "AU12_r"] == 0).all()  # the neutral frames: exactly 0
+    assert out.loc[bump, "AU12_r"].to_numpy() == pytest.approx([0.5] * 4, abs=1e-7)  # the bump's height
+    # AU04: 0, 0.05, ... 0.95 -> 0.95 * 0.05 = 0.0475; row 0 floors at 0, row 1 0.0025, row 19 0.9025.
+    assert subtracted["AU04_r"] == pytest.approx(0.0475, abs=1e-8)
+    assert out["AU04_r"].iloc[[0, 1, 19]].to_numpy() == pytest.approx([0.0, 0.0025, 0.9025], abs=1e-7)
+    assert subtracted["AU01_r"] == float(np.float32(0.1)) and (out.loc[face, "AU01_r"] == 0).all()
+    assert subtracted["AU45_r"] is None and out["AU45_r"].isna().all()  # no value on any face row
+    assert out.loc[~face, AU_COLUMNS].isna().all().all()  # rows without a face stay NaN
+    assert list(subtracted) == AU_COLUMNS
+    untouched = [c for c in AU_SCHEMA.names if c not in AU_COLUMNS]
+    pd.testing.assert_frame_equal(out[untouched], df[untouched])
+    assert out["bs_mouthSmileLeft"].iloc[0] == np.float32(0.3) and out["confidence"].iloc[0] == np.float32(0.9)
+    check_schema(out)
+
+
+@pytest.fixture
+def planted_mediapipe(monkeypatch, tmp_path):
+    """The mediapipe backend returns the planted table (no video is read, no model loaded)."""
+    def fake(video, lm, confidence_every, out):
+        return planted_mediapipe_table(), list(AU_COLUMNS), EXTRA, {"target_checked": False}
+    monkeypatch.setattr(amp, "mediapipe_aus", fake)
+    monkeypatch.setattr(mp_install, "model_path", lambda: tmp_path / mp_install.MODEL_FILE)
+
+
+def test_run_person_baseline_recorded_in_the_metadata(planted_mediapipe, tmp_path):
+    out = tmp_path / "au.parquet"
+    au.run("video.mp4", None, out, {"backend": "mediapipe", "person_baseline": True})
+    df, meta = read_table(out, AU_SCHEMA)
+    rec = meta["au_person_baseline"]
+    assert rec["quantile"] == 0.05 and rec["face_frames"] == 20
+    assert rec["subtracted"]["AU12_r"] == float(np.float32(0.3)) and rec["subtracted"]["AU45_r"] is None
+    assert rec["subtracted"]["AU04_r"] == pytest.approx(0.0475, abs=1e-8)
+    assert meta["params"]["person_baseline"] is True and meta["params"]["person_baseline_quantile"] == 0.05
+    assert meta["au_scale"] == au.AU_SCALE["mediapipe"] + au.PERSON_BASELINE_SCALE
+    assert df["AU12_r"].iloc[0] == 0.0 and df["AU12_r"].iloc[5] == pytest.approx(0.5, abs=1e-7)
+    assert np.isnan(df["AU12_r"].iloc[20])  # no face: NaN
+    # Another quantile: AU04's 0.5 quantile of 0 .. 0.95 is 0.475.
+    au.run("video.mp4", None, out, {"backend": "mediapipe", "person_baseline": True, "person_baseline_quantile": 0.5})
+    df, meta = read_table(out, AU_SCHEMA)
+    assert meta["au_person_baseline"]["subtracted"]["AU04_r"] == pytest.approx(0.475, abs=1e-8)
+    assert df["AU04_r"].iloc[19] == pytest.approx(0.475, abs=1e-7)
+
+
+def test_person_baseline_off_by_default_leaves_the_values(planted_mediapipe, tmp_path):
+    out = tmp_path / "au.parquet"
+    au.run("video.mp4", None, out, {"backend": "mediapipe"})
+    df, meta = read_table(out, AU_SCHEMA)
+    planted = planted_mediapipe_table()
+    for col in AU_SCHEMA.names:
+        assert df[col].to_numpy().tobytes() == planted[col].to_numpy().tobytes(), col
+    assert meta["au_person_baseline"] is None and meta["au_scale"] == au.AU_SCALE["mediapipe"]
+    assert meta["params"]["person_baseline"] is False
+
+
+@pytest.mark.parametrize("backend, hint", [("landmarks", "action_units.baseline_quantile"), ("openface", "")])
+def test_person_baseline_with_another_backend_is_an_error(tmp_path, backend, hint):
+    with pytest.raises(FacevoxError, match=r"action_units\.person_baseline is for the mediapipe backend only, "
+                                           rf"but the backend is {backend} .*{hint}"):
+        au.run("interview.mp4", tmp_path / "lm.parquet", tmp_path / "au.parquet",
+               {"backend": backend, "person_baseline": True}, openface_csv="x.csv")
+    with pytest.raises(FacevoxError, match="person_baseline_quantile"):
+        au.run("interview.mp4", None, tmp_path / "au.parquet", {"backend": "mediapipe", "person_baseline_quantile": 1.5})

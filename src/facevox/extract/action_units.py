@@ -46,6 +46,16 @@ Backends (config ``action_units.backend``), one module each
   :func:`backend_choice` says why).
   py-feat and landmarks leave the pose and gaze columns NaN.
 
+Person baseline (config ``action_units.person_baseline``, off by default; ``mediapipe`` only):
+each ``AU*_r`` column becomes ``max(0, value - b)``, ``b`` its ``person_baseline_quantile``
+(default 0.05) quantile over the video's frames with a face - the target person's neutral
+(facevox.extract.au_table.person_baseline); rows without a face stay NaN, the other columns
+are unchanged.  Another backend with it on is an error naming the key (``landmarks`` has its
+own baseline, ``baseline_quantile``; py-feat's probabilities and OpenFace's intensities are
+kept as their models give them).  The metadata ``au_person_baseline`` records what was
+subtracted: ``{"quantile", "face_frames", "subtracted": {AU column: b}}`` (null when off), and
+``au_scale`` says the values are relative.
+
 Every backend builds its table with facevox.extract.au_table.
 
 Whose face: every backend measures the landmarks table's target person (issue 28).
@@ -73,6 +83,7 @@ from facevox.extract import (
     au_mediapipe_install,
     au_openface,
     au_pyfeat,
+    au_table,
 )
 from facevox.io import read_provenance, read_table, write_table
 from facevox.provenance import provenance
@@ -84,6 +95,9 @@ AU_SCALE = {
     "landmarks": au_geometric.AU_SCALE,
     "mediapipe": au_mediapipe.AU_SCALE,
 }
+
+#: Appended to ``au_scale`` when ``action_units.person_baseline`` is on: the values are relative.
+PERSON_BASELINE_SCALE = "; minus the person's neutral (au_person_baseline), floored at 0"
 
 
 def backend_choice(backend: str) -> tuple[str, str]:
@@ -114,7 +128,13 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
     frames they differed), so the table is always the one the stage alone writes."""
     p = stage_params("action_units", params)
     backend, why = backend_choice(p["backend"])
+    if p["person_baseline"] and backend != "mediapipe":
+        raise FacevoxError(f"{video}: action_units.person_baseline is for the mediapipe backend only, but the "
+                           f"backend is {backend} ({why}); set action_units.person_baseline: false"
+                           + (" (this backend's own neutral baseline: action_units.baseline_quantile)"
+                              if backend == "landmarks" else ""))
     record = dict(p)
+    baseline = None
     extra_estimated: list[str] = []
     summary_extra: dict = {}
     if backend == "openface":
@@ -150,6 +170,10 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
                 mediapipe_out = None  # shown other boxes than the final target's: run again from the table
         df, estimated, extra_estimated, check = au_mediapipe.mediapipe_aus(video, lm, p["confidence_every"],
                                                                            mediapipe_out)
+        if p["person_baseline"]:
+            df, subtracted = au_table.person_baseline(df, p["person_baseline_quantile"])
+            baseline = {"quantile": p["person_baseline_quantile"], "face_frames": int(df["success"].sum()),
+                        "subtracted": subtracted}
         record["model"] = (f"{au_mediapipe_install.MODEL_FILE} (sha256 {au_mediapipe_install.MODEL_SHA256}, "
                            f"from {au_mediapipe_install.MODEL_WHEEL})")
         record["au_from_blendshapes"] = {c: {"rule": r, "blendshapes": n}
@@ -170,8 +194,10 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
     summary = {"backend": backend, "n_frames": int(len(df)),
                "face_rate": float(df["success"].mean()) if len(df) else 0.0, "why": why, **summary_extra}
     meta = provenance("action_units", params=record, inputs=inputs, au_backend=backend, au_backend_why=why,
-                      au_estimated=estimated, extra_estimated=extra_estimated, au_scale=AU_SCALE[backend],
-                      n_frames=summary["n_frames"], face_rate=summary["face_rate"], **check)
+                      au_estimated=estimated, extra_estimated=extra_estimated,
+                      au_scale=AU_SCALE[backend] + (PERSON_BASELINE_SCALE if baseline else ""),
+                      au_person_baseline=baseline, n_frames=summary["n_frames"],
+                      face_rate=summary["face_rate"], **check)
     write_table(df, out, AU_SCHEMA, meta)
     return summary
 
