@@ -102,7 +102,7 @@ OTHER_DEFAULTS = {
     "dvlog": {"landmark_order": "auto", "zero_rows": "no_face", "subjects": "", "export_order": "interleaved"},
     "target": {"mode": "dominant", "match_distance": 0.6, "check_every_s": 4.0, "close_ratio": 0.8,
                "on_identity_overlap": "warn", "overlap_distance": 0.6},
-    "action_units": {"backend": "auto", "baseline_quantile": 0.1, "confidence_every": 5, "person_baseline": False,
+    "action_units": {"backend": "auto", "openface_models_dir": "", "baseline_quantile": 0.1, "confidence_every": 5, "person_baseline": False,
                      "person_baseline_quantile": 0.05},
     "fau_windows": {"convention": "paper", "window": 50, "hop": 5, "window_s": None, "hop_s": None, "fps": None,
                     "no_face": "drop", "turns_hangover_s": 0.15},

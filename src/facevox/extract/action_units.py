@@ -82,6 +82,7 @@ from facevox.extract import (
     au_mediapipe_geometry,
     au_mediapipe_install,
     au_openface,
+    au_openface_pipeline,
     au_pyfeat,
     au_table,
 )
@@ -94,17 +95,21 @@ AU_SCALE = {
     "pyfeat": au_pyfeat.AU_SCALE,
     "landmarks": au_geometric.AU_SCALE,
     "mediapipe": au_mediapipe.AU_SCALE,
+    "openface_models": au_openface_pipeline.AU_SCALE,
 }
 
 #: Appended to ``au_scale`` when ``action_units.person_baseline`` is on: the values are relative.
 PERSON_BASELINE_SCALE = "; minus the person's neutral (au_person_baseline), floored at 0"
 
 
-def backend_choice(backend: str) -> tuple[str, str]:
-    """(the backend that runs, why): ``auto`` is pyfeat when its weights are cached, else
-    mediapipe when it and its bundle are installed, else landmarks."""
+def backend_choice(backend: str, openface_models_dir: str = "") -> tuple[str, str]:
+    """(the backend that runs, why): ``auto`` is openface_models when ``openface_models_dir``
+    (config ``action_units.openface_models_dir``) is set, else pyfeat when its weights are cached,
+    else mediapipe when it and its bundle are installed, else landmarks."""
     if backend != "auto":
         return backend, "set in the config (action_units.backend)"
+    if str(openface_models_dir or "").strip():
+        return "openface_models", "auto: action_units.openface_models_dir is set"
     if au_pyfeat.pyfeat_weights_available():
         return "pyfeat", "auto: py-feat's AU weights are cached"
     why = "py-feat weights not cached (`facevox fetch-models` downloads them)"
@@ -113,9 +118,9 @@ def backend_choice(backend: str) -> tuple[str, str]:
     return "landmarks", f"auto: {why}; {au_mediapipe_install.unavailable_reason()}"
 
 
-def resolve_backend(backend: str) -> str:
+def resolve_backend(backend: str, openface_models_dir: str = "") -> str:
     """The backend that runs (:func:`backend_choice`)."""
-    return backend_choice(backend)[0]
+    return backend_choice(backend, openface_models_dir)[0]
 
 
 def run(video, landmarks_path, out, params: dict | None = None, openface_csv=None,
@@ -127,7 +132,7 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
     runs again from the table (the summary's ``second_pass``, ``second_pass_frames``: on how many
     frames they differed), so the table is always the one the stage alone writes."""
     p = stage_params("action_units", params)
-    backend, why = backend_choice(p["backend"])
+    backend, why = backend_choice(p["backend"], p["openface_models_dir"])
     if p["person_baseline"] and backend != "mediapipe":
         raise FacevoxError(f"{video}: action_units.person_baseline is for the mediapipe backend only, but the "
                            f"backend is {backend} ({why}); set action_units.person_baseline: false"
@@ -184,6 +189,17 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
                                       "eye_tolerance_iod": au_mediapipe_geometry.EYE_TOLERANCE_IOD}
         inputs = {"video": video, "model": au_mediapipe_install.model_path(),
                   **({"landmarks": landmarks_path} if lm is not None else {})}
+    elif backend == "openface_models":
+        ofm = au_openface_pipeline.load_models(p["openface_models_dir"])  # checked before the video is read
+        excluded = read_provenance(landmarks_path).get("excluded")
+        if excluded:
+            raise ExcludedInput(landmarks_path, excluded)
+        lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+        df, estimated = au_openface_pipeline.openface_models_aus(video, lm, ofm)
+        record["openface_models_dir"] = str(ofm.folder)
+        record["model_files"] = ofm.checksums
+        check = from_the_table(df, "OpenFace's aligned face and PDM fit of the landmarks table's target points")
+        inputs = {"video": video, "landmarks": landmarks_path}
     else:
         model = au_pyfeat.PyFeatAU()
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
