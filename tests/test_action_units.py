@@ -1069,7 +1069,7 @@ def test_run_openface_models_backend(feat_media, gappy_landmarks, fake_openface,
     check_schema(df)
     lm, _ = read_table(gappy_landmarks, LANDMARKS_SCHEMA)
     assert summary == {"backend": "openface_models", "n_frames": 72, "face_rate": 67 / 72,
-                       "why": "auto: action_units.openface_models_dir is set"}
+                       "why": "auto: action_units.openface_models_dir is set", "pdm_fit_failed": 0}
     assert meta["au_backend"] == "openface_models" and meta["au_estimated"] == ["AU01_r", "AU12_r"]
     assert meta["au_scale"] == aop.AU_SCALE and meta["target_checked"] is True
     assert meta["params"]["openface_models_dir"] == str(fake_openface)
@@ -1095,6 +1095,33 @@ def test_run_openface_models_backend(feat_media, gappy_landmarks, fake_openface,
     assert df.loc[~gap, "AU12_r"].to_numpy() == pytest.approx(want[~gap].astype(np.float32), abs=1e-5)
     # the dynamic AU01 is calibrated: its 10 % quantile frame is 0 (before smoothing) - some frame reaches 0
     assert df.loc[~gap, "AU01_r"].min() < 0.5
+
+
+def test_openface_models_failed_pdm_fit_is_an_untracked_frame(feat_media, single_face_landmarks, fake_openface,
+                                                              tmp_path, caplog):
+    lm, meta = read_table(single_face_landmarks, LANDMARKS_SCHEMA)
+    assert lm["success"].all()
+    lm.loc[30, LANDMARK_Y] = lm.loc[30, LANDMARK_Y[0]]   # all 68 points on one line: a flat box, no fit
+    path = tmp_path / "lm.parquet"
+    write_table(lm, path, LANDMARKS_SCHEMA, meta)
+    out = tmp_path / "au.parquet"
+    video = feat_media / "single_face.mp4"
+    summary = au.run(video, path, out, {"backend": "openface_models", "openface_models_dir": str(fake_openface)})
+    assert summary["pdm_fit_failed"] == 1 and summary["face_rate"] == 71 / 72
+    df, _ = read_table(out, AU_SCHEMA)
+    assert df["success"].tolist() == [i != 30 for i in range(72)]
+    assert df.loc[30, ["AU01_r", "AU12_r", "confidence"]].isna().all()
+    assert np.isfinite(df.loc[df["success"], ["AU01_r", "AU12_r"]]).all().all()
+    # a face 1e-300 px wide (in memory, float64): the fit breaks down (singular normal equations -
+    # numpy's LinAlgError for the whole batch - or non-finite steps), yet only that frame is lost
+    lm = lm.astype({c: np.float64 for c in LANDMARK_X + LANDMARK_Y})
+    lm.loc[40, LANDMARK_X + LANDMARK_Y] *= 1e-300
+    with caplog.at_level("WARNING", logger="facevox.extract.au_openface_pipeline"):
+        df2, estimated, failed = aop.openface_models_aus(video, lm, aop.load_models(fake_openface))
+    assert failed == 2 and estimated == ["AU01_r", "AU12_r"]
+    assert "the PDM fit failed on 2 of 72 frames with the target" in caplog.text
+    assert df2["success"].tolist() == [i not in (30, 40) for i in range(72)]
+    assert df2.loc[[30, 40], ["AU01_r", "AU12_r"]].isna().all().all()
 
 
 def test_auto_picks_openface_models_when_its_folder_is_set():

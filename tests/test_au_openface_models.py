@@ -153,6 +153,57 @@ def test_dynamic_svr_median_subtraction_and_calibration(tmp_path):
     assert out["AU02_r"] == pytest.approx([0, 6.998 / 3, 6.998 / 3, 2 / 3, 0.002])
 
 
+def plain_predict(models, x, ok, n_hog, max_init_frames, dynamic=True):
+    """The whole-matrix computation (before the column chunks): every [frames, features] array
+    built, then :func:`predict_aus`'s clamping, calibration and smoothing."""
+    x = np.asarray(x, dtype=np.float64)
+    median = aom.running_median(x, ok, n_hog, chunk=x.shape[1])
+    scores = aom.model_scores(models, x, median)
+    if dynamic and ok.any():
+        first = np.flatnonzero(ok)[:max_init_frames]
+        scores[first] = aom.model_scores(models, x[first], median[-1])
+    return scores
+
+
+def test_chunked_scores_equal_the_whole_matrix_computation(tmp_path):
+    rng = np.random.default_rng(7)
+    n_hog, n_geom, frames = 9, 4, 57
+    width = n_hog + n_geom
+
+    def rand_model(marker, **kw):
+        return model_bytes(marker, rng.normal(0, 0.2, width), rng.normal(0, 1, width), rng.normal(), **kw)
+    models = aom.load_au_models(write_models(tmp_path, [
+        ("a.dat", "AU01", rand_model(1, cutoff=0.3)), ("b.dat", "AU02", rand_model(1, cutoff=-1)),
+        ("c.dat", "AU04", rand_model(0)), ("d.dat", "AU01", rand_model(5, pos=1.0, neg=0.0)),
+        ("e.dat", "AU04", rand_model(4, pos=1.0, neg=0.0)), ("f.dat", "AU06", rand_model(1, cutoff=0.9))]))
+    x = np.hstack([rng.uniform(-0.01, 0.5, (frames, n_hog)), rng.normal(0, 20, (frames, n_geom))]).astype(np.float32)
+    ok = rng.random(frames) > 0.25
+    ok[0] = False
+    for max_init in (20, 3000):   # the final-median re-scoring of the first 20 tracked frames, or of all
+        for dynamic in (True, False):
+            want = plain_predict(models, x, ok, n_hog, max_init, dynamic)
+            for chunk in (1, 2, 5, 9, width, 100):
+                got = aom.video_scores(models, x, ok, dynamic, n_hog, max_init, chunk=chunk)
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    # the calibration cutoff and all that follows, on the chunked scores vs the plain ones
+    want = plain_predict(models, x, ok, n_hog, 20)
+    offsets = aom.calibration_offsets(models, want, ok)
+    assert offsets[[2, 3, 4]].tolist() == [0, 0, 0] and offsets[1] == 0 and offsets[0] != 0
+    for chunk in (1, 4, width):
+        got = aom.predict_aus(models, x, ok, n_hog=n_hog, max_init_frames=20, chunk=chunk)
+        ref = aom.predict_aus(models, x.astype(np.float64), ok, n_hog=n_hog, max_init_frames=20, chunk=width)
+        assert list(got) == ["AU01_r", "AU02_r", "AU04_r", "AU06_r", "AU01_c", "AU04_c"]
+        for k in got:
+            np.testing.assert_allclose(got[k], ref[k], rtol=0, atol=1e-9)
+    # the running median itself, block by block vs whole
+    whole = aom.running_median(x, ok, n_hog, chunk=width)
+    assert np.array_equal(whole, reference_median(x.astype(np.float64), ok, n_hog))
+    for chunk in (1, 3, 8):
+        assert np.array_equal(aom.running_median(x, ok, n_hog, chunk=chunk), whole)
+    with pytest.raises(FacevoxError, match="chunk .* must be a positive integer, got 0"):
+        aom.video_scores(models, x, ok, n_hog=n_hog, chunk=0)
+
+
 def test_calibration_offsets_use_tracked_frames_only(tmp_path):
     au_list = write_models(tmp_path, [("a.dat", "AU01", model_bytes(1, [0], [1], 0.0, cutoff=0.25)),
                                       ("b.dat", "AU04", model_bytes(0, [0], [1], 0.0))])

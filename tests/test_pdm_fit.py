@@ -91,6 +91,24 @@ def test_missing_point_and_unfittable_frames():
     np.testing.assert_allclose(glob[3], GLOBAL, atol=1e-6)
 
 
+def test_a_failed_fit_is_a_nan_frame_and_leaves_the_others_alone():
+    pdm = small_pdm((100.0, 100.0))
+    marks = shape_2d(GLOBAL, LOCAL, pdm)
+    alone = fit_pdm(marks[None], pdm)
+    # a face 1e-300 px wide: its normal equations are singular (numpy's LinAlgError for the whole batch);
+    # 1e200 px wide: the step overflows to non-finite numbers
+    tiny, huge = marks * 1e-300, marks * 1e200
+    assert np.isfinite(tiny).all() and np.isfinite(huge).all()
+    with np.errstate(all="raise"):   # no overflow warning escapes either
+        glob, loc = fit_pdm(np.stack([marks, tiny, huge, marks]), pdm)
+    assert np.isnan(glob[1:3]).all() and np.isnan(loc[1:3]).all()
+    for i in (0, 3):   # the other frames fitted exactly as alone
+        np.testing.assert_allclose(glob[i], alone[0][0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(loc[i], alone[1][0], rtol=0, atol=1e-12)
+    glob, loc = fit_pdm(tiny, pdm)
+    assert glob.shape == (6,) and np.isnan(glob).all() and np.isnan(loc).all()
+
+
 def test_regulariser_shrinks_local_parameters():
     marks = shape_2d(GLOBAL, [6.0, -4.0], small_pdm())
     sizes = []

@@ -195,7 +195,8 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
         if excluded:
             raise ExcludedInput(landmarks_path, excluded)
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
-        df, estimated = au_openface_pipeline.openface_models_aus(video, lm, ofm)
+        df, estimated, fit_failed = au_openface_pipeline.openface_models_aus(video, lm, ofm)
+        summary_extra["pdm_fit_failed"] = fit_failed
         record["openface_models_dir"] = str(ofm.folder)
         record["model_files"] = ofm.checksums
         check = from_the_table(df, "OpenFace's aligned face and PDM fit of the landmarks table's target points")

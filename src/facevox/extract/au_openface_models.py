@@ -300,22 +300,66 @@ def geometry_features(params_local: np.ndarray, pdm: PDM) -> np.ndarray:
     return np.hstack([p @ pdm.princ_comp.T, p])
 
 
+#: Feature columns processed at once by :func:`running_median` and :func:`video_scores` (bounds
+#: their memory: a few [frames, CHUNK] float64 arrays; the result does not depend on it).
+CHUNK = 128
+
+
 def _check_features(features, success, n_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(features, dtype=np.float64)
+    """The features as an array of their own float dtype (float32 stays float32: never a float64
+    copy of the whole matrix) and success as bool; the finiteness check goes column-block-wise."""
+    x = np.asarray(features)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
     ok = np.asarray(success, dtype=bool)
     if x.ndim != 2 or ok.shape != (x.shape[0],):
         raise FacevoxError(f"features must be [frames, features] and success [frames]; got {x.shape} and {ok.shape}")
     if n_features is not None and x.shape[1] != n_features:
         raise FacevoxError(f"the AU models take {n_features} features (HOG then geometry, as OpenFace orders "
                            f"them); got {x.shape[1]}")
-    bad = ~np.isfinite(x).all(axis=1)
+    bad = np.zeros(x.shape[0], dtype=bool)
+    for c0 in range(0, x.shape[1], CHUNK):
+        bad |= ~np.isfinite(x[:, c0:c0 + CHUNK]).all(axis=1)
     if bad.any():
         raise FacevoxError(f"features of frame {int(np.flatnonzero(bad)[0])} are not finite (OpenFace feeds an "
                            "untracked frame's HOG of a black face and zero geometry, never NaN)")
     return x, ok
 
 
-def running_median(features, success, n_hog: int = HOG_FEATURES) -> np.ndarray:
+def _check_chunk(chunk) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise FacevoxError(f"chunk (feature columns at once) must be a positive integer, got {chunk!r}")
+    return int(chunk)
+
+
+def _median_block(xb: np.ndarray, ok: np.ndarray, first: int, n_hog: int) -> np.ndarray:
+    """The running median (:func:`running_median`) of the feature columns ``first ..
+    first + k`` held in ``xb`` ([frames, k] float64) at the odd frames only: [ceil(frames / 2), k]
+    (frame t uses row t // 2).  Each column's median depends on that column alone."""
+    frames, width = xb.shape
+    is_hog = np.arange(first, first + width) < n_hog
+    bins = np.where(is_hog, HOG_HISTOGRAM[0], GEOM_HISTOGRAM[0]).astype(np.float64)
+    lo = np.where(is_hog, HOG_HISTOGRAM[1], GEOM_HISTOGRAM[1]).astype(np.float64)
+    length = np.where(is_hog, HOG_HISTOGRAM[2] - HOG_HISTOGRAM[1], GEOM_HISTOGRAM[2] - GEOM_HISTOGRAM[1])
+    step = length / bins
+    odd = np.arange(frames) % 2 == 0
+    update = odd & ok
+    count = np.cumsum(update)
+    binned = np.clip((xb[update] - lo) * bins / length, 0, bins - 1).astype(np.int64).astype(np.float64)
+    order = pd.DataFrame(binned).expanding().quantile(0.5, interpolation="lower").to_numpy()
+    del binned
+    n_odd = count[odd]
+    med_odd = np.empty((n_odd.size, width))
+    med_odd[n_odd == 0] = lo + 0.0 * step + 0.5 * length / bins
+    one = n_odd == 1
+    med_odd[one] = xb[odd][one]
+    many = n_odd >= 2
+    med_odd[many] = lo + order[n_odd[many] - 1] * step + 0.5 * length / bins
+    med_odd[:, is_hog] = np.maximum(med_odd[:, is_hog], 0.0)
+    return med_odd
+
+
+def running_median(features, success, n_hog: int = HOG_FEATURES, chunk: int = CHUNK) -> np.ndarray:
     """The person's running median of the features, as OpenFace's ``UpdateRunningMedian`` keeps
     it frame by frame (``FaceAnalyser::AddNextFrame``, one head-orientation view):
 
@@ -330,32 +374,20 @@ def running_median(features, success, n_hog: int = HOG_FEATURES) -> np.ndarray:
       the centre of bin 0;
     * negative HOG medians become 0.
 
-    ``features``: [frames, features]; ``success``: [frames] bool.  Returns the median used at
-    each frame, [frames, features].  The order statistic is pandas' expanding lower quantile."""
+    ``features``: [frames, features]; ``success``: [frames] bool; ``chunk``: columns computed at
+    once (memory only).  Returns the median used at each frame, [frames, features] float64 (a
+    large array for a long video: :func:`video_scores` never builds it).  The order statistic
+    is pandas' expanding lower quantile."""
     x, ok = _check_features(features, success)
+    chunk = _check_chunk(chunk)
     frames, width = x.shape
     if not 0 <= n_hog <= width:
         raise FacevoxError(f"n_hog {n_hog} outside 0..{width} features")
-    bins = np.empty(width)
-    lo = np.empty(width)
-    length = np.empty(width)
-    for cols, (nb, mn, mx) in ((slice(0, n_hog), HOG_HISTOGRAM), (slice(n_hog, width), GEOM_HISTOGRAM)):
-        bins[cols], lo[cols], length[cols] = nb, mn, mx - mn
-    step = length / bins
-    odd = np.arange(frames) % 2 == 0
-    update = odd & ok
-    count = np.cumsum(update)
-    binned = np.clip((x[update] - lo) * bins / length, 0, bins - 1).astype(np.int64).astype(np.float64)
-    order = pd.DataFrame(binned).expanding().quantile(0.5, interpolation="lower").to_numpy()
-    med_odd = np.empty((int(odd.sum()), width))
-    n_odd = count[odd]
-    x_odd = x[odd]
-    med_odd[n_odd == 0] = lo + 0.0 * step + 0.5 * length / bins
-    med_odd[n_odd == 1] = x_odd[n_odd == 1]
-    many = n_odd >= 2
-    med_odd[many] = lo + order[n_odd[many] - 1] * step + 0.5 * length / bins
-    med_odd[:, :n_hog] = np.maximum(med_odd[:, :n_hog], 0.0)
-    return med_odd[np.arange(frames) // 2]
+    out = np.empty((frames, width))
+    rows = np.arange(frames) // 2
+    for c0 in range(0, width, chunk):
+        out[:, c0:c0 + chunk] = _median_block(x[:, c0:c0 + chunk].astype(np.float64), ok, c0, n_hog)[rows]
+    return out
 
 
 def model_scores(models: AUModels, features, median: np.ndarray | None = None) -> np.ndarray:
@@ -390,6 +422,48 @@ def calibration_offsets(models: AUModels, scores: np.ndarray, success) -> np.nda
     return out
 
 
+def video_scores(models: AUModels, features, success, dynamic: bool = True, n_hog: int = HOG_FEATURES,
+                 max_init_frames: int = MAX_INIT_FRAMES, chunk: int = CHUNK) -> np.ndarray:
+    """Raw scores [frames, models] of a whole video, as :func:`model_scores` with the running
+    median (:func:`running_median`) gives them, and with ``dynamic`` the first
+    ``max_init_frames`` tracked frames scored again with the final median - computed ``chunk``
+    feature columns at a time so that memory stays at a few [frames, chunk] arrays plus
+    [frames, models]: a score is ``x @ w - means @ w + bias - median @ w``, and a feature's
+    median depends on its own column only, so only ``median @ w`` of the dynamic models is
+    accumulated block by block (never the [frames, features] median).  ``features`` keeps its
+    dtype (float32: no float64 copy).  Not clamped or calibrated."""
+    x, ok = _check_features(features, success, models.n_features)
+    chunk = _check_chunk(chunk)
+    frames, width = x.shape
+    dyn = np.array([m.dynamic for m in models.models])
+    if dyn.any() and not 0 <= n_hog <= width:
+        raise FacevoxError(f"n_hog {n_hog} outside 0..{width} features")
+    w = np.stack([m.weights for m in models.models], axis=1)
+    means_w = (np.stack([m.means for m in models.models], axis=1) * w).sum(axis=0)
+    bias = np.array([m.bias for m in models.models])
+    n_odd = (frames + 1) // 2
+    xw = np.zeros((frames, w.shape[1]))
+    shift_odd = np.zeros((n_odd, int(dyn.sum())))   # median @ w of the dynamic models, odd frames
+    final_shift = np.zeros(int(dyn.sum()))           # the same with the video's final median
+    for c0 in range(0, width, chunk):
+        xb = x[:, c0:c0 + chunk].astype(np.float64)
+        wb = w[c0:c0 + chunk]
+        xw += xb @ wb
+        if dyn.any() and frames:
+            med_odd = _median_block(xb, ok, c0, n_hog)
+            shift_odd += med_odd @ wb[:, dyn]
+            final_shift += med_odd[-1] @ wb[:, dyn]
+            del med_odd
+        del xb
+    scores = xw - means_w + bias
+    if dyn.any():
+        scores[:, dyn] -= shift_odd[np.arange(frames) // 2]
+        if dynamic and ok.any():
+            first = np.flatnonzero(ok)[:max_init_frames]
+            scores[np.ix_(first, dyn)] = xw[np.ix_(first, dyn)] - means_w[dyn] + bias[dyn] - final_shift
+    return scores
+
+
 def smooth_intensity(values: np.ndarray) -> np.ndarray:
     """OpenFace's 3-frame moving average of intensities [frames, aus] (first and last frame
     unchanged)."""
@@ -412,7 +486,7 @@ def smooth_presence(values: np.ndarray) -> np.ndarray:
 
 
 def predict_aus(models: AUModels, features, success, dynamic: bool = True, n_hog: int = HOG_FEATURES,
-                max_init_frames: int = MAX_INIT_FRAMES) -> dict[str, np.ndarray]:
+                max_init_frames: int = MAX_INIT_FRAMES, chunk: int = CHUNK) -> dict[str, np.ndarray]:
     """AUxx_r and AUxx_c per frame as OpenFace's FeatureExtraction writes them for a video.
 
     ``features``: [frames, features], HOG then geometry (OpenFace's order; untracked frames as
@@ -421,15 +495,12 @@ def predict_aus(models: AUModels, features, success, dynamic: bool = True, n_hog
     tracked frames are scored again with the final running median, and dynamic regressors are
     calibrated (:func:`calibration_offsets`); without it the dynamic models still subtract the
     running median as it stood at each frame.  Intensities are clamped to 0..5, untracked frames
-    get 0, then :func:`smooth_intensity` / :func:`smooth_presence`.  Returns ``{"AU01_r": ...}``
+    get 0, then :func:`smooth_intensity` / :func:`smooth_presence`.  The scores come from
+    :func:`video_scores` (``chunk`` feature columns at a time: memory, not results; ``features``
+    may be float32 and is never copied whole).  Returns ``{"AU01_r": ...}``
     for the intensity models then ``{"AU01_c": ...}`` for the presence models, each in AU order."""
-    x, ok = _check_features(features, success, models.n_features)
-    has_dynamic = any(m.dynamic for m in models.models)
-    median = running_median(x, ok, n_hog) if has_dynamic else None
-    scores = model_scores(models, x, median)
-    if dynamic and has_dynamic and ok.any():
-        first = np.flatnonzero(ok)[:max_init_frames]
-        scores[first] = model_scores(models, x[first], median[-1])
+    ok = np.asarray(success, dtype=bool)
+    scores = video_scores(models, features, ok, dynamic, n_hog, max_init_frames, chunk)
     offsets = calibration_offsets(models, scores, ok) if dynamic else np.zeros(scores.shape[1])
     reg = np.array([m.kind == "intensity" for m in models.models])
     values = np.where(reg, np.clip(scores - offsets, 0.0, 5.0), 0.0)

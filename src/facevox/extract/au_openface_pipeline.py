@@ -19,14 +19,18 @@ decoder is row ``i`` of the table):
 Frames without the target (landmarks ``success`` false) or whose PDM fit failed are OpenFace's
 untracked frames: their feature row is the HOG of a black face and zero geometry (what OpenFace
 feeds the running median's quirk of its first frame), they take no part in the median or the
-calibration, and their AU values are NaN (facevox's convention; OpenFace writes 0).  The
+calibration, and their AU values are NaN (facevox's convention; OpenFace writes 0).  A failed
+fit (degenerate landmarks: fit_pdm's NaN frame) never stops the stage: it is counted
+(the stage summary's ``pdm_fit_failed``) and logged as a warning.  The
 table's ``AU*_r`` columns are OpenFace's intensities (0-5) of the AUs the folder has an
 intensity model for; OpenFace's presence outputs (``AUxx_c``) have no column in the AU table and
 are not written.  Confidence: 1.0 on frames with a face (OpenFace's tracker confidence has no
 equivalent here).
 
-Memory: the feature matrix is float32, [frames, 4702] (25 min at 25 fps: ~0.7 GB); nothing else
-kept per frame is larger than a landmarks row.  (predict_aus works in float64 on it.)
+Memory: the feature matrix is float32, [frames, 4702] (25 min at 25 fps: ~0.65 GB); nothing else
+kept per frame is larger than a landmarks row.  predict_aus never copies it whole: it works
+128 feature columns at a time (running median and scores, facevox.extract.au_openface_models.
+video_scores), keeping [frames, models] arrays only - ~20 MB beyond the matrix for 36,000 frames.
 
 The model files are the user's and never copied: :func:`load_models` reads and checks them
 (a missing or malformed file is a FacevoxError naming it and what the folder should hold - the
@@ -37,6 +41,7 @@ Tests: tests/test_action_units.py
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +56,8 @@ from facevox.extract.au_table import au_frame
 from facevox.extract.fhog import fhog_vector
 from facevox.extract.pdm_fit import fit_pdm
 from facevox.media import iter_rgb_frames
+
+log = logging.getLogger("facevox.extract.au_openface_pipeline")
 
 #: What the AU values are (the stage's ``au_scale`` metadata).
 AU_SCALE = "OpenFace 2.x intensity 0-5 (OpenFace's own AU models, applied by facevox)"
@@ -142,12 +149,18 @@ def video_features(video, lm: pd.DataFrame, ofm: OpenFaceModels) -> tuple[np.nda
     return feats, tracked
 
 
-def openface_models_aus(video, lm: pd.DataFrame, ofm: OpenFaceModels) -> tuple[pd.DataFrame, list[str]]:
-    """The ``openface_models`` backend's AU table of ``video`` (its landmarks table ``lm``) and
-    the AU columns it estimates (those with an intensity model in the folder)."""
+def openface_models_aus(video, lm: pd.DataFrame, ofm: OpenFaceModels) -> tuple[pd.DataFrame, list[str], int]:
+    """The ``openface_models`` backend's AU table of ``video`` (its landmarks table ``lm``), the
+    AU columns it estimates (those with an intensity model in the folder), and on how many
+    frames with the target the PDM fit failed (:func:`facevox.extract.pdm_fit.fit_pdm`'s NaN
+    frames: degenerate landmarks; they are untracked frames, NaN AUs; logged as a warning)."""
     feats, tracked = video_features(video, lm, ofm)
+    fit_failed = int((lm["success"].to_numpy(bool) & ~tracked).sum())
+    if fit_failed:
+        log.warning("%s: the PDM fit failed on %d of %d frames with the target (degenerate landmarks); "
+                    "they are untracked frames (NaN AUs)", video, fit_failed, int(lm["success"].sum()))
     out = aom.predict_aus(ofm.models, feats, tracked)
     del feats
     values = {c: v for c, v in out.items() if c in AU_COLUMNS}
     df = au_frame(lm["frame"], lm["timestamp_s"], tracked, np.ones(len(lm)), values)
-    return df, [c for c in AU_COLUMNS if c in values]
+    return df, [c for c in AU_COLUMNS if c in values], fit_failed

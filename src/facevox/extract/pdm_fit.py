@@ -37,7 +37,9 @@ Frames are fitted together, vectorised over frames (:func:`fit_pdm` takes [frame
 OpenBLAS limited to one thread; its default threads on 2 shared cores made it ~2x slower),
 ~20 steps a frame.  One frame a call costs ~9 ms (numpy's per-call overhead): batch.
 A frame whose landmarks are not all finite, or that has fewer than 3 points or a flat box,
-gets NaN parameters.
+gets NaN parameters; so does a frame whose fit fails (a singular system - numpy's
+LinAlgError, caught per frame - or non-finite numbers at some step), without touching the
+other frames of its batch.
 
 Tests: tests/test_pdm_fit.py
 """
@@ -199,8 +201,25 @@ def _update(glob: np.ndarray, loc: np.ndarray, delta: np.ndarray) -> tuple[np.nd
     return new, loc + delta[:, 6:]
 
 
+def _solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """``solve(hess, grad)`` per frame ([f, k, k], [f, k] -> [f, k]); a frame whose system is
+    singular (numpy's LinAlgError, which fails the whole batch) gets NaN instead."""
+    try:
+        return np.linalg.solve(hess, grad[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(grad.shape, np.nan)
+        for i in range(len(hess)):
+            try:
+                out[i] = np.linalg.solve(hess[i], grad[i])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
 def _fit_chunk(pts, vis, model: _Model, rotation) -> tuple[np.ndarray, np.ndarray]:
-    """Fit [f, 2, n] landmarks (all frames fittable); frames stop one by one."""
+    """Fit [f, 2, n] landmarks (all frames fittable); frames stop one by one.  A frame whose fit
+    fails - a singular system, or non-finite parameters or error at any step (degenerate
+    landmarks: e.g. a face 1e-300 or 1e200 pixels wide) - stops there with NaN parameters."""
     f, m = len(pts), model.eig.size
     mean, comp = model.mean, model.comp
     glob = _start(pts, vis, mean)
@@ -211,8 +230,9 @@ def _fit_chunk(pts, vis, model: _Model, rotation) -> tuple[np.ndarray, np.ndarra
 
     shape3d = mean[None] + np.einsum("knm,fm->fkn", comp, loc)
     err = np.linalg.norm(((pts - _project(glob, shape3d)) * w).reshape(f, -1), axis=1)
+    failed = ~(np.isfinite(glob).all(axis=1) & np.isfinite(err))
     misses = np.zeros(f, dtype=int)
-    active = np.arange(f)
+    active = np.flatnonzero(~failed)
     for _ in range(MAX_STEPS):
         if active.size == 0:
             break
@@ -222,14 +242,20 @@ def _fit_chunk(pts, vis, model: _Model, rotation) -> tuple[np.ndarray, np.ndarra
         hess, grad = _normal_equations(model, g, shape3d, resid, a_w, all_vis[active])
         hess += np.diag(model.reg)
         grad[:, 6:] -= model.reg[6:] * p
-        delta = STEP * np.linalg.solve(hess, grad[..., None])[..., 0]
+        delta = STEP * _solve(hess, grad)
+        bad = ~np.isfinite(delta).all(axis=1)
+        delta[bad] = 0.0
         g, p_new = _update(g, p, delta)
         glob[active], loc[active] = g, p_new
         # OpenFace's stopping error: new global parameters, the shape from before the step.
         new_err = np.linalg.norm(((pts[active] - _project(g, shape3d)) * a_w).reshape(len(active), -1), axis=1)
+        bad |= ~(np.isfinite(g).all(axis=1) & np.isfinite(p_new).all(axis=1) & np.isfinite(new_err))
+        failed[active[bad]] = True
         misses[active] += (1.0 - MIN_IMPROVEMENT) * err[active] < new_err
         err[active] = new_err
-        active = active[misses[active] < MAX_NOT_IMPROVED]
+        active = active[(misses[active] < MAX_NOT_IMPROVED) & ~bad]
+    glob[failed] = np.nan
+    loc[failed] = np.nan
     return glob, loc
 
 
@@ -240,7 +266,9 @@ def fit_pdm(landmarks, pdm: PDM, rotation=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, 
     starting Euler angles (OpenFace's default: 0).  Returns ``(params_global, params_local)``:
     ``[s, rx, ry, rz, tx, ty]`` (6 or [frames, 6]) and the m local parameters (m or
     [frames, m]); NaN for a frame with non-finite landmarks, fewer than 3 points (x == 0
-    marks a missing point) or a flat bounding box."""
+    marks a missing point) or a flat bounding box, and for a frame whose fit fails (a singular
+    system or non-finite numbers on the way: degenerate landmarks) - never an exception, and
+    the other frames' fits are unchanged."""
     model = _Model(pdm)
     mean, eig = model.mean, model.eig
     n = mean.shape[1]
@@ -264,9 +292,10 @@ def fit_pdm(landmarks, pdm: PDM, rotation=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, 
     glob = np.full((len(pts), 6), np.nan)
     loc = np.full((len(pts), eig.size), np.nan)
     idx = np.flatnonzero(ok)
-    for start in range(0, idx.size, CHUNK):
-        sel = idx[start:start + CHUNK]
-        glob[sel], loc[sel] = _fit_chunk(pts[sel], vis[sel], model, rotation)
+    with np.errstate(all="ignore"):   # a degenerate frame overflows: it fails alone (NaN), see _fit_chunk
+        for start in range(0, idx.size, CHUNK):
+            sel = idx[start:start + CHUNK]
+            glob[sel], loc[sel] = _fit_chunk(pts[sel], vis[sel], model, rotation)
     if single:
         return glob[0], loc[0]
     return glob, loc
