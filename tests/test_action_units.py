@@ -900,3 +900,272 @@ def test_openface_without_2d_landmarks_is_not_checked(openface_csv, tmp_path):
     df, meta = read_table(out, AU_SCHEMA)
     assert df["success"].all() and meta["target_checked"] is False
     assert "no 2-D landmark columns" in meta["target_check_why"] and "not_target_frames" not in meta
+
+
+# -- person baseline (action_units.person_baseline, mediapipe) ------------------------
+
+def planted_mediapipe_table():
+    """24 rows, a face on rows 0-19 (rows 20-23: none, NaN).  AU12: 0.3 at rest, 0.8 (a bump of
+    0.5) on rows 5-8; AU04: a ramp 0.05 i on row i; AU45: NaN on every row; the other AUs 0.1;
+    bs_mouthSmileLeft 0.3 (must not change)."""
+    n, face = 24, np.arange(24) < 20
+    au12 = np.full(n, 0.3)
+    au12[5:9] = 0.8
+    values = {c: np.full(n, 0.1) for c in AU_COLUMNS}
+    values.update(AU12_r=au12, AU04_r=0.05 * np.arange(n), AU45_r=np.full(n, np.nan),
+                  bs_mouthSmileLeft=np.full(n, 0.3))
+    return au_table.au_frame(np.arange(n), np.arange(n) / 25, face, np.full(n, 0.9), values)
+
+
+def test_person_baseline_hand_computed():
+    df = planted_mediapipe_table()
+    out, subtracted = au_table.person_baseline(df, 0.05)
+    # 20 face rows; numpy's linear 0.05 quantile sits 0.05 * 19 = 0.95 of the way from the smallest
+    # value to the next.  AU12: 16 rows 0.3, 4 rows 0.8 -> 0.3 (float32 0.3, as the table stores it).
+    assert subtracted["AU12_r"] == float(np.float32(0.3))
+    face = np.arange(24) < 20
+    bump = np.isin(np.arange(24), [5, 6, 7, 8])
+    assert (out.loc[face & ~bump, "AU12_r"] == 0).all()  # the neutral frames: exactly 0
+    assert out.loc[bump, "AU12_r"].to_numpy() == pytest.approx([0.5] * 4, abs=1e-7)  # the bump's height
+    # AU04: 0, 0.05, ... 0.95 -> 0.95 * 0.05 = 0.0475; row 0 floors at 0, row 1 0.0025, row 19 0.9025.
+    assert subtracted["AU04_r"] == pytest.approx(0.0475, abs=1e-8)
+    assert out["AU04_r"].iloc[[0, 1, 19]].to_numpy() == pytest.approx([0.0, 0.0025, 0.9025], abs=1e-7)
+    assert subtracted["AU01_r"] == float(np.float32(0.1)) and (out.loc[face, "AU01_r"] == 0).all()
+    assert subtracted["AU45_r"] is None and out["AU45_r"].isna().all()  # no value on any face row
+    assert out.loc[~face, AU_COLUMNS].isna().all().all()  # rows without a face stay NaN
+    assert list(subtracted) == AU_COLUMNS
+    untouched = [c for c in AU_SCHEMA.names if c not in AU_COLUMNS]
+    pd.testing.assert_frame_equal(out[untouched], df[untouched])
+    assert out["bs_mouthSmileLeft"].iloc[0] == np.float32(0.3) and out["confidence"].iloc[0] == np.float32(0.9)
+    check_schema(out)
+
+
+@pytest.fixture
+def planted_mediapipe(monkeypatch, tmp_path):
+    """The mediapipe backend returns the planted table (no video is read, no model loaded)."""
+    def fake(video, lm, confidence_every, out):
+        return planted_mediapipe_table(), list(AU_COLUMNS), EXTRA, {"target_checked": False}
+    monkeypatch.setattr(amp, "mediapipe_aus", fake)
+    monkeypatch.setattr(mp_install, "model_path", lambda: tmp_path / mp_install.MODEL_FILE)
+
+
+def test_run_person_baseline_recorded_in_the_metadata(planted_mediapipe, tmp_path):
+    out = tmp_path / "au.parquet"
+    au.run("video.mp4", None, out, {"backend": "mediapipe", "person_baseline": True})
+    df, meta = read_table(out, AU_SCHEMA)
+    rec = meta["au_person_baseline"]
+    assert rec["quantile"] == 0.05 and rec["face_frames"] == 20
+    assert rec["subtracted"]["AU12_r"] == float(np.float32(0.3)) and rec["subtracted"]["AU45_r"] is None
+    assert rec["subtracted"]["AU04_r"] == pytest.approx(0.0475, abs=1e-8)
+    assert meta["params"]["person_baseline"] is True and meta["params"]["person_baseline_quantile"] == 0.05
+    assert meta["au_scale"] == au.AU_SCALE["mediapipe"] + au.PERSON_BASELINE_SCALE
+    assert df["AU12_r"].iloc[0] == 0.0 and df["AU12_r"].iloc[5] == pytest.approx(0.5, abs=1e-7)
+    assert np.isnan(df["AU12_r"].iloc[20])  # no face: NaN
+    # Another quantile: AU04's 0.5 quantile of 0 .. 0.95 is 0.475.
+    au.run("video.mp4", None, out, {"backend": "mediapipe", "person_baseline": True, "person_baseline_quantile": 0.5})
+    df, meta = read_table(out, AU_SCHEMA)
+    assert meta["au_person_baseline"]["subtracted"]["AU04_r"] == pytest.approx(0.475, abs=1e-8)
+    assert df["AU04_r"].iloc[19] == pytest.approx(0.475, abs=1e-7)
+
+
+def test_person_baseline_off_by_default_leaves_the_values(planted_mediapipe, tmp_path):
+    out = tmp_path / "au.parquet"
+    au.run("video.mp4", None, out, {"backend": "mediapipe"})
+    df, meta = read_table(out, AU_SCHEMA)
+    planted = planted_mediapipe_table()
+    for col in AU_SCHEMA.names:
+        assert df[col].to_numpy().tobytes() == planted[col].to_numpy().tobytes(), col
+    assert meta["au_person_baseline"] is None and meta["au_scale"] == au.AU_SCALE["mediapipe"]
+    assert meta["params"]["person_baseline"] is False
+
+
+@pytest.mark.parametrize("backend, hint", [("landmarks", "action_units.baseline_quantile"), ("openface", "")])
+def test_person_baseline_with_another_backend_is_an_error(tmp_path, backend, hint):
+    with pytest.raises(FacevoxError, match=r"action_units\.person_baseline is for the mediapipe backend only, "
+                                           rf"but the backend is {backend} .*{hint}"):
+        au.run("interview.mp4", tmp_path / "lm.parquet", tmp_path / "au.parquet",
+               {"backend": backend, "person_baseline": True}, openface_csv="x.csv")
+    with pytest.raises(FacevoxError, match="person_baseline_quantile"):
+        au.run("interview.mp4", None, tmp_path / "au.parquet", {"backend": "mediapipe", "person_baseline_quantile": 1.5})
+
+
+# -- openface_models (facevox.extract.au_openface_pipeline) ---------------------
+
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import struct  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from facevox.extract import au_openface_models as aom  # noqa: E402
+from facevox.extract import au_openface_pipeline as aop  # noqa: E402
+from facevox.extract.pdm_fit import fit_pdm  # noqa: E402
+from facevox.io import read_provenance  # noqa: E402
+
+N_FEAT = 4702  # 4464 HOG + 238 geometry: OpenFace 2.x's feature count
+P0 = 4464 + 204  # the first PDM parameter's column (geometry = 204 offsets, then the 34 parameters)
+
+
+def model_file(marker, weights: dict, bias, cutoff=None, pos=None, neg=None) -> bytes:
+    """An OpenFace AU model in its binary layout, 4702 features, zero means, the given weights."""
+    w = np.zeros(N_FEAT)
+    for k, v in weights.items():
+        w[k] = v
+
+    def mat(v, r, c):
+        return struct.pack("<iii", r, c, 6) + np.asarray(v, "<f8").tobytes()
+    out = struct.pack("<i", marker) + (struct.pack("<d", cutoff) if cutoff is not None else b"")
+    out += mat(np.zeros(N_FEAT), 1, N_FEAT) + mat(w, N_FEAT, 1) + struct.pack("<d", bias)
+    return out + (struct.pack("<dd", pos, neg) if pos is not None else b"")
+
+
+def text_mat(m) -> str:
+    m = np.atleast_2d(m)
+    return f"{m.shape[0]}\n{m.shape[1]}\n6\n" + "\n".join(" ".join(f"{v:.10g}" for v in row) for row in m) + "\n"
+
+
+@pytest.fixture(scope="module")
+def fake_openface(single_face_landmarks, tmp_path_factory):
+    """A tiny OpenFace model folder (OpenFace's layout and formats; no OpenFace file): AU12 a static
+    SVR on the first PDM parameter (weight 1, bias 2.5), AU01 a dynamic SVR on one HOG value, AU12 a
+    static SVM; a 68-point, 34-mode PDM whose mean is frame 0's face, centred, in 'mm', on a bowl."""
+    root = tmp_path_factory.mktemp("openface")
+    pred = root / "AU_predictors"
+    (pred / "svr_combined").mkdir(parents=True)
+    (pred / "svm_combined").mkdir()
+    (pred / "svr_combined" / "AU_12_static_intensity.dat").write_bytes(model_file(0, {P0: 1.0}, 2.5))
+    (pred / "svr_combined" / "AU_1_dynamic_intensity.dat").write_bytes(model_file(1, {500: 20.0}, 0.5, cutoff=0.1))
+    (pred / "svm_combined" / "AU_12_static.dat").write_bytes(model_file(4, {P0: 1.0}, 0.0, pos=1.0, neg=0.0))
+    (pred / "AU_all_best.txt").write_text("svr_combined/AU_12_static_intensity.dat AU12\n"
+                                          "svr_combined/AU_1_dynamic_intensity.dat AU01\n"
+                                          "svm_combined/AU_12_static.dat AU12\n")
+    lm, _ = read_table(single_face_landmarks, LANDMARKS_SCHEMA)
+    pts = np.stack([lm[LANDMARK_X].to_numpy(float)[0], lm[LANDMARK_Y].to_numpy(float)[0]], axis=1)
+    pts = (pts - pts.mean(axis=0)) * (140 / np.ptp(pts[:, 0]))
+    mean = np.concatenate([pts[:, 0], pts[:, 1], -(pts ** 2).sum(axis=1) / 200])  # a face has depth
+    comp, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(204, 34)))
+    eig = np.linspace(200.0, 2.0, 34)
+    (pred / "In-the-wild_aligned_PDM_68.txt").write_text(
+        "# The mean values of the components (in mm)\n" + text_mat(mean[:, None]) + "# Principal components\n"
+        + text_mat(comp) + "# Eigenvalues\n" + text_mat(eig[None, :]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def gappy_landmarks(single_face_landmarks, tmp_path_factory):
+    """single_face.mp4's landmarks with no target on frames 20-24."""
+    lm, _ = read_table(single_face_landmarks, LANDMARKS_SCHEMA)
+    lm.loc[20:24, "success"] = False
+    lm.loc[20:24, LANDMARK_X + LANDMARK_Y] = np.nan
+    out = tmp_path_factory.mktemp("lm") / "gappy.parquet"
+    write_table(lm, out, LANDMARKS_SCHEMA, read_provenance(single_face_landmarks))
+    return out
+
+
+def test_run_openface_models_backend(feat_media, gappy_landmarks, fake_openface, tmp_path):
+    out = tmp_path / "au.parquet"
+    summary = au.run(feat_media / "single_face.mp4", gappy_landmarks, out,
+                     {"backend": "auto", "openface_models_dir": str(fake_openface)})
+    df, meta = read_table(out, AU_SCHEMA)
+    check_schema(df)
+    lm, _ = read_table(gappy_landmarks, LANDMARKS_SCHEMA)
+    assert summary == {"backend": "openface_models", "n_frames": 72, "face_rate": 67 / 72,
+                       "why": "auto: action_units.openface_models_dir is set", "pdm_fit_failed": 0}
+    assert meta["au_backend"] == "openface_models" and meta["au_estimated"] == ["AU01_r", "AU12_r"]
+    assert meta["au_scale"] == aop.AU_SCALE and meta["target_checked"] is True
+    assert meta["params"]["openface_models_dir"] == str(fake_openface)
+    files = ["AU_predictors/AU_all_best.txt", "AU_predictors/svr_combined/AU_12_static_intensity.dat",
+             "AU_predictors/svr_combined/AU_1_dynamic_intensity.dat", "AU_predictors/svm_combined/AU_12_static.dat",
+             "AU_predictors/In-the-wild_aligned_PDM_68.txt"]
+    assert meta["params"]["model_files"] == {
+        f: hashlib.sha256((fake_openface / f).read_bytes()).hexdigest() for f in files}
+    gap = np.isin(np.arange(72), range(20, 25))
+    assert df["frame"].tolist() == list(range(72)) and df["success"].tolist() == (~gap).tolist()
+    assert df.loc[gap, AU_COLUMNS + ["confidence"]].isna().all().all()
+    assert df.loc[~gap, "confidence"].eq(1.0).all()
+    est = df.loc[~gap, ["AU01_r", "AU12_r"]]
+    assert np.isfinite(est).all().all() and est.min().min() >= 0 and est.max().max() <= 5
+    assert df[[c for c in AU_COLUMNS if c not in ("AU01_r", "AU12_r")]].isna().all().all()
+    # AU12 by hand: the PDM's first parameter + 2.5, clamped to 0..5, 0 on the gap, then the 3-frame mean.
+    pdm = aom.read_pdm(fake_openface / "AU_predictors" / "In-the-wild_aligned_PDM_68.txt")
+    pts = np.stack([lm[LANDMARK_X].to_numpy(float), lm[LANDMARK_Y].to_numpy(float)], axis=2)
+    _, local = fit_pdm(pts, pdm)
+    raw = np.where(gap, 0.0, np.clip(np.nan_to_num(local[:, 0]) + 2.5, 0, 5))
+    want = raw.copy()
+    want[1:-1] = (raw[:-2] + raw[1:-1] + raw[2:]) / 3
+    assert df.loc[~gap, "AU12_r"].to_numpy() == pytest.approx(want[~gap].astype(np.float32), abs=1e-5)
+    # the dynamic AU01 is calibrated: its 10 % quantile frame is 0 (before smoothing) - some frame reaches 0
+    assert df.loc[~gap, "AU01_r"].min() < 0.5
+
+
+def test_openface_models_failed_pdm_fit_is_an_untracked_frame(feat_media, single_face_landmarks, fake_openface,
+                                                              tmp_path, caplog):
+    lm, meta = read_table(single_face_landmarks, LANDMARKS_SCHEMA)
+    assert lm["success"].all()
+    lm.loc[30, LANDMARK_Y] = lm.loc[30, LANDMARK_Y[0]]   # all 68 points on one line: a flat box, no fit
+    path = tmp_path / "lm.parquet"
+    write_table(lm, path, LANDMARKS_SCHEMA, meta)
+    out = tmp_path / "au.parquet"
+    video = feat_media / "single_face.mp4"
+    summary = au.run(video, path, out, {"backend": "openface_models", "openface_models_dir": str(fake_openface)})
+    assert summary["pdm_fit_failed"] == 1 and summary["face_rate"] == 71 / 72
+    df, _ = read_table(out, AU_SCHEMA)
+    assert df["success"].tolist() == [i != 30 for i in range(72)]
+    assert df.loc[30, ["AU01_r", "AU12_r", "confidence"]].isna().all()
+    assert np.isfinite(df.loc[df["success"], ["AU01_r", "AU12_r"]]).all().all()
+    # a face 1e-300 px wide (in memory, float64): the fit breaks down (singular normal equations -
+    # numpy's LinAlgError for the whole batch - or non-finite steps), yet only that frame is lost
+    lm = lm.astype({c: np.float64 for c in LANDMARK_X + LANDMARK_Y})
+    lm.loc[40, LANDMARK_X + LANDMARK_Y] *= 1e-300
+    with caplog.at_level("WARNING", logger="facevox.extract.au_openface_pipeline"):
+        df2, estimated, failed = aop.openface_models_aus(video, lm, aop.load_models(fake_openface))
+    assert failed == 2 and estimated == ["AU01_r", "AU12_r"]
+    assert "the PDM fit failed on 2 of 72 frames with the target" in caplog.text
+    assert df2["success"].tolist() == [i not in (30, 40) for i in range(72)]
+    assert df2.loc[[30, 40], ["AU01_r", "AU12_r"]].isna().all().all()
+
+
+def test_auto_picks_openface_models_when_its_folder_is_set():
+    assert au.backend_choice("auto", "/some/OpenFace/bin") == (
+        "openface_models", "auto: action_units.openface_models_dir is set")
+    assert au.resolve_backend("auto", "/x") == "openface_models"
+    assert au.resolve_backend("auto", "  ") != "openface_models"
+    assert au.backend_choice("landmarks", "/x") == ("landmarks", "set in the config (action_units.backend)")
+
+
+def test_openface_models_missing_and_malformed_files_are_named(fake_openface, tmp_path, single_face_landmarks):
+    with pytest.raises(FacevoxError, match="openface_models_dir is not set"):
+        au.run("v.mp4", single_face_landmarks, tmp_path / "a.parquet", {"backend": "openface_models"})
+    broken = tmp_path / "of"
+    shutil.copytree(fake_openface, broken)
+    (broken / "AU_predictors" / "svr_combined" / "AU_1_dynamic_intensity.dat").unlink()
+    with pytest.raises(FacevoxError, match="openface_models_dir .*AU_1_dynamic_intensity.dat.*not found.*AU_all_best"
+                       ) as err:
+        au.run("v.mp4", single_face_landmarks, tmp_path / "a.parquet",
+               {"backend": "openface_models", "openface_models_dir": str(broken)})
+    assert not isinstance(err.value, InputError)  # a configuration error: never excludes the video
+    shutil.copytree(fake_openface, broken, dirs_exist_ok=True)
+    pdm = broken / "AU_predictors" / "In-the-wild_aligned_PDM_68.txt"
+    pdm.write_text(pdm.read_text()[:2000])
+    with pytest.raises(FacevoxError, match=r"In-the-wild_aligned_PDM_68.txt: the mean shape \(204 x 1\) is cut short"):
+        aop.load_models(broken)
+    pdm.unlink()
+    with pytest.raises(FacevoxError, match="no In-the-wild_aligned_PDM_68.txt"):
+        aop.load_models(broken)
+    assert not (tmp_path / "a.parquet").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("OPENFACE_MODELS"), reason="OPENFACE_MODELS (an OpenFace model folder) not set")
+def test_openface_models_with_real_files(feat_media, single_face_landmarks, tmp_path):
+    folder = Path(os.environ["OPENFACE_MODELS"])
+    ofm = aop.load_models(folder)
+    assert ofm.models.n_features == N_FEAT and ofm.pdm.princ_comp.shape == (204, 34)
+    out = tmp_path / "au.parquet"
+    au.run(feat_media / "single_face.mp4", single_face_landmarks, out,
+           {"backend": "openface_models", "openface_models_dir": str(folder)})
+    df, meta = read_table(out, AU_SCHEMA)
+    assert meta["au_estimated"] == AU_COLUMNS and set(meta["params"]["model_files"]) == {
+        aop.relative(p, folder) for p in (*ofm.models.files, ofm.pdm.path)}
+    vals = df[AU_COLUMNS].to_numpy()
+    assert np.isfinite(vals).all() and vals.min() >= 0 and vals.max() <= 5
+    # the man's broad smile (~0.6 s to ~2.3 s): OpenFace's AU12 rises
+    assert df["AU12_r"].iloc[30:66].mean() > df["AU12_r"].iloc[:15].mean() + 1

@@ -211,7 +211,7 @@ def au_inputs(wildcards):
 
 
 def au_backend(wildcards):
-    return resolve_backend(config["action_units"]["backend"])
+    return resolve_backend(config["action_units"]["backend"], config["action_units"].get("openface_models_dir", ""))
 
 
 def openface_option(wildcards, input):

@@ -46,6 +46,16 @@ Backends (config ``action_units.backend``), one module each
   :func:`backend_choice` says why).
   py-feat and landmarks leave the pose and gaze columns NaN.
 
+Person baseline (config ``action_units.person_baseline``, off by default; ``mediapipe`` only):
+each ``AU*_r`` column becomes ``max(0, value - b)``, ``b`` its ``person_baseline_quantile``
+(default 0.05) quantile over the video's frames with a face - the target person's neutral
+(facevox.extract.au_table.person_baseline); rows without a face stay NaN, the other columns
+are unchanged.  Another backend with it on is an error naming the key (``landmarks`` has its
+own baseline, ``baseline_quantile``; py-feat's probabilities and OpenFace's intensities are
+kept as their models give them).  The metadata ``au_person_baseline`` records what was
+subtracted: ``{"quantile", "face_frames", "subtracted": {AU column: b}}`` (null when off), and
+``au_scale`` says the values are relative.
+
 Every backend builds its table with facevox.extract.au_table.
 
 Whose face: every backend measures the landmarks table's target person (issue 28).
@@ -72,7 +82,9 @@ from facevox.extract import (
     au_mediapipe_geometry,
     au_mediapipe_install,
     au_openface,
+    au_openface_pipeline,
     au_pyfeat,
+    au_table,
 )
 from facevox.io import read_provenance, read_table, write_table
 from facevox.provenance import provenance
@@ -83,14 +95,21 @@ AU_SCALE = {
     "pyfeat": au_pyfeat.AU_SCALE,
     "landmarks": au_geometric.AU_SCALE,
     "mediapipe": au_mediapipe.AU_SCALE,
+    "openface_models": au_openface_pipeline.AU_SCALE,
 }
 
+#: Appended to ``au_scale`` when ``action_units.person_baseline`` is on: the values are relative.
+PERSON_BASELINE_SCALE = "; minus the person's neutral (au_person_baseline), floored at 0"
 
-def backend_choice(backend: str) -> tuple[str, str]:
-    """(the backend that runs, why): ``auto`` is pyfeat when its weights are cached, else
-    mediapipe when it and its bundle are installed, else landmarks."""
+
+def backend_choice(backend: str, openface_models_dir: str = "") -> tuple[str, str]:
+    """(the backend that runs, why): ``auto`` is openface_models when ``openface_models_dir``
+    (config ``action_units.openface_models_dir``) is set, else pyfeat when its weights are cached,
+    else mediapipe when it and its bundle are installed, else landmarks."""
     if backend != "auto":
         return backend, "set in the config (action_units.backend)"
+    if str(openface_models_dir or "").strip():
+        return "openface_models", "auto: action_units.openface_models_dir is set"
     if au_pyfeat.pyfeat_weights_available():
         return "pyfeat", "auto: py-feat's AU weights are cached"
     why = "py-feat weights not cached (`facevox fetch-models` downloads them)"
@@ -99,9 +118,9 @@ def backend_choice(backend: str) -> tuple[str, str]:
     return "landmarks", f"auto: {why}; {au_mediapipe_install.unavailable_reason()}"
 
 
-def resolve_backend(backend: str) -> str:
+def resolve_backend(backend: str, openface_models_dir: str = "") -> str:
     """The backend that runs (:func:`backend_choice`)."""
-    return backend_choice(backend)[0]
+    return backend_choice(backend, openface_models_dir)[0]
 
 
 def run(video, landmarks_path, out, params: dict | None = None, openface_csv=None,
@@ -113,8 +132,14 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
     runs again from the table (the summary's ``second_pass``, ``second_pass_frames``: on how many
     frames they differed), so the table is always the one the stage alone writes."""
     p = stage_params("action_units", params)
-    backend, why = backend_choice(p["backend"])
+    backend, why = backend_choice(p["backend"], p["openface_models_dir"])
+    if p["person_baseline"] and backend != "mediapipe":
+        raise FacevoxError(f"{video}: action_units.person_baseline is for the mediapipe backend only, but the "
+                           f"backend is {backend} ({why}); set action_units.person_baseline: false"
+                           + (" (this backend's own neutral baseline: action_units.baseline_quantile)"
+                              if backend == "landmarks" else ""))
     record = dict(p)
+    baseline = None
     extra_estimated: list[str] = []
     summary_extra: dict = {}
     if backend == "openface":
@@ -150,6 +175,10 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
                 mediapipe_out = None  # shown other boxes than the final target's: run again from the table
         df, estimated, extra_estimated, check = au_mediapipe.mediapipe_aus(video, lm, p["confidence_every"],
                                                                            mediapipe_out)
+        if p["person_baseline"]:
+            df, subtracted = au_table.person_baseline(df, p["person_baseline_quantile"])
+            baseline = {"quantile": p["person_baseline_quantile"], "face_frames": int(df["success"].sum()),
+                        "subtracted": subtracted}
         record["model"] = (f"{au_mediapipe_install.MODEL_FILE} (sha256 {au_mediapipe_install.MODEL_SHA256}, "
                            f"from {au_mediapipe_install.MODEL_WHEEL})")
         record["au_from_blendshapes"] = {c: {"rule": r, "blendshapes": n}
@@ -160,6 +189,18 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
                                       "eye_tolerance_iod": au_mediapipe_geometry.EYE_TOLERANCE_IOD}
         inputs = {"video": video, "model": au_mediapipe_install.model_path(),
                   **({"landmarks": landmarks_path} if lm is not None else {})}
+    elif backend == "openface_models":
+        ofm = au_openface_pipeline.load_models(p["openface_models_dir"])  # checked before the video is read
+        excluded = read_provenance(landmarks_path).get("excluded")
+        if excluded:
+            raise ExcludedInput(landmarks_path, excluded)
+        lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+        df, estimated, fit_failed = au_openface_pipeline.openface_models_aus(video, lm, ofm)
+        summary_extra["pdm_fit_failed"] = fit_failed
+        record["openface_models_dir"] = str(ofm.folder)
+        record["model_files"] = ofm.checksums
+        check = from_the_table(df, "OpenFace's aligned face and PDM fit of the landmarks table's target points")
+        inputs = {"video": video, "landmarks": landmarks_path}
     else:
         model = au_pyfeat.PyFeatAU()
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
@@ -170,8 +211,10 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
     summary = {"backend": backend, "n_frames": int(len(df)),
                "face_rate": float(df["success"].mean()) if len(df) else 0.0, "why": why, **summary_extra}
     meta = provenance("action_units", params=record, inputs=inputs, au_backend=backend, au_backend_why=why,
-                      au_estimated=estimated, extra_estimated=extra_estimated, au_scale=AU_SCALE[backend],
-                      n_frames=summary["n_frames"], face_rate=summary["face_rate"], **check)
+                      au_estimated=estimated, extra_estimated=extra_estimated,
+                      au_scale=AU_SCALE[backend] + (PERSON_BASELINE_SCALE if baseline else ""),
+                      au_person_baseline=baseline, n_frames=summary["n_frames"],
+                      face_rate=summary["face_rate"], **check)
     write_table(df, out, AU_SCHEMA, meta)
     return summary
 

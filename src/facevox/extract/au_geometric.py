@@ -55,9 +55,10 @@ like OpenFace's 0-5 intensities.  The full scales are rough anthropometric
 sizes of a strong action (IOD ~ 63 mm: ~9 mm of brow raise, ~3 mm of lid
 raise, a mouth ~45 % wider, ~25 mm of jaw drop, an EAR falling from ~0.3 open
 to ~0.05 shut), not a calibration against FACS coders.  ``b`` is the
-per-video neutral baseline: the ``baseline_quantile`` quantile (config, default
-0.1) of m over the frames with a face for an increasing measure, the
-``1 - baseline_quantile`` quantile for a decreasing one.  This assumes each AU
+per-video neutral baseline (facevox.extract.au_table.face_quantile): the
+``baseline_quantile`` quantile (config, default 0.1) of m over the frames with
+a face for an increasing measure, the ``1 - baseline_quantile`` quantile for a
+decreasing one.  This assumes each AU
 is inactive in most of a video's frames; where it is not (someone who smiles
 through a short clip), the baseline is that expression and the values are
 relative to it.  AU05 uses the median instead: lid height has blinks (~5-10 %
@@ -71,7 +72,7 @@ import numpy as np
 import pandas as pd
 
 from facevox.contract import points_from_columns
-from facevox.extract.au_table import au_frame
+from facevox.extract.au_table import au_frame, face_quantile
 
 #: ``au_scale`` metadata of this backend: what the numbers mean.
 AU_SCALE = "landmark geometry: inter-ocular-normalised change from the neutral baseline, 0-5"
@@ -145,7 +146,7 @@ def geometric_aus(landmarks_df: pd.DataFrame, baseline_quantile: float = 0.1) ->
         for col, (direction, full_scale, neutral) in GEOMETRIC_AUS.items():
             m = measures[col]
             q = 0.5 if neutral == "median" else baseline_quantile if direction > 0 else 1 - baseline_quantile
-            baseline = np.quantile(m[ok], q)
+            baseline = face_quantile(m, ok, q)
             values[col] = MAX_INTENSITY * np.clip(direction * (m - baseline) / full_scale, 0, 1)
     df = au_frame(landmarks_df["frame"], landmarks_df["timestamp_s"], ok, np.ones(n), values)
     return df, list(GEOMETRIC_AUS)

@@ -120,7 +120,9 @@ def run(video, out, config=None, vid: str | None = None, openface_csv=None, prog
     if "landmarks" not in paths:
         return paths
     tracked = mp_out = None
-    if "action_units" in paths and action_units.resolve_backend(cfg["action_units"]["backend"]) == "mediapipe":
+    au_cfg = cfg["action_units"]
+    if "action_units" in paths and action_units.resolve_backend(au_cfg["backend"],
+                                                                au_cfg["openface_models_dir"]) == "mediapipe":
         tracked, mp_out = shared_decode(video, cfg, total, progress, reference)
     lm = landmarks.run(video, paths["landmarks"], cfg["landmarks"], progress=progress, total=total, tracked=tracked,
                        target=cfg["target"], reference=reference)

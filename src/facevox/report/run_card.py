@@ -143,6 +143,19 @@ def unusable_study_warnings(qa_tsv, sheet) -> list[str]:
     return unusable_class_warnings(read_samples(sheet, check_files=False), unusable)
 
 
+def au_model_files(config: dict) -> dict[str, str] | None:
+    """sha256 of each OpenFace model file the ``openface_models`` AU backend uses (path relative to
+    ``action_units.openface_models_dir``), None when another backend runs.  A FacevoxError when the
+    folder is set but its files are missing or malformed (the AU stage would have failed too)."""
+    from facevox.extract import action_units, au_openface_pipeline
+
+    au_cfg = config.get("action_units") or {}
+    folder = au_cfg.get("openface_models_dir") or ""
+    if action_units.resolve_backend(au_cfg.get("backend", "auto"), folder) != "openface_models":
+        return None
+    return au_openface_pipeline.load_models(folder).checksums
+
+
 def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".",
              study_warnings=(), inputs_tsv=None, qa_tsv=None, sheet=None) -> dict:
     """Write the run card JSON to ``out`` and return it.
@@ -200,6 +213,7 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     }
     if inputs_tsv:
         card["excluded_inputs"] = excluded_inputs(inputs_tsv)
+    card["au_model_files"] = au_model_files(config)
     write_json(card, out)
     return card
 
