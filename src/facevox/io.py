@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -189,6 +190,15 @@ def read_provenance(path) -> dict:
 def read_provenance_from(schema: pa.Schema) -> dict:
     raw = (schema.metadata or {}).get(PROVENANCE_KEY)
     return json.loads(raw) if raw else {}
+
+
+def file_sha256(path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(obj, path) -> None:

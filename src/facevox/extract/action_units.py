@@ -191,10 +191,7 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
                   **({"landmarks": landmarks_path} if lm is not None else {})}
     elif backend == "openface_models":
         ofm = au_openface_pipeline.load_models(p["openface_models_dir"])  # checked before the video is read
-        excluded = read_provenance(landmarks_path).get("excluded")
-        if excluded:
-            raise ExcludedInput(landmarks_path, excluded)
-        lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)
+        lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)  # an excluded landmarks table: ExcludedInput
         df, estimated, fit_failed = au_openface_pipeline.openface_models_aus(video, lm, ofm)
         summary_extra["pdm_fit_failed"] = fit_failed
         record["openface_models_dir"] = str(ofm.folder)

@@ -35,7 +35,6 @@ Tests: tests/test_au_openface_models.py
 """
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from facevox.errors import FacevoxError, InputError
+from facevox.io import file_sha256
 
 #: What an OpenFace 2.x model folder holds (said in every error about a model file).
 FOLDER_HINT = ("an OpenFace 2.x model folder holds AU_predictors/AU_all_best.txt, the svr_combined/ and "
@@ -282,11 +282,7 @@ def model_checksums(paths) -> dict[str, str]:
         p = Path(p)
         if not p.is_file():
             raise _bad(p, "model file not found for its checksum")
-        digest = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        out[str(p)] = digest.hexdigest()
+        out[str(p)] = file_sha256(p)
     return out
 
 

@@ -9,7 +9,6 @@ Rule: workflow/rules/probe.smk · Tests: tests/test_probe.py
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,20 +16,12 @@ import av
 import numpy as np
 
 from facevox.errors import InputError
-from facevox.io import write_json
+from facevox.io import file_sha256, write_json
 from facevox.media import error_reason, index_shortfall, no_video_stream, open_media
 from facevox.provenance import provenance
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _seconds(value, time_base) -> float | None:
@@ -67,7 +58,7 @@ def probe(path) -> dict:
         info: dict = {
             "path": str(path),
             "size_bytes": path.stat().st_size,
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "container": container.format.name,
             "duration_s": None if container.duration is None else container.duration / av.time_base,
             "bit_rate": container.bit_rate,

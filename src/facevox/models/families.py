@@ -269,13 +269,22 @@ def run_models(run, sweeps: dict | None) -> list[str]:
     return [v for m in run for v in variants.get(m, [m])]
 
 
+def variant_overrides(overrides: dict, name: str) -> dict:
+    """The overrides of ``name`` under ``models.overrides``: its own entry when there is one, else (a sweep
+    variant) its model's entry with the variant's values on top."""
+    if name in (overrides or {}):
+        return overrides[name] or {}
+    model, values = parse_variant(name)
+    return {**((overrides or {}).get(model) or {}), **values}
+
+
 def with_variant_overrides(models_cfg: dict, sweeps: dict | None) -> dict:
-    """``models_cfg`` whose ``overrides`` also hold each sweep variant's: the model's own overrides with the
-    variant's values on top, keyed by the variant's name (so every per-model lookup works on variants)."""
+    """``models_cfg`` whose ``overrides`` also hold each sweep variant's (:func:`variant_overrides`), keyed by
+    the variant's name (so every per-model lookup works on variants)."""
     overrides = dict(models_cfg.get("overrides") or {})
-    for model, names in sweep_variants(sweeps).items():
+    for names in sweep_variants(sweeps).values():
         for name in names:
-            overrides[name] = {**(overrides.get(model) or {}), **parse_variant(name)[1]}
+            overrides[name] = variant_overrides(overrides, name)
     return {**models_cfg, "overrides": overrides}
 
 

@@ -75,7 +75,7 @@ import numpy as np
 from facevox.config import stage_params
 from facevox.errors import FacevoxError
 from facevox.models import create_model, get_spec, n_parameters, parse_variant, split_overrides
-from facevox.models.families import FAMILIES, machine_settings, without_machine_keys
+from facevox.models.families import FAMILIES, machine_settings, variant_overrides, without_machine_keys
 from facevox.provenance import provenance
 from facevox.training import checkpoints
 from facevox.training.checkpoints import MODEL_FORMAT, load_checkpoint, resume_dir, save
@@ -204,9 +204,7 @@ def train(model_name: str, data, out, *, seed: int = 0, params: dict | None = No
     settings = run_settings(params)
     spec = get_spec(model_name)
     base_name, variant = parse_variant(model_name)  # a sweep variant (stst@lr=0.0001): its model and values
-    own = settings["overrides"].get(model_name)
-    arch_over, train_over = split_overrides(model_name, own if own is not None else
-                                            {**(settings["overrides"].get(base_name) or {}), **variant})
+    arch_over, train_over = split_overrides(model_name, variant_overrides(settings["overrides"], model_name))
     cfg = spec.training_config(**train_over)
     task = make_task(spec.family, data, settings, sheet, cfg["protocol"])
     left_out = task.left_out()
@@ -289,7 +287,7 @@ def _train_torch(spec, task, arch, data_kwargs, cfg, seed, settings, base, out: 
     loss_fn = task.loss(cfg, device)
     has_dev = task.has_dev()
     # the model's own selection metric (a paper preset's) before the run-wide one
-    selection = {**settings, "select_by": cfg.get("select_by") or settings["select_by"]}
+    selection = {**settings, "select_by": selected_by(task.kind, cfg, settings)}
     if not has_dev:
         warnings.append("no usable dev data: the last epoch is kept, no early stopping")
         log.warning("%s: %s", spec.name, warnings[-1])

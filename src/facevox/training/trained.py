@@ -21,13 +21,13 @@ Tests: tests/test_predict.py
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from facevox.errors import FacevoxError
+from facevox.io import file_sha256
 from facevox.models import create_model
 from facevox.models.families import FAMILIES
 from facevox.training.checkpoints import load_checkpoint
@@ -83,15 +83,6 @@ def build_model(payload: dict):
     return model.eval()
 
 
-def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes (hex), read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def to_tensor(value, device):
     """numpy array or tensor -> tensor on ``device``."""
     import torch
@@ -131,10 +122,10 @@ class TrainedModel:
         from facevox.training.device import pick_device
 
         device = pick_device(settings["device"], settings=settings)
-        precision = inference_precision(trained_precision(payload), device)
-        if precision != trained_precision(payload):
-            log.warning("%s: trained in %s, applied in %s on %s", payload["model"], trained_precision(payload),
-                        precision, device)
+        trained = trained_precision(payload)
+        precision = inference_precision(trained, device)
+        if precision != trained:
+            log.warning("%s: trained in %s, applied in %s on %s", payload["model"], trained, precision, device)
         postprocess = task_class(payload["family"], payload["training"].get("protocol")).postprocess
         return cls(model.to(device), postprocess=postprocess, device=device, precision=precision, payload=payload,
                    path=path)
@@ -198,4 +189,3 @@ class TrainedModel:
             output = self.model(*[to_tensor(t, self.device) for t in inputs])
             return self.postprocess(output).cpu().numpy()
 
-    __call__ = predict
