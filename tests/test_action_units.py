@@ -315,7 +315,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import zipfile  # noqa: E402
 
-from facevox.contract import AU_EXTRA_COLUMNS, BLENDSHAPE_COLUMNS, GAZE_COLUMNS, POSE_COLUMNS  # noqa: E402
+from facevox.contract import AU_EXTRA_COLUMNS, AU_PRESENCE_COLUMNS, BLENDSHAPE_COLUMNS, GAZE_COLUMNS, POSE_COLUMNS  # noqa: E402
 from facevox.extract import au_mediapipe as amp  # noqa: E402
 from facevox.extract import au_mediapipe_geometry as mp_geometry  # noqa: E402
 from facevox.extract import au_mediapipe_install as mp_install  # noqa: E402
@@ -485,10 +485,16 @@ def test_gaze_geometry_hand_computed():
     assert g[6] == pytest.approx(np.arctan2(-np.sin(0.2), np.cos(0.2)))  # face towards the image's left
 
 
-def test_openface_csv_carries_pose_and_gaze(openface_csv):
+def test_openface_csv_carries_pose_gaze_and_presence(openface_csv):
     df = au_openface.read_openface_csv(openface_csv)
     check_schema(df)
-    assert df.attrs["extra_estimated"] == POSE_COLUMNS + GAZE_COLUMNS
+    assert df.attrs["extra_estimated"] == POSE_COLUMNS + GAZE_COLUMNS + AU_PRESENCE_COLUMNS
+    # The file's presence columns as they are: the first row has AU02, AU05 and AU23 present;
+    # over its 100 rows AU05 and AU23 are present on every frame, AU45 on 22, AU06 on none.
+    first = df.iloc[0][AU_PRESENCE_COLUMNS]
+    assert first[first == 1].index.tolist() == ["AU02_c", "AU05_c", "AU23_c"]
+    counts = df[AU_PRESENCE_COLUMNS].sum()
+    assert (counts["AU05_c"], counts["AU23_c"], counts["AU45_c"], counts["AU06_c"]) == (100, 100, 22, 0)
     row = df.iloc[0]
     # First data row of the file: gaze 0.109059,0.062474,-0.99207 / -0.124401,0.0663107,-0.990014;
     # pose 16.6573,43.4571,597.876 mm, 0.29759,-0.063753,-0.0192347 rad.
@@ -1095,6 +1101,15 @@ def test_run_openface_models_backend(feat_media, gappy_landmarks, fake_openface,
     assert df.loc[~gap, "AU12_r"].to_numpy() == pytest.approx(want[~gap].astype(np.float32), abs=1e-5)
     # the dynamic AU01 is calibrated: its 10 % quantile frame is 0 (before smoothing) - some frame reaches 0
     assert df.loc[~gap, "AU01_r"].min() < 0.5
+    # AU12_c by hand: the SVM's score is the same parameter (bias 0): 1 where it is > 0, 0 on the gap,
+    # then OpenFace's 7-frame vote (frames 3 .. 68: 1 where at least 4 of the 7 around are 1)
+    assert meta["extra_estimated"] == ["AU12_c"]
+    vote = np.where(gap, 0.0, (np.nan_to_num(local[:, 0]) > 0).astype(float))
+    want = vote.copy()
+    want[3:-3] = np.convolve(vote, np.ones(7), "valid") >= 4
+    assert df.loc[~gap, "AU12_c"].tolist() == want[~gap].tolist() and 0 < want[~gap].sum() < 67
+    assert df.loc[gap, "AU12_c"].isna().all()
+    assert df[[c for c in AU_PRESENCE_COLUMNS if c != "AU12_c"]].isna().all().all()
 
 
 def test_openface_models_failed_pdm_fit_is_an_untracked_frame(feat_media, single_face_landmarks, fake_openface,
@@ -1167,5 +1182,7 @@ def test_openface_models_with_real_files(feat_media, single_face_landmarks, tmp_
         aop.relative(p, folder) for p in (*ofm.models.files, ofm.pdm.path)}
     vals = df[AU_COLUMNS].to_numpy()
     assert np.isfinite(vals).all() and vals.min() >= 0 and vals.max() <= 5
+    assert meta["extra_estimated"] == AU_PRESENCE_COLUMNS
+    assert set(np.unique(df[AU_PRESENCE_COLUMNS].to_numpy())) <= {0.0, 1.0}
     # the man's broad smile (~0.6 s to ~2.3 s): OpenFace's AU12 rises
     assert df["AU12_r"].iloc[30:66].mean() > df["AU12_r"].iloc[:15].mean() + 1

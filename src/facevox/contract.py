@@ -190,8 +190,15 @@ BLENDSHAPE_NAMES = [
     "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
 ]
 BLENDSHAPE_COLUMNS = ["bs_" + n.lstrip("_") for n in BLENDSHAPE_NAMES]
+#: OpenFace 2.x's AU presence outputs (its SVM classifiers: 1 present, 0 absent, after its
+#: 7-frame vote), the 18 AUs it classifies (the 17 intensities' AUs and AU28, lip suck).  Written
+#: by the backends that apply or import OpenFace (``openface_models``, ``openface``); NaN elsewhere.
+AU_PRESENCE_COLUMNS = [
+    "AU01_c", "AU02_c", "AU04_c", "AU05_c", "AU06_c", "AU07_c", "AU09_c", "AU10_c", "AU12_c",
+    "AU14_c", "AU15_c", "AU17_c", "AU20_c", "AU23_c", "AU25_c", "AU26_c", "AU28_c", "AU45_c",
+]
 #: Every AU-table column after the 17 AUs (NaN where the backend has no such output).
-AU_EXTRA_COLUMNS = POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS
+AU_EXTRA_COLUMNS = POSE_COLUMNS + GAZE_COLUMNS + BLENDSHAPE_COLUMNS + AU_PRESENCE_COLUMNS
 
 
 def _au_extra_fields() -> list[pa.Field]:
@@ -204,7 +211,9 @@ def _au_extra_fields() -> list[pa.Field]:
                 "atan2(x, -z) of the mean gaze vector: > 0 looking to the image's right"),
              _f("gaze_angle_y", pa.float32(), "rad", "atan2(y, -z) of the mean gaze vector: > 0 looking down")]
     shapes = [_f(c, pa.float32(), None, "MediaPipe blendshape score 0-1") for c in BLENDSHAPE_COLUMNS]
-    return pose + gaze + shapes
+    presence = [_f(c, pa.float32(), None, "AU presence, OpenFace's classifier: 1 present, 0 absent")
+                for c in AU_PRESENCE_COLUMNS]
+    return pose + gaze + shapes + presence
 
 
 AU_SCHEMA = pa.schema(

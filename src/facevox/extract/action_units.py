@@ -193,6 +193,7 @@ def run(video, landmarks_path, out, params: dict | None = None, openface_csv=Non
         ofm = au_openface_pipeline.load_models(p["openface_models_dir"])  # checked before the video is read
         lm, _ = read_table(landmarks_path, LANDMARKS_SCHEMA)  # an excluded landmarks table: ExcludedInput
         df, estimated, fit_failed = au_openface_pipeline.openface_models_aus(video, lm, ofm)
+        extra_estimated = df.attrs["extra_estimated"]
         summary_extra["pdm_fit_failed"] = fit_failed
         record["openface_models_dir"] = str(ofm.folder)
         record["model_files"] = ofm.checksums

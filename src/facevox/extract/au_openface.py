@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facevox.contract import AU_COLUMNS, GAZE_COLUMNS, GAZE_VECTOR_COLUMNS, POSE_COLUMNS
+from facevox.contract import AU_COLUMNS, AU_PRESENCE_COLUMNS, GAZE_COLUMNS, GAZE_VECTOR_COLUMNS, POSE_COLUMNS
 from facevox.errors import InputError
 from facevox.extract.au_table import au_frame, landmark_boxes
 from facevox.extract.openface import read_openface_table
@@ -57,7 +57,7 @@ def read_openface_csv(path, landmarks: pd.DataFrame | None = None) -> pd.DataFra
     if problems:
         raise InputError(path, "; ".join(problems))
     estimated = [c for c in AU_COLUMNS if c in raw.columns]
-    extra = openface_pose_gaze(raw)
+    extra = {**openface_pose_gaze(raw), **openface_presence(raw)}
     frame = raw["frame"].to_numpy(np.float64).astype(np.int64) - 1
     success = raw["success"].to_numpy(np.float64) == 1
     check = openface_target(raw, frame, success, landmarks)
@@ -100,6 +100,12 @@ def openface_target(raw: pd.DataFrame, frame: np.ndarray, success: np.ndarray, l
     return {"is_target": inside, "target_checked": True,
             "target_check_why": "OpenFace's 2-D landmark centroid inside the landmarks' target box",
             "target_frames": int((success & inside).sum()), "not_target_frames": int((success & ~inside).sum())}
+
+
+def openface_presence(raw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """OpenFace's AU presence columns (``AUxx_c``, 0/1) that the CSV has, under the same names."""
+    return {c: pd.to_numeric(raw[c], errors="coerce").to_numpy(np.float64)
+            for c in AU_PRESENCE_COLUMNS if c in raw.columns}
 
 
 def openface_pose_gaze(raw: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -23,9 +23,9 @@ calibration, and their AU values are NaN (facevox's convention; OpenFace writes 
 fit (degenerate landmarks: fit_pdm's NaN frame) never stops the stage: it is counted
 (the stage summary's ``pdm_fit_failed``) and logged as a warning.  The
 table's ``AU*_r`` columns are OpenFace's intensities (0-5) of the AUs the folder has an
-intensity model for; OpenFace's presence outputs (``AUxx_c``) have no column in the AU table and
-are not written.  Confidence: 1.0 on frames with a face (OpenFace's tracker confidence has no
-equivalent here).
+intensity model for, its ``AU*_c`` columns OpenFace's presence outputs (0/1) of the AUs it has a
+classifier for (``contract.AU_PRESENCE_COLUMNS``).  Confidence: 1.0 on frames with a face
+(OpenFace's tracker confidence has no equivalent here).
 
 Memory: the feature matrix is float32, [frames, 4702] (25 min at 25 fps: ~0.65 GB); nothing else
 kept per frame is larger than a landmarks row.  predict_aus never copies it whole: it works
@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facevox.contract import AU_COLUMNS, points_from_columns
+from facevox.contract import AU_COLUMNS, AU_PRESENCE_COLUMNS, points_from_columns
 from facevox.errors import FacevoxError, InputError
 from facevox.extract import au_openface_models as aom
 from facevox.extract.au_openface_align import SIZE, align_face
@@ -150,8 +150,9 @@ def video_features(video, lm: pd.DataFrame, ofm: OpenFaceModels) -> tuple[np.nda
 
 
 def openface_models_aus(video, lm: pd.DataFrame, ofm: OpenFaceModels) -> tuple[pd.DataFrame, list[str], int]:
-    """The ``openface_models`` backend's AU table of ``video`` (its landmarks table ``lm``), the
-    AU columns it estimates (those with an intensity model in the folder), and on how many
+    """The ``openface_models`` backend's AU table of ``video`` (its landmarks table ``lm``; its
+    ``attrs["extra_estimated"]``: the presence columns written, those with a classifier in the
+    folder), the AU columns it estimates (those with an intensity model in the folder), and on how many
     frames with the target the PDM fit failed (:func:`facevox.extract.pdm_fit.fit_pdm`'s NaN
     frames: degenerate landmarks; they are untracked frames, NaN AUs; logged as a warning)."""
     feats, tracked = video_features(video, lm, ofm)
@@ -161,6 +162,7 @@ def openface_models_aus(video, lm: pd.DataFrame, ofm: OpenFaceModels) -> tuple[p
                     "they are untracked frames (NaN AUs)", video, fit_failed, int(lm["success"].sum()))
     out = aom.predict_aus(ofm.models, feats, tracked)
     del feats
-    values = {c: v for c, v in out.items() if c in AU_COLUMNS}
+    values = {c: v for c, v in out.items() if c in AU_COLUMNS or c in AU_PRESENCE_COLUMNS}
     df = au_frame(lm["frame"], lm["timestamp_s"], tracked, np.ones(len(lm)), values)
+    df.attrs["extra_estimated"] = [c for c in AU_PRESENCE_COLUMNS if c in values]
     return df, [c for c in AU_COLUMNS if c in values], fit_failed
