@@ -51,17 +51,6 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def openface_landmarks(ref: pd.DataFrame) -> pd.DataFrame:
-    """A landmarks-like table (what the backend reads: frame, timestamp_s, success, x_*, y_*) from
-    OpenFace's CSV: its 1-based ``frame`` becomes 0-based, rows without ``success`` have no points."""
-    from facevox.contract import LANDMARK_X, LANDMARK_Y
-    lm = pd.DataFrame({"frame": ref["frame"].to_numpy(int) - 1, "timestamp_s": ref["timestamp"].to_numpy(float),
-                       "success": ref["success"].to_numpy(float) == 1})
-    pts = ref[LANDMARK_X + LANDMARK_Y].to_numpy(np.float64)
-    pts[~lm["success"].to_numpy()] = np.nan
-    return pd.concat([lm, pd.DataFrame(pts, columns=LANDMARK_X + LANDMARK_Y)], axis=1)
-
-
 def agreement(ours: pd.DataFrame, ref: pd.DataFrame, aus: list[str], presence: list[str]) -> pd.DataFrame:
     """Per AU: Pearson r of ours vs OpenFace's intensity, and the share of equal presence values,
     on the frames where both have a face (rows matched by 0-based frame)."""
@@ -82,6 +71,22 @@ def agreement(ours: pd.DataFrame, ref: pd.DataFrame, aus: list[str], presence: l
     return out
 
 
+def landmark_gap(lm: pd.DataFrame, ref: pd.DataFrame) -> dict[str, float]:
+    """How far facevox's landmarks lie from OpenFace's on the same frames: mean distance over the
+    inter-ocular distance (eye centres; NME), overall and per region, and the mean frame-to-frame
+    motion of a point (px) of each - the landmarks' share of the end-to-end difference."""
+    from facevox.contract import points_from_columns
+    a, b = points_from_columns(lm), points_from_columns(ref)
+    iod = np.linalg.norm(b[:, 36:42].mean(1) - b[:, 42:48].mean(1), axis=1)
+    err = np.linalg.norm(a - b, axis=2) / iod[:, None]
+    regions = {"jaw": range(17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+               "mouth": range(48, 68)}
+    out = {"all": float(np.nanmean(err)), **{k: float(np.nanmean(err[:, list(r)])) for k, r in regions.items()}}
+    out["motion facevox px"] = float(np.nanmean(np.linalg.norm(np.diff(a, axis=0), axis=2)))
+    out["motion openface px"] = float(np.nanmean(np.linalg.norm(np.diff(b, axis=0), axis=2)))
+    return out
+
+
 def timed(fn, repeats: int) -> tuple[float, float]:
     cpu, wall = [], []
     for _ in range(repeats):
@@ -97,7 +102,7 @@ def main() -> None:
     from facevox.dataset.demo import feat_media_dir
     from facevox.extract import action_units, landmarks
     from facevox.extract import au_openface_pipeline as aop
-    from facevox.extract.openface import read_openface_table
+    from facevox.extract.openface import openface_landmarks, read_openface_table
     from facevox.io import read_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -144,7 +149,7 @@ def main() -> None:
     lines = [f"# `openface_models` AU backend vs OpenFace's own output ({a.video.name})", "",
              f"CPU: {cpu_name()}, one core pinned. Models: `{a.models}` (OpenFace's files, not shipped). "
              f"Reference: `{a.openface_csv.name}` ({len(ref)} rows, {int((ref['success'] == 1).sum())} with a face).",
-             "", "## Agreement with OpenFace (`AUxx_r`: Pearson r; `AUxx_c`: share of frames equal)", "",
+             "", "### Agreement with OpenFace (`AUxx_r`: Pearson r; `AUxx_c`: share of frames equal)", "",
              "| AU | " + " | ".join(f"r, {k}" for k in runs) + " | presence equal, openface landmarks "
              "| presence equal, facevox landmarks | OpenFace mean (sd) |",
              "|---|" + "---:|" * (len(runs) + 3)]
@@ -158,9 +163,15 @@ def main() -> None:
                  + f" | {tables['openface landmarks']['presence_equal'].mean():.3f}"
                  + f" | {tables['facevox landmarks']['presence_equal'].mean():.3f} | |")
     lines.append("| min | " + " | ".join(f"{tables[k]['r'].min():.3f}" for k in runs) + " | | | |")
+    gap = landmark_gap(lm_fv, ref) if len(lm_fv) == len(ref) else None
+    lines += [] if gap is None else [
+              "", "facevox's landmarks vs OpenFace's (NME: mean point distance / inter-ocular distance): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in gap.items() if not k.startswith("motion"))
+              + f"; mean frame-to-frame motion of a point: facevox {gap['motion facevox px']:.2f} px, "
+              f"OpenFace {gap['motion openface px']:.2f} px."]
     lines += ["", "Frames compared: " + ", ".join(f"{k} {v.attrs['frames']}" for k, v in tables.items())
               + ". NaN AU values on frames with a face: " + ", ".join(f"{k} {v}" for k, v in nan_on_face.items())
-              + ".", "", "## Speed of the `action_units` stage (same landmarks table, "
+              + ".", "", "### Speed of the `action_units` stage (same landmarks table, "
               f"{n} frames, median of {a.repeats})", "",
               "| backend | CPU s | wall s | frames/s per core |", "|---|---:|---:|---:|"]
     for k, (cpu, wall) in speed.items():

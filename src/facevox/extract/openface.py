@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -44,3 +45,18 @@ def read_openface_table(path, required, any_of=(), any_of_label: str = "") -> tu
         problems.append("several rows per frame (several faces?): facevox reads the "
                         "single-face output of OpenFace's FeatureExtraction")
     return (None, problems) if problems else (raw, [])
+
+
+def openface_landmarks(raw: pd.DataFrame) -> pd.DataFrame:
+    """OpenFace's 2-D landmarks as a landmarks-like table (what the AU backends read: ``frame``
+    0-based, ``timestamp_s``, ``success``, ``x_0..x_67``, ``y_0..y_67``; NaN points where OpenFace's
+    ``success`` is not 1), from a CSV read by :func:`read_openface_table`.  Used to run facevox's
+    ``openface_models`` backend on OpenFace's own landmarks (benchmarks/bench_au_openface.py)."""
+    from facevox.contract import LANDMARK_X, LANDMARK_Y
+    success = pd.to_numeric(raw["success"], errors="coerce").to_numpy(np.float64) == 1
+    pts = raw[LANDMARK_X + LANDMARK_Y].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True)
+    pts[~success] = np.nan
+    head = pd.DataFrame({"frame": raw["frame"].to_numpy(np.int64) - 1,
+                         "timestamp_s": raw["timestamp"].to_numpy(np.float64), "success": success})
+    return pd.concat([head, pd.DataFrame(pts, columns=LANDMARK_X + LANDMARK_Y)], axis=1)
+
