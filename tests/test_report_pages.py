@@ -273,6 +273,28 @@ def test_run_card_records_the_target_mode(tmp_path):
     assert run_card.run_card(tmp_path / "old.json", {}, tmp_path / "none")["target_mode"] is None
 
 
+def test_run_card_records_the_openface_model_files_the_au_tables_used(tmp_path):
+    from facevox.extract.au_table import au_frame
+
+    df = au_frame([0, 1], [0.0, 0.04], [True, True], [1.0, 1.0], {"AU12_r": np.array([1.0, 2.0])})
+    files_a = {"AU_predictors/AU_all_best.txt": "a" * 64, "model/pdms/In-the-wild_aligned_PDM_68.txt": "b" * 64}
+    files_b = {**files_a, "AU_predictors/AU_all_best.txt": "c" * 64}  # the list changed between videos
+    tables = []
+    for name, backend, files in (("v1", "openface_models", files_a), ("v2", "openface_models", files_a),
+                                 ("v3", "openface_models", files_b), ("v4", "mediapipe", None)):
+        params = {"openface_models_dir": "/of/bin", "model_files": files} if files else {}
+        tables.append(tmp_path / f"{name}.parquet")
+        write_table(df, tables[-1], AU_SCHEMA, provenance("action_units", params=params, au_backend=backend))
+    card = run_card.run_card(tmp_path / "card.json", {}, tmp_path / "none",
+                             au_tables=[*tables, tmp_path / "excluded.parquet"])
+    assert card["au_model_files"] == [{"folder": "/of/bin", "files": files_a, "videos": ["v1", "v2"]},
+                                      {"folder": "/of/bin", "files": files_b, "videos": ["v3"]}]
+    page = run_card.run_card_page(tmp_path / "card.json", tmp_path / "card.html").read_text()
+    assert page.count("<h2>OpenFace AU model files</h2>") == 2 and "c" * 64 in page
+    assert "/of/bin: 2 video(s) (v1, v2)" in page
+    assert run_card.run_card(tmp_path / "c2.json", {}, tmp_path / "none", au_tables=tables[3:])["au_model_files"] is None
+
+
 # --------------------------------------------------------------------------- timelines
 def write_tracks(tmp_path, pose: bool, n=50):
     t = np.arange(n) / 25.0

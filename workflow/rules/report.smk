@@ -208,6 +208,7 @@ rule run_card:
         study=json.dumps(STUDY_WARNINGS),
         inputs=(f"--inputs {INPUTS_TABLE} --qa results/qa.tsv --sheet {shlex.quote(SHEET_FILE)}"
                 if SOURCE == "videos" else ""),
+        aus=expand("results/action_units/{video}.parquet", video=VIDEOS) if SOURCE == "videos" else [],
     log:
         "results/logs/run_card.log",
     benchmark:
@@ -216,4 +217,5 @@ rule run_card:
         "../../envs/facevox.yaml"
     shell:
         "python -m facevox run-card {output:q} --config-json {params.cfg:q} --benchmarks results/benchmarks"
-        " --metrics {params.metrics:q} --study-warnings-json {params.study:q} {params.inputs} > {log:q} 2>&1"
+        " --metrics {params.metrics:q} --study-warnings-json {params.study:q} {params.inputs}"
+        " --au-tables {params.aus:q} > {log:q} 2>&1"

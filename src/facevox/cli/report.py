@@ -59,7 +59,8 @@ def cmd_run_card(a):
     except json.JSONDecodeError as exc:
         raise FacevoxError(f"--study-warnings-json is not valid JSON ({exc})") from None
     card = run_card(a.out, json_option(a.config_json, "--config-json"), a.benchmarks, a.metrics or (), root=a.root,
-                    study_warnings=study, inputs_tsv=a.inputs, qa_tsv=a.qa, sheet=a.sheet)
+                    study_warnings=study, inputs_tsv=a.inputs, qa_tsv=a.qa, sheet=a.sheet,
+                    au_tables=a.au_tables or ())
     log.info("run-card %s: commit %s, config %s, %d stages, %.1f s of job time", a.out, card["git"]["commit"],
              card["config_sha256"][:12], len(card["stages"]), card["total_job_wall_seconds"])
 
@@ -172,3 +173,5 @@ def register(sub, command) -> None:
     p.add_argument("--inputs", help="results/inputs.tsv: the excluded inputs and their reasons go into the card")
     p.add_argument("--qa", help="results/qa.tsv: with --sheet, the study warnings its unusable videos add")
     p.add_argument("--sheet", help="the sample sheet (with --qa)")
+    p.add_argument("--au-tables", nargs="*", default=[],
+                   help="the run's AU tables: the OpenFace model files they were made with go into the card")

@@ -143,21 +143,31 @@ def unusable_study_warnings(qa_tsv, sheet) -> list[str]:
     return unusable_class_warnings(read_samples(sheet, check_files=False), unusable)
 
 
-def au_model_files(config: dict) -> dict[str, str] | None:
-    """sha256 of each OpenFace model file the ``openface_models`` AU backend uses (path relative to
-    ``action_units.openface_models_dir``), None when another backend runs.  A FacevoxError when the
-    folder is set but its files are missing or malformed (the AU stage would have failed too)."""
-    from facevox.extract import action_units, au_openface_pipeline
+def au_model_files(au_tables) -> list[dict] | None:
+    """The OpenFace model files the ``openface_models`` AU backend used, as its AU tables'
+    provenance records them (``params.model_files``: sha256 by path relative to the folder, and
+    ``params.openface_models_dir``): one entry per distinct set of files, ``{"folder", "files",
+    "videos"}`` (the tables' file stems), so files changed between videos show as two entries.
+    None when no table of ``au_tables`` was made by that backend (missing tables are skipped:
+    an excluded video's stage wrote none)."""
+    from facevox.io import read_provenance
 
-    au_cfg = config.get("action_units") or {}
-    folder = au_cfg.get("openface_models_dir") or ""
-    if action_units.resolve_backend(au_cfg.get("backend", "auto"), folder) != "openface_models":
-        return None
-    return au_openface_pipeline.load_models(folder).checksums
+    groups: dict[str, dict] = {}
+    for path in au_tables:
+        if not Path(path).is_file():
+            continue
+        meta = read_provenance(path)
+        params = meta.get("params") or {}
+        if meta.get("au_backend") != "openface_models" or not params.get("model_files"):
+            continue
+        entry = {"folder": params.get("openface_models_dir"), "files": dict(params["model_files"])}
+        key = json.dumps(entry, sort_keys=True)
+        groups.setdefault(key, {**entry, "videos": []})["videos"].append(Path(path).stem)
+    return list(groups.values()) or None
 
 
 def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_paths=(), root=".",
-             study_warnings=(), inputs_tsv=None, qa_tsv=None, sheet=None) -> dict:
+             study_warnings=(), inputs_tsv=None, qa_tsv=None, sheet=None, au_tables=()) -> dict:
     """Write the run card JSON to ``out`` and return it.
 
     ``study_warnings``: the lines facevox.dataset.splits.study_warnings gave when the DAG was
@@ -167,7 +177,9 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     With ``inputs_tsv`` (results/inputs.tsv) it lists the excluded inputs (``excluded_inputs``)
     and how many videos were included.  With ``qa_tsv`` and ``sheet``, ``study_warnings`` also
     holds the lines its unusable videos add (:func:`unusable_study_warnings`): computed here
-    from the run's own QA table, the same wherever the job runs.
+    from the run's own QA table, the same wherever the job runs.  ``au_tables``: the run's AU
+    tables; the OpenFace model files they were made with go into ``au_model_files``
+    (:func:`au_model_files`).
     """
     study_warnings = list(study_warnings) + (unusable_study_warnings(qa_tsv, sheet) if qa_tsv and sheet else [])
     stages = stage_times(benchmarks_dir)
@@ -213,7 +225,7 @@ def run_card(out, config: dict, benchmarks_dir="results/benchmarks", metrics_pat
     }
     if inputs_tsv:
         card["excluded_inputs"] = excluded_inputs(inputs_tsv)
-    card["au_model_files"] = au_model_files(config)
+    card["au_model_files"] = au_model_files(au_tables)
     write_json(card, out)
     return card
 
@@ -286,6 +298,12 @@ def run_card_page(card_path, out) -> Path:
               else f"{t.get('device')} (asked {t.get('device_requested')})", t.get("precision") or "–",
               t.get("train_seconds"), t.get("best_epoch"), t.get("n_parameters"), left(t)] for t in trainings],
             table_id="trainings-table", sortable=True) + "</section>")
+    for i, group in enumerate(card.get("au_model_files") or []):
+        videos = group.get("videos") or []
+        shown = ", ".join(videos[:10]) + (f" and {len(videos) - 10} more" if len(videos) > 10 else "")
+        parts.append(f'<section id="au-model-files-{i}"><h2>OpenFace AU model files</h2>'
+                     f'<p>{esc(group.get("folder"))}: {len(videos)} video(s) ({esc(shown)})</p>'
+                     + table(["file", "sha256"], sorted((group.get("files") or {}).items())) + "</section>")
     parts.append('<section id="packages"><h2>Package versions</h2>'
                  + definition_table(sorted((card.get("packages") or {}).items())) + "</section>")
     parts.append('<section id="config"><h2>Configuration</h2><pre>'
