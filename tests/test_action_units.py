@@ -448,7 +448,7 @@ def gl_matrix(rx, ry, rz, t_cm):
     """A MediaPipe-style transformation matrix (OpenGL axes) for OpenFace-frame Euler angles."""
     flip = np.diag([1.0, -1.0, -1.0])
     m = np.eye(4)
-    m[:3, :3] = flip @ mp_geometry.rotation_xyz(rx, ry, rz) @ flip
+    m[:3, :3] = flip @ mp_geometry.rotation_xyz([rx, ry, rz]) @ flip
     m[:3, 3] = flip @ np.asarray(t_cm, float)
     return m
 
@@ -456,7 +456,7 @@ def gl_matrix(rx, ry, rz, t_cm):
 def test_head_pose_from_the_matrix_hand_computed():
     R, pose = mp_geometry.head_pose(gl_matrix(0.1, -0.3, 0.2, [2.0, -1.5, 40.0]))
     assert pose == pytest.approx([20.0, -15.0, 400.0, 0.1, -0.3, 0.2])  # mm, rad
-    assert np.allclose(R, mp_geometry.rotation_xyz(0.1, -0.3, 0.2))
+    assert np.allclose(R, mp_geometry.rotation_xyz([0.1, -0.3, 0.2]))
     # A face straight ahead, 60 cm away: OpenGL's -z is OpenFace's +z.
     m = np.eye(4)
     m[2, 3] = -60.0
@@ -488,7 +488,7 @@ def test_gaze_geometry_hand_computed():
     g = mp_geometry.gaze_vectors(eye_mesh((0, -8)), np.eye(3))
     assert np.degrees(g[7]) == pytest.approx(-8.0)  # looking up
     # The head turned by yaw 0.2 rad with the eyes fixed in the head: gaze turns with it.
-    R = mp_geometry.rotation_xyz(0, 0.2, 0)
+    R = mp_geometry.rotation_xyz([0, 0.2, 0])
     g = mp_geometry.gaze_vectors(eye_mesh() @ R.T, R)
     assert g[6] == pytest.approx(np.arctan2(-np.sin(0.2), np.cos(0.2)))  # face towards the image's left
 
@@ -610,9 +610,9 @@ def pose_of(out):
 
 @pytest.mark.parametrize("n", [330, 470])
 def test_head_roll_from_rotated_frames(posed_videos, n):
-    base = mp_geometry.rotation_xyz(*pose_of(posed_videos[n, "base"]))
+    base = mp_geometry.rotation_xyz(pose_of(posed_videos[n, "base"]))
     for name, angle in (("cw20", 20.0), ("ccw20", -20.0)):
-        rel = mp_geometry.rotation_xyz(*pose_of(posed_videos[n, name])) @ base.T  # the rotation the image added
+        rel = mp_geometry.rotation_xyz(pose_of(posed_videos[n, name])) @ base.T  # the rotation the image added
         rx, ry, rz = np.degrees(mp_geometry.euler_xyz(rel))
         assert rz == pytest.approx(angle, abs=3.0), name  # about the optical axis, clockwise > 0
         assert abs(rx) < 3.0 and abs(ry) < 3.0, name

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from facevox.errors import FacevoxError
+from facevox.extract.au_mediapipe_geometry import rotation_xyz
 from facevox.extract.au_openface_models import PDM, read_pdm
-from facevox.extract.pdm_fit import fit_pdm, rotation_matrices, shape_2d
+from facevox.extract.pdm_fit import fit_pdm, shape_2d
 
 # 6 points (x, y, z), not coplanar, roughly centred on 0.
 POINTS = np.array([[-30.0, -20.0, 5.0], [30.0, -20.0, 5.0], [0.0, 0.0, -20.0],
@@ -31,12 +32,12 @@ GLOBAL = np.array([2.0, 0.1, -0.2, 0.3, 50.0, -20.0])
 LOCAL = np.array([1.5, -0.8])
 
 
-def test_rotation_matrices_is_rx_ry_rz():
+def test_rotation_xyz_is_rx_ry_rz():
     c, s = np.cos(0.3), np.sin(0.3)
-    np.testing.assert_allclose(rotation_matrices([0.0, 0.0, 0.3]), [[c, -s, 0], [s, c, 0], [0, 0, 1]], atol=1e-15)
-    np.testing.assert_allclose(rotation_matrices([0.3, 0.0, 0.0]), [[1, 0, 0], [0, c, -s], [0, s, c]], atol=1e-15)
-    np.testing.assert_allclose(rotation_matrices([0.0, 0.3, 0.0]), [[c, 0, s], [0, 1, 0], [-s, 0, c]], atol=1e-15)
-    assert rotation_matrices(np.zeros((4, 2, 3))).shape == (4, 2, 3, 3)
+    np.testing.assert_allclose(rotation_xyz([0.0, 0.0, 0.3]), [[c, -s, 0], [s, c, 0], [0, 0, 1]], atol=1e-15)
+    np.testing.assert_allclose(rotation_xyz([0.3, 0.0, 0.0]), [[1, 0, 0], [0, c, -s], [0, s, c]], atol=1e-15)
+    np.testing.assert_allclose(rotation_xyz([0.0, 0.3, 0.0]), [[c, 0, s], [0, 1, 0], [-s, 0, c]], atol=1e-15)
+    assert rotation_xyz(np.zeros((4, 2, 3))).shape == (4, 2, 3, 3)
 
 
 def test_shape_2d_by_hand():

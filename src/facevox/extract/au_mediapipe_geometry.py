@@ -62,13 +62,17 @@ def euler_xyz(R: np.ndarray) -> np.ndarray:
     return np.stack([rx, ry, rz], axis=-1)
 
 
-def rotation_xyz(rx: float, ry: float, rz: float) -> np.ndarray:
-    """``Rx(rx) @ Ry(ry) @ Rz(rz)`` (the inverse of :func:`euler_xyz`)."""
-    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
-    Rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    Rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return Rx @ Ry @ Rz
+def rotation_xyz(euler) -> np.ndarray:
+    """``Rx(rx) @ Ry(ry) @ Rz(rz)`` for Euler angles ``[..., 3]`` (rad: rx, ry, rz) -> ``[..., 3, 3]``;
+    the inverse of :func:`euler_xyz` (OpenFace's convention; also its PDM's rotation,
+    facevox.extract.pdm_fit)."""
+    e = np.asarray(euler, dtype=np.float64)
+    s1, s2, s3 = np.sin(e[..., 0]), np.sin(e[..., 1]), np.sin(e[..., 2])
+    c1, c2, c3 = np.cos(e[..., 0]), np.cos(e[..., 1]), np.cos(e[..., 2])
+    rows = [[c2 * c3, -c2 * s3, s2],
+            [c1 * s3 + s1 * s2 * c3, c1 * c3 - s1 * s2 * s3, -s1 * c2],
+            [s1 * s3 - c1 * s2 * c3, s1 * c3 + c1 * s2 * s3, c1 * c2]]
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
 def head_pose(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

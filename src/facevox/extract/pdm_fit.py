@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from facevox.errors import FacevoxError
-from facevox.extract.au_mediapipe_geometry import euler_xyz
+from facevox.extract.au_mediapipe_geometry import euler_xyz, rotation_xyz
 from facevox.extract.au_openface_models import PDM
 
 #: OpenFace's CalcParams: at most this many steps ...
@@ -61,18 +61,6 @@ MIN_IMPROVEMENT = 0.001
 STEP = 0.5
 #: Frames fitted at once (bounds memory; smaller chunks stay in cache).
 CHUNK = 128
-
-
-def rotation_matrices(euler: np.ndarray) -> np.ndarray:
-    """``Rx(rx) @ Ry(ry) @ Rz(rz)`` for Euler angles [..., 3] (rad) -> [..., 3, 3]; the inverse
-    of :func:`facevox.extract.au_mediapipe_geometry.euler_xyz` (OpenFace's convention)."""
-    e = np.asarray(euler, dtype=np.float64)
-    s1, s2, s3 = np.sin(e[..., 0]), np.sin(e[..., 1]), np.sin(e[..., 2])
-    c1, c2, c3 = np.cos(e[..., 0]), np.cos(e[..., 1]), np.cos(e[..., 2])
-    rows = [[c2 * c3, -c2 * s3, s2],
-            [c1 * s3 + s1 * s2 * c3, c1 * c3 - s1 * s2 * s3, -s1 * c2],
-            [s1 * s3 - c1 * s2 * c3, s1 * c3 + c1 * s2 * s3, c1 * c2]]
-    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
 def _model(pdm: PDM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,7 +77,7 @@ def _model(pdm: PDM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _project(glob: np.ndarray, shape3d: np.ndarray) -> np.ndarray:
     """Weak perspective: [f, 6] global parameters, [f, 3, n] shapes -> [f, 2, n]."""
-    rot = rotation_matrices(glob[:, 1:4])[:, :2, :]
+    rot = rotation_xyz(glob[:, 1:4])[:, :2, :]
     return glob[:, 0, None, None] * (rot @ shape3d) + glob[:, 4:6, None]
 
 
@@ -148,7 +136,7 @@ def _normal_equations(model: _Model, glob, shape3d, resid, w, all_vis):
     (``R2'R2 = I - r3 r3'`` for the first two rows R2 of a rotation, r3 its third row)."""
     f, _, n = shape3d.shape
     m = model.eig.size
-    rot = rotation_matrices(glob[:, 1:4])
+    rot = rotation_xyz(glob[:, 1:4])
     r2, s = rot[:, :2, :], glob[:, 0]
     # rigid columns [f, 2, n, 6]: d/ds, d/dw of s R (I + [w]x) X = s (X x row of R), d/dt
     rigid = np.zeros((f, 2, n, 6))
@@ -197,7 +185,7 @@ def _update(glob: np.ndarray, loc: np.ndarray, delta: np.ndarray) -> tuple[np.nd
     one = np.ones_like(wx)
     small = np.stack([np.stack([one, -wz, wy], -1), np.stack([wz, one, -wx], -1),
                       np.stack([-wy, wx, one], -1)], -2)
-    new[:, 1:4] = euler_xyz(rotation_matrices(glob[:, 1:4]) @ _orthonormalise(small))
+    new[:, 1:4] = euler_xyz(rotation_xyz(glob[:, 1:4]) @ _orthonormalise(small))
     return new, loc + delta[:, 6:]
 
 
