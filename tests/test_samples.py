@@ -366,3 +366,14 @@ def test_probe_reads_the_openface_csv(tmp_path, video_only):
         probe_samples(read_samples(sheet), sheet)
     [problem] = info.value.problems
     assert problem.startswith(f"samples.tsv line 2 (video_id 'v'): openface_csv {tmp_path / 'of.csv'}")
+
+
+def test_subjects_of_a_video_without_subject_is_itself():
+    from facevox.samples import subjects_of
+
+    df = pd.DataFrame({"video_id": ["a", "b", "c", "d"], "subject_id": ["s1", "", None, float("nan")]},
+                      index=["a", "b", "c", "d"])
+    assert subjects_of(df).tolist() == ["s1", "b", "c", "d"]
+    assert subjects_of(df).index.tolist() == ["a", "b", "c", "d"]
+    bare = pd.DataFrame({"split": ["train", "test"]}, index=pd.Index(["v1", "v2"], name="video_id"))
+    assert subjects_of(bare).tolist() == ["v1", "v2"]  # no subject_id column: each video is its own

@@ -208,6 +208,21 @@ def read_samples(path, check_files: bool = True, labels: Sequence[str] | None = 
     return df
 
 
+def subjects_of(samples: pd.DataFrame) -> pd.Series:
+    """Each video's subject, indexed as ``samples``: its ``subject_id``, or its video id where that
+    is empty, None or NaN (or the sheet has no such column) - a video without a subject is its own
+    subject.  The video id is the ``video_id`` column where there is one, else the index.  The one
+    rule for folds, tables, the study page and the identity check (facevox.dataset.splits keys such
+    videos apart from real subject ids when it draws splits)."""
+    vids = samples["video_id"] if "video_id" in samples.columns else pd.Series(samples.index, index=samples.index)
+    vids = vids.astype(str)
+    if "subject_id" not in samples.columns:
+        return vids
+    subject = samples["subject_id"]
+    missing = subject.isna() | (subject.astype(str).str.strip() == "")
+    return subject.astype(object).where(~missing, vids).astype(str)
+
+
 def seconds_or_none(value) -> float | None:
     """A sheet cell holding seconds (``reference_s``) as a float; None for an empty cell."""
     if value is None or (isinstance(value, str) and not value.strip()):

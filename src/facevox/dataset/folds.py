@@ -39,6 +39,7 @@ import pandas as pd
 
 from facevox.contract import SPLITS
 from facevox.errors import FacevoxError
+from facevox.samples import subjects_of
 
 #: The schemes ``cv.scheme`` may name.
 SCHEMES = ("fixed", "kfold", "loso")
@@ -47,8 +48,7 @@ SCHEMES = ("fixed", "kfold", "loso")
 def _subjects(samples: pd.DataFrame) -> pd.DataFrame:
     """The videos in play (split train / dev / test): ``subject`` (the video id when empty) and ``label``."""
     rows = samples[samples["split"].isin(SPLITS)]
-    subject = rows["subject_id"].fillna("").astype(str) if "subject_id" in rows else pd.Series("", index=rows.index)
-    subject = subject.where(subject != "", pd.Series(rows.index, index=rows.index).astype(str))
+    subject = subjects_of(rows)
     label = rows["label"].fillna("").astype(str) if "label" in rows else pd.Series("", index=rows.index)
     return pd.DataFrame({"subject": subject, "label": label}, index=rows.index)
 
@@ -126,9 +126,7 @@ def fold_sheet(samples: pd.DataFrame, assignment: dict[str, str]) -> pd.DataFram
     """``samples`` with every video's ``split`` set to its subject's in ``assignment`` (a video whose
     subject is not assigned - not in play - gets an empty split)."""
     out = samples.copy()
-    subject = out["subject_id"].fillna("").astype(str) if "subject_id" in out else pd.Series("", index=out.index)
-    subject = subject.where(subject != "", pd.Series(out.index, index=out.index).astype(str))
-    out["split"] = [assignment.get(s, "") for s in subject]
+    out["split"] = [assignment.get(s, "") for s in subjects_of(out)]
     return out
 
 

@@ -44,6 +44,7 @@ import pyarrow as pa
 from facevox.contract import SPLITS
 from facevox.errors import FacevoxError, InputError
 from facevox.io import atomic_path, read_provenance
+from facevox.samples import subjects_of
 
 #: Columns of results/identity_overlap.tsv.
 COLUMNS = ["kind", "video_a", "subject_a", "split_a", "video_b", "subject_b", "split_b", "distance", "cross_split"]
@@ -128,7 +129,7 @@ def find_pairs(samples: pd.DataFrame, vectors: dict[str, np.ndarray],
     videos = [v for v in samples.index if v in vectors]  # sheet order
     if len(videos) < 2:
         return pd.DataFrame(columns=COLUMNS)
-    subjects = np.array([_cell(samples.loc[v, "subject_id"]) or v for v in videos], dtype=object)
+    subjects = subjects_of(samples).loc[videos].to_numpy(dtype=object)
     splits = np.array([_cell(samples.loc[v, "split"]) for v in videos], dtype=object)
     dist = pairwise_distances(np.stack([vectors[v] for v in videos]))
     ia, ib = np.triu_indices(len(videos), k=1)

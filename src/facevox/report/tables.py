@@ -141,7 +141,7 @@ from facevox.report.table_stats import (
     pooled_predictions,
     summarise,
 )
-from facevox.samples import read_samples
+from facevox.samples import read_samples, subjects_of
 
 #: Headline metric(s) of a table: the bootstrap interval's metric (continuous: every dimension).
 HEADLINE = {"classification": ("f1_weighted",), "regression": ("rmse",)}
@@ -426,4 +426,4 @@ def sheet_subjects(sheet) -> dict[str, str]:
     files not checked); a video with an empty ``subject_id`` is its own subject (its video
     id), as in facevox.dataset.splits."""
     samples = read_samples(sheet, check_files=False)
-    return {str(vid): str(subject) if subject else str(vid) for vid, subject in samples["subject_id"].items()}
+    return {str(vid): subject for vid, subject in subjects_of(samples).items()}
