@@ -248,12 +248,16 @@ def test_regression_and_continuous_plots(tmp_path):
 
 def test_cross_validation_curves_pool_each_seed_s_folds():
     """Under cross-validation the ROC / scatter curves are per seed over the pooled held-out rows of every fold."""
-    records = [{"seed": s, "fold": f, "fold_name": f"fold{f}", "model": "lr"} for s in (0, 1) for f in (0, 1)]
-    tables = [pd.DataFrame({"video_id": [f"v{f}a", f"v{f}b"], "prob_positive": [0.1 * s, 0.2]})
+    records = [{"seed": s, "fold": f, "fold_name": f"fold{f}", "model": "lr", "_path": f"lr/fold{f}/seed{s}.json"}
+               for s in (0, 1) for f in (0, 1)]
+    tables = [pd.DataFrame({"split": "test", "video_id": [f"v{f}a", f"v{f}b"], "prob_positive": [0.1 * s, 0.2]})
               for s in (0, 1) for f in (0, 1)]
     pooled, pooled_tables = plots.pooled_out_of_fold(records, tables)
     assert [r["seed"] for r in pooled] == [0, 1] and all(r["pooled"] for r in pooled)
     assert list(pooled_tables[1]["video_id"]) == ["v0a", "v0b", "v1a", "v1b"]
+    # as the tables pool them: a seed without every fold is left out
+    pooled, pooled_tables = plots.pooled_out_of_fold(records[:3], tables[:3])
+    assert [r["seed"] for r in pooled] == [0] and list(pooled_tables[0]["video_id"]) == ["v0a", "v0b", "v1a", "v1b"]
     assert plots.run_label(pooled[0]) == "seed 0, pooled out of fold"
     assert plots.run_label(records[3]) == "fold1 seed 1"
     fixed = [{"seed": 0, "model": "lr"}]

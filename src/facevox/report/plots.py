@@ -45,6 +45,7 @@ import pandas as pd
 
 from facevox.errors import FacevoxError, InputError
 from facevox.io import atomic_path
+from facevox.report.table_stats import pooled_predictions
 
 # =========================================================================== plots
 FIG_DPI = 110
@@ -254,17 +255,18 @@ def run_label(record: dict) -> str:
 def pooled_out_of_fold(records: list[dict], tables: list) -> tuple[list[dict], list]:
     """Under cross-validation, one (record, test table) per seed: every fold's held-out rows concatenated
     (each video once, predicted by the fold that held its subject out) - the ROC curve and scatter of the
-    pooled out-of-fold predictions the tables report; without folds ``(records, tables)`` as given."""
+    pooled out-of-fold predictions the tables report, pooled by the tables' own rule
+    (facevox.report.table_stats.pooled_predictions: a seed lacking one of the folds is left out); without
+    folds ``(records, tables)`` as given."""
     if not any(r.get("fold") is not None for r in records):
         return records, tables
-    by_seed: dict[int, list[int]] = {}
-    for i, rec in enumerate(records):
-        by_seed.setdefault(rec["seed"], []).append(i)
-    pooled_records, pooled_tables = [], []
-    for _, members in sorted(by_seed.items()):
-        pooled_records.append({**records[members[0]], "pooled": True, "fold": None, "fold_name": None})
-        pooled_tables.append(pd.concat([tables[i] for i in members], ignore_index=True))
-    return pooled_records, pooled_tables
+    folds = sorted({r["fold"] for r in records})
+    pooled, _ = pooled_predictions(list(zip(records, tables)), "test", f"plots of {records[0]['model']}", folds)
+    first: dict[int, dict] = {}
+    for rec in records:
+        first.setdefault(rec["seed"], rec)
+    return ([{**first[s], "pooled": True, "fold": None, "fold_name": None} for s in pooled],
+            [pooled[s] for s in pooled])
 
 
 #: Readable names of the development metrics (models.select_by and the tasks' own scores).
