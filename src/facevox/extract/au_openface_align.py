@@ -29,6 +29,7 @@ The mean shape is the first matrix of the user's ``In-the-wild_aligned_PDM_68.tx
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import cv2
@@ -112,21 +113,31 @@ def mean_shape_2d(mean_shape) -> np.ndarray:
 
 
 def _polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pixels (integer x, y) inside the closed polygon or on its boundary (even-odd rule)."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    """Pixels (integer x, y) inside the closed polygon or on its boundary (even-odd rule).
+
+    Each edge touches only its own rows (the crossing test: ``min(ay, by) <= y < max(ay, by)``)
+    and its own bounding box (the on-edge test: a pixel outside it is at least 1 px away), so a
+    112 x 112 mask costs ~0.5 ms instead of a whole-grid pass per edge."""
+    xs = np.arange(width, dtype=np.float64)
     inside = np.zeros((height, width), dtype=bool)
     on_edge = np.zeros((height, width), dtype=bool)
     for (ax, ay), (bx, by) in zip(polygon, np.roll(polygon, -1, axis=0)):
-        crosses = (ay > ys) != (by > ys)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_at = ax + (ys - ay) * (bx - ax) / (by - ay)
-        inside ^= crosses & (xs < x_at)
+        y0, y1 = max(0, math.ceil(min(ay, by))), min(height, math.ceil(max(ay, by)))
+        if y1 > y0 and ay != by:
+            ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+            inside[y0:y1] ^= xs[None, :] < ax + (ys - ay) * (bx - ax) / (by - ay)
+        r0, r1 = max(0, math.floor(min(ay, by))), min(height - 1, math.ceil(max(ay, by)))
+        c0, c1 = max(0, math.floor(min(ax, bx))), min(width - 1, math.ceil(max(ax, bx)))
+        if r1 < r0 or c1 < c0:
+            continue
+        gy = np.arange(r0, r1 + 1, dtype=np.float64)[:, None]
+        gx = xs[None, c0:c1 + 1]
         length2 = (bx - ax) ** 2 + (by - ay) ** 2
         if length2 == 0:
-            on_edge |= (xs == ax) & (ys == ay)
+            on_edge[r0:r1 + 1, c0:c1 + 1] |= (gx == ax) & (gy == ay)
             continue
-        along = np.clip(((xs - ax) * (bx - ax) + (ys - ay) * (by - ay)) / length2, 0.0, 1.0)
-        on_edge |= np.hypot(xs - ax - along * (bx - ax), ys - ay - along * (by - ay)) <= 1e-9
+        along = np.clip(((gx - ax) * (bx - ax) + (gy - ay) * (by - ay)) / length2, 0.0, 1.0)
+        on_edge[r0:r1 + 1, c0:c1 + 1] |= np.hypot(gx - ax - along * (bx - ax), gy - ay - along * (by - ay)) <= 1e-9
     return inside | on_edge
 
 
