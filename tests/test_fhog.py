@@ -240,3 +240,34 @@ def test_align_face_refuses_missing_landmarks_and_bad_frames():
         align_face(np.zeros((300, 300), np.uint8), landmarks[:51], mean)
     with pytest.raises(FacevoxError, match="uint8"):
         align_face(np.zeros((300, 300), np.float32), landmarks, mean)
+
+
+def whole_grid_mask(polygon, height, width):
+    """The mask's definition, pixel by pixel over the whole grid: even-odd crossings, or within
+    1e-9 px of an edge."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    inside = np.zeros((height, width), bool)
+    on_edge = np.zeros((height, width), bool)
+    for (ax, ay), (bx, by) in zip(polygon, np.roll(polygon, -1, axis=0)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inside ^= ((ay > ys) != (by > ys)) & (xs < ax + (ys - ay) * (bx - ax) / (by - ay))
+        length2 = (bx - ax) ** 2 + (by - ay) ** 2
+        if length2 == 0:
+            on_edge |= (xs == ax) & (ys == ay)
+            continue
+        t = np.clip(((xs - ax) * (bx - ax) + (ys - ay) * (by - ay)) / length2, 0.0, 1.0)
+        on_edge |= np.hypot(xs - ax - t * (bx - ax), ys - ay - t * (by - ay)) <= 1e-9
+    return inside | on_edge
+
+
+def test_mask_rasteriser_matches_its_definition_on_random_polygons():
+    from facevox.extract.au_openface_align import _polygon_mask
+
+    rng = np.random.default_rng(7)
+    for k in range(300):
+        n = int(rng.integers(3, 25))
+        # integer and half-pixel vertices put pixels exactly on edges; some vertices off the image
+        poly = (rng.integers(-5, 118, size=(n, 2)).astype(float) if k % 3 == 0
+                else rng.uniform(-10, 122, size=(n, 2)) if k % 3 == 1
+                else np.round(rng.uniform(0, 112, size=(n, 2)) * 2) / 2)
+        assert np.array_equal(_polygon_mask(poly, 112, 112), whole_grid_mask(poly, 112, 112)), k
