@@ -167,7 +167,7 @@ def test_a_whole_video_model_scores_a_new_video_as_evaluation_did(tmp_path):
     assert prep["kind"] == "whole" and prep["normalisation"] == "zscore" and len(prep["norm"]["mean"]) == 161
 
 
-def test_a_regression_model_scores_a_new_video_as_evaluation_did(tmp_path):
+def test_a_regression_model_scores_a_new_video_as_evaluation_did(tmp_path, monkeypatch):
     """STA-DRN (tiny) on planted faces: the test scores to 1e-5 (label units); a video without a
     face is flagged; crops of another size are scored with a note."""
     sheet = planted_faces(tmp_path, {"train": 4, "dev": 1, "test": 3}, frames=8, size=16)
@@ -194,6 +194,19 @@ def test_a_regression_model_scores_a_new_video_as_evaluation_did(tmp_path):
     assert table.loc["big", "reason"] == "face crops of 24 px, the training's were 16 px (resized to 16)"
     prep = torch.load(tmp_path / "m.ckpt", weights_only=False)["preprocessing"]
     assert prep["kind"] == "clips" and prep["crop_size"] == 16 and prep["vision"]["clip_len"] == 4
+    # two models of one training (fold models, seeds): the mean of their scores, each video's crops
+    # decoded once for both
+    train("sta_drn", tmp_path / "faces", tmp_path / "m1.ckpt", seed=1, params=params, sheet=sheet)
+    other = predict_table([tmp_path / "m1.ckpt"], new, tmp_path / "new", tmp_path / "p1.parquet", params=params)
+    from facevox.training.tasks import face_frames
+    decodes = []
+    real = face_frames.face_batches
+    monkeypatch.setattr(face_frames, "face_batches", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    both = predict_table([tmp_path / "m.ckpt", tmp_path / "m1.ckpt"], new, tmp_path / "new", tmp_path / "p2.parquet",
+                         params=params)
+    np.testing.assert_allclose(both["score"].iloc[:3], (table["score"].iloc[:3].to_numpy()
+                                                        + other["score"].iloc[:3].to_numpy()) / 2, atol=1e-9)
+    assert len(decodes) == 4  # the 4 videos with a face, once each
 
 
 def test_a_continuous_model_scores_every_window(tmp_path):

@@ -73,54 +73,71 @@ KINDS = {"slices": ("classification", "aligned"), "whole": ("classification", "a
 SCORED, UNSCORED = "scored", "unscored"
 
 
-# --------------------------------------------------------------------------- one model, one video
-def _slice_outputs(model, vid: str, path: Path, settings: dict):
-    """Class probabilities [n, K] of the video's usable slices."""
+# --------------------------------------------------------------------------- the models, one video
+# Each reads the video's per-video table once and gives one (outputs, note, extra) per model: the
+# fold models of a cross-validated training share the read, and differ in their own normalisation.
+def _slice_outputs(models: list, vid: str, path: Path, settings: dict) -> list:
+    """Per model, class probabilities [n, K] of the video's usable slices."""
     from facevox.contract import ALIGNED_SCHEMA
     from facevox.dataset.shards import video_slices
     from facevox.dataset.slices import NormStats
     from facevox.io import read_table
     from facevox.training.tasks.slices import SLICE_PARAMS, slice_inputs, too_missing
 
-    prep = model.preprocessing
-    lacking = [k for k in SLICE_PARAMS if k not in prep["shards"]]
-    if lacking:
-        raise FacevoxError(f"{model.path}: the shard set it was trained on did not record {lacking} in its "
-                           "manifest - rebuild the shards and retrain to score new videos")
+    for model in models:
+        lacking = [k for k in SLICE_PARAMS if k not in model.preprocessing["shards"]]
+        if lacking:
+            raise FacevoxError(f"{model.path}: the shard set it was trained on did not record {lacking} in its "
+                               "manifest - rebuild the shards and retrain to score new videos")
     table, _ = read_table(path, ALIGNED_SCHEMA)
-    slices, n_real, n_missing, _ = video_slices(table, prep["columns"], NormStats(**prep["norm"]), prep["shards"])
-    if not len(slices):
-        return None, "no_slices", {}
-    keep = ~too_missing(n_missing, n_real, prep["max_missing_fraction"])
-    if not keep.any():
-        return None, "max_missing_fraction", {}
-    x = slices[keep]
-    x = np.where(np.isnan(x), np.float32(0), x)
-    size = model.batch_size
-    probs = [model.predict(slice_inputs(x[i:i + size], prep["visual"], prep["acoustic"], prep["sklearn"]))
-             for i in range(0, len(x), size)]
-    return np.concatenate(probs), "", {}
+    results = []
+    for model in models:
+        prep = model.preprocessing
+        slices, n_real, n_missing, _ = video_slices(table, prep["columns"], NormStats(**prep["norm"]), prep["shards"])
+        if not len(slices):
+            results.append((None, "no_slices", {}))
+            continue
+        keep = ~too_missing(n_missing, n_real, prep["max_missing_fraction"])
+        if not keep.any():
+            results.append((None, "max_missing_fraction", {}))
+            continue
+        x = slices[keep]
+        x = np.where(np.isnan(x), np.float32(0), x)
+        size = model.batch_size
+        probs = [model.predict(slice_inputs(x[i:i + size], prep["visual"], prep["acoustic"], prep["sklearn"]))
+                 for i in range(0, len(x), size)]
+        results.append((np.concatenate(probs), "", {}))
+    return results
 
 
-def _whole_outputs(model, vid: str, path: Path, settings: dict):
-    """Class probabilities [1, K] of the whole video."""
+def _whole_outputs(models: list, vid: str, path: Path, settings: dict) -> list:
+    """Per model, class probabilities [1, K] of the whole video."""
     from facevox.dataset.slices import NormStats
     from facevox.training.tasks.whole import aligned_features, whole_inputs
 
-    prep = model.preprocessing
-    values, _ = aligned_features(path, prep["columns"], prep["max_gap"])
-    if not len(values):
-        return None, "no_rows", {}
-    x, _ = whole_inputs(values, NormStats(**prep["norm"]) if prep["norm"] else None)
-    inputs = (x[None][..., prep["visual"]], x[None][..., prep["acoustic"]], np.array([len(x)], np.int64))
-    try:
-        return model.predict(inputs), "", {}
-    except FacevoxError as exc:  # e.g. JAMFN: longer than the seq_len it was built for
-        return None, f"model: {exc}", {}
+    read: dict = {}
+    results = []
+    for model in models:
+        prep = model.preprocessing
+        key = (tuple(prep["columns"]), prep["max_gap"])
+        if key not in read:
+            read[key] = aligned_features(path, prep["columns"], prep["max_gap"])[0]
+        values = read[key]
+        if not len(values):
+            results.append((None, "no_rows", {}))
+            continue
+        x, _ = whole_inputs(values, NormStats(**prep["norm"]) if prep["norm"] else None)
+        inputs = (x[None][..., prep["visual"]], x[None][..., prep["acoustic"]], np.array([len(x)], np.int64))
+        try:
+            results.append((model.predict(inputs), "", {}))
+        except FacevoxError as exc:  # e.g. JAMFN: longer than the seq_len it was built for
+            results.append((None, f"model: {exc}", {}))
+    return results
 
 
-def _face_outputs(model, vid: str, path: Path, settings: dict):
-    """Scores [n] of the clips (clips) or frames (faces) evaluation picks."""
+def _face_outputs(models: list, vid: str, path: Path, settings: dict) -> list:
+    """Per model, scores [n] of the clips (clips) or frames (faces) evaluation picks; the crops are
+    decoded once for the models that pick the same ones at the same size and batch size."""
     from facevox.training.tasks.clips import eval_clip_rows
     from facevox.training.tasks.face_frames import (
         FaceItem,
@@ -133,38 +150,46 @@ def _face_outputs(model, vid: str, path: Path, settings: dict):
     )
     from facevox.training.tasks.faces import eval_frame_rows
 
-    prep = model.preprocessing
-    vision = prep["vision"]
     index = index_video(vid, path)
     if index.n_faces == 0:
-        return None, "no_face", {}
-    if prep["kind"] == "clips":
-        kind, rows = "clip", eval_clip_rows(index.n_faces, int(vision["clip_len"]), vision["eval_clips"])
-    else:
-        kind, rows = "frame", [np.array([r]) for r in eval_frame_rows(index.n_faces, vision["eval_frames_per_video"])]
-    data = FaceItems([index], [FaceItem(0, np.asarray(r), None) for r in rows], vision["size"], kind)
-    chunks = video_batches([vid] * len(rows), model.batch_size)
-    out: list[float] = []
-    for batch in face_batches(data, chunks, loader_workers(settings["vision"]),
-                              int(settings["vision"].get("prefetch", 2))):
-        out.extend(np.asarray(model.predict((batch,) if kind == "clip" else tuple(batch)), np.float64).tolist())
-    size = FaceReader(vision["size"]).crop_size(index)
-    note = "" if size == prep.get("crop_size") else \
-        f"face crops of {size} px, the training's were {prep.get('crop_size')} px (resized to {vision['size']})"
-    return np.array(out), note, {}
+        return [(None, "no_face", {}) for _ in models]
+    decoded: dict = {}
+    results = []
+    for model in models:
+        prep = model.preprocessing
+        vision = prep["vision"]
+        if prep["kind"] == "clips":
+            kind, rows = "clip", eval_clip_rows(index.n_faces, int(vision["clip_len"]), vision["eval_clips"])
+        else:
+            kind, rows = "frame", [np.array([r]) for r in eval_frame_rows(index.n_faces,
+                                                                          vision["eval_frames_per_video"])]
+        key = (kind, tuple(tuple(np.asarray(r).tolist()) for r in rows), vision["size"], model.batch_size)
+        if key not in decoded:
+            data = FaceItems([index], [FaceItem(0, np.asarray(r), None) for r in rows], vision["size"], kind)
+            decoded[key] = list(face_batches(data, video_batches([vid] * len(rows), model.batch_size),
+                                             loader_workers(settings["vision"]),
+                                             int(settings["vision"].get("prefetch", 2))))
+        out: list[float] = []
+        for batch in decoded[key]:
+            out.extend(np.asarray(model.predict((batch,) if kind == "clip" else tuple(batch)), np.float64).tolist())
+        size = FaceReader(vision["size"]).crop_size(index)
+        note = "" if size == prep.get("crop_size") else \
+            f"face crops of {size} px, the training's were {prep.get('crop_size')} px (resized to {vision['size']})"
+        results.append((np.array(out), note, {}))
+    return results
 
 
-def _fau_outputs(model, vid: str, path: Path, settings: dict):
-    """Outputs [T, D] of every window."""
+def _fau_outputs(models: list, vid: str, path: Path, settings: dict) -> list:
+    """Per model, outputs [T, D] of every window."""
     from facevox.io import read_table
     from facevox.training.tasks.fau import window_inputs
 
-    prep = model.preprocessing
     table, _ = read_table(path)
     if not len(table):
-        return None, "no_windows", {}
-    out = np.asarray(model.predict((window_inputs(table, prep["columns"])[None],)))[0]
-    return out, "", {"centre_s": table["centre_s"].to_numpy(np.float64)}
+        return [(None, "no_windows", {}) for _ in models]
+    centres = {"centre_s": table["centre_s"].to_numpy(np.float64)}
+    return [(np.asarray(m.predict((window_inputs(table, m.preprocessing["columns"])[None],)))[0], "", centres)
+            for m in models]
 
 
 OUTPUTS = {"slices": _slice_outputs, "whole": _whole_outputs, "clips": _face_outputs, "faces": _face_outputs,
@@ -248,7 +273,7 @@ def score_videos(models: list, tables: dict, out, settings: dict, inputs: dict |
         elif (excluded := exclusion_of(path)):
             results = [(None, f"excluded_input: {describe(excluded)}", {})]
         else:
-            results = [OUTPUTS[prep["kind"]](m, vid, Path(path), settings) for m in models]
+            results = OUTPUTS[prep["kind"]](models, vid, Path(path), settings)
         if kind == "classification":
             rows += _classification_rows(vid, results, prep)
         elif kind == "regression":
