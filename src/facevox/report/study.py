@@ -181,9 +181,10 @@ def overlap_section(overlap_path, config: dict) -> str:
 
 def run_name(rec: dict) -> str:
     """``stst seed 0``; a sweep variant's name and, under cross-validation, its fold:
-    ``stst@lr=0.0001 fold1 seed 0``."""
-    fold = f" {rec['fold_name']}" if rec.get("fold_name") else ""
-    return f"{rec.get('name') or rec['model']}{fold} seed {rec['seed']}"
+    ``stst@lr=0.0001 fold1 seed 0`` (the training's name, then the plots' run label)."""
+    from facevox.report.plots import run_label
+
+    return f"{rec.get('name') or rec['model']} {run_label(rec)}"
 
 
 def _design(cv) -> str:
