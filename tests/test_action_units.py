@@ -1229,3 +1229,14 @@ def test_openface_models_reproduce_openface_on_its_landmarks(feat_media):
     equal = {c: (df.loc[both, c].to_numpy() == ref.loc[both, c].to_numpy()).mean()
              for c in AU_PRESENCE_COLUMNS if c in ref.columns}
     assert min(equal.values()) >= 0.95, equal
+
+
+def test_the_au_table_s_contract_tag_changes_with_its_columns():
+    import pyarrow as pa
+
+    from facevox.contract import schema_tag
+
+    tag = schema_tag(AU_SCHEMA)
+    assert len(tag) == 12 and tag == schema_tag(pa.schema(list(AU_SCHEMA)))  # names and types only
+    assert schema_tag(pa.schema([f for f in AU_SCHEMA if f.name != "AU45_c"])) != tag
+    assert schema_tag(AU_SCHEMA.set(4, pa.field("AU01_r", pa.float64()))) != tag

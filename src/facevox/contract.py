@@ -372,6 +372,17 @@ TABLES = {
 }
 
 
+def schema_tag(schema: pa.Schema) -> str:
+    """A short fingerprint of ``schema``'s column names and types (12 hex digits of their sha256):
+    a rule that writes such a table gives it as a param, so tables written under an older contract
+    (another column set) are stale to Snakemake and rewritten, never read by a newer stage that
+    checks the contract (the AU table's: workflow/rules/action_units.smk)."""
+    import hashlib
+
+    text = ";".join(f"{f.name}:{f.type}" for f in schema)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def check_table(table: pa.Table, schema: pa.Schema, what: str) -> None:
     """Raise :class:`~facevox.errors.ContractError` (a ValueError) unless ``table`` has exactly
     ``schema``'s names and types."""

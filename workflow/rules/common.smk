@@ -8,7 +8,7 @@ import pandas as pd
 import sys
 from pathlib import Path
 
-from facevox.contract import SPLITS
+from facevox.contract import AU_SCHEMA, SPLITS, schema_tag
 from facevox.dataset.folds import assignments, describe as describe_fold
 from facevox.dataset.import_dvlog import dvlog_samples
 from facevox.dataset.import_openface import openface_samples
