@@ -261,7 +261,7 @@ def whole_grid_mask(polygon, height, width):
 
 
 def test_mask_rasteriser_matches_its_definition_on_random_polygons():
-    from facevox.extract.au_openface_align import _polygon_mask
+    from facevox.extract.au_openface_align import polygon_mask
 
     rng = np.random.default_rng(7)
     for k in range(300):
@@ -270,4 +270,4 @@ def test_mask_rasteriser_matches_its_definition_on_random_polygons():
         poly = (rng.integers(-5, 118, size=(n, 2)).astype(float) if k % 3 == 0
                 else rng.uniform(-10, 122, size=(n, 2)) if k % 3 == 1
                 else np.round(rng.uniform(0, 112, size=(n, 2)) * 2) / 2)
-        assert np.array_equal(_polygon_mask(poly, 112, 112), whole_grid_mask(poly, 112, 112)), k
+        assert np.array_equal(polygon_mask(poly, 112, 112), whole_grid_mask(poly, 112, 112)), k

@@ -112,7 +112,7 @@ def mean_shape_2d(mean_shape) -> np.ndarray:
     return _points(shape[:, :2], "mean_shape", 68)
 
 
-def _polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+def polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
     """Pixels (integer x, y) inside the closed polygon or on its boundary (even-odd rule).
 
     Each edge touches only its own rows (the crossing test: ``min(ay, by) <= y < max(ay, by)``)
@@ -146,7 +146,7 @@ def face_mask(aligned_landmarks, size: int = SIZE, scale: float = SCALE) -> np.n
     :data:`MASK_OUTLINE` after lifting :data:`LIFTED_LANDMARKS` by ``(30 / 0.7) * scale`` pixels."""
     points = _points(aligned_landmarks, "face_mask: aligned_landmarks", 68).copy()
     points[list(LIFTED_LANDMARKS), 1] -= LIFT_AT_SCALE_0_7 / 0.7 * scale
-    return _polygon_mask(points[list(MASK_OUTLINE)], size, size)
+    return polygon_mask(points[list(MASK_OUTLINE)], size, size)
 
 
 def align_face(frame: np.ndarray, landmarks68, mean_shape, size: int = SIZE, scale: float = SCALE,
