@@ -136,8 +136,9 @@ def _whole_outputs(models: list, vid: str, path: Path, settings: dict) -> list:
 
 
 def _face_outputs(models: list, vid: str, path: Path, settings: dict) -> list:
-    """Per model, scores [n] of the clips (clips) or frames (faces) evaluation picks; the crops are
-    decoded once for the models that pick the same ones at the same size and batch size."""
+    """Per model, scores [n] of the clips (clips) or frames (faces) evaluation picks.  The models
+    that pick the same crops at the same size and batch size (a training's fold models) share one
+    pass over them: each batch is decoded once and scored by each of them, then dropped."""
     from facevox.training.tasks.clips import eval_clip_rows
     from facevox.training.tasks.face_frames import (
         FaceItem,
@@ -153,28 +154,30 @@ def _face_outputs(models: list, vid: str, path: Path, settings: dict) -> list:
     index = index_video(vid, path)
     if index.n_faces == 0:
         return [(None, "no_face", {}) for _ in models]
-    decoded: dict = {}
-    results = []
-    for model in models:
-        prep = model.preprocessing
-        vision = prep["vision"]
-        if prep["kind"] == "clips":
+    groups: dict[tuple, tuple[str, list, list[int]]] = {}
+    for i, model in enumerate(models):
+        vision = model.preprocessing["vision"]
+        if model.preprocessing["kind"] == "clips":
             kind, rows = "clip", eval_clip_rows(index.n_faces, int(vision["clip_len"]), vision["eval_clips"])
         else:
             kind, rows = "frame", [np.array([r]) for r in eval_frame_rows(index.n_faces,
                                                                           vision["eval_frames_per_video"])]
         key = (kind, tuple(tuple(np.asarray(r).tolist()) for r in rows), vision["size"], model.batch_size)
-        if key not in decoded:
-            data = FaceItems([index], [FaceItem(0, np.asarray(r), None) for r in rows], vision["size"], kind)
-            decoded[key] = list(face_batches(data, video_batches([vid] * len(rows), model.batch_size),
-                                             loader_workers(settings["vision"]),
-                                             int(settings["vision"].get("prefetch", 2))))
-        out: list[float] = []
-        for batch in decoded[key]:
-            out.extend(np.asarray(model.predict((batch,) if kind == "clip" else tuple(batch)), np.float64).tolist())
-        size = FaceReader(vision["size"]).crop_size(index)
+        groups.setdefault(key, (kind, rows, []))[2].append(i)
+    scores: list[list[float]] = [[] for _ in models]
+    for (_, _, size, batch_size), (kind, rows, members) in groups.items():
+        data = FaceItems([index], [FaceItem(0, np.asarray(r), None) for r in rows], size, kind)
+        for batch in face_batches(data, video_batches([vid] * len(rows), batch_size),
+                                  loader_workers(settings["vision"]), int(settings["vision"].get("prefetch", 2))):
+            for i in members:
+                out = models[i].predict((batch,) if kind == "clip" else tuple(batch))
+                scores[i].extend(np.asarray(out, np.float64).tolist())
+    results = []
+    for model, out in zip(models, scores):
+        prep, want = model.preprocessing, model.preprocessing["vision"]["size"]
+        size = FaceReader(want).crop_size(index)
         note = "" if size == prep.get("crop_size") else \
-            f"face crops of {size} px, the training's were {prep.get('crop_size')} px (resized to {vision['size']})"
+            f"face crops of {size} px, the training's were {prep.get('crop_size')} px (resized to {want})"
         results.append((np.array(out), note, {}))
     return results
 
