@@ -285,14 +285,19 @@ def test_run_card_records_the_openface_model_files_the_au_tables_used(tmp_path):
         params = {"openface_models_dir": "/of/bin", "model_files": files} if files else {}
         tables.append(tmp_path / f"{name}.parquet")
         write_table(df, tables[-1], AU_SCHEMA, provenance("action_units", params=params, au_backend=backend))
-    card = run_card.run_card(tmp_path / "card.json", {}, tmp_path / "none",
-                             au_tables=[*tables, tmp_path / "excluded.parquet"])
+    from facevox.extract.exclusion import write_excluded
+
+    write_excluded(tmp_path / "v5.parquet", AU_SCHEMA, {"stage": "probe", "path": "v5.mp4", "problem": "no video"},
+                   "action_units")
+    card = run_card.run_card(tmp_path / "card.json", {}, tmp_path / "none", au_tables=[*tables, tmp_path / "v5.parquet"])
     assert card["au_model_files"] == [{"folder": "/of/bin", "files": files_a, "videos": ["v1", "v2"]},
                                       {"folder": "/of/bin", "files": files_b, "videos": ["v3"]}]
     page = run_card.run_card_page(tmp_path / "card.json", tmp_path / "card.html").read_text()
     assert page.count("<h2>OpenFace AU model files</h2>") == 2 and "c" * 64 in page
     assert "/of/bin: 2 video(s) (v1, v2)" in page
     assert run_card.run_card(tmp_path / "c2.json", {}, tmp_path / "none", au_tables=tables[3:])["au_model_files"] is None
+    with pytest.raises(InputError, match="typo.parquet: AU table not found"):
+        run_card.run_card(tmp_path / "c3.json", {}, tmp_path / "none", au_tables=[tmp_path / "typo.parquet"])
 
 
 # --------------------------------------------------------------------------- timelines

@@ -59,4 +59,3 @@ def openface_landmarks(raw: pd.DataFrame) -> pd.DataFrame:
     head = pd.DataFrame({"frame": raw["frame"].to_numpy(np.int64) - 1,
                          "timestamp_s": raw["timestamp"].to_numpy(np.float64), "success": success})
     return pd.concat([head, pd.DataFrame(pts, columns=LANDMARK_X + LANDMARK_Y)], axis=1)
-

@@ -148,14 +148,14 @@ def au_model_files(au_tables) -> list[dict] | None:
     provenance records them (``params.model_files``: sha256 by path relative to the folder, and
     ``params.openface_models_dir``): one entry per distinct set of files, ``{"folder", "files",
     "videos"}`` (the tables' file stems), so files changed between videos show as two entries.
-    None when no table of ``au_tables`` was made by that backend (missing tables are skipped:
-    an excluded video's stage wrote none)."""
+    None when no table of ``au_tables`` was made by that backend (an excluded video's record
+    names no backend).  InputError naming a path that is not a file."""
     from facevox.io import read_provenance
 
     groups: dict[str, dict] = {}
     for path in au_tables:
         if not Path(path).is_file():
-            continue
+            raise InputError(path, "AU table not found (run-card --au-tables)")
         meta = read_provenance(path)
         params = meta.get("params") or {}
         if meta.get("au_backend") != "openface_models" or not params.get("model_files"):
