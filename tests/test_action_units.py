@@ -1158,6 +1158,10 @@ def test_auto_picks_openface_models_when_its_folder_is_set():
 def test_openface_models_missing_and_malformed_files_are_named(fake_openface, tmp_path, single_face_landmarks):
     with pytest.raises(FacevoxError, match="openface_models_dir is not set"):
         au.run("v.mp4", single_face_landmarks, tmp_path / "a.parquet", {"backend": "openface_models"})
+    with pytest.raises(FacevoxError) as err:
+        aop.load_models(tmp_path / "nowhere")
+    assert str(err.value).startswith(f"action_units.openface_models_dir {tmp_path / 'nowhere'}: not a folder; an "
+                                     "OpenFace 2.x model folder holds AU_predictors/AU_all_best.txt")
     broken = tmp_path / "of"
     shutil.copytree(fake_openface, broken)
     (broken / "AU_predictors" / "svr_combined" / "AU_1_dynamic_intensity.dat").unlink()

@@ -88,7 +88,7 @@ def load_models(folder) -> OpenFaceModels:
     folder = Path(folder).expanduser()
     try:
         if not folder.is_dir():
-            raise InputError(folder, "action_units.openface_models_dir is not a folder")
+            raise InputError(folder, "not a folder")
         files = aom.find_model_files(folder)
         models = aom.load_au_models(files["au_list"])
         if models.n_features != N_FEATURES:
@@ -99,8 +99,9 @@ def load_models(folder) -> OpenFaceModels:
             raise InputError(pdm.path, f"is not OpenFace's 68-point PDM with 34 modes (mean {pdm.mean_shape.size} "
                                        f"values, {pdm.princ_comp.shape[1]} modes)")
     except InputError as exc:  # the configured folder, not this video: a configuration error, never an exclusion
-        hint = "" if aom.FOLDER_HINT in str(exc) else f"; {aom.FOLDER_HINT}"
-        raise FacevoxError(f"action_units.openface_models_dir {folder}: {exc}{hint}") from None
+        hint = "" if aom.FOLDER_HINT in exc.problem else f"; {aom.FOLDER_HINT}"
+        where = "" if Path(exc.path) == folder else f"{exc.path}: "  # the folder itself: named once
+        raise FacevoxError(f"action_units.openface_models_dir {folder}: {where}{exc.problem}{hint}") from None
     sums = aom.model_checksums([*models.files, pdm.path])
     checksums = {relative(p, folder): h for p, h in sums.items()}
     return OpenFaceModels(folder=folder, models=models, pdm=pdm, checksums=checksums)
